@@ -1,0 +1,38 @@
+// swift-tools-version: 6.0
+// Neurite: deep learning in Swift. One package, one library product per module.
+// No unsafeFlags anywhere: users depend on our products by version, and SwiftPM
+// refuses unsafe flags in dependencies. ISA-specific code lives in the CKernels C
+// target, whose functions carry per-function `target` attributes and are chosen at run time.
+import PackageDescription
+
+let package = Package(
+    name: "Neurite",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+    ],
+    targets: [
+        // ISA-specific micro-kernels (AVX-512, AVX2+FMA, portable), dispatched at run time.
+        .target(
+            name: "CKernels",
+            path: "Packages/CKernels",
+            linkerSettings: [.linkedLibrary("m", .when(platforms: [.linux]))]
+        ),
+        .target(
+            name: "TensorCore",
+            dependencies: ["CKernels"],
+            path: "Packages/TensorCore"
+        ),
+        .executableTarget(
+            name: "neurite-bench",
+            dependencies: ["TensorCore"],
+            path: "Tools/Benchmarks"
+        ),
+        .testTarget(
+            name: "TensorCoreTests",
+            dependencies: ["TensorCore"],
+            path: "Tests/TensorCoreTests"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,171 @@
+// SGEMM micro-kernels, one per ISA path, and their dispatch.
+//
+// Each kernel keeps an MR x NR tile of C in registers and streams kc packed columns of A
+// and packed rows of B through it: per k step, NR/VL vector loads of B, MR broadcasts of A
+// and MR*NR/VL fused multiply-adds. The tile shapes are chosen so that the accumulators
+// plus the B vectors fill the register file without spilling:
+//   AVX-512: 12 x 32 -> 24 zmm accumulators + 2 B + 1 broadcast (32 zmm registers)
+//   AVX2:     6 x 16 -> 12 ymm accumulators + 2 B + 1 broadcast (16 ymm registers)
+//   portable: 4 x 16 -> 16 128-bit accumulators (NEON has 32 registers; SSE2 spills a little)
+#include "ck_gemm.h"
+#include "ck_dispatch.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define CK_X86 1
+#endif
+
+// Writes alpha * tile + beta * C for the valid m x n corner of a full MR x NR tile kept in
+// a scratch buffer. Used by the paths without masked stores for edge tiles.
+static inline void store_partial(const float *tile, int64_t nr, float *c, int64_t ldc,
+                                 int64_t m, int64_t n, float alpha, float beta) {
+    for (int64_t i = 0; i < m; ++i) {
+        float *cr = c + i * ldc;
+        const float *tr = tile + i * nr;
+        if (beta == 0.0f) {
+            for (int64_t j = 0; j < n; ++j) cr[j] = alpha * tr[j];
+        } else {
+            for (int64_t j = 0; j < n; ++j) cr[j] = alpha * tr[j] + beta * cr[j];
+        }
+    }
+}
+
+// ---------------------------------------------------------------- portable (4 x 16)
+
+typedef float ck_v4 __attribute__((vector_size(16)));
+#define P_MR 4
+#define P_NR 16
+
+static void ukr_portable(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                         int64_t m, int64_t n, float alpha, float beta) {
+    ck_v4 acc[P_MR][4];
+    for (int i = 0; i < P_MR; ++i)
+        for (int j = 0; j < 4; ++j) acc[i][j] = (ck_v4){0, 0, 0, 0};
+    for (int64_t p = 0; p < kc; ++p) {
+        ck_v4 bv[4];
+        for (int j = 0; j < 4; ++j) __builtin_memcpy(&bv[j], b + 4 * j, sizeof(ck_v4));
+        for (int i = 0; i < P_MR; ++i) {
+            float ai = a[i];
+            ck_v4 av = {ai, ai, ai, ai};
+            for (int j = 0; j < 4; ++j) acc[i][j] += av * bv[j];
+        }
+        a += P_MR;
+        b += P_NR;
+    }
+    float tile[P_MR * P_NR];
+    for (int i = 0; i < P_MR; ++i)
+        for (int j = 0; j < 4; ++j) __builtin_memcpy(tile + i * P_NR + 4 * j, &acc[i][j], sizeof(ck_v4));
+    store_partial(tile, P_NR, c, ldc, m, n, alpha, beta);
+}
+
+#ifdef CK_X86
+// ---------------------------------------------------------------- AVX2 + FMA (6 x 16)
+#define A2_MR 6
+#define A2_NR 16
+
+__attribute__((target("avx2,fma")))
+static void ukr_avx2(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                     int64_t m, int64_t n, float alpha, float beta) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int64_t p = 0; p < kc; ++p) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 ai;
+#define A2_ROW(i) \
+        ai = _mm256_broadcast_ss(a + i); \
+        c##i##0 = _mm256_fmadd_ps(ai, b0, c##i##0); \
+        c##i##1 = _mm256_fmadd_ps(ai, b1, c##i##1);
+        A2_ROW(0) A2_ROW(1) A2_ROW(2) A2_ROW(3) A2_ROW(4) A2_ROW(5)
+#undef A2_ROW
+        a += A2_MR;
+        b += A2_NR;
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    if (m == A2_MR && n == A2_NR) {
+        __m256 vb = _mm256_set1_ps(beta);
+#define A2_STORE(i) { \
+            float *cr = c + (i) * ldc; \
+            __m256 r0 = _mm256_mul_ps(va, c##i##0), r1 = _mm256_mul_ps(va, c##i##1); \
+            if (beta != 0.0f) { \
+                r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), r0); \
+                r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), r1); \
+            } \
+            _mm256_storeu_ps(cr, r0); _mm256_storeu_ps(cr + 8, r1); }
+        A2_STORE(0) A2_STORE(1) A2_STORE(2) A2_STORE(3) A2_STORE(4) A2_STORE(5)
+#undef A2_STORE
+        return;
+    }
+    float tile[A2_MR * A2_NR];
+#define A2_SPILL(i) _mm256_storeu_ps(tile + (i) * A2_NR, c##i##0); _mm256_storeu_ps(tile + (i) * A2_NR + 8, c##i##1);
+    A2_SPILL(0) A2_SPILL(1) A2_SPILL(2) A2_SPILL(3) A2_SPILL(4) A2_SPILL(5)
+#undef A2_SPILL
+    store_partial(tile, A2_NR, c, ldc, m, n, alpha, beta);
+}
+
+// ---------------------------------------------------------------- AVX-512F (12 x 32)
+#define A5_MR 12
+#define A5_NR 32
+
+__attribute__((target("avx512f,fma")))
+static void ukr_avx512(int64_t kc, const float *a, const float *b, float *c, int64_t ldc,
+                       int64_t m, int64_t n, float alpha, float beta) {
+#define A5_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+    A5_DECL(0) A5_DECL(1) A5_DECL(2) A5_DECL(3) A5_DECL(4) A5_DECL(5)
+    A5_DECL(6) A5_DECL(7) A5_DECL(8) A5_DECL(9) A5_DECL(10) A5_DECL(11)
+#undef A5_DECL
+    for (int64_t p = 0; p < kc; ++p) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        __m512 ai;
+#define A5_ROW(i) \
+        ai = _mm512_set1_ps(a[i]); \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0); \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);
+        A5_ROW(0) A5_ROW(1) A5_ROW(2) A5_ROW(3) A5_ROW(4) A5_ROW(5)
+        A5_ROW(6) A5_ROW(7) A5_ROW(8) A5_ROW(9) A5_ROW(10) A5_ROW(11)
+#undef A5_ROW
+        a += A5_MR;
+        b += A5_NR;
+    }
+    // Column masks make edge tiles as cheap as full ones; masked-off lanes are never touched.
+    __mmask16 k0 = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1u);
+    __mmask16 k1 = n >= 32 ? (__mmask16)0xFFFF : (n <= 16 ? (__mmask16)0 : (__mmask16)((1u << (n - 16)) - 1u));
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define A5_STORE(i) if ((i) < m) { \
+        float *cr = c + (i) * ldc; \
+        __m512 r0 = _mm512_mul_ps(va, c##i##0), r1 = _mm512_mul_ps(va, c##i##1); \
+        if (beta != 0.0f) { \
+            r0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k0, cr), r0); \
+            r1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(k1, cr + 16), r1); \
+        } \
+        _mm512_mask_storeu_ps(cr, k0, r0); _mm512_mask_storeu_ps(cr + 16, k1, r1); }
+    A5_STORE(0) A5_STORE(1) A5_STORE(2) A5_STORE(3) A5_STORE(4) A5_STORE(5)
+    A5_STORE(6) A5_STORE(7) A5_STORE(8) A5_STORE(9) A5_STORE(10) A5_STORE(11)
+#undef A5_STORE
+}
+#endif  // CK_X86
+
+void ck_sgemm_tile(int isa, int64_t *mr, int64_t *nr) {
+    switch (isa) {
+#ifdef CK_X86
+    case CK_ISA_AVX512: *mr = A5_MR; *nr = A5_NR; return;
+    case CK_ISA_AVX2: *mr = A2_MR; *nr = A2_NR; return;
+#endif
+    default: *mr = P_MR; *nr = P_NR; return;
+    }
+}
+
+void ck_sgemm_ukernel(int isa, int64_t kc, const float *a, const float *b,
+                      float *c, int64_t ldc, int64_t m, int64_t n,
+                      float alpha, float beta) {
+    switch (isa) {
+#ifdef CK_X86
+    case CK_ISA_AVX512: ukr_avx512(kc, a, b, c, ldc, m, n, alpha, beta); return;
+    case CK_ISA_AVX2: ukr_avx2(kc, a, b, c, ldc, m, n, alpha, beta); return;
+#endif
+    default: ukr_portable(kc, a, b, c, ldc, m, n, alpha, beta); return;
+    }
+}

@@ -1,0 +1,225 @@
+import CKernels
+
+/// Single-precision general matrix multiply on row-major buffers:
+/// `C = alpha * op(A) * op(B) + beta * C`, where `op(X)` is `X` or its transpose.
+///
+/// `op(A)` is `m x k`, `op(B)` is `k x n` and `C` is `m x n`. `lda`, `ldb` and `ldc` are the
+/// distances between consecutive rows *as stored* (so for a transposed `A` stored as `k x m`,
+/// `lda >= m`). When `beta` is 0, `C` is not read, so it may hold anything (NaN included).
+///
+/// The algorithm is the classic Goto/BLIS one: `B` is packed into panels of `NR` columns
+/// (shared by all threads, for a range of columns that fits the last-level cache), each
+/// thread packs `MC x KC` blocks of `A` into panels of `MR` rows that stay in its L2 cache,
+/// and an ISA-specific micro-kernel (see `KernelISA`) multiplies one `MR x NR` register tile
+/// at a time. Work is split over the shared `ThreadPool` by blocks of rows of `C` (and, when
+/// there are too few, also by columns); products below about a million flops stay on the
+/// calling thread.
+public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                  alpha: Float, a: UnsafePointer<Float>, lda: Int,
+                  b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    precondition(m >= 0 && n >= 0 && k >= 0, "sgemm needs non-negative sizes, got m=\(m) n=\(n) k=\(k)")
+    precondition(lda >= max(1, transposeA ? m : k), "sgemm: lda=\(lda) is too small for op(A) \(m)x\(k), transposeA=\(transposeA)")
+    precondition(ldb >= max(1, transposeB ? k : n), "sgemm: ldb=\(ldb) is too small for op(B) \(k)x\(n), transposeB=\(transposeB)")
+    precondition(ldc >= max(1, n), "sgemm: ldc=\(ldc) is too small for C \(m)x\(n)")
+    if m == 0 || n == 0 { return }
+    if k == 0 || alpha == 0 {
+        for i in 0..<m {
+            let row = c + i * ldc
+            if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+        }
+        return
+    }
+    GemmPlan(m: m, n: n, k: k, isa: KernelISA.current)
+        .run(transposeA: transposeA, transposeB: transposeB, alpha: alpha,
+             a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+}
+
+/// Block sizes and the work split of one GEMM call.
+struct GemmPlan {
+    let m: Int, n: Int, k: Int
+    let isa: KernelISA
+    let mr: Int, nr: Int
+    /// Depth of a packed block: a `KC x NR` panel of B (32 KiB at NR = 32) stays in L1.
+    let kc: Int
+    /// Rows of A packed per block: an `MC x KC` block stays in L2.
+    let mc: Int
+    /// Columns of B packed at once: `K x NC` floats, kept within a few MiB of the last-level cache.
+    let nc: Int
+    let lanes: Int
+
+    static let kcMax = 256
+    static let mcMax = 192
+    static let packedBBudget = 2 << 20  // floats (8 MiB)
+
+    init(m: Int, n: Int, k: Int, isa: KernelISA) {
+        self.m = m; self.n = n; self.k = k; self.isa = isa
+        var mr: Int64 = 0, nr: Int64 = 0
+        ck_sgemm_tile(isa.rawValue, &mr, &nr)
+        self.mr = Int(mr); self.nr = Int(nr)
+        kc = min(k, GemmPlan.kcMax)
+        nc = min(GemmPlan.roundUp(n, self.nr), max(self.nr, GemmPlan.packedBBudget / k / self.nr * self.nr))
+        let flops = 2 * m * n * k
+        lanes = flops < 1_000_000 ? 1 : ThreadPool.shared.effectiveWidth
+        // Balanced row blocks: as few as fit MC, rounded up to a multiple of the thread count.
+        var blocks = (m + GemmPlan.mcMax - 1) / GemmPlan.mcMax
+        if lanes > 1 { blocks = (blocks + lanes - 1) / lanes * lanes }
+        mc = min(GemmPlan.roundUp(m, self.mr), GemmPlan.roundUp((m + blocks - 1) / blocks, self.mr))
+    }
+
+    static func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
+
+    func run(transposeA: Bool, transposeB: Bool, alpha: Float,
+             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let ncPanels = (nc + nr - 1) / nr
+        let packedB = ScratchBuffer(count: k * ncPanels * nr)
+        let packedA = ScratchBuffer(count: lanes * mc * kc)
+        let rowBlocks = (m + mc - 1) / mc
+        let pool = ThreadPool.shared
+        let isaCode = isa.rawValue
+
+        for jc in stride(from: 0, to: n, by: nc) {
+            let ncNow = min(nc, n - jc)
+            let panels = (ncNow + nr - 1) / nr
+            let panelStride = panels * nr  // floats per packed row of this column range
+            // Pack all of B's columns jc..<jc+ncNow, block by block of KC rows, panel by panel.
+            let bBase = packedB.base
+            let packTasks = panels * ((k + kc - 1) / kc)
+            let packB = { (task: Int, _: Int) in
+                let panel = task % panels, block = task / panels
+                let p0 = block * kc, depth = min(kc, k - p0)
+                packPanelB(transposed: transposeB, b: b, ldb: ldb, p0: p0, depth: depth,
+                           col0: jc + panel * nr, cols: min(nr, ncNow - panel * nr),
+                           into: bBase + p0 * panelStride + panel * nr * depth)
+            }
+            if lanes > 1 { pool.parallelFor(packTasks, packB) } else { for t in 0..<packTasks { packB(t, 0) } }
+
+            // Split C's rows into blocks and, when there are fewer blocks than 2 per thread, its columns too.
+            let splits = lanes > 1 ? min(panels, max(1, (2 * lanes + rowBlocks - 1) / rowBlocks)) : 1
+            let aBase = packedA.base
+            let compute = { (task: Int, lane: Int) in
+                let block = task / splits, split = task % splits
+                let i0 = block * mc, rows = min(mc, m - i0)
+                let firstPanel = panels * split / splits, endPanel = panels * (split + 1) / splits
+                let aPanel = aBase + lane * mc * kc
+                for p0 in stride(from: 0, to: k, by: kc) {
+                    let depth = min(kc, k - p0)
+                    packBlockA(transposed: transposeA, a: a, lda: lda, row0: i0, rows: rows,
+                               p0: p0, depth: depth, mr: mr, into: aPanel)
+                    let betaNow: Float = p0 == 0 ? beta : 1
+                    let bBlock = bBase + p0 * panelStride
+                    for panel in firstPanel..<endPanel {
+                        let j = panel * nr, cols = min(nr, ncNow - j)
+                        let bPanel = bBlock + panel * nr * depth
+                        var ir = 0
+                        while ir < rows {
+                            ck_sgemm_ukernel(isaCode, Int64(depth), aPanel + ir * depth, bPanel,
+                                             c + (i0 + ir) * ldc + jc + j, Int64(ldc),
+                                             Int64(min(mr, rows - ir)), Int64(cols), alpha, betaNow)
+                            ir += mr
+                        }
+                    }
+                }
+            }
+            let tasks = rowBlocks * splits
+            if lanes > 1 { pool.parallelFor(tasks, compute) } else { for t in 0..<tasks { compute(t, 0) } }
+        }
+        withExtendedLifetime(packedA) {}
+        withExtendedLifetime(packedB) {}
+    }
+
+    /// Packs rows `row0..<row0+rows`, depths `p0..<p0+depth` of op(A) into panels of `mr` rows:
+    /// `dst[panel * mr * depth + p * mr + i]`, zero-padding the last panel.
+    private func packBlockA(transposed: Bool, a: UnsafePointer<Float>, lda: Int, row0: Int, rows: Int,
+                            p0: Int, depth: Int, mr: Int, into dst: UnsafeMutablePointer<Float>) {
+        var ir = 0
+        while ir < rows {
+            let h = min(mr, rows - ir)
+            let panel = dst + ir * depth
+            if transposed {
+                // op(A)(i, p) = A[p * lda + i]: rows of the stored matrix are contiguous in i.
+                for p in 0..<depth {
+                    let src = a + (p0 + p) * lda + row0 + ir
+                    let out = panel + p * mr
+                    for i in 0..<h { out[i] = src[i] }
+                    for i in h..<mr { out[i] = 0 }
+                }
+            } else {
+                for i in 0..<h {
+                    let src = a + (row0 + ir + i) * lda + p0
+                    var out = panel + i
+                    for p in 0..<depth { out.pointee = src[p]; out += mr }
+                }
+                if h < mr {
+                    for p in 0..<depth { (panel + p * mr + h).update(repeating: 0, count: mr - h) }
+                }
+            }
+            ir += mr
+        }
+    }
+
+    /// Packs depths `p0..<p0+depth`, columns `col0..<col0+cols` (cols <= nr) of op(B) as one
+    /// panel: `dst[p * nr + j]`, zero-padding missing columns.
+    private func packPanelB(transposed: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, depth: Int,
+                            col0: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
+        if transposed {
+            // op(B)(p, j) = B[j * ldb + p]: each column of op(B) is a contiguous stored row.
+            for j in 0..<cols {
+                let src = b + (col0 + j) * ldb + p0
+                var out = dst + j
+                for p in 0..<depth { out.pointee = src[p]; out += nr }
+            }
+            if cols < nr {
+                for p in 0..<depth { (dst + p * nr + cols).update(repeating: 0, count: nr - cols) }
+            }
+        } else {
+            for p in 0..<depth {
+                let out = dst + p * nr
+                out.update(from: b + (p0 + p) * ldb + col0, count: cols)
+                if cols < nr { (out + cols).update(repeating: 0, count: nr - cols) }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// The matrix product `op(a) x op(b)` of two rank-2 tensors, where `op` transposes when asked.
+    ///
+    /// `Tensor.matmul(x, w)` is `[B, in] x [in, out] -> [B, out]`;
+    /// `Tensor.matmul(x, transposeA: true, dy)` is `[in, B]^T`-style products for weight gradients.
+    public static func matmul(_ a: Tensor, transposeA: Bool = false,
+                              _ b: Tensor, transposeB: Bool = false) -> Tensor {
+        precondition(a.rank == 2 && b.rank == 2, "matmul needs rank-2 tensors, got shapes \(a.shape) and \(b.shape)")
+        let m = transposeA ? a.shape[1] : a.shape[0]
+        let n = transposeB ? b.shape[0] : b.shape[1]
+        var c = Tensor(shape: [m, n], repeating: 0)
+        gemm(a, transposeA: transposeA, b, transposeB: transposeB, alpha: 1, beta: 0, into: &c)
+        return c
+    }
+
+    /// `self x other` for rank-2 tensors: `[m, k] x [k, n] -> [m, n]`.
+    public func matmul(_ other: Tensor) -> Tensor { Tensor.matmul(self, other) }
+
+    /// `c = alpha * op(a) x op(b) + beta * c`, in place (BLAS `sgemm` on tensors).
+    public static func gemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false,
+                            alpha: Float = 1, beta: Float = 0, into c: inout Tensor) {
+        precondition(a.rank == 2 && b.rank == 2 && c.rank == 2,
+                     "gemm needs rank-2 tensors, got shapes \(a.shape), \(b.shape) and \(c.shape)")
+        let m = transposeA ? a.shape[1] : a.shape[0], ka = transposeA ? a.shape[0] : a.shape[1]
+        let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
+        precondition(ka == kb,
+                     "matmul shapes do not agree: \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
+        precondition(c.shape == [m, n], "gemm output has shape \(c.shape), expected \([m, n]) for \(a.shape) x \(b.shape)")
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    sgemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: ka,
+                          alpha: alpha, a: pa.baseAddress!, lda: a.shape[1],
+                          b: pb.baseAddress!, ldb: b.shape[1],
+                          beta: beta, c: pc.baseAddress!, ldc: n)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import Synchronization
+
+/// The one pool of worker threads that every parallel kernel in Neurite uses.
+///
+/// Its width comes from the `NEURITE_THREADS` environment variable, or else from the number of
+/// active processors. The calling thread always takes part, so a pool of width `w` starts
+/// `w - 1` threads. Work is handed out index by index from an atomic counter, so uneven items
+/// balance themselves.
+///
+/// Kernels decide what is worth spreading: small work stays on the calling thread, because
+/// waking a sleeping thread costs on the order of ten microseconds. A `parallelFor` issued
+/// while the pool is busy (from inside another `parallelFor`, or from a second thread) runs
+/// serially on its caller instead of waiting, so nesting can never deadlock.
+public final class ThreadPool: @unchecked Sendable {
+    /// The pool all kernels use.
+    public static let shared = ThreadPool(width: ThreadPool.configuredWidth())
+
+    /// The number of threads, the caller's included, that a `parallelFor` may use.
+    public let width: Int
+
+    @TaskLocal private static var widthLimit: Int?
+
+    private final class Job: @unchecked Sendable {
+        let count: Int
+        let body: (Int, Int) -> Void
+        let next = Atomic<Int>(0)
+        var active = 0  // guarded by the pool's condition lock
+        var slots: Int  // workers that may still join; guarded by the pool's condition lock
+
+        init(count: Int, slots: Int, body: @escaping (Int, Int) -> Void) {
+            self.count = count
+            self.slots = slots
+            self.body = body
+        }
+
+        func run(lane: Int) {
+            while true {
+                let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+                if i >= count { return }
+                body(i, lane)
+            }
+        }
+    }
+
+    private let condition = NSCondition()
+    private var job: Job?
+    private var generation = 0
+    private let busy = Atomic<Bool>(false)
+
+    /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
+    /// long as the process, which is why there is only one pool.
+    init(width: Int) {
+        self.width = max(1, width)
+        for lane in 1..<self.width {
+            let thread = Thread { [unowned self] in self.workerLoop(lane: lane) }
+            thread.name = "neurite-worker-\(lane)"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    /// `NEURITE_THREADS` when it is a positive integer, else the number of active processors.
+    public static func configuredWidth() -> Int {
+        if let text = ProcessInfo.processInfo.environment["NEURITE_THREADS"], let n = Int(text), n > 0 {
+            return n
+        }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// The width a `parallelFor` started now on this task would use (`width`, or less inside `withWidthLimit`).
+    public var effectiveWidth: Int { min(width, ThreadPool.widthLimit ?? width) }
+
+    /// Runs `body` with parallel kernels limited to `limit` threads (1 makes them serial).
+    /// Benchmarks use it to measure one thread and all threads in one process.
+    public static func withWidthLimit<R>(_ limit: Int, _ body: () throws -> R) rethrows -> R {
+        try $widthLimit.withValue(max(1, limit), operation: body)
+    }
+
+    /// Calls `body(index, lane)` for every index in `0..<count`, spread over up to
+    /// `effectiveWidth` threads, and returns when all calls have returned.
+    ///
+    /// `lane` is in `0..<effectiveWidth` and is unique among calls running at the same time,
+    /// so it can index per-thread scratch space. Lane 0 is the caller.
+    public func parallelFor(_ count: Int, _ body: (_ index: Int, _ lane: Int) -> Void) {
+        let lanes = min(effectiveWidth, count)
+        guard lanes > 1, busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            for i in 0..<count { body(i, 0) }
+            return
+        }
+        defer { busy.store(false, ordering: .releasing) }
+        withoutActuallyEscaping(body) { escapable in
+            let job = Job(count: count, slots: lanes - 1, body: escapable)
+            condition.lock()
+            self.job = job
+            generation &+= 1
+            condition.broadcast()
+            condition.unlock()
+
+            job.run(lane: 0)
+
+            condition.lock()
+            self.job = nil  // no late joiners: every index is claimed already
+            while job.active > 0 { condition.wait() }
+            condition.unlock()
+        }
+    }
+
+    /// Splits `0..<total` into contiguous chunks of at least `grain` elements and runs them in
+    /// parallel; stays on the calling thread when `total < 2 * grain`.
+    public func parallelChunks(_ total: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        let chunks = min(effectiveWidth, total / max(1, grain))
+        if chunks <= 1 {
+            if total > 0 { body(0..<total) }
+            return
+        }
+        parallelFor(chunks) { c, _ in
+            body((total * c / chunks)..<(total * (c + 1) / chunks))
+        }
+    }
+
+    private func workerLoop(lane: Int) {
+        var seen = 0
+        condition.lock()
+        while true {
+            while generation == seen { condition.wait() }
+            seen = generation
+            guard let job = self.job, job.slots > 0 else { continue }
+            job.slots -= 1
+            job.active += 1
+            condition.unlock()
+            job.run(lane: lane)
+            condition.lock()
+            job.active -= 1
+            if job.active == 0 { condition.broadcast() }
+        }
+    }
+}
