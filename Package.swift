@@ -28,9 +28,15 @@ let package = Package(
             dependencies: ["TensorCore"],
             path: "Tools/Benchmarks"
         ),
+        // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
+        .target(
+            name: "_NeuriteTestSupport",
+            dependencies: ["TensorCore"],
+            path: "Tests/_NeuriteTestSupport"
+        ),
         .testTarget(
             name: "TensorCoreTests",
-            dependencies: ["TensorCore"],
+            dependencies: ["TensorCore", "_NeuriteTestSupport"],
             path: "Tests/TensorCoreTests"
         ),
     ],

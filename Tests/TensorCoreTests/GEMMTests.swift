@@ -1,4 +1,5 @@
 import TensorCore
+import _NeuriteTestSupport
 import XCTest
 
 final class GEMMTests: XCTestCase {
