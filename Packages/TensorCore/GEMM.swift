@@ -47,7 +47,12 @@ struct GemmPlan {
     /// Columns of B packed at once: `K x NC` floats, kept within a few MiB of the last-level cache.
     let nc: Int
     let lanes: Int
+    /// Whether B is packed once for all threads (large products) or each task packs the panels
+    /// it needs itself, saving a barrier between the two phases (small products, where the
+    /// barrier would cost more than the repeated packing).
+    let sharedB: Bool
 
+    static let sharedPackingFlops = 64_000_000
     static let kcMax = 256
     static let mcMax = 192
     static let packedBBudget = 2 << 20  // floats (8 MiB)
@@ -57,10 +62,14 @@ struct GemmPlan {
         var mr: Int64 = 0, nr: Int64 = 0
         ck_sgemm_tile(isa.rawValue, &mr, &nr)
         self.mr = Int(mr); self.nr = Int(nr)
-        kc = min(k, GemmPlan.kcMax)
+        // Equal depth blocks: 784 = 4 x 196 rather than 3 x 256 + 16, whose last thin block
+        // would pay a full load and store of C for little work.
+        let depthBlocks = (k + GemmPlan.kcMax - 1) / GemmPlan.kcMax
+        kc = (k + depthBlocks - 1) / depthBlocks
         nc = min(GemmPlan.roundUp(n, self.nr), max(self.nr, GemmPlan.packedBBudget / k / self.nr * self.nr))
         let flops = 2 * m * n * k
         lanes = flops < 1_000_000 ? 1 : ThreadPool.shared.effectiveWidth
+        sharedB = flops >= GemmPlan.sharedPackingFlops
         // Balanced row blocks: as few as fit MC, rounded up to a multiple of the thread count.
         var blocks = (m + GemmPlan.mcMax - 1) / GemmPlan.mcMax
         if lanes > 1 { blocks = (blocks + lanes - 1) / lanes * lanes }
@@ -73,9 +82,11 @@ struct GemmPlan {
              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let ncPanels = (nc + nr - 1) / nr
-        let packedB = ScratchBuffer(count: k * ncPanels * nr)
-        let packedA = ScratchBuffer(count: lanes * mc * kc)
         let rowBlocks = (m + mc - 1) / mc
+        // Per lane: one packed MC x KC block of A, and (without shared packing) one KC x NC slice of B.
+        let laneFloats = mc * kc + (sharedB ? 0 : kc * ncPanels * nr)
+        let scratch = ScratchBuffer(count: lanes * laneFloats + (sharedB ? k * ncPanels * nr : 0))
+        let sharedBBase = scratch.base + lanes * laneFloats
         let pool = ThreadPool.shared
         let isaCode = isa.rawValue
 
@@ -83,32 +94,43 @@ struct GemmPlan {
             let ncNow = min(nc, n - jc)
             let panels = (ncNow + nr - 1) / nr
             let panelStride = panels * nr  // floats per packed row of this column range
-            // Pack all of B's columns jc..<jc+ncNow, block by block of KC rows, panel by panel.
-            let bBase = packedB.base
-            let packTasks = panels * ((k + kc - 1) / kc)
-            let packB = { (task: Int, _: Int) in
-                let panel = task % panels, block = task / panels
-                let p0 = block * kc, depth = min(kc, k - p0)
-                packPanelB(transposed: transposeB, b: b, ldb: ldb, p0: p0, depth: depth,
-                           col0: jc + panel * nr, cols: min(nr, ncNow - panel * nr),
-                           into: bBase + p0 * panelStride + panel * nr * depth)
+            if sharedB {
+                // Pack all of B's columns jc..<jc+ncNow, block by block of KC rows, panel by panel.
+                let depthBlocks = (k + kc - 1) / kc
+                let packB = { (task: Int, _: Int) in
+                    let panel = task % panels, p0 = (task / panels) * kc, depth = min(kc, k - p0)
+                    packPanelB(transposed: transposeB, b: b, ldb: ldb, p0: p0, depth: depth,
+                               col0: jc + panel * nr, cols: min(nr, ncNow - panel * nr),
+                               into: sharedBBase + p0 * panelStride + panel * nr * depth)
+                }
+                if lanes > 1 { pool.parallelFor(panels * depthBlocks, packB) } else { for t in 0..<panels * depthBlocks { packB(t, 0) } }
             }
-            if lanes > 1 { pool.parallelFor(packTasks, packB) } else { for t in 0..<packTasks { packB(t, 0) } }
 
-            // Split C's rows into blocks and, when there are fewer blocks than 2 per thread, its columns too.
+            // Split C's rows into blocks and, when there are fewer than 2 blocks per thread, its columns too.
             let splits = lanes > 1 ? min(panels, max(1, (2 * lanes + rowBlocks - 1) / rowBlocks)) : 1
-            let aBase = packedA.base
             let compute = { (task: Int, lane: Int) in
                 let block = task / splits, split = task % splits
                 let i0 = block * mc, rows = min(mc, m - i0)
                 let firstPanel = panels * split / splits, endPanel = panels * (split + 1) / splits
-                let aPanel = aBase + lane * mc * kc
+                let aPanel = scratch.base + lane * laneFloats
+                let privateB = aPanel + mc * kc
                 for p0 in stride(from: 0, to: k, by: kc) {
                     let depth = min(kc, k - p0)
                     packBlockA(transposed: transposeA, a: a, lda: lda, row0: i0, rows: rows,
                                p0: p0, depth: depth, mr: mr, into: aPanel)
+                    // The packed panel `panel` of this depth block lies at bBlock + panel * nr * depth.
+                    let bBlock: UnsafeMutablePointer<Float>
+                    if sharedB {
+                        bBlock = sharedBBase + p0 * panelStride
+                    } else {
+                        bBlock = privateB - firstPanel * nr * depth
+                        for panel in firstPanel..<endPanel {
+                            packPanelB(transposed: transposeB, b: b, ldb: ldb, p0: p0, depth: depth,
+                                       col0: jc + panel * nr, cols: min(nr, ncNow - panel * nr),
+                                       into: bBlock + panel * nr * depth)
+                        }
+                    }
                     let betaNow: Float = p0 == 0 ? beta : 1
-                    let bBlock = bBase + p0 * panelStride
                     for panel in firstPanel..<endPanel {
                         let j = panel * nr, cols = min(nr, ncNow - j)
                         let bPanel = bBlock + panel * nr * depth
@@ -125,8 +147,7 @@ struct GemmPlan {
             let tasks = rowBlocks * splits
             if lanes > 1 { pool.parallelFor(tasks, compute) } else { for t in 0..<tasks { compute(t, 0) } }
         }
-        withExtendedLifetime(packedA) {}
-        withExtendedLifetime(packedB) {}
+        withExtendedLifetime(scratch) {}
     }
 
     /// Packs rows `row0..<row0+rows`, depths `p0..<p0+depth` of op(A) into panels of `mr` rows:

@@ -23,9 +23,12 @@ public final class ThreadPool: @unchecked Sendable {
 
     private final class Job: @unchecked Sendable {
         let count: Int
-        let body: (Int, Int) -> Void
+        /// Cleared by the submitter once every worker is done, so that no reference to the
+        /// (non-escaping) body outlives `parallelFor`, even while a worker still holds the job.
+        var body: ((Int, Int) -> Void)?
         let next = Atomic<Int>(0)
-        var active = 0  // guarded by the pool's condition lock
+        /// Workers running this job; incremented under the pool's lock, decremented atomically.
+        let active = Atomic<Int>(0)
         var slots: Int  // workers that may still join; guarded by the pool's condition lock
 
         init(count: Int, slots: Int, body: @escaping (Int, Int) -> Void) {
@@ -35,6 +38,7 @@ public final class ThreadPool: @unchecked Sendable {
         }
 
         func run(lane: Int) {
+            guard let body else { return }
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
                 if i >= count { return }
@@ -45,7 +49,12 @@ public final class ThreadPool: @unchecked Sendable {
 
     private let condition = NSCondition()
     private var job: Job?
-    private var generation = 0
+    /// Bumped (under `condition`) for every job; workers spin on it briefly before sleeping.
+    private let generation = Atomic<Int>(0)
+    /// How long an idle worker keeps watching for the next job before it sleeps. Kernels in a
+    /// training step follow each other within microseconds; waking a sleeping thread costs
+    /// tens of them.
+    private static let spinSeconds = 2e-4
     private let busy = Atomic<Bool>(false)
 
     /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
@@ -93,7 +102,7 @@ public final class ThreadPool: @unchecked Sendable {
             let job = Job(count: count, slots: lanes - 1, body: escapable)
             condition.lock()
             self.job = job
-            generation &+= 1
+            generation.wrappingAdd(1, ordering: .releasing)
             condition.broadcast()
             condition.unlock()
 
@@ -101,8 +110,14 @@ public final class ThreadPool: @unchecked Sendable {
 
             condition.lock()
             self.job = nil  // no late joiners: every index is claimed already
-            while job.active > 0 { condition.wait() }
             condition.unlock()
+            // The workers still running hold the last indices handed out; they finish soon.
+            var polls = 0
+            while job.active.load(ordering: .acquiring) > 0 {
+                polls += 1
+                if polls > 1000 { sched_yield() }
+            }
+            job.body = nil
         }
     }
 
@@ -121,18 +136,33 @@ public final class ThreadPool: @unchecked Sendable {
 
     private func workerLoop(lane: Int) {
         var seen = 0
-        condition.lock()
         while true {
-            while generation == seen { condition.wait() }
-            seen = generation
-            guard let job = self.job, job.slots > 0 else { continue }
+            if generation.load(ordering: .acquiring) == seen {
+                let deadline = ThreadPool.monotonicSeconds() + ThreadPool.spinSeconds
+                var polls = 0
+                while generation.load(ordering: .acquiring) == seen {
+                    polls += 1
+                    if polls & 255 == 0 && ThreadPool.monotonicSeconds() > deadline { break }
+                }
+            }
+            condition.lock()
+            while generation.load(ordering: .acquiring) == seen { condition.wait() }
+            seen = generation.load(ordering: .acquiring)
+            guard let job = self.job, job.slots > 0 else {
+                condition.unlock()
+                continue
+            }
             job.slots -= 1
-            job.active += 1
+            job.active.wrappingAdd(1, ordering: .relaxed)
             condition.unlock()
             job.run(lane: lane)
-            condition.lock()
-            job.active -= 1
-            if job.active == 0 { condition.broadcast() }
+            job.active.wrappingSubtract(1, ordering: .releasing)
         }
+    }
+
+    private static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }

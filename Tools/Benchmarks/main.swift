@@ -1,2 +1,117 @@
+// neurite-bench: measures TensorCore's kernels and prints one JSON line per case.
+//
+//   swift run -c release neurite-bench [gemm|elementwise|all] [--quick]
+//
+// Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
+// the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
+// limited to 1 thread and once with the whole pool (NEURITE_THREADS, default all cores).
+// Tools/reference/numpy_reference.py prints the same lines for numpy/OpenBLAS.
+import Foundation
 import TensorCore
-print("placeholder")
+
+struct Options {
+    var suites: Set<String> = ["gemm", "elementwise"]
+    var minSeconds = 0.5
+}
+
+var options = Options()
+var arguments = CommandLine.arguments.dropFirst()
+if let first = arguments.first, !first.hasPrefix("--") {
+    options.suites = first == "all" ? ["gemm", "elementwise"] : [first]
+    arguments = arguments.dropFirst()
+}
+if arguments.contains("--quick") { options.minSeconds = 0.1 }
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Best seconds per call of `body` over repetitions lasting at least `minSeconds` in total.
+func measure(minSeconds: Double, _ body: () -> Void) -> Double {
+    body()  // warm-up: first-touch pages, scratch buffers, thread wake-up
+    var best = Double.infinity
+    let start = now()
+    var reps = 0
+    while reps < 3 || now() - start < minSeconds {
+        let t0 = now()
+        body()
+        best = min(best, now() - t0)
+        reps += 1
+    }
+    return best
+}
+
+func emit(_ fields: [(String, Any)]) {
+    let parts = fields.map { key, value -> String in
+        switch value {
+        case let s as String: return "\"\(key)\": \"\(s)\""
+        case let d as Double: return "\"\(key)\": \(String(format: "%.3f", d))"
+        default: return "\"\(key)\": \(value)"
+        }
+    }
+    print("{" + parts.joined(separator: ", ") + "}")
+}
+
+let allThreads = ThreadPool.shared.width
+let threadCounts = allThreads > 1 ? [1, allThreads] : [1]
+let isa = KernelISA.current.description
+
+if options.suites.contains("gemm") {
+    // (m, n, k, transposeA, transposeB, label)
+    var cases: [(Int, Int, Int, Bool, Bool, String)] = []
+    for s in [64, 128, 256, 512, 1024, 2048] { cases.append((s, s, s, false, false, "square")) }
+    // The shapes a 784-128-10 MLP trains with at batch 128, in all three positions of the product:
+    // forward x[128,784] W[784,128]; weight gradient x^T dy; input gradient dy W^T.
+    for (m, n, k) in [(128, 784, 128), (128, 128, 784), (784, 128, 128)] {
+        for (tA, tB) in [(false, false), (true, false), (false, true)] {
+            cases.append((m, n, k, tA, tB, "layer"))
+        }
+    }
+    for (m, n, k, tA, tB, label) in cases {
+        let a = Tensor.randomUniform(tA ? [k, m] : [m, k], in: -1...1, using: &SeededGeneratorBox.shared)
+        let b = Tensor.randomUniform(tB ? [n, k] : [k, n], in: -1...1, using: &SeededGeneratorBox.shared)
+        var c = Tensor.zeros([m, n])
+        for threads in threadCounts {
+            let seconds = ThreadPool.withWidthLimit(threads) {
+                measure(minSeconds: options.minSeconds) {
+                    Tensor.gemm(a, transposeA: tA, b, transposeB: tB, into: &c)
+                }
+            }
+            emit([("bench", "gemm"), ("impl", "neurite"), ("isa", isa), ("case", label),
+                  ("m", m), ("n", n), ("k", k), ("transA", tA), ("transB", tB), ("threads", threads),
+                  ("gflops", 2.0 * Double(m * n * k) / seconds / 1e9), ("ms", seconds * 1e3)])
+        }
+    }
+}
+
+if options.suites.contains("elementwise") {
+    let n = 1 << 24  // 64 MiB per tensor: well past the caches, so this measures memory bandwidth
+    let x = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
+    let y = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
+    for threads in threadCounts {
+        ThreadPool.withWidthLimit(threads) {
+            // The reference: a plain copy of the same bytes (read n floats, write n floats).
+            var dst = Tensor.zeros([n])
+            let copySeconds = measure(minSeconds: options.minSeconds) {
+                dst.withUnsafeMutableBufferPointer { d in
+                    x.withUnsafeBufferPointer { s in
+                        ThreadPool.shared.parallelChunks(n, grain: 1 << 16) { r in
+                            (d.baseAddress! + r.lowerBound).update(from: s.baseAddress! + r.lowerBound, count: r.count)
+                        }
+                    }
+                }
+            }
+            emit([("bench", "elementwise"), ("impl", "neurite"), ("op", "copy"), ("threads", threads),
+                  ("elements", n), ("gbps", 8.0 * Double(n) / copySeconds / 1e9)])
+            for (name, op) in ElementwiseCases.all(x, y) {
+                let (bytes, body) = op
+                let seconds = measure(minSeconds: options.minSeconds, body)
+                emit([("bench", "elementwise"), ("impl", "neurite"), ("op", name), ("threads", threads),
+                      ("elements", n), ("gbps", Double(bytes) / seconds / 1e9),
+                      ("vs_copy", (Double(bytes) / seconds) / (8.0 * Double(n) / copySeconds))])
+            }
+        }
+    }
+}
