@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
     ],
     targets: [
         // ISA-specific micro-kernels (AVX-512, AVX2+FMA, portable), dispatched at run time.
@@ -22,6 +23,18 @@ let package = Package(
             name: "TensorCore",
             dependencies: ["CKernels"],
             path: "Packages/TensorCore"
+        ),
+        // zlib, for gzip-compressed IDX files.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Packages/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
+        ),
+        .target(
+            name: "Datasets",
+            dependencies: ["TensorCore", "CZlib"],
+            path: "Packages/Datasets"
         ),
         .executableTarget(
             name: "neurite-bench",
@@ -38,6 +51,11 @@ let package = Package(
             name: "TensorCoreTests",
             dependencies: ["TensorCore", "_NeuriteTestSupport"],
             path: "Tests/TensorCoreTests"
+        ),
+        .testTarget(
+            name: "DatasetsTests",
+            dependencies: ["Datasets", "_NeuriteTestSupport"],
+            path: "Tests/DatasetsTests"
         ),
     ],
     swiftLanguageModes: [.v6]
