@@ -1,0 +1,519 @@
+/// How a convolution or pooling window treats the border of an image (Keras semantics).
+///
+/// For one spatial axis with input extent `in`, window extent `k` (after dilation:
+/// `(k - 1) * dilation + 1`) and stride `s`:
+/// - ``valid``: windows lie entirely inside the input; `out = (in - k) / s + 1` (rounded down).
+///   An input smaller than the window is a programmer error and stops with a precondition.
+/// - ``same``: `out = ceil(in / s)`; the input is padded by `max((out - 1) * s + k - in, 0)` cells,
+///   `total / 2` before (top, left) and the rest after (bottom, right), as TensorFlow does.
+///   Convolutions read zeros there; max pooling never picks a padding cell and average pooling
+///   leaves padding cells out of the divisor.
+public enum Padding: String, Sendable, Codable {
+    /// No padding: every window lies inside the input, so the output shrinks by `k - 1` (before striding).
+    case valid
+    /// Pad so the output extent is `ceil(input / stride)`; extra padding goes at the bottom and right.
+    case same
+}
+
+/// The shapes and offsets of a 2-D convolution (or pooling) over NHWC images.
+///
+/// Holds the input extent `H x W x C`, the kernel extent `KH x KW`, strides, dilation and padding,
+/// and derives the output extent `OH x OW` and the padding on each side (see ``Padding``).
+/// A window at output `(oh, ow)` reads input rows `oh * strideHeight - padTop + kh * dilationHeight`
+/// for `kh` in `0..<kernelHeight`, and likewise for columns.
+///
+/// ```swift
+/// let g = Conv2DGeometry(inputHeight: 28, inputWidth: 28, channels: 1,
+///                        kernelHeight: 3, kernelWidth: 3, strides: (2, 2), padding: .same)
+/// // g.outputHeight == 14, g.padTop == 0, g.padBottom == 1
+/// ```
+public struct Conv2DGeometry: Sendable, Equatable {
+    /// Input rows `H`.
+    public let inputHeight: Int
+    /// Input columns `W`.
+    public let inputWidth: Int
+    /// Input channels `C` (the innermost, contiguous axis).
+    public let channels: Int
+    /// Kernel (window) rows `KH`, before dilation.
+    public let kernelHeight: Int
+    /// Kernel (window) columns `KW`, before dilation.
+    public let kernelWidth: Int
+    /// Step between windows along the rows.
+    public let strideHeight: Int
+    /// Step between windows along the columns.
+    public let strideWidth: Int
+    /// Step between kernel taps along the rows (1: adjacent rows).
+    public let dilationHeight: Int
+    /// Step between kernel taps along the columns (1: adjacent columns).
+    public let dilationWidth: Int
+    /// How the border is treated.
+    public let padding: Padding
+    /// Output rows `OH`.
+    public let outputHeight: Int
+    /// Output columns `OW`.
+    public let outputWidth: Int
+    /// Padding rows above the input (zero for ``Padding/valid``).
+    public let padTop: Int
+    /// Padding columns left of the input (zero for ``Padding/valid``).
+    public let padLeft: Int
+    /// Padding rows below the input: `padTop` or one more.
+    public let padBottom: Int
+    /// Padding columns right of the input: `padLeft` or one more.
+    public let padRight: Int
+
+    /// Validates the configuration and derives the output extent and padding.
+    ///
+    /// - Precondition: extents are non-negative, kernel extents, strides and dilations are at
+    ///   least 1, and with ``Padding/valid`` the input is at least as large as the dilated kernel.
+    ///   The message names the offending values.
+    public init(inputHeight: Int, inputWidth: Int, channels: Int,
+                kernelHeight: Int, kernelWidth: Int,
+                strides: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1),
+                padding: Padding = .valid) {
+        precondition(inputHeight >= 0 && inputWidth >= 0 && channels >= 0,
+                     "Conv2DGeometry: input \(inputHeight)x\(inputWidth)x\(channels) has a negative extent")
+        precondition(kernelHeight >= 1 && kernelWidth >= 1,
+                     "Conv2DGeometry: kernel \(kernelHeight)x\(kernelWidth) must be at least 1x1")
+        precondition(strides.0 >= 1 && strides.1 >= 1,
+                     "Conv2DGeometry: strides (\(strides.0), \(strides.1)) must be at least 1")
+        precondition(dilation.0 >= 1 && dilation.1 >= 1,
+                     "Conv2DGeometry: dilation (\(dilation.0), \(dilation.1)) must be at least 1")
+        self.inputHeight = inputHeight
+        self.inputWidth = inputWidth
+        self.channels = channels
+        self.kernelHeight = kernelHeight
+        self.kernelWidth = kernelWidth
+        self.strideHeight = strides.0
+        self.strideWidth = strides.1
+        self.dilationHeight = dilation.0
+        self.dilationWidth = dilation.1
+        self.padding = padding
+        let rows = Conv2DGeometry.axis("height", input: inputHeight, kernel: kernelHeight,
+                                       stride: strides.0, dilation: dilation.0, padding: padding)
+        let columns = Conv2DGeometry.axis("width", input: inputWidth, kernel: kernelWidth,
+                                          stride: strides.1, dilation: dilation.1, padding: padding)
+        (outputHeight, padTop, padBottom) = rows
+        (outputWidth, padLeft, padRight) = columns
+    }
+
+    /// Output extent and padding before and after along one axis.
+    private static func axis(_ name: String, input: Int, kernel: Int, stride: Int, dilation: Int,
+                             padding: Padding) -> (Int, Int, Int) {
+        let effective = (kernel - 1) * dilation + 1
+        switch padding {
+        case .valid:
+            precondition(input >= effective,
+                         "Conv2DGeometry: valid padding needs input \(name) \(input) >= dilated kernel \(name) \(effective) (kernel \(kernel), dilation \(dilation))")
+            return ((input - effective) / stride + 1, 0, 0)
+        case .same:
+            let output = (input + stride - 1) / stride
+            if output == 0 { return (0, 0, 0) }
+            let total = max((output - 1) * stride + effective - input, 0)
+            return (output, total / 2, total - total / 2)
+        }
+    }
+
+    /// Kernel rows after dilation: `(kernelHeight - 1) * dilationHeight + 1`.
+    public var dilatedKernelHeight: Int { (kernelHeight - 1) * dilationHeight + 1 }
+
+    /// Kernel columns after dilation: `(kernelWidth - 1) * dilationWidth + 1`.
+    public var dilatedKernelWidth: Int { (kernelWidth - 1) * dilationWidth + 1 }
+
+    /// The length of one im2col row, `KH * KW * C`: the rows of a `[KH, KW, C, Cout]` kernel
+    /// viewed as a matrix.
+    public var columnCount: Int { kernelHeight * kernelWidth * channels }
+
+    /// Whether im2col is the identity (a 1x1 kernel, stride 1, no padding), so columns are the input itself.
+    public var isPointwise: Bool {
+        kernelHeight == 1 && kernelWidth == 1 && strideHeight == 1 && strideWidth == 1
+            && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
+    }
+}
+
+// MARK: - im2col and col2im kernels
+
+/// Upper bound, in floats, of the im2col buffer `conv2D` and `conv2DBackward` use: 8 MiB.
+/// A batch is processed a few images (or, for huge images, a few output rows) at a time.
+let convolutionColumnBudget = 1 << 21
+
+/// Work, in floats touched, below which a kernel stays on the calling thread.
+let convolutionParallelGrain = 1 << 15
+
+extension Conv2DGeometry {
+    /// Writes the im2col rows of output rows `rows`, where output row `r` is image `r / OH`,
+    /// row `r % OH`, and covers `OW` positions of `KH * KW * C` floats each.
+    /// `dst` receives the first position of `rows.lowerBound`.
+    func im2colRows(_ src: UnsafePointer<Float>, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let h = inputHeight, w = inputWidth, c = channels
+        let kw = kernelWidth, segment = kernelWidth * channels, positionLength = columnCount
+        var out = dst
+        for r in rows {
+            let image = src + (r / outputHeight) * h * w * c
+            let ih0 = (r % outputHeight) * strideHeight - padTop
+            for ow in 0..<outputWidth {
+                let iw0 = ow * strideWidth - padLeft
+                for kh in 0..<kernelHeight {
+                    let ih = ih0 + kh * dilationHeight
+                    let seg = out + kh * segment
+                    guard ih >= 0 && ih < h else {
+                        seg.update(repeating: 0, count: segment)
+                        continue
+                    }
+                    let line = image + ih * w * c
+                    if dilationWidth == 1 {
+                        // Taps kw in lo..<hi are inside the row, and adjacent in NHWC: one copy.
+                        let lo = min(max(0, -iw0), kw), hi = max(min(kw, w - iw0), lo)
+                        if lo > 0 { seg.update(repeating: 0, count: lo * c) }
+                        if hi > lo { (seg + lo * c).update(from: line + (iw0 + lo) * c, count: (hi - lo) * c) }
+                        if hi < kw { (seg + hi * c).update(repeating: 0, count: (kw - hi) * c) }
+                    } else {
+                        for tap in 0..<kw {
+                            let iw = iw0 + tap * dilationWidth
+                            if iw >= 0 && iw < w {
+                                (seg + tap * c).update(from: line + iw * c, count: c)
+                            } else {
+                                (seg + tap * c).update(repeating: 0, count: c)
+                            }
+                        }
+                    }
+                }
+                out += positionLength
+            }
+        }
+    }
+
+    /// The adjoint of `im2colRows`: adds the column rows of output rows `rows` (starting at
+    /// `columns`) into the images at `dst`, summing where windows overlap.
+    func col2imRows(_ columns: UnsafePointer<Float>, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let h = inputHeight, w = inputWidth, c = channels
+        let kw = kernelWidth, segment = kernelWidth * channels, positionLength = columnCount
+        var from = columns
+        for r in rows {
+            let image = dst + (r / outputHeight) * h * w * c
+            let ih0 = (r % outputHeight) * strideHeight - padTop
+            for ow in 0..<outputWidth {
+                let iw0 = ow * strideWidth - padLeft
+                for kh in 0..<kernelHeight {
+                    let ih = ih0 + kh * dilationHeight
+                    guard ih >= 0 && ih < h else { continue }
+                    let seg = from + kh * segment
+                    let line = image + ih * w * c
+                    if dilationWidth == 1 {
+                        let lo = min(max(0, -iw0), kw), hi = max(min(kw, w - iw0), lo)
+                        let target = line + (iw0 + lo) * c, source = seg + lo * c
+                        for i in 0..<((hi - lo) * c) { target[i] += source[i] }
+                    } else {
+                        for tap in 0..<kw {
+                            let iw = iw0 + tap * dilationWidth
+                            guard iw >= 0 && iw < w else { continue }
+                            let target = line + iw * c, source = seg + tap * c
+                            for i in 0..<c { target[i] += source[i] }
+                        }
+                    }
+                }
+                from += positionLength
+            }
+        }
+    }
+
+    /// `im2colRows`, split over the thread pool by output rows when the chunk is large
+    /// (rows write disjoint column rows, so any split is race-free).
+    func im2colParallel(_ src: UnsafePointer<Float>, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let rowLength = outputWidth * columnCount
+        guard !rows.isEmpty, rowLength > 0 else { return }
+        let grain = max(1, convolutionParallelGrain / rowLength)
+        ThreadPool.shared.parallelChunks(rows.count, grain: grain) { piece in
+            im2colRows(src, rows: (rows.lowerBound + piece.lowerBound)..<(rows.lowerBound + piece.upperBound),
+                       into: dst + piece.lowerBound * rowLength)
+        }
+    }
+
+    /// `col2imRows`, split over the thread pool by image when the chunk is large. Windows of one
+    /// image overlap, windows of different images never do, so splitting by image cannot race.
+    func col2imParallel(_ columns: UnsafePointer<Float>, rows: Range<Int>, into dst: UnsafeMutablePointer<Float>) {
+        let rowLength = outputWidth * columnCount
+        guard !rows.isEmpty, rowLength > 0 else { return }
+        let firstImage = rows.lowerBound / outputHeight, lastImage = (rows.upperBound - 1) / outputHeight
+        if firstImage == lastImage || rows.count * rowLength < 2 * convolutionParallelGrain {
+            col2imRows(columns, rows: rows, into: dst)
+            return
+        }
+        ThreadPool.shared.parallelFor(lastImage - firstImage + 1) { i, _ in
+            let n = firstImage + i
+            let lo = max(rows.lowerBound, n * outputHeight), hi = min(rows.upperBound, (n + 1) * outputHeight)
+            col2imRows(columns + (lo - rows.lowerBound) * rowLength, rows: lo..<hi, into: dst)
+        }
+    }
+
+    /// How many output rows (`(image, oh)` pairs) one chunk of `conv2D` holds: whole images when
+    /// one image's columns fit the budget, else as many rows as fit (at least one); chunks are
+    /// balanced so the last one is not a sliver.
+    func chunkRows(batch: Int) -> Int {
+        let totalRows = batch * outputHeight
+        guard totalRows > 0 else { return 1 }
+        let rowLength = max(1, outputWidth * columnCount)
+        let imageLength = outputHeight * rowLength
+        if imageLength <= convolutionColumnBudget {
+            let images = max(1, convolutionColumnBudget / imageLength)
+            let chunks = (batch + images - 1) / images
+            return (batch + chunks - 1) / chunks * outputHeight
+        }
+        let rows = max(1, convolutionColumnBudget / rowLength)
+        let chunks = (totalRows + rows - 1) / rows
+        return (totalRows + chunks - 1) / chunks
+    }
+}
+
+// MARK: - Public operations
+
+extension Tensor {
+    /// Checks that `input` is `[N, H, W, C]` with the extent `geometry` describes; returns `N`.
+    private static func checkImages(_ op: String, _ input: Tensor, _ g: Conv2DGeometry) -> Int {
+        precondition(input.rank == 4 && input.shape[1] == g.inputHeight && input.shape[2] == g.inputWidth
+                        && input.shape[3] == g.channels,
+                     "\(op) input \(input.shape) does not match geometry [N, \(g.inputHeight), \(g.inputWidth), \(g.channels)]")
+        return input.shape[0]
+    }
+
+    /// The geometry of `conv2D(input, kernel, ...)`, with shape checks that name both shapes.
+    private static func convolutionGeometry(_ op: String, input: Tensor, kernel: Tensor, strides: (Int, Int),
+                                            padding: Padding, dilation: (Int, Int)) -> Conv2DGeometry {
+        precondition(input.rank == 4, "\(op) input must be [N, H, W, Cin], got \(input.shape)")
+        precondition(kernel.rank == 4, "\(op) kernel must be [KH, KW, Cin, Cout], got \(kernel.shape)")
+        precondition(input.shape[3] == kernel.shape[2],
+                     "\(op) input \(input.shape) has \(input.shape[3]) channels, kernel \(kernel.shape) expects \(kernel.shape[2])")
+        precondition(kernel.shape[0] >= 1 && kernel.shape[1] >= 1,
+                     "\(op) kernel \(kernel.shape) must be at least 1x1")
+        if padding == .valid {
+            let kh = (kernel.shape[0] - 1) * max(1, dilation.0) + 1, kw = (kernel.shape[1] - 1) * max(1, dilation.1) + 1
+            precondition(input.shape[1] >= kh && input.shape[2] >= kw,
+                         "\(op) input \(input.shape) is \(input.shape[1])x\(input.shape[2]), smaller than kernel \(kernel.shape) (\(kh)x\(kw) after dilation (\(dilation.0), \(dilation.1))) with valid padding")
+        }
+        return Conv2DGeometry(inputHeight: input.shape[1], inputWidth: input.shape[2], channels: input.shape[3],
+                              kernelHeight: kernel.shape[0], kernelWidth: kernel.shape[1],
+                              strides: strides, dilation: dilation, padding: padding)
+    }
+
+    /// Unfolds image patches into rows: `[N, H, W, C]` becomes `[N * OH * OW, KH * KW * C]`.
+    ///
+    /// Row `(n * OH + oh) * OW + ow` holds the window of output position `(oh, ow)` of image `n`,
+    /// in `(kh, kw, c)` order, with zeros where the window covers padding; so a kernel
+    /// `[KH, KW, C, Cout]` reshaped to `[KH * KW * C, Cout]` multiplies it directly into the
+    /// convolution output `[N * OH * OW, Cout]`.
+    ///
+    /// Cost: one pass writing `N * OH * OW * KH * KW * C` floats (a `KH * KW / (sh * sw)`-fold
+    /// blow-up of the input), spread over the thread pool when large. A pointwise geometry
+    /// (1x1, stride 1, no padding) returns `input` reshaped, without copying.
+    /// `conv2D` does not use this: it unfolds a few images at a time into a reused buffer.
+    /// - Precondition: `input` is `[N, H, W, C]` with the extent of `geometry`.
+    public static func im2col(_ input: Tensor, geometry: Conv2DGeometry) -> Tensor {
+        let n = checkImages("im2col", input, geometry)
+        let shape = [n * geometry.outputHeight * geometry.outputWidth, geometry.columnCount]
+        if geometry.isPointwise { return input.reshaped(shape) }
+        return input.withUnsafeBufferPointer { src in
+            Tensor(shape: shape) { dst in
+                geometry.im2colParallel(src.baseAddress!, rows: 0..<(n * geometry.outputHeight), into: dst.baseAddress!)
+            }
+        }
+    }
+
+    /// Folds rows back into images: the adjoint of ``im2col(_:geometry:)``.
+    ///
+    /// `[batch * OH * OW, KH * KW * C]` becomes `[batch, H, W, C]`, each input element receiving
+    /// the sum of every column entry that `im2col` copied from it; entries that fell on padding are
+    /// dropped. So `<im2col(x), y> == <x, col2im(y)>` for all `x`, `y`, and
+    /// `col2im(dColumns)` is the input gradient of anything computed from `im2col(x)`.
+    ///
+    /// Cost: one accumulating pass over `columns`, split over the thread pool by image when large.
+    /// A pointwise geometry returns `columns` reshaped, without copying.
+    /// - Precondition: `columns` is `[batch * OH * OW, KH * KW * C]` for `geometry`.
+    public static func col2im(_ columns: Tensor, geometry: Conv2DGeometry, batch: Int) -> Tensor {
+        let expected = [batch * geometry.outputHeight * geometry.outputWidth, geometry.columnCount]
+        precondition(batch >= 0 && columns.shape == expected,
+                     "col2im columns \(columns.shape) do not match batch \(batch) of geometry: expected \(expected)")
+        let shape = [batch, geometry.inputHeight, geometry.inputWidth, geometry.channels]
+        if geometry.isPointwise { return columns.reshaped(shape) }
+        var images = Tensor.zeros(shape)
+        columns.withUnsafeBufferPointer { src in
+            images.withUnsafeMutableBufferPointer { dst in
+                geometry.col2imParallel(src.baseAddress!, rows: 0..<(batch * geometry.outputHeight), into: dst.baseAddress!)
+            }
+        }
+        return images
+    }
+
+    /// 2-D convolution of NHWC images (Keras `Conv2D`, really cross-correlation):
+    /// `[N, H, W, Cin]` with kernel `[KH, KW, Cin, Cout]` and optional bias `[Cout]` gives
+    /// `[N, OH, OW, Cout]`, where
+    /// `y[n, oh, ow, co] = bias[co] + sum over kh, kw, ci of
+    ///  x[n, oh * sh - padTop + kh * dh, ow * sw - padLeft + kw * dw, ci] * kernel[kh, kw, ci, co]`
+    /// and reads outside the image are zero. Output extents follow ``Padding``.
+    ///
+    /// Computed as im2col + one `sgemm` per chunk of images: the columns of a chunk
+    /// (at most about 8 MiB, in a reused scratch buffer) times the kernel viewed as
+    /// `[KH * KW * Cin, Cout]`. A pointwise kernel (1x1, stride 1) is a single `sgemm` on the
+    /// input itself. Cost: `2 * N * OH * OW * KH * KW * Cin * Cout` flops, multithreaded.
+    /// - Parameters:
+    ///   - strides: `(sh, sw)`, the step between windows.
+    ///   - dilation: `(dh, dw)`, the step between kernel taps.
+    /// - Precondition: `input` is rank 4, `kernel` is rank 4 with `Cin` input channels, `bias` (if
+    ///   any) is `[Cout]`, and with `.valid` the input is at least the dilated kernel's size.
+    ///   Messages name the shapes.
+    public static func conv2D(_ input: Tensor, kernel: Tensor, bias: Tensor? = nil,
+                              strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                              dilation: (Int, Int) = (1, 1)) -> Tensor {
+        let g = convolutionGeometry("conv2D", input: input, kernel: kernel, strides: strides,
+                                    padding: padding, dilation: dilation)
+        let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
+        if let bias {
+            precondition(bias.shape == [cout],
+                         "conv2D bias \(bias.shape) does not match kernel \(kernel.shape): expected [\(cout)]")
+        }
+        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
+        return input.withUnsafeBufferPointer { xb in
+            kernel.withUnsafeBufferPointer { kb in
+                Tensor(shape: [n, g.outputHeight, g.outputWidth, cout]) { yb in
+                    let x = xb.baseAddress!, w = kb.baseAddress!, y = yb.baseAddress!
+                    if g.isPointwise {
+                        sgemm(transposeA: false, transposeB: false, m: positions, n: cout, k: k,
+                              alpha: 1, a: x, lda: max(1, k), b: w, ldb: max(1, cout),
+                              beta: 0, c: y, ldc: max(1, cout))
+                    } else if positions > 0 {
+                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
+                        let columns = ScratchBuffer(count: chunk * rowLength)
+                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
+                            let r1 = min(totalRows, r0 + chunk)
+                            g.im2colParallel(x, rows: r0..<r1, into: columns.base)
+                            sgemm(transposeA: false, transposeB: false, m: (r1 - r0) * g.outputWidth, n: cout, k: k,
+                                  alpha: 1, a: columns.base, lda: max(1, k), b: w, ldb: max(1, cout),
+                                  beta: 0, c: y + r0 * g.outputWidth * cout, ldc: max(1, cout))
+                        }
+                        withExtendedLifetime(columns) {}
+                    }
+                    if let bias {
+                        bias.withUnsafeBufferPointer { bb in
+                            addRowVector(bb.baseAddress!, to: y, rows: positions, columns: cout)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Gradients of ``conv2D(_:kernel:bias:strides:padding:dilation:)`` with respect to its
+    /// input, kernel and bias, given the gradient of its output.
+    ///
+    /// With `X` the im2col columns, `K` the kernel as `[KH * KW * Cin, Cout]` and `dY` the output
+    /// gradient as `[N * OH * OW, Cout]`:
+    /// - input: `col2im(dY * K^T)`, `[N, H, W, Cin]`;
+    /// - kernel: `X^T * dY`, `[KH, KW, Cin, Cout]`, accumulated chunk by chunk (`sgemm` with beta 1);
+    /// - bias: `dY` summed over `N`, `OH`, `OW`, `[Cout]` (partial sums in Float64).
+    ///
+    /// The columns are recomputed here, a chunk of images at a time in one reused buffer of at most
+    /// about 8 MiB, so the forward pass need not keep them. Cost: about twice the forward flops.
+    /// - Precondition: shapes as for `conv2D`, and `outputGradient` is `[N, OH, OW, Cout]`.
+    public static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor,
+                                      strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                                      dilation: (Int, Int) = (1, 1)) -> (input: Tensor, kernel: Tensor, bias: Tensor) {
+        let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
+                                    padding: padding, dilation: dilation)
+        let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
+        let expected = [n, g.outputHeight, g.outputWidth, cout]
+        precondition(outputGradient.shape == expected,
+                     "conv2DBackward output gradient \(outputGradient.shape) does not match input \(input.shape) and kernel \(kernel.shape): expected \(expected)")
+        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
+        var inputGradient = Tensor.zeros(input.shape)
+        var kernelGradient = Tensor.zeros(kernel.shape)
+        input.withUnsafeBufferPointer { xb in
+            kernel.withUnsafeBufferPointer { kb in
+                outputGradient.withUnsafeBufferPointer { dyb in
+                    inputGradient.withUnsafeMutableBufferPointer { dxb in
+                        kernelGradient.withUnsafeMutableBufferPointer { dkb in
+                            let x = xb.baseAddress!, w = kb.baseAddress!, dy = dyb.baseAddress!
+                            let dx = dxb.baseAddress!, dk = dkb.baseAddress!
+                            if g.isPointwise {
+                                sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
+                                      alpha: 1, a: x, lda: max(1, k), b: dy, ldb: max(1, cout),
+                                      beta: 0, c: dk, ldc: max(1, cout))
+                                sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
+                                      alpha: 1, a: dy, lda: max(1, cout), b: w, ldb: max(1, cout),
+                                      beta: 0, c: dx, ldc: max(1, k))
+                                return
+                            }
+                            guard positions > 0 else { return }
+                            let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
+                            let columns = ScratchBuffer(count: chunk * rowLength)
+                            for r0 in stride(from: 0, to: totalRows, by: chunk) {
+                                let r1 = min(totalRows, r0 + chunk)
+                                let m = (r1 - r0) * g.outputWidth
+                                let dyChunk = dy + r0 * g.outputWidth * cout
+                                g.im2colParallel(x, rows: r0..<r1, into: columns.base)
+                                sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: m,
+                                      alpha: 1, a: columns.base, lda: max(1, k), b: dyChunk, ldb: max(1, cout),
+                                      beta: 1, c: dk, ldc: max(1, cout))
+                                // The columns are spent: reuse the buffer for their gradient.
+                                sgemm(transposeA: false, transposeB: true, m: m, n: k, k: cout,
+                                      alpha: 1, a: dyChunk, lda: max(1, cout), b: w, ldb: max(1, cout),
+                                      beta: 0, c: columns.base, ldc: max(1, k))
+                                g.col2imParallel(columns.base, rows: r0..<r1, into: dx)
+                            }
+                            withExtendedLifetime(columns) {}
+                        }
+                    }
+                }
+            }
+        }
+        let biasGradient = outputGradient.withUnsafeBufferPointer { dyb in
+            Tensor(shape: [cout]) { db in
+                columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!)
+            }
+        }
+        return (inputGradient, kernelGradient, biasGradient)
+    }
+}
+
+/// `matrix[r, c] += vector[c]` for a row-major `rows x columns` matrix, split over the pool when large.
+func addRowVector(_ vector: UnsafePointer<Float>, to matrix: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+    guard rows > 0, columns > 0 else { return }
+    ThreadPool.shared.parallelChunks(rows, grain: max(1, 4 * convolutionParallelGrain / columns)) { range in
+        for r in range {
+            let row = matrix + r * columns
+            for c in 0..<columns { row[c] += vector[c] }
+        }
+    }
+}
+
+/// `sums[c] = sum over r of matrix[r, c]` for a row-major `rows x columns` matrix.
+///
+/// Rows are added in Float blocks of 64 (vectorised along the row), and blocks in Float64, so the
+/// error stays near that of a 64-term Float sum however many rows there are.
+func columnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
+    guard columns > 0 else { return }
+    let pieces = max(1, min(ThreadPool.shared.effectiveWidth, rows * columns / (4 * convolutionParallelGrain)))
+    var partial = [Double](repeating: 0, count: pieces * columns)
+    partial.withUnsafeMutableBufferPointer { partialBuffer in
+        let totals = partialBuffer.baseAddress!
+        ThreadPool.shared.parallelFor(pieces) { piece, _ in
+            let block = UnsafeMutablePointer<Float>.allocate(capacity: columns)
+            defer { block.deallocate() }
+            let total = totals + piece * columns
+            let end = rows * (piece + 1) / pieces
+            var r = rows * piece / pieces
+            while r < end {
+                let blockEnd = min(end, r + 64)
+                block.update(repeating: 0, count: columns)
+                while r < blockEnd {
+                    let row = matrix + r * columns
+                    for c in 0..<columns { block[c] += row[c] }
+                    r += 1
+                }
+                for c in 0..<columns { total[c] += Double(block[c]) }
+            }
+        }
+    }
+    for c in 0..<columns {
+        var s = 0.0
+        for piece in 0..<pieces { s += partial[piece * columns + c] }
+        sums[c] = Float(s)
+    }
+}

@@ -1,0 +1,355 @@
+import TensorCore
+import _NeuriteTestSupport
+import XCTest
+
+/// One convolution configuration: input [batch, h, w, cin], kernel [kh, kw, cin, cout].
+private struct ConvCase: CustomStringConvertible {
+    var batch: Int, h: Int, w: Int, cin: Int, cout: Int
+    var kh: Int, kw: Int
+    var strides = (1, 1), dilation = (1, 1)
+    var padding = Padding.valid
+
+    var inputShape: [Int] { [batch, h, w, cin] }
+    var kernelShape: [Int] { [kh, kw, cin, cout] }
+
+    var description: String {
+        "input \(inputShape) kernel \(kernelShape) strides \(strides) dilation \(dilation) \(padding)"
+    }
+
+    /// Output extent and padding before, along one axis, written independently of the library.
+    /// nil when a valid window does not fit.
+    static func axis(_ input: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Padding) -> (out: Int, before: Int)? {
+        let effective = (k - 1) * d + 1
+        switch p {
+        case .valid:
+            return input < effective ? nil : ((input - effective) / s + 1, 0)
+        case .same:
+            let out = (input + s - 1) / s
+            return (out, max((out - 1) * s + effective - input, 0) / 2)
+        }
+    }
+
+    var rows: (out: Int, before: Int)? { ConvCase.axis(h, kh, strides.0, dilation.0, padding) }
+    var columns: (out: Int, before: Int)? { ConvCase.axis(w, kw, strides.1, dilation.1, padding) }
+    var outputShape: [Int] { [batch, rows!.out, columns!.out, cout] }
+
+    /// Calls `body(inputOffset, kernelOffset, outputOffset)` for every (position, tap) pair that
+    /// reads a real (non-padding) input cell; offsets point at channel 0 (kernel: cin 0, cout 0).
+    func forEachTap(_ body: (Int, Int, Int) -> Void) {
+        let (oh, top) = rows!, (ow, left) = columns!
+        for n in 0..<batch {
+            for y in 0..<oh {
+                for x in 0..<ow {
+                    for i in 0..<kh {
+                        for j in 0..<kw {
+                            let iy = y * strides.0 - top + i * dilation.0
+                            let ix = x * strides.1 - left + j * dilation.1
+                            guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
+                            body(((n * h + iy) * w + ix) * cin, (i * kw + j) * cin * cout,
+                                 ((n * oh + y) * ow + x) * cout)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Direct convolution in Float64.
+    func reference(x: [Float], k: [Float], bias: [Float]?) -> [Double] {
+        let shape = outputShape
+        var y = [Double](repeating: 0, count: shape.reduce(1, *))
+        if let bias {
+            for p in 0..<(y.count / cout) { for co in 0..<cout { y[p * cout + co] = Double(bias[co]) } }
+        }
+        forEachTap { xo, ko, yo in
+            for ci in 0..<cin {
+                let xv = Double(x[xo + ci])
+                for co in 0..<cout { y[yo + co] += xv * Double(k[ko + ci * cout + co]) }
+            }
+        }
+        return y
+    }
+
+    /// Direct gradients in Float64 of `sum(conv(x, k) * dy)`.
+    func referenceBackward(x: [Float], k: [Float], dy: [Float]) -> (dx: [Double], dk: [Double], db: [Double]) {
+        var dx = [Double](repeating: 0, count: x.count)
+        var dk = [Double](repeating: 0, count: k.count)
+        var db = [Double](repeating: 0, count: cout)
+        for p in 0..<(dy.count / max(1, cout)) { for co in 0..<cout { db[co] += Double(dy[p * cout + co]) } }
+        forEachTap { xo, ko, yo in
+            for ci in 0..<cin {
+                var s = 0.0
+                let xv = Double(x[xo + ci])
+                for co in 0..<cout {
+                    let g = Double(dy[yo + co])
+                    s += g * Double(k[ko + ci * cout + co])
+                    dk[ko + ci * cout + co] += xv * g
+                }
+                dx[xo + ci] += s
+            }
+        }
+        return (dx, dk, db)
+    }
+}
+
+final class ConvolutionTests: XCTestCase {
+    // MARK: Geometry
+
+    func testGeometryMatchesKerasOutputSizesAndPadding() {
+        // (input, kernel, stride, dilation, padding, output, pad before, pad after), checked against
+        // tf.keras.layers.Conv2D output shapes and TensorFlow's SAME padding rule.
+        let cases: [(Int, Int, Int, Int, Padding, Int, Int, Int)] = [
+            (28, 3, 1, 1, .same, 28, 1, 1),
+            (28, 3, 2, 1, .same, 14, 0, 1),
+            (7, 3, 2, 1, .valid, 3, 0, 0),
+            (5, 2, 2, 1, .same, 3, 0, 1),
+            (28, 5, 1, 1, .valid, 24, 0, 0),
+            (28, 3, 1, 2, .valid, 24, 0, 0),
+            (28, 3, 1, 2, .same, 28, 2, 2),
+            (13, 5, 3, 1, .same, 5, 2, 2),
+            (8, 2, 2, 1, .same, 4, 0, 0),
+            (1, 5, 1, 1, .same, 1, 2, 2),
+            (6, 4, 1, 1, .same, 6, 1, 2),
+            (14, 2, 2, 1, .valid, 7, 0, 0),
+            (5, 5, 3, 1, .valid, 1, 0, 0),
+            (7, 1, 3, 1, .same, 3, 0, 0),
+        ]
+        for (input, k, s, d, padding, out, before, after) in cases {
+            // Put the case on the rows, and a fixed 9-wide, 1x1-kernel axis on the columns.
+            let g = Conv2DGeometry(inputHeight: input, inputWidth: 9, channels: 2, kernelHeight: k, kernelWidth: 1,
+                                   strides: (s, 1), dilation: (d, 1), padding: padding)
+            let label = "in \(input) k \(k) s \(s) d \(d) \(padding)"
+            XCTAssertEqual(g.outputHeight, out, label)
+            XCTAssertEqual(g.padTop, before, label)
+            XCTAssertEqual(g.padBottom, after, label)
+            XCTAssertEqual(g.outputWidth, 9, label)
+            // The same case on the columns.
+            let t = Conv2DGeometry(inputHeight: 9, inputWidth: input, channels: 2, kernelHeight: 1, kernelWidth: k,
+                                   strides: (1, s), dilation: (1, d), padding: padding)
+            XCTAssertEqual(t.outputWidth, out, label)
+            XCTAssertEqual(t.padLeft, before, label)
+            XCTAssertEqual(t.padRight, after, label)
+            XCTAssertEqual(t.outputHeight, 9, label)
+        }
+        let g = Conv2DGeometry(inputHeight: 28, inputWidth: 28, channels: 3, kernelHeight: 3, kernelWidth: 2,
+                               dilation: (2, 1))
+        XCTAssertEqual(g.columnCount, 18)
+        XCTAssertEqual(g.dilatedKernelHeight, 5)
+        XCTAssertEqual(g.dilatedKernelWidth, 2)
+        XCTAssertFalse(g.isPointwise)
+        XCTAssertTrue(Conv2DGeometry(inputHeight: 4, inputWidth: 5, channels: 3, kernelHeight: 1, kernelWidth: 1,
+                                     padding: .same).isPointwise)
+        XCTAssertFalse(Conv2DGeometry(inputHeight: 4, inputWidth: 5, channels: 3, kernelHeight: 1, kernelWidth: 1,
+                                      strides: (2, 1)).isPointwise)
+    }
+
+    // MARK: im2col and col2im
+
+    func testIm2colSmallKnownCase() {
+        let x = Tensor(shape: [1, 3, 3, 1], scalars: (1...9).map(Float.init))
+        let valid = Conv2DGeometry(inputHeight: 3, inputWidth: 3, channels: 1, kernelHeight: 2, kernelWidth: 2)
+        let columns = Tensor.im2col(x, geometry: valid)
+        XCTAssertEqual(columns.shape, [4, 4])
+        XCTAssertEqual(columns.scalars, [1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9])
+
+        // same 2x2 on 3x3: one padding row at the bottom and one column at the right.
+        let same = Conv2DGeometry(inputHeight: 3, inputWidth: 3, channels: 1, kernelHeight: 2, kernelWidth: 2,
+                                  padding: .same)
+        let padded = Tensor.im2col(x, geometry: same)
+        XCTAssertEqual(padded.shape, [9, 4])
+        XCTAssertEqual(Array(padded.scalars[(2 * 4)..<(3 * 4)]), [3, 0, 6, 0])  // position (0, 2)
+        XCTAssertEqual(Array(padded.scalars[(8 * 4)..<(9 * 4)]), [9, 0, 0, 0])  // position (2, 2)
+
+        // Two channels, dilation 2 in width: taps (kh, kw, c) in that order.
+        let y = Tensor(shape: [1, 2, 3, 2], scalars: (0..<12).map(Float.init))
+        let dilated = Conv2DGeometry(inputHeight: 2, inputWidth: 3, channels: 2, kernelHeight: 2, kernelWidth: 2,
+                                     dilation: (1, 2))
+        XCTAssertEqual(Tensor.im2col(y, geometry: dilated).scalars, [0, 1, 4, 5, 6, 7, 10, 11])
+    }
+
+    func testCol2imIsTheAdjointOfIm2col() {
+        let geometries = [
+            Conv2DGeometry(inputHeight: 7, inputWidth: 5, channels: 3, kernelHeight: 3, kernelWidth: 3, padding: .same),
+            Conv2DGeometry(inputHeight: 8, inputWidth: 13, channels: 2, kernelHeight: 2, kernelWidth: 3,
+                           strides: (2, 3), padding: .same),
+            Conv2DGeometry(inputHeight: 13, inputWidth: 8, channels: 1, kernelHeight: 5, kernelWidth: 5,
+                           strides: (3, 2), padding: .valid),
+            Conv2DGeometry(inputHeight: 7, inputWidth: 7, channels: 4, kernelHeight: 3, kernelWidth: 2,
+                           strides: (1, 2), dilation: (2, 2), padding: .same),
+            Conv2DGeometry(inputHeight: 5, inputWidth: 5, channels: 3, kernelHeight: 1, kernelWidth: 1),  // pointwise
+            Conv2DGeometry(inputHeight: 1, inputWidth: 5, channels: 17, kernelHeight: 5, kernelWidth: 5, padding: .same),
+        ]
+        for (index, g) in geometries.enumerated() {
+            let batch = 3
+            let seed = UInt64(100 + 2 * index)
+            let x = Tensor(shape: [batch, g.inputHeight, g.inputWidth, g.channels],
+                           scalars: randomScalars(batch * g.inputHeight * g.inputWidth * g.channels, seed: seed))
+            let rows = batch * g.outputHeight * g.outputWidth
+            let y = Tensor(shape: [rows, g.columnCount], scalars: randomScalars(rows * g.columnCount, seed: seed + 1))
+            let left = weightedSum(Tensor.im2col(x, geometry: g), y)
+            let right = weightedSum(Tensor.col2im(y, geometry: g, batch: batch), x)
+            XCTAssertEqual(left, right, accuracy: 1e-5 * Double(rows * g.columnCount).squareRoot(), "geometry \(index): \(g)")
+            XCTAssertNotEqual(left, 0, "geometry \(index)")
+        }
+    }
+
+    // MARK: Forward
+
+    private func checkForward(_ c: ConvCase, bias: Bool, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+        let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+        let b = bias ? randomScalars(c.cout, seed: seed + 2) : nil
+        let y = Tensor.conv2D(Tensor(shape: c.inputShape, scalars: x), kernel: Tensor(shape: c.kernelShape, scalars: k),
+                              bias: b.map { Tensor($0) }, strides: c.strides, padding: c.padding, dilation: c.dilation)
+        XCTAssertEqual(y.shape, c.outputShape, "\(c)", file: file, line: line)
+        let depth = Double(c.kh * c.kw * c.cin)
+        assertClose(y.scalars, c.reference(x: x, k: k, bias: b), rtol: 1e-5, atol: 1e-6 * depth.squareRoot() + 1e-6,
+                    "\(c)", file: file, line: line)
+    }
+
+    func testConv2DMatchesDirectConvolutionOnAwkwardShapes() {
+        let extents = [(1, 1), (5, 7), (8, 13), (13, 8), (7, 7), (5, 5)]
+        let kernels = [(1, 1), (3, 3), (2, 3), (5, 5)]
+        let strides = [(1, 1), (2, 2), (3, 1), (1, 2), (3, 3)]
+        let dilations = [(1, 1), (2, 2), (1, 1), (1, 2)]
+        let channels = [1, 3, 17]
+        var counter = 0, run = 0, skipped = 0
+        for (h, w) in extents {
+            for (kh, kw) in kernels {
+                for padding in [Padding.valid, .same] {
+                    counter += 1
+                    var c = ConvCase(batch: counter % 2 == 0 ? 1 : 3, h: h, w: w, cin: channels[counter % 3],
+                                     cout: 1 + counter % 5, kh: kh, kw: kw)
+                    c.strides = strides[counter % strides.count]
+                    c.dilation = dilations[(counter / 2) % dilations.count]
+                    c.padding = padding
+                    guard c.rows != nil, c.columns != nil else { skipped += 1; continue }  // kernel larger than input
+                    checkForward(c, bias: counter % 3 != 0, seed: UInt64(counter) * 10)
+                    run += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(run, 30)
+        XCTAssertGreaterThan(skipped, 0)
+        // Pointwise (the reshape fast path) and its strided neighbour, with and without bias.
+        checkForward(ConvCase(batch: 3, h: 8, w: 13, cin: 17, cout: 5, kh: 1, kw: 1), bias: true, seed: 900)
+        checkForward(ConvCase(batch: 1, h: 5, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, padding: .same), bias: false, seed: 910)
+        checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, strides: (2, 3), padding: .same),
+                     bias: true, seed: 920)
+        // Dilation 2 with same padding and stride 2 on odd sizes.
+        checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2),
+                              padding: .same), bias: true, seed: 930)
+        // A kernel exactly the size of the input in valid mode: one output position.
+        checkForward(ConvCase(batch: 3, h: 5, w: 5, cin: 17, cout: 3, kh: 5, kw: 5), bias: true, seed: 940)
+    }
+
+    /// Batches whose columns exceed conv2D's 8 MiB column budget, so they are processed in several
+    /// chunks: of whole images ([40, 13, 13, 17] with 5x5 same: 29 images of 71,825 floats fit), and
+    /// of output rows within an image ([2, 60, 60, 32] with 5x5 same: 2.9 M floats per image; chunks of
+    /// 40 rows, the second of which straddles both images). Backward is checked against the direct
+    /// gradients too, since the kernel gradient is accumulated across chunks.
+    func testConv2DForwardAndBackwardOverSeveralChunks() {
+        let cases = [
+            ConvCase(batch: 40, h: 13, w: 13, cin: 17, cout: 3, kh: 5, kw: 5, padding: .same),
+            ConvCase(batch: 2, h: 60, w: 60, cin: 32, cout: 2, kh: 5, kw: 5, padding: .same),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(500 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let b = randomScalars(c.cout, seed: seed + 2)
+            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+            let y = Tensor.conv2D(input, kernel: kernel, bias: Tensor(b), strides: c.strides, padding: c.padding)
+            XCTAssertEqual(y.shape, c.outputShape)
+            assertClose(y.scalars, c.reference(x: x, k: k, bias: b), rtol: 1e-5, atol: 1e-4, "\(c)")
+
+            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 3)
+            let grads = Tensor.conv2DBackward(input: input, kernel: kernel,
+                                              outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                              strides: c.strides, padding: c.padding)
+            let expected = c.referenceBackward(x: x, k: k, dy: dy)
+            assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-4, "input gradient, \(c)")
+            // Kernel and bias gradients sum over every position of the batch (tens of thousands of terms).
+            assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 2e-3, "kernel gradient, \(c)")
+            assertClose(grads.bias.scalars, expected.db, rtol: 1e-4, atol: 2e-3, "bias gradient, \(c)")
+        }
+    }
+
+    /// A pointwise convolution with a 262,144-element output: large enough that the bias gradient
+    /// is summed in several parallel pieces, and the kernel gradient is one long `X^T dY` product.
+    func testConv2DBackwardOfALargePointwiseOutput() {
+        let c = ConvCase(batch: 4, h: 64, w: 64, cin: 8, cout: 16, kh: 1, kw: 1)
+        let x = randomScalars(c.inputShape.reduce(1, *), seed: 1)
+        let k = randomScalars(c.kernelShape.reduce(1, *), seed: 2)
+        let dy = randomScalars(c.outputShape.reduce(1, *), seed: 3).map { $0 + 0.25 }  // biased, so sums are large
+        let grads = Tensor.conv2DBackward(input: Tensor(shape: c.inputShape, scalars: x),
+                                          kernel: Tensor(shape: c.kernelShape, scalars: k),
+                                          outputGradient: Tensor(shape: c.outputShape, scalars: dy))
+        let expected = c.referenceBackward(x: x, k: k, dy: dy)
+        assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-5, "input gradient")
+        assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 2e-3, "kernel gradient")
+        assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-3, "bias gradient")
+    }
+
+    func testConv2DOfAnEmptyBatch() {
+        let input = Tensor.zeros([0, 7, 5, 3]), kernel = Tensor.ones([3, 3, 3, 4])
+        let y = Tensor.conv2D(input, kernel: kernel, bias: Tensor.ones([4]), strides: (2, 2), padding: .same)
+        XCTAssertEqual(y.shape, [0, 4, 3, 4])
+        let grads = Tensor.conv2DBackward(input: input, kernel: kernel, outputGradient: y, strides: (2, 2), padding: .same)
+        XCTAssertEqual(grads.input.shape, [0, 7, 5, 3])
+        XCTAssertEqual(grads.kernel, Tensor.zeros([3, 3, 3, 4]))
+        XCTAssertEqual(grads.bias, Tensor.zeros([4]))
+    }
+
+    // MARK: Backward
+
+    private func checkBackward(_ c: ConvCase, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
+        let x = Tensor(shape: c.inputShape, scalars: randomScalars(c.inputShape.reduce(1, *), seed: seed))
+        let k = Tensor(shape: c.kernelShape, scalars: randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1))
+        let b = Tensor(randomScalars(c.cout, seed: seed + 2))
+        let weights = Tensor(shape: c.outputShape, scalars: randomScalars(c.outputShape.reduce(1, *), seed: seed + 3))
+        func loss(_ x: Tensor, _ k: Tensor, _ b: Tensor) -> Double {
+            weightedSum(Tensor.conv2D(x, kernel: k, bias: b, strides: c.strides, padding: c.padding,
+                                      dilation: c.dilation), weights)
+        }
+        let grads = Tensor.conv2DBackward(input: x, kernel: k, outputGradient: weights, strides: c.strides,
+                                          padding: c.padding, dilation: c.dilation)
+        XCTAssertEqual(grads.bias.shape, [c.cout], file: file, line: line)
+        checkGradient(of: { loss($0, k, b) }, at: x, analytic: grads.input, "input gradient, \(c)", file: file, line: line)
+        checkGradient(of: { loss(x, $0, b) }, at: k, analytic: grads.kernel, "kernel gradient, \(c)", file: file, line: line)
+        checkGradient(of: { loss(x, k, $0) }, at: b, analytic: grads.bias, "bias gradient, \(c)", file: file, line: line)
+    }
+
+    func testConv2DBackwardMatchesFiniteDifferences() {
+        checkBackward(ConvCase(batch: 2, h: 5, w: 5, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 1), padding: .same),
+                      seed: 1)
+        checkBackward(ConvCase(batch: 1, h: 7, w: 6, cin: 2, cout: 3, kh: 2, kw: 3, dilation: (2, 2)), seed: 2)
+        checkBackward(ConvCase(batch: 2, h: 5, w: 4, cin: 3, cout: 2, kh: 1, kw: 1, padding: .same), seed: 3)  // pointwise
+        checkBackward(ConvCase(batch: 1, h: 8, w: 7, cin: 1, cout: 2, kh: 5, kw: 5, strides: (3, 2), dilation: (1, 2),
+                               padding: .same), seed: 4)
+    }
+
+    func testConv2DBackwardMatchesDirectGradientsOnAwkwardShapes() {
+        let cases = [
+            ConvCase(batch: 3, h: 13, w: 8, cin: 17, cout: 4, kh: 2, kw: 3, strides: (3, 2), padding: .same),
+            ConvCase(batch: 1, h: 1, w: 7, cin: 3, cout: 5, kh: 5, kw: 5, padding: .same),
+            ConvCase(batch: 3, h: 7, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2), padding: .same),
+            ConvCase(batch: 3, h: 8, w: 8, cin: 1, cout: 3, kh: 3, kw: 3, strides: (2, 2)),
+            ConvCase(batch: 1, h: 13, w: 13, cin: 3, cout: 2, kh: 5, kw: 5, strides: (3, 3), dilation: (2, 1)),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(700 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 2)
+            let grads = Tensor.conv2DBackward(input: Tensor(shape: c.inputShape, scalars: x),
+                                              kernel: Tensor(shape: c.kernelShape, scalars: k),
+                                              outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                              strides: c.strides, padding: c.padding, dilation: c.dilation)
+            let expected = c.referenceBackward(x: x, k: k, dy: dy)
+            assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-5, "input gradient, \(c)")
+            assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-5, atol: 1e-5, "kernel gradient, \(c)")
+            assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-5, "bias gradient, \(c)")
+        }
+    }
+}
