@@ -89,6 +89,15 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    func testSmallOutputWithLongDepthSplitsTheDepthAcrossThreads() {
+        // Fewer register tiles than threads and a long K: the depth-split path (partial products
+        // summed into C), as in a convolution's kernel gradient columns^T x dy.
+        forEachISA { _ in
+            check(m: 9, n: 32, k: 5000, transposeA: true, transposeB: false)
+            check(m: 3, n: 5, k: 40001, transposeA: false, transposeB: true, alpha: 0.5, beta: 2, pad: 2)
+        }
+    }
+
     func testDegenerateSizes() {
         // k = 0: C = beta * C.
         var c: [Float] = [1, 2, 3, 4]
