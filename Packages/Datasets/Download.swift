@@ -123,6 +123,7 @@ private final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Senda
     private let destination: String
     private let offset: Int
     private let maxBytes: Int
+    private let timeout: Double
     private var fd: Int32 = -1
     /// Bytes the .part file holds.
     private var written = 0
@@ -135,19 +136,20 @@ private final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Senda
     /// Set when this delegate cancelled the task, so its "cancelled" error is not a failure.
     private var cancelledByUs = false
 
-    private init(url: String, partPath: String, destination: String, offset: Int, maxBytes: Int) {
+    private init(url: String, partPath: String, destination: String, offset: Int, maxBytes: Int, timeout: Double) {
         self.url = url
         self.partPath = partPath
         self.destination = destination
         self.offset = offset
         self.maxBytes = maxBytes
+        self.timeout = timeout
     }
 
     /// Runs the transfer and waits for it; appends to (or replaces) the .part file.
     static func run(_ url: URL, to part: String, offset: Int, timeout: Double, maxBytes: Int,
                     reportAs destination: String) throws -> Outcome {
         let transfer = Transfer(url: url.absoluteString, partPath: part, destination: destination,
-                                offset: offset, maxBytes: maxBytes)
+                                offset: offset, maxBytes: maxBytes, timeout: timeout)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
         configuration.timeoutIntervalForResource = max(timeout, 3600)
@@ -270,8 +272,11 @@ private final class Transfer: NSObject, URLSessionDataDelegate, @unchecked Senda
     func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
         lock.lock()
         if let error, failure == nil, !cancelledByUs {
-            failure = DatasetError(.network, path: destination,
-                                   "download from \(url) failed after \(written) bytes in the .part file (\(error.localizedDescription)); call again to resume")
+            let reason = (error as? URLError)?.code == .timedOut
+                ? "no data arrived for \(timeout) s (timed out)" : error.localizedDescription
+            var message = "download from \(url) failed: \(reason)"
+            if written > 0 { message += "; \(written) bytes are kept in \(partPath), call again to resume" }
+            failure = DatasetError(.network, path: destination, message)
         }
         closeFile()
         lock.unlock()

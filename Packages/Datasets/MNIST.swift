@@ -225,7 +225,8 @@ public enum MNIST {
     ///   - split: `.train` (60,000) or `.test` (10,000).
     ///   - directory: the folder holding the files; nil searches the default places.
     ///   - normalized: scale pixels to 0...1 (`x / 255`); false keeps 0...255.
-    ///   - downloadIfMissing: when nothing is found, download into the cache (verified by SHA-256) and load that.
+    ///   - downloadIfMissing: when nothing is found, download into `directory` (or the per-user cache when
+    ///     none is given), verified by SHA-256, and load that.
     ///   - environment: the variables to search with (default: the process's).
     ///   - limits: read limits for each file.
     /// - Throws: `DatasetError`: `.notFound` listing every folder searched; `.corrupt` for bad

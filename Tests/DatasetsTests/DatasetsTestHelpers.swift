@@ -30,7 +30,9 @@ final class TemporaryDirectory {
     let path: String
 
     init() {
-        let template = NSTemporaryDirectory() + "/neurite-datasets-XXXXXX"
+        var root = NSTemporaryDirectory()
+        while root.hasSuffix("/") { root.removeLast() }
+        let template = root + "/neurite-datasets-XXXXXX"
         var bytes = Array(template.utf8CString)
         let made = bytes.withUnsafeMutableBufferPointer { buffer -> String? in
             guard let p = mkdtemp(buffer.baseAddress!) else { return nil }

@@ -233,6 +233,43 @@ final class IDXTests: XCTestCase {
         assertRejects(Array(twoMembers.dropLast(40)), in: dir, as: "cut.gz", .corrupt, ["truncated", "member 2"])
     }
 
+    /// Random damage to a valid file, plain or gzip, must give a result or a `DatasetError`:
+    /// never a crash, a hang or another error type.
+    func testRandomlyDamagedFilesNeverCrash() throws {
+        let dir = TemporaryDirectory()
+        var generator = SeededGenerator(seed: 2024)
+        for gzip in [false, true] {
+            let source = dir.file(gzip ? "source.gz" : "source")
+            try IDX.write((0..<600).map { Double($0 % 200) - 100 }, shape: [4, 10, 15], as: .int16, to: source, gzip: gzip)
+            let original = readBytes(source)
+            for trial in 0..<150 {
+                var bytes = original
+                switch trial % 3 {
+                case 0:  // flip a few bytes
+                    for _ in 0..<(1 + trial % 4) {
+                        bytes[Int(generator.next() % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: generator.next() | 1)
+                    }
+                case 1:  // cut
+                    bytes = Array(bytes.prefix(Int(generator.next() % UInt64(bytes.count))))
+                default:  // append
+                    bytes += (0..<(1 + trial % 9)).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+                }
+                let path = dir.file("damaged")
+                writeBytes(bytes, to: path)
+                do {
+                    let file = try IDX.read(contentsOf: path, limits: IDXLimits(maxBytes: 1 << 20))
+                    if !gzip {
+                        XCTAssertEqual(file.count * file.dataType.byteWidth + 4 + 4 * file.shape.count, bytes.count)
+                    }
+                    XCTAssertEqual(file.tensor().shape, file.shape)
+                } catch let error as DatasetError {
+                    XCTAssertEqual(error.path, path)
+                    XCTAssertTrue([.corrupt, .tooLarge].contains(error.kind), "\(error)")
+                }
+            }
+        }
+    }
+
     func testReadsRealMNISTTestFiles() throws {
         let dir = try mnistDirectory()
         let images = try IDX.read(contentsOf: dir + "/t10k-images-idx3-ubyte.gz")
