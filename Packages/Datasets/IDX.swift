@@ -244,7 +244,7 @@ public struct IDXFile: Sendable {
 }
 
 /// Two uppercase hex digits.
-func hex2(_ byte: UInt8) -> String {
+private func hex2(_ byte: UInt8) -> String {
     let digits = Array("0123456789ABCDEF")
     return String([digits[Int(byte >> 4)], digits[Int(byte & 15)]])
 }
