@@ -38,7 +38,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore"],
+            dependencies: ["TensorCore", "Datasets"],
             path: "Tools/Benchmarks"
         ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.

@@ -1,26 +1,32 @@
 // neurite-bench: measures TensorCore's kernels and prints one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|all] [--quick]
+//   swift run -c release neurite-bench [gemm|elementwise|datasets|all] [--quick] [--data DIR]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
 // limited to 1 thread and once with the whole pool (NEURITE_THREADS, default all cores).
 // Tools/reference/numpy_reference.py prints the same lines for numpy/OpenBLAS.
+import Datasets
 import Foundation
 import TensorCore
 
 struct Options {
     var suites: Set<String> = ["gemm", "elementwise"]
     var minSeconds = 0.5
+    /// Where `train-images-idx3-ubyte.gz` lives for the datasets suite (default: MNIST's search path).
+    var dataDirectory: String?
 }
 
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "elementwise"] : [first]
+    options.suites = first == "all" ? ["gemm", "elementwise", "datasets"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
+if let i = arguments.firstIndex(of: "--data"), arguments.index(after: i) < arguments.endIndex {
+    options.dataDirectory = arguments[arguments.index(after: i)]
+}
 
 func now() -> Double {
     var ts = timespec()
@@ -114,4 +120,28 @@ if options.suites.contains("elementwise") {
             }
         }
     }
+}
+
+if options.suites.contains("datasets") {
+    // MNIST train images from the official .gz to a Float32 tensor in 0...1 (the reference is
+    // Tools/reference/mnist_load_reference.py: Python gzip + numpy frombuffer + astype / 255).
+    do {
+        var loaded: [Int] = []
+        let seconds = try measureThrowing(minSeconds: max(options.minSeconds, 1)) {
+            loaded = try MNIST.load(.train, from: options.dataDirectory).images.shape
+        }
+        emit([("bench", "datasets"), ("impl", "neurite"), ("op", "mnist_train_gz_to_float32"),
+              ("shape", "\(loaded)"), ("seconds", seconds)])
+    } catch {
+        print("datasets suite skipped: \(error)")
+    }
+}
+
+func measureThrowing(minSeconds: Double, _ body: () throws -> Void) throws -> Double {
+    var failure: Error?
+    let seconds = measure(minSeconds: minSeconds) {
+        do { try body() } catch { failure = error }
+    }
+    if let failure { throw failure }
+    return seconds
 }
