@@ -117,7 +117,7 @@ extension Tensor {
             while i < buffer.count {
                 let (a, b) = generator.nextNormalPair()
                 for z in [a, b] where i < buffer.count {
-                    if truncated && abs(z) > 2 { continue }
+                    if truncated && Swift.abs(z) > 2 { continue }
                     buffer[i] = mean + standardDeviation * z
                     i += 1
                 }
@@ -141,7 +141,7 @@ extension Tensor {
     /// Glorot (Xavier) uniform: `U(-l, l)` with `l = sqrt(6 / (fanIn + fanOut))`; Keras' default kernel initialiser.
     public static func glorotUniform<G: RandomNumberGenerator>(_ shape: [Int], using generator: inout G) -> Tensor {
         let (fanIn, fanOut) = fans(of: shape)
-        let limit = (6 / Float(max(1, fanIn + fanOut))).squareRoot()
+        let limit = (6 / Float(Swift.max(1, fanIn + fanOut))).squareRoot()
         return randomUniform(shape, in: -limit...limit, using: &generator)
     }
 
@@ -149,19 +149,19 @@ extension Tensor {
     /// (the factor undoes the truncation's shrinkage of the variance, as in Keras).
     public static func glorotNormal<G: RandomNumberGenerator>(_ shape: [Int], using generator: inout G) -> Tensor {
         let (fanIn, fanOut) = fans(of: shape)
-        let std = (2 / Float(max(1, fanIn + fanOut))).squareRoot() / 0.879_625_7
+        let std = (2 / Float(Swift.max(1, fanIn + fanOut))).squareRoot() / 0.879_625_7
         return randomNormal(shape, standardDeviation: std, truncated: true, using: &generator)
     }
 
     /// He uniform: `U(-l, l)` with `l = sqrt(6 / fanIn)`; suited to ReLU networks.
     public static func heUniform<G: RandomNumberGenerator>(_ shape: [Int], using generator: inout G) -> Tensor {
-        let limit = (6 / Float(max(1, fans(of: shape).fanIn))).squareRoot()
+        let limit = (6 / Float(Swift.max(1, fans(of: shape).fanIn))).squareRoot()
         return randomUniform(shape, in: -limit...limit, using: &generator)
     }
 
     /// He normal: truncated normal with `std = sqrt(2 / fanIn) / 0.8796`, as Keras' `HeNormal`.
     public static func heNormal<G: RandomNumberGenerator>(_ shape: [Int], using generator: inout G) -> Tensor {
-        let std = (2 / Float(max(1, fans(of: shape).fanIn))).squareRoot() / 0.879_625_7
+        let std = (2 / Float(Swift.max(1, fans(of: shape).fanIn))).squareRoot() / 0.879_625_7
         return randomNormal(shape, standardDeviation: std, truncated: true, using: &generator)
     }
 }

@@ -8,8 +8,8 @@ extension Tensor {
                 let block = 32
                 for r0 in stride(from: 0, to: rows, by: block) {
                     for c0 in stride(from: 0, to: cols, by: block) {
-                        for r in r0..<min(r0 + block, rows) {
-                            for c in c0..<min(c0 + block, cols) {
+                        for r in r0..<Swift.min(r0 + block, rows) {
+                            for c in c0..<Swift.min(c0 + block, cols) {
                                 dst[c * rows + r] = src[r * cols + c]
                             }
                         }
@@ -98,7 +98,7 @@ extension Tensor: CustomStringConvertible {
         func format(_ v: Float) -> String {
             if v.isNaN { return "nan" }
             if v.isInfinite { return v > 0 ? "inf" : "-inf" }
-            if v == v.rounded() && abs(v) < 1e7 { return "\(Int(v))." }
+            if v == v.rounded() && Swift.abs(v) < 1e7 { return "\(Int(v))." }
             return "\(v)"
         }
         func render(axis: Int, offset: Int) -> String {

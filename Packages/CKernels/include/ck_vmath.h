@@ -3,7 +3,40 @@
 
 #include <stdint.h>
 
-// Vectorised transcendental functions over contiguous float arrays, per ISA path.
-// (Declarations are added here as the kernels land.)
+// Vectorised math over contiguous float arrays, one implementation per ISA path
+// (`isa` is a `ck_isa` value; an unsupported or unknown value takes the portable path).
+//
+// All paths use the same range reductions, polynomials and constants (no libm), so they agree
+// to within an ulp or so; the AVX paths differ from the portable one only where they fuse a
+// multiply-add. Maximum error against the exact result, measured on every path over every 197th
+// float bit pattern plus a dense sweep of [-100, 100]: 1.0 ulp (exp), 0.9 ulp (log), 1.3 ulp (tanh),
+// 2.2 ulp (sigmoid). `y` may equal `x` (in place); otherwise the arrays must not overlap. `n` may be 0.
+
+/// y[i] = e^x[i]. exp(-inf) = 0, exp(+inf) = +inf, exp(x > 88.72) = +inf, results below
+/// FLT_MIN are correctly scaled subnormals (or 0 below about -103.97), NaN stays NaN.
+void ck_vexp(int isa, const float *x, float *y, int64_t n);
+
+/// y[i] = ln x[i]. log(0) = -inf, log(x < 0) = NaN, log(+inf) = +inf, subnormal inputs are exact-scaled.
+void ck_vlog(int isa, const float *x, float *y, int64_t n);
+
+/// y[i] = tanh x[i]; exactly +-1 for |x| > 9.1, odd (tanh(-0) = -0), NaN stays NaN.
+void ck_vtanh(int isa, const float *x, float *y, int64_t n);
+
+/// y[i] = 1 / (1 + e^-x[i]); 0 for x = -inf (and subnormal, not 0, for moderately large negative x),
+/// 1 for large positive x, never NaN for non-NaN input.
+void ck_vsigmoid(int isa, const float *x, float *y, int64_t n);
+
+/// y[i] = e^(x[i] - shift) (when `y` is not NULL) and returns the sum of those values, accumulated
+/// in double. Softmax and log-sum-exp use it to exponentiate and sum a row in one pass.
+double ck_vexpsum(int isa, const float *x, float *y, int64_t n, float shift);
+
+/// The sum of x[0..<n], accumulated in double lanes (0 for n = 0).
+double ck_vsum(int isa, const float *x, int64_t n);
+
+/// The largest element of x[0..<n]; NaN if any element is NaN; -inf for n = 0.
+float ck_vmax(int isa, const float *x, int64_t n);
+
+/// The smallest element of x[0..<n]; NaN if any element is NaN; +inf for n = 0.
+float ck_vmin(int isa, const float *x, int64_t n);
 
 #endif

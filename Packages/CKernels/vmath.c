@@ -1,0 +1,581 @@
+// Vectorised exp, log, tanh, sigmoid and a few streaming reductions, one implementation per
+// ISA path, and their dispatch.
+//
+// The three paths (AVX-512, AVX2 + FMA, and a portable one written with GCC/Clang vector
+// extensions, which becomes SSE2 on x86-64 and NEON on arm64) share one algorithm and one set of
+// constants, so they agree to within an ulp or so. The polynomials are weighted minimax fits
+// (Lawson's iteration) made for this file; no libm is called.
+//
+// exp(x):  clamp x to [-104, 88.8]; n = round(x * log2 e) by the 1.5 * 2^23 trick;
+//          r = x - n ln2 in two parts (Cody-Waite: n * LN2_HI is exact for |n| < 512), so
+//          |r| <= ln2 / 2; e^r = 1 + r + r^2 P(r) with P of degree 4 (relative error 3e-9);
+//          scale by 2^(n/2) * 2^(n - n/2): two normal factors, so results that overflow become
+//          +inf and results below FLT_MIN are rounded once, as subnormals.
+// log(x):  scale subnormals by 2^23; split x = 2^e * m with m in [sqrt(1/2), sqrt(2)); f = m - 1,
+//          s = f / (2 + f); log m = f - f^2/2 + s (f^2/2 + R(s^2)) where R is a degree-4 fit of
+//          2 atanh(s) - 2s over s (relative error 5e-12); add e ln2 in two parts.
+// tanh(x): |x| < 0.625: x + x^3 Q(x^2), Q of degree 4 (relative error 4e-9); otherwise
+//          1 - 2 / (e^(2|x|) + 1), with |x| clamped to 9.1 (tanh rounds to 1 beyond 9.01);
+//          the sign is copied from x.
+// sigmoid: e = exp(-|x|); (x >= 0 ? 1 : e) / (1 + e), which never forms inf / inf and keeps
+//          full relative accuracy for large negative x.
+#include "ck_vmath.h"
+#include "ck_dispatch.h"
+#include <math.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#define CK_X86 1
+#endif
+
+// ---------------------------------------------------------------- shared constants
+
+#define C_LOG2E 1.44269504088896341f
+#define C_LN2_HI 0.693359375f       // 355 / 512: 9 significant bits, so n * LN2_HI is exact
+#define C_LN2_LO -2.12194440e-4f    // ln 2 - LN2_HI
+#define C_ROUND 12582912.0f         // 1.5 * 2^23: adding and subtracting it rounds to an integer
+#define C_EXP_LO -104.0f            // e^-104 < 2^-150: rounds to 0
+#define C_EXP_HI 88.8f              // e^88.8 > FLT_MAX: becomes +inf
+// e^r = 1 + r + r^2 (E0 + E1 r + E2 r^2 + E3 r^3 + E4 r^4) on |r| <= ln2 / 2
+#define C_E0 4.999999404e-01f
+#define C_E1 1.666652113e-01f
+#define C_E2 4.166838899e-02f
+#define C_E3 8.368710056e-03f
+#define C_E4 1.381461276e-03f
+// 2 atanh(s) = 2s + s z (L0 + L1 z + L2 z^2 + L3 z^3), z = s^2 <= (3 - 2 sqrt 2)^2
+#define C_L0 6.666666269e-01f
+#define C_L1 4.000033438e-01f
+#define C_L2 2.853734791e-01f
+#define C_L3 2.358147204e-01f
+#define C_SQRT_HALF_BITS 0x3f3504f3  // bits of sqrt(1/2), rounded up
+#define C_FLT_MIN 1.17549435e-38f
+#define C_TWO23 8388608.0f
+// tanh x = x + x^3 (T0 + T1 z + T2 z^2 + T3 z^3 + T4 z^4), z = x^2, on |x| < 0.625
+#define C_TANH_SMALL 0.625f
+#define C_TANH_CLAMP 9.1f
+#define C_T0 -3.333328068e-01f
+#define C_T1 1.333144158e-01f
+#define C_T2 -5.373971537e-02f
+#define C_T3 2.063908614e-02f
+#define C_T4 -5.704986863e-03f
+
+// ---------------------------------------------------------------- portable (4 lanes)
+
+typedef float pf4 __attribute__((vector_size(16)));
+typedef int32_t pi4 __attribute__((vector_size(16)));
+typedef uint32_t pu4 __attribute__((vector_size(16)));
+
+static inline pf4 p_splat(float v) { return (pf4){v, v, v, v}; }
+static inline pi4 p_splati(int32_t v) { return (pi4){v, v, v, v}; }
+static inline pf4 p_load(const float *p) { pf4 v; memcpy(&v, p, sizeof v); return v; }
+static inline void p_store(float *p, pf4 v) { memcpy(p, &v, sizeof v); }
+// m ? a : b, lane by lane, for a comparison mask m (all ones or all zeros per lane).
+static inline pf4 p_sel(pi4 m, pf4 a, pf4 b) { return (pf4)(((pi4)a & m) | ((pi4)b & ~m)); }
+
+static inline pf4 p_exp(pf4 x) {
+    pf4 xc = p_sel(x >= p_splat(C_EXP_LO), x, p_splat(C_EXP_LO));  // NaN -> EXP_LO, fixed below
+    xc = p_sel(xc <= p_splat(C_EXP_HI), xc, p_splat(C_EXP_HI));
+    pf4 t = xc * p_splat(C_LOG2E) + p_splat(C_ROUND);
+    pf4 n = t - p_splat(C_ROUND);
+    pi4 ni = (pi4)((pu4)t - (pu4)p_splat(C_ROUND));
+    pf4 r = xc - n * p_splat(C_LN2_HI);
+    r = r - n * p_splat(C_LN2_LO);
+    pf4 p = p_splat(C_E4);
+    p = p * r + p_splat(C_E3);
+    p = p * r + p_splat(C_E2);
+    p = p * r + p_splat(C_E1);
+    p = p * r + p_splat(C_E0);
+    p = (r * r) * p + r;
+    p = p + p_splat(1.0f);
+    pi4 n1 = ni >> 1, n2 = ni - n1;
+    pf4 s1 = (pf4)((n1 + p_splati(127)) << 23), s2 = (pf4)((n2 + p_splati(127)) << 23);
+    pf4 y = (p * s1) * s2;
+    return p_sel(x == x, y, x);
+}
+
+static inline pf4 p_log(pf4 x) {
+    pi4 sub = x < p_splat(C_FLT_MIN);
+    pf4 xs = p_sel(sub, x * p_splat(C_TWO23), x);
+    pf4 ebias = p_sel(sub, p_splat(23.0f), p_splat(0.0f));
+    pu4 bits = (pu4)xs;
+    pi4 e = ((pi4)(bits - (pu4)p_splati(C_SQRT_HALF_BITS))) >> 23;
+    pf4 m = (pf4)(bits - ((pu4)e << 23));
+    pf4 f = m - p_splat(1.0f);
+    pf4 ef = __builtin_convertvector(e, pf4) - ebias;
+    pf4 s = f / (p_splat(2.0f) + f);
+    pf4 z = s * s;
+    pf4 R = p_splat(C_L3);
+    R = R * z + p_splat(C_L2);
+    R = R * z + p_splat(C_L1);
+    R = R * z + p_splat(C_L0);
+    R = R * z;
+    pf4 hfsq = p_splat(0.5f) * (f * f);
+    pf4 t = s * (hfsq + R) + ef * p_splat(C_LN2_LO);
+    pf4 y = ef * p_splat(C_LN2_HI) - ((hfsq - t) - f);
+    y = p_sel(x == p_splat(0.0f), p_splat(-INFINITY), y);
+    y = p_sel(x == p_splat(INFINITY), p_splat(INFINITY), y);
+    y = p_sel(x >= p_splat(0.0f), y, p_splat(NAN));  // negative or NaN
+    return y;
+}
+
+static inline pf4 p_abs(pf4 x) { return (pf4)((pi4)x & p_splati(0x7fffffff)); }
+
+static inline pf4 p_tanh(pf4 x) {
+    pf4 a = p_abs(x);
+    pf4 z = a * a;
+    pf4 q = p_splat(C_T4);
+    q = q * z + p_splat(C_T3);
+    q = q * z + p_splat(C_T2);
+    q = q * z + p_splat(C_T1);
+    q = q * z + p_splat(C_T0);
+    pf4 ys = (a * z) * q + a;
+    pf4 ac = p_sel(a < p_splat(C_TANH_CLAMP), a, p_splat(C_TANH_CLAMP));
+    pf4 e = p_exp(ac + ac);
+    pf4 yl = p_splat(1.0f) - p_splat(2.0f) / (e + p_splat(1.0f));
+    pf4 y = p_sel(a < p_splat(C_TANH_SMALL), ys, yl);
+    y = (pf4)((pi4)y | ((pi4)x & p_splati((int32_t)0x80000000u)));
+    return p_sel(x == x, y, x);
+}
+
+static inline pf4 p_sigmoid(pf4 x) {
+    pf4 e = p_exp(-p_abs(x));
+    pf4 num = p_sel(x < p_splat(0.0f), e, p_splat(1.0f));
+    return num / (p_splat(1.0f) + e);
+}
+
+#define P_UNARY(fname, core)                                                   \
+    static void fname(const float *x, float *y, int64_t n) {                   \
+        int64_t i = 0;                                                         \
+        for (; i + 4 <= n; i += 4) p_store(y + i, core(p_load(x + i)));        \
+        if (i < n) {                                                           \
+            float buf[4] = {0, 0, 0, 0};                                       \
+            memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));               \
+            p_store(buf, core(p_load(buf)));                                   \
+            memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));               \
+        }                                                                      \
+    }
+P_UNARY(p_vexp, p_exp)
+P_UNARY(p_vlog, p_log)
+P_UNARY(p_vtanh, p_tanh)
+P_UNARY(p_vsigmoid, p_sigmoid)
+
+static double p_vexpsum(const float *x, float *y, int64_t n, float shift) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        pf4 v = p_exp(p_load(x + i) - p_splat(shift));
+        if (y) p_store(y + i, v);
+        s0 += v[0]; s1 += v[1]; s2 += v[2]; s3 += v[3];
+    }
+    if (i < n) {
+        float buf[4] = {0, 0, 0, 0};
+        memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));
+        p_store(buf, p_exp(p_load(buf) - p_splat(shift)));
+        if (y) memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));
+        for (int64_t j = 0; j < n - i; ++j) s0 += buf[j];
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+static double p_vsum(const float *x, int64_t n) {
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; ++j) s[j] += x[i + j];
+    for (; i < n; ++i) s[0] += x[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+// Lane-wise extremum with NaN tracking; `GT` is > for max and < for min.
+#define P_EXTREMUM(fname, GT, start)                                           \
+    static float fname(const float *x, int64_t n) {                            \
+        float m[8];                                                            \
+        int nan = 0;                                                           \
+        for (int j = 0; j < 8; ++j) m[j] = start;                              \
+        int64_t i = 0;                                                         \
+        for (; i + 8 <= n; i += 8)                                             \
+            for (int j = 0; j < 8; ++j) {                                      \
+                float v = x[i + j];                                            \
+                nan |= v != v;                                                 \
+                m[j] = v GT m[j] ? v : m[j];                                   \
+            }                                                                  \
+        for (; i < n; ++i) {                                                   \
+            float v = x[i];                                                    \
+            nan |= v != v;                                                     \
+            m[0] = v GT m[0] ? v : m[0];                                       \
+        }                                                                      \
+        if (nan) return NAN;                                                   \
+        for (int j = 1; j < 8; ++j) m[0] = m[j] GT m[0] ? m[j] : m[0];         \
+        return m[0];                                                           \
+    }
+P_EXTREMUM(p_vmax, >, -INFINITY)
+P_EXTREMUM(p_vmin, <, INFINITY)
+
+#ifdef CK_X86
+// ---------------------------------------------------------------- AVX2 + FMA (8 lanes)
+#define A2 __attribute__((target("avx2,fma")))
+
+A2 static inline __m256 a2_exp(__m256 x) {
+    const __m256 round = _mm256_set1_ps(C_ROUND);
+    __m256 xc = _mm256_max_ps(x, _mm256_set1_ps(C_EXP_LO));  // NaN -> EXP_LO, fixed below
+    xc = _mm256_min_ps(xc, _mm256_set1_ps(C_EXP_HI));
+    __m256 t = _mm256_fmadd_ps(xc, _mm256_set1_ps(C_LOG2E), round);
+    __m256 n = _mm256_sub_ps(t, round);
+    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(round));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(C_LN2_HI), xc);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(C_LN2_LO), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(C_E4), r, _mm256_set1_ps(C_E3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C_E2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C_E1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(C_E0));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(r, r), p, r);
+    p = _mm256_add_ps(p, _mm256_set1_ps(1.0f));
+    __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const __m256i bias = _mm256_set1_epi32(127);
+    __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    __m256 y = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+A2 static inline __m256 a2_log(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 sub = _mm256_cmp_ps(x, _mm256_set1_ps(C_FLT_MIN), _CMP_LT_OQ);
+    __m256 xs = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(C_TWO23)), sub);
+    __m256 ebias = _mm256_and_ps(sub, _mm256_set1_ps(23.0f));
+    __m256i bits = _mm256_castps_si256(xs);
+    __m256i e = _mm256_srai_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(C_SQRT_HALF_BITS)), 23);
+    __m256 m = _mm256_castsi256_ps(_mm256_sub_epi32(bits, _mm256_slli_epi32(e, 23)));
+    __m256 f = _mm256_sub_ps(m, one);
+    __m256 ef = _mm256_sub_ps(_mm256_cvtepi32_ps(e), ebias);
+    __m256 s = _mm256_div_ps(f, _mm256_add_ps(_mm256_set1_ps(2.0f), f));
+    __m256 z = _mm256_mul_ps(s, s);
+    __m256 R = _mm256_fmadd_ps(_mm256_set1_ps(C_L3), z, _mm256_set1_ps(C_L2));
+    R = _mm256_fmadd_ps(R, z, _mm256_set1_ps(C_L1));
+    R = _mm256_fmadd_ps(R, z, _mm256_set1_ps(C_L0));
+    R = _mm256_mul_ps(R, z);
+    __m256 hfsq = _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_mul_ps(f, f));
+    __m256 t = _mm256_fmadd_ps(s, _mm256_add_ps(hfsq, R), _mm256_mul_ps(ef, _mm256_set1_ps(C_LN2_LO)));
+    __m256 y = _mm256_fmsub_ps(ef, _mm256_set1_ps(C_LN2_HI), _mm256_sub_ps(_mm256_sub_ps(hfsq, t), f));
+    const __m256 zero = _mm256_setzero_ps(), inf = _mm256_set1_ps(INFINITY);
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(-INFINITY), _mm256_cmp_ps(x, zero, _CMP_EQ_OQ));
+    y = _mm256_blendv_ps(y, inf, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
+    y = _mm256_blendv_ps(y, _mm256_set1_ps(NAN), _mm256_cmp_ps(x, zero, _CMP_NGE_UQ));
+    return y;
+}
+
+A2 static inline __m256 a2_abs(__m256 x) {
+    return _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
+
+A2 static inline __m256 a2_tanh(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 a = a2_abs(x);
+    __m256 z = _mm256_mul_ps(a, a);
+    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(C_T4), z, _mm256_set1_ps(C_T3));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(C_T2));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(C_T1));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(C_T0));
+    __m256 ys = _mm256_fmadd_ps(_mm256_mul_ps(a, z), q, a);
+    __m256 ac = _mm256_min_ps(a, _mm256_set1_ps(C_TANH_CLAMP));
+    __m256 e = a2_exp(_mm256_add_ps(ac, ac));
+    __m256 yl = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    __m256 y = _mm256_blendv_ps(yl, ys, _mm256_cmp_ps(a, _mm256_set1_ps(C_TANH_SMALL), _CMP_LT_OQ));
+    y = _mm256_or_ps(y, _mm256_and_ps(x, _mm256_castsi256_ps(_mm256_set1_epi32((int)0x80000000u))));
+    return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+A2 static inline __m256 a2_sigmoid(__m256 x) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    __m256 e = a2_exp(_mm256_sub_ps(_mm256_setzero_ps(), a2_abs(x)));
+    __m256 num = _mm256_blendv_ps(one, e, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ));
+    return _mm256_div_ps(num, _mm256_add_ps(one, e));
+}
+
+#define A2_UNARY(fname, core)                                                  \
+    A2 static void fname(const float *x, float *y, int64_t n) {                \
+        int64_t i = 0;                                                         \
+        for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, core(_mm256_loadu_ps(x + i))); \
+        if (i < n) {                                                           \
+            float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};                           \
+            memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));               \
+            _mm256_storeu_ps(buf, core(_mm256_loadu_ps(buf)));                 \
+            memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));               \
+        }                                                                      \
+    }
+A2_UNARY(a2_vexp, a2_exp)
+A2_UNARY(a2_vlog, a2_log)
+A2_UNARY(a2_vtanh, a2_tanh)
+A2_UNARY(a2_vsigmoid, a2_sigmoid)
+
+A2 static inline __m256d a2_widen_sum(__m256 v) {
+    return _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                         _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+A2 static inline double a2_hsum(__m256d v) {
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+}
+
+A2 static double a2_vexpsum(const float *x, float *y, int64_t n, float shift) {
+    const __m256 sh = _mm256_set1_ps(shift);
+    __m256d acc = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = a2_exp(_mm256_sub_ps(_mm256_loadu_ps(x + i), sh));
+        if (y) _mm256_storeu_ps(y + i, v);
+        acc = _mm256_add_pd(acc, a2_widen_sum(v));
+    }
+    double s = a2_hsum(acc);
+    if (i < n) {
+        float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));
+        _mm256_storeu_ps(buf, a2_exp(_mm256_sub_ps(_mm256_loadu_ps(buf), sh)));
+        if (y) memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));
+        for (int64_t j = 0; j < n - i; ++j) s += buf[j];
+    }
+    return s;
+}
+
+A2 static double a2_vsum(const float *x, int64_t n) {
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_pd(a0, a2_widen_sum(_mm256_loadu_ps(x + i)));
+        a1 = _mm256_add_pd(a1, a2_widen_sum(_mm256_loadu_ps(x + i + 8)));
+    }
+    double s = a2_hsum(_mm256_add_pd(a0, a1));
+    for (; i < n; ++i) s += x[i];
+    return s;
+}
+
+// `op` is max or min; the other lanes of a partial vector are filled with `start`.
+#define A2_EXTREMUM(fname, op, sop, start)                                          \
+    A2 static float fname(const float *x, int64_t n) {                         \
+        __m256 m0 = _mm256_set1_ps(start), m1 = m0, nan = _mm256_setzero_ps(); \
+        int64_t i = 0;                                                         \
+        for (; i + 16 <= n; i += 16) {                                         \
+            __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8); \
+            nan = _mm256_or_ps(nan, _mm256_cmp_ps(v0, v1, _CMP_UNORD_Q));      \
+            m0 = op(m0, v0);                                                   \
+            m1 = op(m1, v1);                                                   \
+        }                                                                      \
+        float lanes[8];                                                        \
+        _mm256_storeu_ps(lanes, op(m0, m1));                                   \
+        float m = start;                                                       \
+        int any = _mm256_movemask_ps(nan) != 0;                                \
+        for (int j = 0; j < 8; ++j) { any |= lanes[j] != lanes[j]; m = sop(m, lanes[j]); } \
+        for (; i < n; ++i) { any |= x[i] != x[i]; m = sop(m, x[i]); }  \
+        return any ? NAN : m;                                                  \
+    }
+static inline float scalar_max(float a, float b) { return b > a ? b : a; }
+static inline float scalar_min(float a, float b) { return b < a ? b : a; }
+A2_EXTREMUM(a2_vmax, _mm256_max_ps, scalar_max, -INFINITY)
+A2_EXTREMUM(a2_vmin, _mm256_min_ps, scalar_min, INFINITY)
+
+// ---------------------------------------------------------------- AVX-512F (16 lanes)
+#define A512 __attribute__((target("avx512f,fma")))
+
+A512 static inline __m512 v16_exp(__m512 x) {
+    const __m512 round = _mm512_set1_ps(C_ROUND);
+    __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(C_EXP_LO));  // NaN -> EXP_LO, fixed below
+    xc = _mm512_min_ps(xc, _mm512_set1_ps(C_EXP_HI));
+    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(C_LOG2E), round);
+    __m512 n = _mm512_sub_ps(t, round);
+    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(round));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_LN2_HI), xc);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_LN2_LO), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(C_E4), r, _mm512_set1_ps(C_E3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C_E2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C_E1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C_E0));
+    p = _mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r);
+    p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
+    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
+    const __m512i bias = _mm512_set1_epi32(127);
+    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
+    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
+    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+A512 static inline __m512 v16_log(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __mmask16 sub = _mm512_cmp_ps_mask(x, _mm512_set1_ps(C_FLT_MIN), _CMP_LT_OQ);
+    __m512 xs = _mm512_mask_mul_ps(x, sub, x, _mm512_set1_ps(C_TWO23));
+    __m512 ebias = _mm512_maskz_mov_ps(sub, _mm512_set1_ps(23.0f));
+    __m512i bits = _mm512_castps_si512(xs);
+    __m512i e = _mm512_srai_epi32(_mm512_sub_epi32(bits, _mm512_set1_epi32(C_SQRT_HALF_BITS)), 23);
+    __m512 m = _mm512_castsi512_ps(_mm512_sub_epi32(bits, _mm512_slli_epi32(e, 23)));
+    __m512 f = _mm512_sub_ps(m, one);
+    __m512 ef = _mm512_sub_ps(_mm512_cvtepi32_ps(e), ebias);
+    __m512 s = _mm512_div_ps(f, _mm512_add_ps(_mm512_set1_ps(2.0f), f));
+    __m512 z = _mm512_mul_ps(s, s);
+    __m512 R = _mm512_fmadd_ps(_mm512_set1_ps(C_L3), z, _mm512_set1_ps(C_L2));
+    R = _mm512_fmadd_ps(R, z, _mm512_set1_ps(C_L1));
+    R = _mm512_fmadd_ps(R, z, _mm512_set1_ps(C_L0));
+    R = _mm512_mul_ps(R, z);
+    __m512 hfsq = _mm512_mul_ps(_mm512_set1_ps(0.5f), _mm512_mul_ps(f, f));
+    __m512 t = _mm512_fmadd_ps(s, _mm512_add_ps(hfsq, R), _mm512_mul_ps(ef, _mm512_set1_ps(C_LN2_LO)));
+    __m512 y = _mm512_fmsub_ps(ef, _mm512_set1_ps(C_LN2_HI), _mm512_sub_ps(_mm512_sub_ps(hfsq, t), f));
+    const __m512 zero = _mm512_setzero_ps(), inf = _mm512_set1_ps(INFINITY);
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, zero, _CMP_EQ_OQ), _mm512_set1_ps(-INFINITY));
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, inf, _CMP_EQ_OQ), inf);
+    y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, zero, _CMP_NGE_UQ), _mm512_set1_ps(NAN));
+    return y;
+}
+
+A512 static inline __m512 v16_abs(__m512 x) {
+    return _mm512_castsi512_ps(_mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32(0x7fffffff)));
+}
+
+A512 static inline __m512 v16_tanh(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 a = v16_abs(x);
+    __m512 z = _mm512_mul_ps(a, a);
+    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(C_T4), z, _mm512_set1_ps(C_T3));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(C_T2));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(C_T1));
+    q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(C_T0));
+    __m512 ys = _mm512_fmadd_ps(_mm512_mul_ps(a, z), q, a);
+    __m512 ac = _mm512_min_ps(a, _mm512_set1_ps(C_TANH_CLAMP));
+    __m512 e = v16_exp(_mm512_add_ps(ac, ac));
+    __m512 yl = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
+    __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(C_TANH_SMALL), _CMP_LT_OQ), yl, ys);
+    __m512i sign = _mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    y = _mm512_castsi512_ps(_mm512_or_epi32(_mm512_castps_si512(y), sign));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
+}
+
+A512 static inline __m512 v16_sigmoid(__m512 x) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512 e = v16_exp(_mm512_sub_ps(_mm512_setzero_ps(), v16_abs(x)));
+    __m512 num = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), one, e);
+    return _mm512_div_ps(num, _mm512_add_ps(one, e));
+}
+
+#define A512_UNARY(fname, core)                                                \
+    A512 static void fname(const float *x, float *y, int64_t n) {              \
+        int64_t i = 0;                                                         \
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, core(_mm512_loadu_ps(x + i))); \
+        if (i < n) {                                                           \
+            __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);                   \
+            _mm512_mask_storeu_ps(y + i, k, core(_mm512_maskz_loadu_ps(k, x + i))); \
+        }                                                                      \
+    }
+A512_UNARY(v16_vexp, v16_exp)
+A512_UNARY(v16_vlog, v16_log)
+A512_UNARY(v16_vtanh, v16_tanh)
+A512_UNARY(v16_vsigmoid, v16_sigmoid)
+
+A512 static inline __m512d v16_widen_sum(__m512 v) {
+    __m256 lo = _mm512_castps512_ps256(v);
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return _mm512_add_pd(_mm512_cvtps_pd(lo), _mm512_cvtps_pd(hi));
+}
+
+A512 static double v16_vexpsum(const float *x, float *y, int64_t n, float shift) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512d acc = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = v16_exp(_mm512_sub_ps(_mm512_loadu_ps(x + i), sh));
+        if (y) _mm512_storeu_ps(y + i, v);
+        acc = _mm512_add_pd(acc, v16_widen_sum(v));
+    }
+    if (i < n) {
+        __mmask16 k = (__mmask16)((1u << (n - i)) - 1u);
+        __m512 v = _mm512_maskz_mov_ps(k, v16_exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), sh)));
+        if (y) _mm512_mask_storeu_ps(y + i, k, v);
+        acc = _mm512_add_pd(acc, v16_widen_sum(v));
+    }
+    return _mm512_reduce_add_pd(acc);
+}
+
+A512 static double v16_vsum(const float *x, int64_t n) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm512_add_pd(a0, v16_widen_sum(_mm512_loadu_ps(x + i)));
+        a1 = _mm512_add_pd(a1, v16_widen_sum(_mm512_loadu_ps(x + i + 16)));
+    }
+    for (; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        a0 = _mm512_add_pd(a0, v16_widen_sum(_mm512_maskz_loadu_ps(k, x + i)));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+}
+
+#define A512_EXTREMUM(fname, op, reduce, start)                                \
+    A512 static float fname(const float *x, int64_t n) {                       \
+        const __m512 fill = _mm512_set1_ps(start);                             \
+        __m512 m0 = fill, m1 = fill;                                           \
+        __mmask16 nan = 0;                                                     \
+        int64_t i = 0;                                                         \
+        for (; i + 32 <= n; i += 32) {                                         \
+            __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16); \
+            nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q);                   \
+            m0 = op(m0, v0);                                                   \
+            m1 = op(m1, v1);                                                   \
+        }                                                                      \
+        for (; i < n; i += 16) {                                               \
+            __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1u); \
+            __m512 v = _mm512_mask_loadu_ps(fill, k, x + i);                   \
+            nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);                     \
+            m0 = op(m0, v);                                                    \
+        }                                                                      \
+        return nan ? NAN : reduce(op(m0, m1));                                 \
+    }
+A512_EXTREMUM(v16_vmax, _mm512_max_ps, _mm512_reduce_max_ps, -INFINITY)
+A512_EXTREMUM(v16_vmin, _mm512_min_ps, _mm512_reduce_min_ps, INFINITY)
+#endif  // CK_X86
+
+// ---------------------------------------------------------------- dispatch
+
+#ifdef CK_X86
+#define CK_DISPATCH(isa, avx512_call, avx2_call, portable_call) \
+    switch (isa) {                                              \
+    case CK_ISA_AVX512: avx512_call;                            \
+    case CK_ISA_AVX2: avx2_call;                                \
+    default: portable_call;                                     \
+    }
+#else
+#define CK_DISPATCH(isa, avx512_call, avx2_call, portable_call) \
+    (void)(isa);                                                \
+    portable_call;
+#endif
+
+void ck_vexp(int isa, const float *x, float *y, int64_t n) {
+    CK_DISPATCH(isa, v16_vexp(x, y, n); return, a2_vexp(x, y, n); return, p_vexp(x, y, n); return)
+}
+
+void ck_vlog(int isa, const float *x, float *y, int64_t n) {
+    CK_DISPATCH(isa, v16_vlog(x, y, n); return, a2_vlog(x, y, n); return, p_vlog(x, y, n); return)
+}
+
+void ck_vtanh(int isa, const float *x, float *y, int64_t n) {
+    CK_DISPATCH(isa, v16_vtanh(x, y, n); return, a2_vtanh(x, y, n); return, p_vtanh(x, y, n); return)
+}
+
+void ck_vsigmoid(int isa, const float *x, float *y, int64_t n) {
+    CK_DISPATCH(isa, v16_vsigmoid(x, y, n); return, a2_vsigmoid(x, y, n); return, p_vsigmoid(x, y, n); return)
+}
+
+double ck_vexpsum(int isa, const float *x, float *y, int64_t n, float shift) {
+    CK_DISPATCH(isa, return v16_vexpsum(x, y, n, shift), return a2_vexpsum(x, y, n, shift),
+                return p_vexpsum(x, y, n, shift))
+}
+
+double ck_vsum(int isa, const float *x, int64_t n) {
+    CK_DISPATCH(isa, return v16_vsum(x, n), return a2_vsum(x, n), return p_vsum(x, n))
+}
+
+float ck_vmax(int isa, const float *x, int64_t n) {
+    CK_DISPATCH(isa, return v16_vmax(x, n), return a2_vmax(x, n), return p_vmax(x, n))
+}
+
+float ck_vmin(int isa, const float *x, int64_t n) {
+    CK_DISPATCH(isa, return v16_vmin(x, n), return a2_vmin(x, n), return p_vmin(x, n))
+}
