@@ -285,7 +285,7 @@ extension Tensor {
         precondition(kernel.shape[0] >= 1 && kernel.shape[1] >= 1,
                      "\(op) kernel \(kernel.shape) must be at least 1x1")
         if padding == .valid {
-            let kh = (kernel.shape[0] - 1) * max(1, dilation.0) + 1, kw = (kernel.shape[1] - 1) * max(1, dilation.1) + 1
+            let kh = (kernel.shape[0] - 1) * Swift.max(1, dilation.0) + 1, kw = (kernel.shape[1] - 1) * Swift.max(1, dilation.1) + 1
             precondition(input.shape[1] >= kh && input.shape[2] >= kw,
                          "\(op) input \(input.shape) is \(input.shape[1])x\(input.shape[2]), smaller than kernel \(kernel.shape) (\(kh)x\(kw) after dilation (\(dilation.0), \(dilation.1))) with valid padding")
         }
@@ -376,17 +376,17 @@ extension Tensor {
                     let x = xb.baseAddress!, w = kb.baseAddress!, y = yb.baseAddress!
                     if g.isPointwise {
                         sgemm(transposeA: false, transposeB: false, m: positions, n: cout, k: k,
-                              alpha: 1, a: x, lda: max(1, k), b: w, ldb: max(1, cout),
-                              beta: 0, c: y, ldc: max(1, cout))
+                              alpha: 1, a: x, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
+                              beta: 0, c: y, ldc: Swift.max(1, cout))
                     } else if positions > 0 {
                         let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
                         let columns = ScratchBuffer(count: chunk * rowLength)
                         for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                            let r1 = min(totalRows, r0 + chunk)
+                            let r1 = Swift.min(totalRows, r0 + chunk)
                             g.im2colParallel(x, rows: r0..<r1, into: columns.base)
                             sgemm(transposeA: false, transposeB: false, m: (r1 - r0) * g.outputWidth, n: cout, k: k,
-                                  alpha: 1, a: columns.base, lda: max(1, k), b: w, ldb: max(1, cout),
-                                  beta: 0, c: y + r0 * g.outputWidth * cout, ldc: max(1, cout))
+                                  alpha: 1, a: columns.base, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
+                                  beta: 0, c: y + r0 * g.outputWidth * cout, ldc: Swift.max(1, cout))
                         }
                         withExtendedLifetime(columns) {}
                     }
@@ -433,28 +433,28 @@ extension Tensor {
                             let dx = dxb.baseAddress!, dk = dkb.baseAddress!
                             if g.isPointwise {
                                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
-                                      alpha: 1, a: x, lda: max(1, k), b: dy, ldb: max(1, cout),
-                                      beta: 0, c: dk, ldc: max(1, cout))
+                                      alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
+                                      beta: 0, c: dk, ldc: Swift.max(1, cout))
                                 sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
-                                      alpha: 1, a: dy, lda: max(1, cout), b: w, ldb: max(1, cout),
-                                      beta: 0, c: dx, ldc: max(1, k))
+                                      alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
+                                      beta: 0, c: dx, ldc: Swift.max(1, k))
                                 return
                             }
                             guard positions > 0 else { return }
                             let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
                             let columns = ScratchBuffer(count: chunk * rowLength)
                             for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                                let r1 = min(totalRows, r0 + chunk)
+                                let r1 = Swift.min(totalRows, r0 + chunk)
                                 let m = (r1 - r0) * g.outputWidth
                                 let dyChunk = dy + r0 * g.outputWidth * cout
                                 g.im2colParallel(x, rows: r0..<r1, into: columns.base)
                                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: m,
-                                      alpha: 1, a: columns.base, lda: max(1, k), b: dyChunk, ldb: max(1, cout),
-                                      beta: 1, c: dk, ldc: max(1, cout))
+                                      alpha: 1, a: columns.base, lda: Swift.max(1, k), b: dyChunk, ldb: Swift.max(1, cout),
+                                      beta: 1, c: dk, ldc: Swift.max(1, cout))
                                 // The columns are spent: reuse the buffer for their gradient.
                                 sgemm(transposeA: false, transposeB: true, m: m, n: k, k: cout,
-                                      alpha: 1, a: dyChunk, lda: max(1, cout), b: w, ldb: max(1, cout),
-                                      beta: 0, c: columns.base, ldc: max(1, k))
+                                      alpha: 1, a: dyChunk, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
+                                      beta: 0, c: columns.base, ldc: Swift.max(1, k))
                                 g.col2imParallel(columns.base, rows: r0..<r1, into: dx)
                             }
                             withExtendedLifetime(columns) {}

@@ -48,7 +48,7 @@ extension Tensor {
     /// pool when `rowWork` (floats touched per row) times the row count is large. For kernels whose
     /// rows write disjoint outputs.
     private static func forEachRowChunk(_ totalRows: Int, rowWork: Int, _ body: (Range<Int>) -> Void) {
-        ThreadPool.shared.parallelChunks(totalRows, grain: max(1, convolutionParallelGrain / max(1, rowWork)), body)
+        ThreadPool.shared.parallelChunks(totalRows, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, rowWork)), body)
     }
 
     /// Runs `body(n)` for every image `n` in `0..<batch`, split over the pool when `imageWork`
