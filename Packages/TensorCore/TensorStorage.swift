@@ -1,13 +1,11 @@
-/// The heap buffer behind a `Tensor`: a 64-byte-aligned run of `Float`s.
+/// The heap buffer behind a `Tensor`: a 64-byte-aligned run of `Float`s (one cache line,
+/// one AVX-512 vector), recycled through `BufferCache` when large.
 ///
 /// Tensors share a storage until one of them writes; `Tensor` checks uniqueness before every
 /// mutation and copies first when needed (copy-on-write). The storage itself is therefore only
 /// ever written through a uniquely referenced instance, which is what makes `@unchecked Sendable` sound.
 @usableFromInline
 final class TensorStorage: @unchecked Sendable {
-    /// Alignment of every tensor buffer: one cache line, and one AVX-512 vector.
-    static let alignment = 64
-
     @usableFromInline let count: Int
     @usableFromInline let base: UnsafeMutablePointer<Float>
 
@@ -17,9 +15,7 @@ final class TensorStorage: @unchecked Sendable {
     init(uninitializedCount count: Int) {
         precondition(count >= 0, "Tensor element count must be non-negative, got \(count)")
         self.count = count
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: max(count, 1) * MemoryLayout<Float>.stride,
-            alignment: TensorStorage.alignment)
+        let raw = BufferCache.allocate(bytes: count * MemoryLayout<Float>.stride)
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
     }
 
@@ -37,6 +33,6 @@ final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        UnsafeMutableRawPointer(base).deallocate()
+        BufferCache.release(UnsafeMutableRawPointer(base), bytes: count * MemoryLayout<Float>.stride)
     }
 }
