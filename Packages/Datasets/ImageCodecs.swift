@@ -112,7 +112,8 @@ public struct ImageLimits: Sendable, Equatable {
 /// RGB (gray repeated); `4` gives RGBA (alpha fully opaque where the file has none). Alpha is
 /// dropped, not composited, when it is not asked for.
 public enum ImageDecoder {
-    /// The header of the image in the file at `path`.
+    /// The header of the image in the file at `path` (the file is read whole, up to the default size limit,
+    /// but only its header is parsed and nothing is decoded or checked against the dimension limits).
     /// - Throws: ``DatasetError`` (see ``ImageDecoder``), for example `.corrupt` for a damaged header.
     public static func info(ofFileAt path: String) throws -> ImageInfo {
         try info(of: readImageFile(path, maxBytes: ImageLimits.default.maxFileBytes), path: path)

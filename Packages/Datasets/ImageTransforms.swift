@@ -1,6 +1,6 @@
 import TensorCore
 
-/// How ``TensorCore/Tensor/resized(to:method:)`` computes an output pixel.
+/// How `Tensor.resized(to:method:)` computes an output pixel.
 public enum ResizeMethod: Sendable, Equatable {
     /// Bilinear interpolation with half-pixel centres: output pixel `o` samples the input at
     /// `(o + 0.5) * in / out - 0.5`, clamped to the edge pixels. This is `tf.image.resize`'s

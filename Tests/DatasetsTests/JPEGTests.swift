@@ -104,6 +104,31 @@ final class JPEGTests: XCTestCase {
         XCTAssertEqual(g4.scalars, g.scalars.flatMap { [$0, $0, $0, 1] })
     }
 
+    /// Data loaders decode on several threads at once: libpng and libjpeg keep all state per call.
+    func testConcurrentDecodesMatchSerialDecodes() throws {
+        let directory = try jpegDirectory(), pngs = try ImageTestData.directory("pngsuite")
+        let paths = ["libjpeg-turbo/testorig.jpg", "libjpeg-turbo/testimgari.jpg", "go/video-001.progressive.jpeg",
+                     "go/video-001.cmyk.jpeg", "go/video-005.gray.jpeg"].map { directory + "/" + $0 }
+            + ["basi6a16.png", "basn3p04.png", "tbrn2c08.png", "basn0g16.png"].map { pngs + "/" + $0 }
+        let serial = try paths.map { try ImageDecoder.decode(fileAt: $0) }
+        final class Tally: @unchecked Sendable {
+            let lock = NSLock()
+            var agreeing = 0
+            var differing: [String] = []
+        }
+        let tally = Tally()
+        let rounds = 8
+        DispatchQueue.concurrentPerform(iterations: paths.count * rounds) { i in
+            let k = i % paths.count
+            let agrees = (try? ImageDecoder.decode(fileAt: paths[k])) == serial[k]
+            tally.lock.lock()
+            defer { tally.lock.unlock() }
+            if agrees { tally.agreeing += 1 } else { tally.differing.append(paths[k]) }
+        }
+        XCTAssertEqual(tally.differing, [], "concurrent decodes that failed or differed from the serial ones")
+        XCTAssertEqual(tally.agreeing, paths.count * rounds)
+    }
+
     // MARK: - Damage made here
 
     private func testorig() throws -> [UInt8] {
