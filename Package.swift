@@ -31,9 +31,29 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
+        // libpng and libjpeg(-turbo), reached only through the CImageCodecs shim.
+        .systemLibrary(
+            name: "CPNG",
+            path: "Packages/CPNG",
+            pkgConfig: "libpng",
+            providers: [.apt(["libpng-dev"]), .brew(["libpng"])]
+        ),
+        .systemLibrary(
+            name: "CJPEG",
+            path: "Packages/CJPEG",
+            pkgConfig: "libjpeg",
+            providers: [.apt(["libjpeg-dev"]), .brew(["jpeg-turbo"])]
+        ),
+        // PNG/JPEG decode and PNG encode with the setjmp/longjmp error handling those libraries
+        // need; Swift sees only status codes and messages.
+        .target(
+            name: "CImageCodecs",
+            dependencies: ["CPNG", "CJPEG"],
+            path: "Packages/CImageCodecs"
+        ),
         .target(
             name: "Datasets",
-            dependencies: ["TensorCore", "CZlib"],
+            dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
         .executableTarget(
