@@ -198,7 +198,7 @@ extension Tensor {
                 out.initialize(repeating: 0)
                 for n in 0..<layout.batch {
                     let (top, left) = corners[n]
-                    let x0 = max(0, -left), x1 = min(w, layout.width - left)
+                    let x0 = Swift.max(0, -left), x1 = Swift.min(w, layout.width - left)
                     guard x0 < x1 else { continue }
                     for y in 0..<h {
                         let sy = top + y
