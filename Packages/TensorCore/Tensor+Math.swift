@@ -283,22 +283,25 @@ extension Tensor {
             var r0 = chunk.lowerBound
             while r0 < chunk.upperBound {
                 let r1 = Swift.min(r0 + rowsPerBlock, chunk.upperBound)
+                // In place (src == dst), each loop touches only `d`: with two pointers that
+                // alias exactly, the compiler's overlap check would send it to a scalar loop.
+                @inline(__always) func rows(_ f: (Float) -> Float) {
+                    if src == UnsafePointer(dst) {
+                        for row in r0..<r1 {
+                            let d = dst + row * n
+                            for j in 0..<n { d[j] = f(d[j] + bias[j]) }
+                        }
+                    } else {
+                        for row in r0..<r1 {
+                            let s = src + row * n, d = dst + row * n
+                            for j in 0..<n { d[j] = f(s[j] + bias[j]) }
+                        }
+                    }
+                }
                 switch activation {
-                case .identity, .sigmoid, .tanh:
-                    for row in r0..<r1 {
-                        let s = src + row * n, d = dst + row * n
-                        for j in 0..<n { d[j] = s[j] + bias[j] }
-                    }
-                case .relu:
-                    for row in r0..<r1 {
-                        let s = src + row * n, d = dst + row * n
-                        for j in 0..<n { let v = s[j] + bias[j]; d[j] = v < 0 ? 0 : v }
-                    }
-                case .leakyRelu(let alpha):
-                    for row in r0..<r1 {
-                        let s = src + row * n, d = dst + row * n
-                        for j in 0..<n { let v = s[j] + bias[j]; d[j] = v < 0 ? alpha * v : v }
-                    }
+                case .identity, .sigmoid, .tanh: rows { $0 }
+                case .relu: rows { $0 < 0 ? 0 : $0 }
+                case .leakyRelu(let alpha): rows { $0 < 0 ? alpha * $0 : $0 }
                 }
                 let block = dst + r0 * n, blockCount = Int64((r1 - r0) * n)
                 if activation == .sigmoid {

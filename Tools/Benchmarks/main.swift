@@ -93,30 +93,34 @@ if options.suites.contains("gemm") {
 }
 
 if options.suites.contains("elementwise") {
-    let n = 1 << 24  // 64 MiB per tensor: well past the caches, so this measures memory bandwidth
-    let x = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
-    let y = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
-    for threads in threadCounts {
-        ThreadPool.withWidthLimit(threads) {
-            // The reference: a plain copy of the same bytes (read n floats, write n floats).
-            var dst = Tensor.zeros([n])
-            let copySeconds = measure(minSeconds: options.minSeconds) {
-                dst.withUnsafeMutableBufferPointer { d in
-                    x.withUnsafeBufferPointer { s in
-                        ThreadPool.shared.parallelChunks(n, grain: 1 << 16) { r in
-                            (d.baseAddress! + r.lowerBound).update(from: s.baseAddress! + r.lowerBound, count: r.count)
+    // Two sizes: 1 MiB per tensor stays in the L2 cache (the size of most activations in a
+    // training step); 64 MiB per tensor is well past the caches and measures memory bandwidth.
+    for n in [1 << 18, 1 << 24] {
+        let x = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
+        let y = Tensor.randomUniform([n], in: -4...4, using: &SeededGeneratorBox.shared)
+        for threads in threadCounts {
+            ThreadPool.withWidthLimit(threads) {
+                // The reference: a plain copy of the same bytes (read n floats, write n floats).
+                var dst = Tensor.zeros([n])
+                let copySeconds = measure(minSeconds: options.minSeconds) {
+                    dst.withUnsafeMutableBufferPointer { d in
+                        x.withUnsafeBufferPointer { s in
+                            ThreadPool.shared.parallelChunks(n, grain: 1 << 16) { r in
+                                (d.baseAddress! + r.lowerBound).update(from: s.baseAddress! + r.lowerBound, count: r.count)
+                            }
                         }
                     }
                 }
-            }
-            emit([("bench", "elementwise"), ("impl", "neurite"), ("op", "copy"), ("threads", threads),
-                  ("elements", n), ("gbps", 8.0 * Double(n) / copySeconds / 1e9)])
-            for (name, op) in ElementwiseCases.all(x, y) {
-                let (bytes, body) = op
-                let seconds = measure(minSeconds: options.minSeconds, body)
-                emit([("bench", "elementwise"), ("impl", "neurite"), ("op", name), ("threads", threads),
-                      ("elements", n), ("gbps", Double(bytes) / seconds / 1e9),
-                      ("vs_copy", (Double(bytes) / seconds) / (8.0 * Double(n) / copySeconds))])
+                let copyRate = 8.0 * Double(n) / copySeconds
+                emit([("bench", "elementwise"), ("impl", "neurite"), ("op", "copy"), ("threads", threads),
+                      ("elements", n), ("gbps", copyRate / 1e9)])
+                for (name, op) in ElementwiseCases.all(x, y) {
+                    let (bytes, body) = op
+                    let seconds = measure(minSeconds: options.minSeconds, body)
+                    emit([("bench", "elementwise"), ("impl", "neurite"), ("op", name), ("threads", threads),
+                          ("elements", n), ("gbps", Double(bytes) / seconds / 1e9),
+                          ("vs_copy", (Double(bytes) / seconds) / copyRate)])
+                }
             }
         }
     }
