@@ -56,6 +56,12 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
+        // Demo: a shallow network written directly on TensorCore's kernels.
+        .executableTarget(
+            name: "mlp-from-scratch",
+            dependencies: ["TensorCore", "Datasets"],
+            path: "Apps/mlp-from-scratch"
+        ),
         .executableTarget(
             name: "neurite-bench",
             dependencies: ["TensorCore", "Datasets"],

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Neurite builds and tests with, when they are missing:
+# zlib, libpng and libjpeg headers (Datasets links them), pkg-config (SwiftPM finds them
+# through it) and Fashion-MNIST (the demos' default data). The Swift toolchain, with the
+# clang that compiles our C targets, is part of the machine image.
+set -euo pipefail
+packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
