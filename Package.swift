@@ -12,6 +12,10 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Datasets", targets: ["Datasets"]),
     ],
+    dependencies: [
+        // Command-line parsing for the tools under Tools/ only; no library product depends on it.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
     targets: [
         // ISA-specific micro-kernels (AVX-512, AVX2+FMA, portable), dispatched at run time.
         .target(
@@ -66,6 +70,12 @@ let package = Package(
             name: "neurite-bench",
             dependencies: ["TensorCore", "Datasets"],
             path: "Tools/Benchmarks"
+        ),
+        // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.
+        .executableTarget(
+            name: "neurite-data",
+            dependencies: ["Datasets", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/neurite-data"
         ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
         .target(
