@@ -36,9 +36,9 @@ extension SeededGenerator {
     ///
     /// - Precondition: `epoch` and `worker` are in `0...UInt32.max`.
     public init(seed: UInt64, epoch: Int, worker: Int) {
-        precondition(epoch >= 0 && epoch <= Int(UInt32.max),
+        neuritePrecondition(epoch >= 0 && epoch <= Int(UInt32.max),
                      "SeededGenerator(seed:epoch:worker:) needs an epoch in 0...\(UInt32.max), got \(epoch)")
-        precondition(worker >= 0 && worker <= Int(UInt32.max),
+        neuritePrecondition(worker >= 0 && worker <= Int(UInt32.max),
                      "SeededGenerator(seed:epoch:worker:) needs a worker in 0...\(UInt32.max), got \(worker)")
         // The constant (first 64 bits of the fractional part of sqrt(2)) separates these streams
         // from the per-epoch shuffle streams derived from the same seed.
@@ -114,8 +114,8 @@ public struct DataLoader<D: Dataset>: Sendable {
     public init(_ dataset: D, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
                 lastBatch: LastBatchPolicy = .keep, sampler: (any Sampler)? = nil, prefetch: Int = 0,
                 transform: SampleTransform? = nil) {
-        precondition(batchSize >= 1, "DataLoader needs a batch size of at least 1, got \(batchSize)")
-        precondition(prefetch >= 0, "DataLoader needs a non-negative prefetch depth, got \(prefetch)")
+        neuritePrecondition(batchSize >= 1, "DataLoader needs a batch size of at least 1, got \(batchSize)")
+        neuritePrecondition(prefetch >= 0, "DataLoader needs a non-negative prefetch depth, got \(prefetch)")
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -141,15 +141,15 @@ public struct DataLoader<D: Dataset>: Sendable {
     ///
     /// - Precondition: `epoch >= 0`; a sampler's indices are in `0..<dataset.count`.
     public func order(epoch: Int) -> [Int] {
-        precondition(epoch >= 0, "DataLoader epochs are numbered from 0, got \(epoch)")
+        neuritePrecondition(epoch >= 0, "DataLoader epochs are numbered from 0, got \(epoch)")
         var generator = SeededGenerator(seed: seed, stream: UInt64(epoch))
         if let sampler {
             let indices = sampler.indices(using: &generator)
             let n = dataset.count
-            precondition(indices.count == sampler.count,
+            neuritePrecondition(indices.count == sampler.count,
                          "DataLoader: the sampler promised \(sampler.count) indices but gave \(indices.count)")
             for i in indices {
-                precondition(i >= 0 && i < n, "DataLoader: the sampler gave index \(i), out of range for a data set of \(n) samples")
+                neuritePrecondition(i >= 0 && i < n, "DataLoader: the sampler gave index \(i), out of range for a data set of \(n) samples")
             }
             return indices
         }
@@ -252,7 +252,7 @@ struct EpochPlan<D: Dataset>: Sendable {
         let positions = start..<min(start + batchSize, order.count)
         let indices = Array(order[positions])
         var (x, y) = try dataset.batch(at: indices)
-        precondition(x.rank >= 1 && x.shape[0] == indices.count && y.count == indices.count,
+        neuritePrecondition(x.rank >= 1 && x.shape[0] == indices.count && y.count == indices.count,
                      "\(D.self).batch(at:) was asked for \(indices.count) samples but gave x of shape \(x.shape) and \(y.count) labels")
         if let transform {
             let sampleShape = Array(x.shape.dropFirst())

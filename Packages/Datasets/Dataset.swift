@@ -90,8 +90,8 @@ public struct TensorDataset: Dataset {
     ///
     /// - Precondition: `x.shape[0] == y.count`; the message names both counts.
     public init(x: Tensor, y: [Int]) {
-        precondition(x.rank >= 1, "TensorDataset needs x of rank >= 1 (samples along the first axis), shape is \(x.shape)")
-        precondition(x.shape[0] == y.count,
+        neuritePrecondition(x.rank >= 1, "TensorDataset needs x of rank >= 1 (samples along the first axis), shape is \(x.shape)")
+        neuritePrecondition(x.shape[0] == y.count,
                      "TensorDataset: x has \(x.shape[0]) samples (shape \(x.shape)) but y has \(y.count) labels")
         self.x = x
         self.y = y
@@ -104,7 +104,7 @@ public struct TensorDataset: Dataset {
     ///
     /// - Precondition: `0 <= index < count`.
     public func sample(at index: Int) throws -> (x: Tensor, y: Int) {
-        precondition(index >= 0 && index < count, "TensorDataset: sample index \(index) is out of range for \(count) samples")
+        neuritePrecondition(index >= 0 && index < count, "TensorDataset: sample index \(index) is out of range for \(count) samples")
         return (x.slice(index..<(index + 1)).reshaped(Array(x.shape.dropFirst())), y[index])
     }
 
@@ -113,7 +113,7 @@ public struct TensorDataset: Dataset {
     /// - Precondition: every index is in `0..<count`.
     public func batch(at indices: [Int]) throws -> (x: Tensor, y: [Int]) {
         let labels = indices.map { i in
-            precondition(i >= 0 && i < count, "TensorDataset: sample index \(i) is out of range for \(count) samples")
+            neuritePrecondition(i >= 0 && i < count, "TensorDataset: sample index \(i) is out of range for \(count) samples")
             return y[i]
         }
         return (x.gather(indices), labels)
@@ -138,7 +138,7 @@ public struct Subset<Base: Dataset>: Dataset {
     public init(_ base: Base, indices: [Int]) {
         let n = base.count
         for i in indices {
-            precondition(i >= 0 && i < n, "Subset: index \(i) is out of range for a data set of \(n) samples")
+            neuritePrecondition(i >= 0 && i < n, "Subset: index \(i) is out of range for a data set of \(n) samples")
         }
         self.base = base
         self.indices = indices
@@ -151,7 +151,7 @@ public struct Subset<Base: Dataset>: Dataset {
     ///
     /// - Precondition: `0 <= index < count`.
     public func sample(at index: Int) throws -> (x: Tensor, y: Int) {
-        precondition(index >= 0 && index < count, "Subset: sample index \(index) is out of range for \(count) samples")
+        neuritePrecondition(index >= 0 && index < count, "Subset: sample index \(index) is out of range for \(count) samples")
         return try base.sample(at: indices[index])
     }
 
@@ -160,7 +160,7 @@ public struct Subset<Base: Dataset>: Dataset {
     /// - Precondition: every index is in `0..<count`.
     public func batch(at positions: [Int]) throws -> (x: Tensor, y: [Int]) {
         try base.batch(at: positions.map { p in
-            precondition(p >= 0 && p < count, "Subset: sample index \(p) is out of range for \(count) samples")
+            neuritePrecondition(p >= 0 && p < count, "Subset: sample index \(p) is out of range for \(count) samples")
             return indices[p]
         })
     }

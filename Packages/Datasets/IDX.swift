@@ -53,7 +53,7 @@ public struct IDXLimits: Sendable, Equatable {
 
     /// Limits with the given maximum content size in bytes.
     public init(maxBytes: Int = 1 << 30) {
-        precondition(maxBytes > 0, "IDXLimits.maxBytes must be positive, got \(maxBytes)")
+        neuritePrecondition(maxBytes > 0, "IDXLimits.maxBytes must be positive, got \(maxBytes)")
         self.maxBytes = maxBytes
     }
 
@@ -164,7 +164,7 @@ public struct IDXFile: Sendable {
     ///
     /// - Parameter divisor: a nonzero value to divide every element by, or nil for raw values.
     public func tensor(dividedBy divisor: Float? = nil) -> Tensor {
-        if let divisor { precondition(divisor != 0, "IDXFile.tensor(dividedBy:) needs a nonzero divisor") }
+        if let divisor { neuritePrecondition(divisor != 0, "IDXFile.tensor(dividedBy:) needs a nonzero divisor") }
         let src = data
         let type = dataType
         return Tensor(shape: shape) { dst in
@@ -340,7 +340,7 @@ public enum IDX {
             }
             count = product
         }
-        precondition(values.count == count, "IDX.write: \(values.count) values do not fill shape \(shape) (\(count) elements)")
+        neuritePrecondition(values.count == count, "IDX.write: \(values.count) values do not fill shape \(shape) (\(count) elements)")
         let headerSize = 4 + 4 * shape.count
         let total = headerSize + count * type.byteWidth
         let content = try ByteBuffer(capacity: total, path: path)

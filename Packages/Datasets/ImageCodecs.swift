@@ -308,7 +308,7 @@ public enum ImageEncoder {
     /// The bytes of a PNG file holding `image`, encoded as ``writePNG(_:to:)`` does.
     public static func encodePNG(_ image: Tensor) throws -> [UInt8] {
         let shape = image.shape
-        precondition((shape.count == 2 || (shape.count == 3 && (shape[2] == 1 || shape[2] == 3)))
+        neuritePrecondition((shape.count == 2 || (shape.count == 3 && (shape[2] == 1 || shape[2] == 3)))
                      && shape[0] > 0 && shape[1] > 0 && shape[0] <= Int(Int32.max) && shape[1] <= Int(Int32.max),
                      "writePNG needs an image [H, W], [H, W, 1] or [H, W, 3] with H, W > 0, got shape \(shape)")
         let height = shape[0], width = shape[1], channels = shape.count == 2 ? 1 : shape[2]

@@ -196,7 +196,7 @@ public struct ImageFolder: Dataset {
     /// - Throws: ``DatasetError`` naming the file when it cannot be read or decoded (it may have
     ///   changed since the scan, or be damaged past its header).
     public func sample(at index: Int) throws -> (x: Tensor, y: Int) {
-        precondition(index >= 0 && index < count, "ImageFolder: sample index \(index) is out of range for \(count) samples")
+        neuritePrecondition(index >= 0 && index < count, "ImageFolder: sample index \(index) is out of range for \(count) samples")
         var image = try ImageDecoder.decode(fileAt: paths[index], channels: channels, scaled: true, limits: limits)
         if image.shape[0] != imageSize.height || image.shape[1] != imageSize.width {
             image = image.resized(to: imageSize, method: resizeMethod)
@@ -211,7 +211,7 @@ public struct ImageFolder: Dataset {
     /// - Throws: the error of the first index (in `indices` order) whose file fails to decode.
     public func batch(at indices: [Int]) throws -> (x: Tensor, y: [Int]) {
         for i in indices {
-            precondition(i >= 0 && i < count, "ImageFolder: sample index \(i) is out of range for \(count) samples")
+            neuritePrecondition(i >= 0 && i < count, "ImageFolder: sample index \(i) is out of range for \(count) samples")
         }
         let shape = sampleShape
         let stride = shape.reduce(1, *)
@@ -260,7 +260,7 @@ public struct ImageFolder: Dataset {
     ///
     /// - Precondition: `0 <= validationFraction <= 1`.
     public func split(validationFraction: Double, seed: UInt64) -> (train: ImageFolder, validation: ImageFolder) {
-        precondition(validationFraction >= 0 && validationFraction <= 1,
+        neuritePrecondition(validationFraction >= 0 && validationFraction <= 1,
                      "ImageFolder.split needs a validation fraction in 0...1, got \(validationFraction)")
         let halves = stratifiedSplit(labels: labels, fraction: validationFraction, seed: seed)
         return (ImageFolder(self, positions: halves.train), ImageFolder(self, positions: halves.validation))

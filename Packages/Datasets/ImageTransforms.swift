@@ -19,7 +19,7 @@ private struct ImageLayout {
     var isBatch: Bool
 
     init(_ shape: [Int], _ function: String) {
-        precondition(shape.count == 3 || shape.count == 4,
+        neuritePrecondition(shape.count == 3 || shape.count == 4,
                      "\(function) needs an image [H, W, C] or a batch [N, H, W, C], got shape \(shape)")
         isBatch = shape.count == 4
         batch = isBatch ? shape[0] : 1
@@ -77,8 +77,8 @@ extension Tensor {
     /// `N * C * (H * w * tapsW + h * w * tapsH)` multiply-adds, with 1 or 2 taps for bilinear.
     public func resized(to size: (height: Int, width: Int), method: ResizeMethod = .bilinear) -> Tensor {
         let layout = ImageLayout(shape, "resized(to:)")
-        precondition(size.height > 0 && size.width > 0, "resized(to:) needs a positive size, got \(size) for shape \(shape)")
-        precondition(layout.height > 0 && layout.width > 0, "resized(to:) cannot resize an empty image of shape \(shape)")
+        neuritePrecondition(size.height > 0 && size.width > 0, "resized(to:) needs a positive size, got \(size) for shape \(shape)")
+        neuritePrecondition(layout.height > 0 && layout.width > 0, "resized(to:) cannot resize an empty image of shape \(shape)")
         if size.height == layout.height && size.width == layout.width && method == .bilinear { return self }
         let c = layout.channels, inH = layout.height, inW = layout.width, outH = size.height, outW = size.width
         let columns = AxisTaps(input: inW, output: outW, method: method)
@@ -121,7 +121,7 @@ extension Tensor {
     /// - Precondition: `size` is positive and no larger than the image.
     public func centerCropped(to size: (height: Int, width: Int)) -> Tensor {
         let layout = ImageLayout(shape, "centerCropped(to:)")
-        precondition(size.height > 0 && size.width > 0 && size.height <= layout.height && size.width <= layout.width,
+        neuritePrecondition(size.height > 0 && size.width > 0 && size.height <= layout.height && size.width <= layout.width,
                      "centerCropped(to: \(size)) needs a positive size no larger than the image, shape is \(shape)")
         let top = (layout.height - size.height) / 2, left = (layout.width - size.width) / 2
         return croppedImages(layout, size, corners: Array(repeating: (top, left), count: layout.batch))
@@ -134,11 +134,11 @@ extension Tensor {
     ///   - std: one positive value per channel (or one for all channels).
     /// - Precondition: the last axis has `mean.count` (and `std.count`) channels, or the counts are 1.
     public func normalized(mean: [Float], std: [Float]) -> Tensor {
-        precondition(rank >= 1, "normalized(mean:std:) needs at least one axis, got shape \(shape)")
+        neuritePrecondition(rank >= 1, "normalized(mean:std:) needs at least one axis, got shape \(shape)")
         let c = shape[rank - 1]
-        precondition((mean.count == c || mean.count == 1) && (std.count == c || std.count == 1),
+        neuritePrecondition((mean.count == c || mean.count == 1) && (std.count == c || std.count == 1),
                      "normalized(mean:std:) got \(mean.count) means and \(std.count) deviations for shape \(shape) with \(c) channels")
-        precondition(std.allSatisfy { $0 > 0 }, "normalized(mean:std:) needs positive deviations, got \(std)")
+        neuritePrecondition(std.allSatisfy { $0 > 0 }, "normalized(mean:std:) needs positive deviations, got \(std)")
         let means = mean.count == c ? mean : Array(repeating: mean[0], count: c)
         let deviations = std.count == c ? std : Array(repeating: std[0], count: c)
         guard c > 0 else { return self }
@@ -164,7 +164,7 @@ extension Tensor {
     /// the same state.
     public func randomFlipHorizontal<G: RandomNumberGenerator>(probability: Float = 0.5, using generator: inout G) -> Tensor {
         let layout = ImageLayout(shape, "randomFlipHorizontal(probability:using:)")
-        precondition((0...1).contains(probability), "randomFlipHorizontal needs a probability in 0...1, got \(probability)")
+        neuritePrecondition((0...1).contains(probability), "randomFlipHorizontal needs a probability in 0...1, got \(probability)")
         let flips = (0..<layout.batch).map { _ in generator.nextUnitFloat() < probability }
         return flippingImages(layout, flips)
     }
@@ -178,9 +178,9 @@ extension Tensor {
     public func randomCrop<G: RandomNumberGenerator>(to size: (height: Int, width: Int), padding: Int = 0,
                                                      using generator: inout G) -> Tensor {
         let layout = ImageLayout(shape, "randomCrop(to:padding:using:)")
-        precondition(padding >= 0, "randomCrop needs padding >= 0, got \(padding)")
+        neuritePrecondition(padding >= 0, "randomCrop needs padding >= 0, got \(padding)")
         let paddedH = layout.height + 2 * padding, paddedW = layout.width + 2 * padding
-        precondition(size.height > 0 && size.width > 0 && size.height <= paddedH && size.width <= paddedW,
+        neuritePrecondition(size.height > 0 && size.width > 0 && size.height <= paddedH && size.width <= paddedW,
                      "randomCrop(to: \(size), padding: \(padding)) does not fit in shape \(shape)")
         let corners = (0..<layout.batch).map { _ -> (Int, Int) in
             let top = generator.nextIndex(below: paddedH - size.height + 1) - padding

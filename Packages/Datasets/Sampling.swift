@@ -9,11 +9,11 @@ import TensorCore
 /// - Precondition: `classes > 0` and every label is in `0..<classes`; the message names the
 ///   offending label, its position and the class count.
 public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
-    precondition(classes > 0, "oneHot needs a positive class count, got \(classes)")
+    neuritePrecondition(classes > 0, "oneHot needs a positive class count, got \(classes)")
     return Tensor(shape: [labels.count, classes]) { out in
         out.initialize(repeating: 0)
         for (i, label) in labels.enumerated() {
-            precondition(label >= 0 && label < classes,
+            neuritePrecondition(label >= 0 && label < classes,
                          "oneHot: label \(label) at position \(i) is out of range for \(classes) classes")
             out[i * classes + label] = 1
         }
@@ -29,14 +29,14 @@ public func oneHot(_ labels: [Int], classes: Int) -> Tensor {
 public func classCounts(labels: [Int], classes: Int? = nil) -> [Int] {
     let size: Int
     if let classes {
-        precondition(classes >= 0, "classCounts needs a non-negative class count, got \(classes)")
+        neuritePrecondition(classes >= 0, "classCounts needs a non-negative class count, got \(classes)")
         size = classes
     } else {
         size = (labels.max() ?? -1) + 1
     }
     var counts = [Int](repeating: 0, count: size)
     for (i, label) in labels.enumerated() {
-        precondition(label >= 0 && label < size,
+        neuritePrecondition(label >= 0 && label < size,
                      "classCounts: label \(label) at position \(i) is out of range for \(size) classes")
         counts[label] += 1
     }
@@ -74,7 +74,7 @@ public func balancingWeights(labels: [Int]) -> [Double] {
 ///
 /// - Precondition: `0 <= fraction <= 1`.
 public func stratifiedSplit(labels: [Int], fraction: Double, seed: UInt64) -> (train: [Int], validation: [Int]) {
-    precondition(fraction >= 0 && fraction <= 1, "stratifiedSplit needs a fraction in 0...1, got \(fraction)")
+    neuritePrecondition(fraction >= 0 && fraction <= 1, "stratifiedSplit needs a fraction in 0...1, got \(fraction)")
     var members: [Int: [Int]] = [:]
     for (i, label) in labels.enumerated() { members[label, default: []].append(i) }
     let classes = members.keys.sorted()
@@ -154,7 +154,7 @@ public struct WeightedSampler: Sampler {
     ///   finite sum (none given, all zero, or overflowing).
     /// - Precondition: `count`, when given, is non-negative.
     public init(weights: [Double], count: Int? = nil) throws {
-        precondition((count ?? 0) >= 0, "WeightedSampler needs a non-negative count, got \(count ?? 0)")
+        neuritePrecondition((count ?? 0) >= 0, "WeightedSampler needs a non-negative count, got \(count ?? 0)")
         var running = 0.0
         var cumulative: [Double] = []
         cumulative.reserveCapacity(weights.count)

@@ -18,10 +18,10 @@ public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                   alpha: Float, a: UnsafePointer<Float>, lda: Int,
                   b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    precondition(m >= 0 && n >= 0 && k >= 0, "sgemm needs non-negative sizes, got m=\(m) n=\(n) k=\(k)")
-    precondition(lda >= max(1, transposeA ? m : k), "sgemm: lda=\(lda) is too small for op(A) \(m)x\(k), transposeA=\(transposeA)")
-    precondition(ldb >= max(1, transposeB ? k : n), "sgemm: ldb=\(ldb) is too small for op(B) \(k)x\(n), transposeB=\(transposeB)")
-    precondition(ldc >= max(1, n), "sgemm: ldc=\(ldc) is too small for C \(m)x\(n)")
+    neuritePrecondition(m >= 0 && n >= 0 && k >= 0, "sgemm needs non-negative sizes, got m=\(m) n=\(n) k=\(k)")
+    neuritePrecondition(lda >= max(1, transposeA ? m : k), "sgemm: lda=\(lda) is too small for op(A) \(m)x\(k), transposeA=\(transposeA)")
+    neuritePrecondition(ldb >= max(1, transposeB ? k : n), "sgemm: ldb=\(ldb) is too small for op(B) \(k)x\(n), transposeB=\(transposeB)")
+    neuritePrecondition(ldc >= max(1, n), "sgemm: ldc=\(ldc) is too small for C \(m)x\(n)")
     if m == 0 || n == 0 { return }
     if k == 0 || alpha == 0 {
         for i in 0..<m {
@@ -248,7 +248,7 @@ extension Tensor {
     /// `Tensor.matmul(x, transposeA: true, dy)` is `[in, B]^T`-style products for weight gradients.
     public static func matmul(_ a: Tensor, transposeA: Bool = false,
                               _ b: Tensor, transposeB: Bool = false) -> Tensor {
-        precondition(a.rank == 2 && b.rank == 2, "matmul needs rank-2 tensors, got shapes \(a.shape) and \(b.shape)")
+        neuritePrecondition(a.rank == 2 && b.rank == 2, "matmul needs rank-2 tensors, got shapes \(a.shape) and \(b.shape)")
         let m = transposeA ? a.shape[1] : a.shape[0]
         let n = transposeB ? b.shape[0] : b.shape[1]
         var c = Tensor(shape: [m, n], repeating: 0)
@@ -262,13 +262,13 @@ extension Tensor {
     /// `c = alpha * op(a) x op(b) + beta * c`, in place (BLAS `sgemm` on tensors).
     public static func gemm(_ a: Tensor, transposeA: Bool = false, _ b: Tensor, transposeB: Bool = false,
                             alpha: Float = 1, beta: Float = 0, into c: inout Tensor) {
-        precondition(a.rank == 2 && b.rank == 2 && c.rank == 2,
+        neuritePrecondition(a.rank == 2 && b.rank == 2 && c.rank == 2,
                      "gemm needs rank-2 tensors, got shapes \(a.shape), \(b.shape) and \(c.shape)")
         let m = transposeA ? a.shape[1] : a.shape[0], ka = transposeA ? a.shape[0] : a.shape[1]
         let kb = transposeB ? b.shape[1] : b.shape[0], n = transposeB ? b.shape[0] : b.shape[1]
-        precondition(ka == kb,
+        neuritePrecondition(ka == kb,
                      "matmul shapes do not agree: \(a.shape)\(transposeA ? "^T" : "") x \(b.shape)\(transposeB ? "^T" : "")")
-        precondition(c.shape == [m, n], "gemm output has shape \(c.shape), expected \([m, n]) for \(a.shape) x \(b.shape)")
+        neuritePrecondition(c.shape == [m, n], "gemm output has shape \(c.shape), expected \([m, n]) for \(a.shape) x \(b.shape)")
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in

@@ -47,7 +47,7 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     /// Runs `body` with kernels forced onto `isa`.
     /// - Precondition: the CPU supports `isa`.
     public static func withISA<R>(_ isa: KernelISA, _ body: () throws -> R) rethrows -> R {
-        precondition(isa.isSupported, "this CPU does not support the \(isa) kernel path")
+        neuritePrecondition(isa.isSupported, "this CPU does not support the \(isa) kernel path")
         return try $override.withValue(isa, operation: body)
     }
 }

@@ -71,7 +71,7 @@ extension RandomNumberGenerator {
     /// A uniform integer in `0..<upperBound` without modulo bias (Lemire's method).
     @inlinable
     public mutating func nextIndex(below upperBound: Int) -> Int {
-        precondition(upperBound > 0, "nextIndex(below:) needs a positive bound, got \(upperBound)")
+        neuritePrecondition(upperBound > 0, "nextIndex(below:) needs a positive bound, got \(upperBound)")
         let bound = UInt64(upperBound)
         var m = next().multipliedFullWidth(by: bound)
         if m.low < bound {

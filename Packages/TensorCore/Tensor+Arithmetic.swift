@@ -19,7 +19,7 @@ extension Tensor {
         for k in 0..<rank {
             let ea = k < rank - a.count ? 1 : a[k - (rank - a.count)]
             let eb = k < rank - b.count ? 1 : b[k - (rank - b.count)]
-            precondition(ea == eb || ea == 1 || eb == 1, "cannot broadcast shapes \(a) and \(b)")
+            neuritePrecondition(ea == eb || ea == 1 || eb == 1, "cannot broadcast shapes \(a) and \(b)")
             result[k] = ea == 1 ? eb : ea
         }
         return result
@@ -118,7 +118,7 @@ extension Tensor {
     /// buffer the size of the result; returns `self` unchanged when the shapes are equal.
     /// - Precondition: `shape` broadcasts to `self.shape`; the message names both shapes.
     public func reduced(toShape shape: [Int]) -> Tensor {
-        precondition(Tensor.broadcasts(shape, to: self.shape),
+        neuritePrecondition(Tensor.broadcasts(shape, to: self.shape),
                      "cannot reduce shape \(self.shape) to \(shape): \(shape) does not broadcast to \(self.shape)")
         if shape == self.shape { return self }
         let n = Tensor.elementCount(of: shape)
@@ -380,7 +380,7 @@ extension Tensor {
     }
 
     internal mutating func updateInPlace<Op: BinaryElementOp>(_ rhs: Tensor, _ op: Op.Type, _ name: StaticString) {
-        precondition(Tensor.broadcasts(rhs.shape, to: shape),
+        neuritePrecondition(Tensor.broadcasts(rhs.shape, to: shape),
                      "\(name): cannot broadcast shape \(rhs.shape) to \(shape) (the left-hand side keeps its shape)")
         let shape = self.shape, n = count
         withUnsafeMutableBufferPointer { z in

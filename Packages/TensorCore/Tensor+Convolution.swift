@@ -70,13 +70,13 @@ public struct Conv2DGeometry: Sendable, Equatable {
                 kernelHeight: Int, kernelWidth: Int,
                 strides: (Int, Int) = (1, 1), dilation: (Int, Int) = (1, 1),
                 padding: Padding = .valid) {
-        precondition(inputHeight >= 0 && inputWidth >= 0 && channels >= 0,
+        neuritePrecondition(inputHeight >= 0 && inputWidth >= 0 && channels >= 0,
                      "Conv2DGeometry: input \(inputHeight)x\(inputWidth)x\(channels) has a negative extent")
-        precondition(kernelHeight >= 1 && kernelWidth >= 1,
+        neuritePrecondition(kernelHeight >= 1 && kernelWidth >= 1,
                      "Conv2DGeometry: kernel \(kernelHeight)x\(kernelWidth) must be at least 1x1")
-        precondition(strides.0 >= 1 && strides.1 >= 1,
+        neuritePrecondition(strides.0 >= 1 && strides.1 >= 1,
                      "Conv2DGeometry: strides (\(strides.0), \(strides.1)) must be at least 1")
-        precondition(dilation.0 >= 1 && dilation.1 >= 1,
+        neuritePrecondition(dilation.0 >= 1 && dilation.1 >= 1,
                      "Conv2DGeometry: dilation (\(dilation.0), \(dilation.1)) must be at least 1")
         self.inputHeight = inputHeight
         self.inputWidth = inputWidth
@@ -102,7 +102,7 @@ public struct Conv2DGeometry: Sendable, Equatable {
         let effective = (kernel - 1) * dilation + 1
         switch padding {
         case .valid:
-            precondition(input >= effective,
+            neuritePrecondition(input >= effective,
                          "Conv2DGeometry: valid padding needs input \(name) \(input) >= dilated kernel \(name) \(effective) (kernel \(kernel), dilation \(dilation))")
             return ((input - effective) / stride + 1, 0, 0)
         case .same:
@@ -269,7 +269,7 @@ extension Conv2DGeometry {
 extension Tensor {
     /// Checks that `input` is `[N, H, W, C]` with the extent `geometry` describes; returns `N`.
     private static func checkImages(_ op: String, _ input: Tensor, _ g: Conv2DGeometry) -> Int {
-        precondition(input.rank == 4 && input.shape[1] == g.inputHeight && input.shape[2] == g.inputWidth
+        neuritePrecondition(input.rank == 4 && input.shape[1] == g.inputHeight && input.shape[2] == g.inputWidth
                         && input.shape[3] == g.channels,
                      "\(op) input \(input.shape) does not match geometry [N, \(g.inputHeight), \(g.inputWidth), \(g.channels)]")
         return input.shape[0]
@@ -278,15 +278,15 @@ extension Tensor {
     /// The geometry of `conv2D(input, kernel, ...)`, with shape checks that name both shapes.
     private static func convolutionGeometry(_ op: String, input: Tensor, kernel: Tensor, strides: (Int, Int),
                                             padding: Padding, dilation: (Int, Int)) -> Conv2DGeometry {
-        precondition(input.rank == 4, "\(op) input must be [N, H, W, Cin], got \(input.shape)")
-        precondition(kernel.rank == 4, "\(op) kernel must be [KH, KW, Cin, Cout], got \(kernel.shape)")
-        precondition(input.shape[3] == kernel.shape[2],
+        neuritePrecondition(input.rank == 4, "\(op) input must be [N, H, W, Cin], got \(input.shape)")
+        neuritePrecondition(kernel.rank == 4, "\(op) kernel must be [KH, KW, Cin, Cout], got \(kernel.shape)")
+        neuritePrecondition(input.shape[3] == kernel.shape[2],
                      "\(op) input \(input.shape) has \(input.shape[3]) channels, kernel \(kernel.shape) expects \(kernel.shape[2])")
-        precondition(kernel.shape[0] >= 1 && kernel.shape[1] >= 1,
+        neuritePrecondition(kernel.shape[0] >= 1 && kernel.shape[1] >= 1,
                      "\(op) kernel \(kernel.shape) must be at least 1x1")
         if padding == .valid {
             let kh = (kernel.shape[0] - 1) * Swift.max(1, dilation.0) + 1, kw = (kernel.shape[1] - 1) * Swift.max(1, dilation.1) + 1
-            precondition(input.shape[1] >= kh && input.shape[2] >= kw,
+            neuritePrecondition(input.shape[1] >= kh && input.shape[2] >= kw,
                          "\(op) input \(input.shape) is \(input.shape[1])x\(input.shape[2]), smaller than kernel \(kernel.shape) (\(kh)x\(kw) after dilation (\(dilation.0), \(dilation.1))) with valid padding")
         }
         return Conv2DGeometry(inputHeight: input.shape[1], inputWidth: input.shape[2], channels: input.shape[3],
@@ -329,7 +329,7 @@ extension Tensor {
     /// - Precondition: `columns` is `[batch * OH * OW, KH * KW * C]` for `geometry`.
     public static func col2im(_ columns: Tensor, geometry: Conv2DGeometry, batch: Int) -> Tensor {
         let expected = [batch * geometry.outputHeight * geometry.outputWidth, geometry.columnCount]
-        precondition(batch >= 0 && columns.shape == expected,
+        neuritePrecondition(batch >= 0 && columns.shape == expected,
                      "col2im columns \(columns.shape) do not match batch \(batch) of geometry: expected \(expected)")
         let shape = [batch, geometry.inputHeight, geometry.inputWidth, geometry.channels]
         if geometry.isPointwise { return columns.reshaped(shape) }
@@ -366,7 +366,7 @@ extension Tensor {
                                     padding: padding, dilation: dilation)
         let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
         if let bias {
-            precondition(bias.shape == [cout],
+            neuritePrecondition(bias.shape == [cout],
                          "conv2D bias \(bias.shape) does not match kernel \(kernel.shape): expected [\(cout)]")
         }
         let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
@@ -419,7 +419,7 @@ extension Tensor {
                                     padding: padding, dilation: dilation)
         let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
         let expected = [n, g.outputHeight, g.outputWidth, cout]
-        precondition(outputGradient.shape == expected,
+        neuritePrecondition(outputGradient.shape == expected,
                      "conv2DBackward output gradient \(outputGradient.shape) does not match input \(input.shape) and kernel \(kernel.shape): expected \(expected)")
         let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
         var inputGradient = Tensor.zeros(input.shape)

@@ -218,7 +218,7 @@ extension Tensor {
         _ a: Tensor, _ b: Tensor, _ aName: StaticString, _ bName: StaticString,
         _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
     ) -> Tensor {
-        precondition(a.shape == b.shape, "\(aName) \(a.shape) differs from \(bName) \(b.shape)")
+        neuritePrecondition(a.shape == b.shape, "\(aName) \(a.shape) differs from \(bName) \(b.shape)")
         return a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 Tensor(shape: a.shape) { dst in
@@ -267,7 +267,7 @@ extension Tensor {
     }
 
     internal static func checkBias(_ shape: [Int], _ biasShape: [Int]) {
-        precondition(biasShape.count == 1 && shape.count >= 1 && shape[shape.count - 1] == biasShape[0],
+        neuritePrecondition(biasShape.count == 1 && shape.count >= 1 && shape[shape.count - 1] == biasShape[0],
                      "cannot add bias of shape \(biasShape) to shape \(shape): the bias must be [N] for [..., N]")
     }
 

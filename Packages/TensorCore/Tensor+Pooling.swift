@@ -24,11 +24,11 @@ extension Tensor {
     /// The geometry of a pooling window over `shape`, with checks that name the shape.
     private static func poolingGeometry(_ op: String, _ shape: [Int], poolSize: (Int, Int),
                                         strides: (Int, Int)?, padding: Padding) -> Conv2DGeometry {
-        precondition(shape.count == 4, "\(op) input must be [N, H, W, C], got \(shape)")
-        precondition(poolSize.0 >= 1 && poolSize.1 >= 1,
+        neuritePrecondition(shape.count == 4, "\(op) input must be [N, H, W, C], got \(shape)")
+        neuritePrecondition(poolSize.0 >= 1 && poolSize.1 >= 1,
                      "\(op) pool size (\(poolSize.0), \(poolSize.1)) must be at least 1x1")
         if padding == .valid {
-            precondition(shape[1] >= poolSize.0 && shape[2] >= poolSize.1,
+            neuritePrecondition(shape[1] >= poolSize.0 && shape[2] >= poolSize.1,
                          "\(op) input \(shape) is \(shape[1])x\(shape[2]), smaller than pool size (\(poolSize.0), \(poolSize.1)) with valid padding")
         }
         return Conv2DGeometry(inputHeight: shape[1], inputWidth: shape[2], channels: shape[3],
@@ -40,7 +40,7 @@ extension Tensor {
     private static func checkPoolingGradient(_ op: String, _ outputGradient: Tensor, _ inputShape: [Int],
                                              _ g: Conv2DGeometry) {
         let expected = [inputShape[0], g.outputHeight, g.outputWidth, g.channels]
-        precondition(outputGradient.shape == expected,
+        neuritePrecondition(outputGradient.shape == expected,
                      "\(op) output gradient \(outputGradient.shape) does not match input shape \(inputShape): expected \(expected)")
     }
 
@@ -82,7 +82,7 @@ extension Tensor {
     public static func maxPool2D(_ input: Tensor, poolSize: (Int, Int), strides: (Int, Int)? = nil,
                                  padding: Padding = .valid) -> (output: Tensor, indices: [Int32]) {
         let g = poolingGeometry("maxPool2D", input.shape, poolSize: poolSize, strides: strides, padding: padding)
-        precondition(input.count <= Int(Int32.max),
+        neuritePrecondition(input.count <= Int(Int32.max),
                      "maxPool2D input \(input.shape) has \(input.count) elements, more than Int32 indices can address")
         let n = input.shape[0], c = g.channels
         let outputShape = [n, g.outputHeight, g.outputWidth, c]
@@ -144,10 +144,10 @@ extension Tensor {
     ///   one index per element, and every index lies in its own image of `inputShape` (as
     ///   `maxPool2D` produces).
     public static func maxPool2DBackward(outputGradient: Tensor, indices: [Int32], inputShape: [Int]) -> Tensor {
-        precondition(inputShape.count == 4 && outputGradient.rank == 4
+        neuritePrecondition(inputShape.count == 4 && outputGradient.rank == 4
                         && outputGradient.shape[0] == inputShape[0] && outputGradient.shape[3] == inputShape[3],
                      "maxPool2DBackward output gradient \(outputGradient.shape) does not match input shape \(inputShape)")
-        precondition(indices.count == outputGradient.count,
+        neuritePrecondition(indices.count == outputGradient.count,
                      "maxPool2DBackward has \(indices.count) indices for output gradient \(outputGradient.shape) (\(outputGradient.count) elements)")
         let batch = inputShape[0]
         let inputPerImage = inputShape[1] * inputShape[2] * inputShape[3]
@@ -161,7 +161,7 @@ extension Tensor {
                         let lower = n * inputPerImage, upper = lower + inputPerImage
                         for i in (n * outputPerImage)..<((n + 1) * outputPerImage) {
                             let j = Int(idx[i])
-                            precondition(j >= lower && j < upper,
+                            neuritePrecondition(j >= lower && j < upper,
                                          "maxPool2DBackward index \(j) (element \(i)) is outside image \(n) of input shape \(inputShape)")
                             dx[j] += dy[i]
                         }
@@ -265,9 +265,9 @@ extension Tensor {
     /// when large. Each image's sum is taken in Float blocks of 64 positions added in Float64.
     /// - Precondition: `input` is rank 4 with `H * W > 0`.
     public static func globalAveragePool2D(_ input: Tensor) -> Tensor {
-        precondition(input.rank == 4, "globalAveragePool2D input must be [N, H, W, C], got \(input.shape)")
+        neuritePrecondition(input.rank == 4, "globalAveragePool2D input must be [N, H, W, C], got \(input.shape)")
         let n = input.shape[0], positions = input.shape[1] * input.shape[2], c = input.shape[3]
-        precondition(positions > 0, "globalAveragePool2D input \(input.shape) has no positions to average")
+        neuritePrecondition(positions > 0, "globalAveragePool2D input \(input.shape) has no positions to average")
         return input.withUnsafeBufferPointer { src in
             Tensor(shape: [n, c]) { dst in
                 forEachImage(n, imageWork: positions * c) { image in
@@ -287,10 +287,10 @@ extension Tensor {
     /// Cost: one write pass over the input shape.
     /// - Precondition: `inputShape` is `[N, H, W, C]` with `H * W > 0` and `outputGradient` is `[N, C]`.
     public static func globalAveragePool2DBackward(outputGradient: Tensor, inputShape: [Int]) -> Tensor {
-        precondition(inputShape.count == 4 && outputGradient.shape == [inputShape[0], inputShape[3]],
+        neuritePrecondition(inputShape.count == 4 && outputGradient.shape == [inputShape[0], inputShape[3]],
                      "globalAveragePool2DBackward output gradient \(outputGradient.shape) does not match input shape \(inputShape): expected [N, C]")
         let n = inputShape[0], positions = inputShape[1] * inputShape[2], c = inputShape[3]
-        precondition(positions > 0, "globalAveragePool2DBackward input shape \(inputShape) has no positions")
+        neuritePrecondition(positions > 0, "globalAveragePool2DBackward input shape \(inputShape) has no positions")
         return outputGradient.withUnsafeBufferPointer { dyb in
             Tensor(shape: inputShape) { dxb in
                 let dy = dyb.baseAddress!, dx = dxb.baseAddress!, scale = 1 / Float(positions)

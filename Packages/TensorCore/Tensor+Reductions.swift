@@ -19,14 +19,14 @@ extension Tensor {
     /// pool as `sum()` is.
     /// - Precondition: the tensor has at least one element.
     public func max() -> Float {
-        precondition(count > 0, "max() needs at least one element, shape is \(shape)")
+        neuritePrecondition(count > 0, "max() needs at least one element, shape is \(shape)")
         return chunkedExtremum(ck_vmax, >)
     }
 
     /// The smallest element; NaN if any element is NaN. Cost as for `max()`.
     /// - Precondition: the tensor has at least one element.
     public func min() -> Float {
-        precondition(count > 0, "min() needs at least one element, shape is \(shape)")
+        neuritePrecondition(count > 0, "min() needs at least one element, shape is \(shape)")
         return chunkedExtremum(ck_vmin, <)
     }
 
@@ -34,7 +34,7 @@ extension Tensor {
     /// there is one (as numpy). A vectorised `max()` and a scan to the first match.
     /// - Precondition: the tensor has at least one element.
     public func argmax() -> Int {
-        precondition(count > 0, "argmax() needs at least one element, shape is \(shape)")
+        neuritePrecondition(count > 0, "argmax() needs at least one element, shape is \(shape)")
         let m = max()
         return withUnsafeBufferPointer { x in
             m.isNaN ? x.firstIndex(where: { $0.isNaN })! : x.firstIndex(of: m)!
@@ -69,7 +69,7 @@ extension Tensor {
     /// - Precondition: `-rank <= axis < rank`, and the axis has a non-zero extent.
     public func max(alongAxis axis: Int, keepingDimension: Bool = false) -> Tensor {
         let g = axisGeometry(axis, "max(alongAxis:)")
-        precondition(g.length > 0, "max(alongAxis: \(axis)) needs a non-empty axis, shape is \(shape)")
+        neuritePrecondition(g.length > 0, "max(alongAxis: \(axis)) needs a non-empty axis, shape is \(shape)")
         let isa = KernelISA.current.rawValue
         let (outer, length, inner) = (g.outer, g.length, g.inner)
         return withUnsafeBufferPointer { src in
@@ -104,7 +104,7 @@ extension Tensor {
     /// - Precondition: `-rank <= axis < rank`, and the axis has a non-zero extent.
     public func argmax(alongAxis axis: Int) -> [Int] {
         let g = axisGeometry(axis, "argmax(alongAxis:)")
-        precondition(g.length > 0, "argmax(alongAxis: \(axis)) needs a non-empty axis, shape is \(shape)")
+        neuritePrecondition(g.length > 0, "argmax(alongAxis: \(axis)) needs a non-empty axis, shape is \(shape)")
         let isa = KernelISA.current.rawValue
         let (outer, length, inner) = (g.outer, g.length, g.inner)
         var result = [Int](repeating: 0, count: outer * inner)
@@ -196,7 +196,7 @@ extension Tensor {
     /// The normalised axis and the tensor viewed as `[outer, length, inner]` around it.
     internal func axisGeometry(_ axis: Int, _ name: StaticString) -> (axis: Int, outer: Int, length: Int, inner: Int) {
         let a = axis < 0 ? axis + rank : axis
-        precondition(a >= 0 && a < rank, "\(name): axis \(axis) is out of range for shape \(shape)")
+        neuritePrecondition(a >= 0 && a < rank, "\(name): axis \(axis) is out of range for shape \(shape)")
         var outer = 1, inner = 1
         for k in 0..<a { outer *= shape[k] }
         for k in (a + 1)..<rank { inner *= shape[k] }

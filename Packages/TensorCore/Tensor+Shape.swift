@@ -1,7 +1,7 @@
 extension Tensor {
     /// The transpose of a rank-2 tensor: `[R, C]` becomes `[C, R]` (a copy, blocked for cache).
     public func transposed() -> Tensor {
-        precondition(rank == 2, "transposed() needs a rank-2 tensor, shape is \(shape)")
+        neuritePrecondition(rank == 2, "transposed() needs a rank-2 tensor, shape is \(shape)")
         let rows = shape[0], cols = shape[1]
         return withUnsafeBufferPointer { src in
             Tensor(shape: [cols, rows]) { dst in
@@ -25,8 +25,8 @@ extension Tensor {
 
     /// The entries `range` along the first axis: `x.slice(32..<64)` of `[N, ...]` is `[32, ...]`.
     public func slice(_ range: Range<Int>) -> Tensor {
-        precondition(rank >= 1, "slice needs rank >= 1, shape is \(shape)")
-        precondition(range.lowerBound >= 0 && range.upperBound <= shape[0],
+        neuritePrecondition(rank >= 1, "slice needs rank >= 1, shape is \(shape)")
+        neuritePrecondition(range.lowerBound >= 0 && range.upperBound <= shape[0],
                      "slice \(range) is out of bounds for shape \(shape)")
         var newShape = shape
         newShape[0] = range.count
@@ -43,7 +43,7 @@ extension Tensor {
 
     /// The entries at `indices` along the first axis, in that order (for shuffled batches).
     public func gather(_ indices: [Int]) -> Tensor {
-        precondition(rank >= 1, "gather needs rank >= 1, shape is \(shape)")
+        neuritePrecondition(rank >= 1, "gather needs rank >= 1, shape is \(shape)")
         var newShape = shape
         newShape[0] = indices.count
         let stride = rowStride
@@ -51,7 +51,7 @@ extension Tensor {
         return withUnsafeBufferPointer { src in
             Tensor(shape: newShape) { dst in
                 for (row, i) in indices.enumerated() {
-                    precondition(i >= 0 && i < n, "gather index \(i) is out of bounds for shape \(shape)")
+                    neuritePrecondition(i >= 0 && i < n, "gather index \(i) is out of bounds for shape \(shape)")
                     (dst.baseAddress! + row * stride).update(from: src.baseAddress! + i * stride, count: stride)
                 }
             }
@@ -60,15 +60,15 @@ extension Tensor {
 
     /// Joins tensors along `axis`; all other extents must agree.
     public static func concatenate(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
-        precondition(!tensors.isEmpty, "concatenate needs at least one tensor")
+        neuritePrecondition(!tensors.isEmpty, "concatenate needs at least one tensor")
         let first = tensors[0]
-        precondition(axis >= 0 && axis < first.rank, "concatenate axis \(axis) is out of range for shape \(first.shape)")
+        neuritePrecondition(axis >= 0 && axis < first.rank, "concatenate axis \(axis) is out of range for shape \(first.shape)")
         var total = 0
         for t in tensors {
             var a = t.shape, b = first.shape
-            precondition(a.count == b.count, "cannot concatenate shapes \(first.shape) and \(t.shape)")
+            neuritePrecondition(a.count == b.count, "cannot concatenate shapes \(first.shape) and \(t.shape)")
             a[axis] = 0; b[axis] = 0
-            precondition(a == b, "cannot concatenate shapes \(first.shape) and \(t.shape) along axis \(axis)")
+            neuritePrecondition(a == b, "cannot concatenate shapes \(first.shape) and \(t.shape) along axis \(axis)")
             total += t.shape[axis]
         }
         var newShape = first.shape

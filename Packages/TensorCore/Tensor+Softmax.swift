@@ -44,7 +44,7 @@ extension Tensor {
     /// exponentiate-and-sum pass; parallel over rows as `softmax()`.
     /// - Precondition: rank >= 1.
     public func logSumExp() -> Tensor {
-        precondition(rank >= 1, "logSumExp() needs rank >= 1, shape is \(shape)")
+        neuritePrecondition(rank >= 1, "logSumExp() needs rank >= 1, shape is \(shape)")
         let n = shape[rank - 1]
         let rows = Tensor.elementCount(of: Array(shape.dropLast()))
         let isa = KernelISA.current.rawValue
@@ -76,7 +76,7 @@ extension Tensor {
     @inline(__always)
     internal func rowwise(_ name: StaticString,
                           _ body: (Int32, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
-        precondition(rank >= 1, "\(name) needs rank >= 1, shape is \(shape)")
+        neuritePrecondition(rank >= 1, "\(name) needs rank >= 1, shape is \(shape)")
         let n = shape[rank - 1]
         let isa = KernelISA.current.rawValue
         return withUnsafeBufferPointer { src in

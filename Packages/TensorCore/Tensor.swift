@@ -36,7 +36,7 @@ public struct Tensor: Sendable {
     /// - Precondition: `scalars.count` equals the product of `shape`.
     public init(shape: [Int], scalars: [Float]) {
         let n = Tensor.elementCount(of: shape)
-        precondition(scalars.count == n,
+        neuritePrecondition(scalars.count == n,
                      "Tensor(shape: \(shape)) needs \(n) scalars, got \(scalars.count)")
         let storage = TensorStorage(uninitializedCount: n)
         scalars.withUnsafeBufferPointer { storage.base.update(from: $0.baseAddress!, count: n) }
@@ -80,7 +80,7 @@ public struct Tensor: Sendable {
     public static func elementCount(of shape: [Int]) -> Int {
         var n = 1
         for d in shape {
-            precondition(d >= 0, "Tensor shape \(shape) has a negative extent")
+            neuritePrecondition(d >= 0, "Tensor shape \(shape) has a negative extent")
             n *= d
         }
         return n
@@ -95,7 +95,7 @@ public struct Tensor: Sendable {
 
     /// The single element of a tensor with one element (any rank).
     public var scalar: Float {
-        precondition(count == 1, "scalar needs a tensor with one element, shape is \(shape)")
+        neuritePrecondition(count == 1, "scalar needs a tensor with one element, shape is \(shape)")
         return storage.base[0]
     }
 
@@ -126,11 +126,11 @@ public struct Tensor: Sendable {
     /// The row-major offset of a multi-index, with bounds checks that name the shape.
     @inlinable
     internal func offset(of indices: [Int]) -> Int {
-        precondition(indices.count == shape.count,
+        neuritePrecondition(indices.count == shape.count,
                      "index \(indices) has \(indices.count) components, tensor shape \(shape) has \(shape.count) axes")
         var offset = 0
         for (axis, i) in indices.enumerated() {
-            precondition(i >= 0 && i < shape[axis], "index \(indices) is out of bounds for shape \(shape)")
+            neuritePrecondition(i >= 0 && i < shape[axis], "index \(indices) is out of bounds for shape \(shape)")
             offset = offset * shape[axis] + i
         }
         return offset
@@ -155,14 +155,14 @@ public struct Tensor: Sendable {
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var resolved = newShape
         let inferred = newShape.indices.filter { newShape[$0] == -1 }
-        precondition(inferred.count <= 1, "reshape from \(shape) to \(newShape): at most one extent may be -1")
+        neuritePrecondition(inferred.count <= 1, "reshape from \(shape) to \(newShape): at most one extent may be -1")
         if let axis = inferred.first {
             let known = newShape.enumerated().reduce(1) { $1.offset == axis ? $0 : $0 * $1.element }
-            precondition(known > 0 && count % known == 0,
+            neuritePrecondition(known > 0 && count % known == 0,
                          "cannot reshape \(shape) (\(count) elements) to \(newShape)")
             resolved[axis] = count / known
         }
-        precondition(Tensor.elementCount(of: resolved) == count,
+        neuritePrecondition(Tensor.elementCount(of: resolved) == count,
                      "cannot reshape \(shape) (\(count) elements) to \(newShape)")
         return Tensor(shape: resolved, storage: storage)
     }

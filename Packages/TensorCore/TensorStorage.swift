@@ -13,7 +13,7 @@ final class TensorStorage: @unchecked Sendable {
     /// safely, but callers must write every element before exposing it).
     @usableFromInline
     init(uninitializedCount count: Int) {
-        precondition(count >= 0, "Tensor element count must be non-negative, got \(count)")
+        neuritePrecondition(count >= 0, "Tensor element count must be non-negative, got \(count)")
         self.count = count
         let raw = BufferCache.allocate(bytes: count * MemoryLayout<Float>.stride)
         self.base = raw.bindMemory(to: Float.self, capacity: max(count, 1))
