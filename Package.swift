@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Optimizers", targets: ["Optimizers"]),
+        .library(name: "Layers", targets: ["Layers"]),
     ],
     dependencies: [
         // Command-line parsing for the tools under Tools/ only; no library product depends on it.
@@ -27,6 +29,16 @@ let package = Package(
             name: "TensorCore",
             dependencies: ["CKernels"],
             path: "Packages/TensorCore"
+        ),
+        .target(
+            name: "Optimizers",
+            dependencies: ["TensorCore"],
+            path: "Packages/Optimizers"
+        ),
+        .target(
+            name: "Layers",
+            dependencies: ["TensorCore", "Optimizers"],
+            path: "Packages/Layers"
         ),
         // zlib, for gzip-compressed IDX files.
         .systemLibrary(
@@ -87,6 +99,16 @@ let package = Package(
             name: "TensorCoreTests",
             dependencies: ["TensorCore", "_NeuriteTestSupport"],
             path: "Tests/TensorCoreTests"
+        ),
+        .testTarget(
+            name: "OptimizersTests",
+            dependencies: ["Optimizers", "_NeuriteTestSupport"],
+            path: "Tests/OptimizersTests"
+        ),
+        .testTarget(
+            name: "LayersTests",
+            dependencies: ["Layers", "Optimizers", "_NeuriteTestSupport"],
+            path: "Tests/LayersTests"
         ),
         .testTarget(
             name: "DatasetsTests",
