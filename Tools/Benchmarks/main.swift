@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and prints one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|datasets|all] [--quick] [--data DIR]
+//   swift run -c release neurite-bench [gemm|elementwise|datasets|all] [--quick] [--sizes 1024,2048] [--data DIR]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
@@ -15,6 +15,8 @@ struct Options {
     var minSeconds = 0.5
     /// Where `train-images-idx3-ubyte.gz` lives for the datasets suite (default: MNIST's search path).
     var dataDirectory: String?
+    /// Only GEMM cases whose largest dimension is one of these (all when nil).
+    var gemmSizes: Set<Int>?
 }
 
 var options = Options()
@@ -24,6 +26,9 @@ if let first = arguments.first, !first.hasPrefix("--") {
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
+if let i = arguments.firstIndex(of: "--sizes"), arguments.index(after: i) < arguments.endIndex {
+    options.gemmSizes = Set(arguments[arguments.index(after: i)].split(separator: ",").compactMap { Int($0) })
+}
 if let i = arguments.firstIndex(of: "--data"), arguments.index(after: i) < arguments.endIndex {
     options.dataDirectory = arguments[arguments.index(after: i)]
 }
@@ -75,7 +80,7 @@ if options.suites.contains("gemm") {
             cases.append((m, n, k, tA, tB, "layer"))
         }
     }
-    for (m, n, k, tA, tB, label) in cases {
+    for (m, n, k, tA, tB, label) in cases where options.gemmSizes?.contains(max(m, n, k)) ?? true {
         let a = Tensor.randomUniform(tA ? [k, m] : [m, k], in: -1...1, using: &SeededGeneratorBox.shared)
         let b = Tensor.randomUniform(tB ? [n, k] : [k, n], in: -1...1, using: &SeededGeneratorBox.shared)
         var c = Tensor.zeros([m, n])
