@@ -1,0 +1,371 @@
+import Optimizers
+import TensorCore
+
+/// Batch normalisation (Keras `BatchNormalization`): normalises each channel (the extent along
+/// ``axis``) with statistics over every other axis, batch included, then scales by `gamma` and
+/// shifts by `beta`.
+///
+/// Works after a dense layer (`[B, F]`: statistics over `B`) and after a convolution
+/// (`[B, H, W, C]`: statistics over `B`, `H`, `W`).
+///
+/// - Training (`forward(_:training: true)`): with the batch mean `μ` and the *biased* batch
+///   variance `σ²` (divided by the element count `M` per channel),
+///   `y = gamma * (x - μ) / sqrt(σ² + epsilon) + beta`, and the running statistics move as
+///   `running = momentum * running + (1 - momentum) * batch`, for the mean and for `σ²`.
+///   Keras 3 does exactly this (`ops.moments` gives the biased variance, used for both); Keras 2
+///   with TensorFlow's fused kernel fed the *unbiased* variance `σ² * M / (M - 1)` to the running
+///   variance instead, which differs noticeably only for small batches.
+/// - Inference (`training: false`): `y = gamma * (x - runningMean) / sqrt(runningVariance + epsilon) + beta`.
+///
+/// Parameters, created by ``build(inputShape:generator:)``, with Keras' names and order:
+/// `"<name>.gamma"` (ones, with ``scale``), `"<name>.beta"` (zeros, with ``center``), and the
+/// non-trainable `"<name>.moving_mean"` (zeros) and `"<name>.moving_variance"` (ones), which are
+/// parameters so that they are saved with the weights, but which optimizers skip.
+///
+/// Cost: training forward makes three passes over the input (mean, variance, normalise), with
+/// per-channel sums in Float64; it keeps the normalised input `x̂` and `1 / sqrt(σ² + epsilon)`
+/// for ``backward(_:)``, which makes two passes and implements the closed form through the batch
+/// statistics: `dx = gamma / sqrt(σ² + epsilon) * (dy - mean(dy) - x̂ * mean(dy * x̂))`.
+public final class BatchNormalization: Layer {
+    /// `"BatchNormalization"`, Keras' class name.
+    public static let typeName = "BatchNormalization"
+
+    /// The layer's name; renaming a built layer renames its parameters.
+    public var name: String {
+        didSet {
+            gamma?.name = "\(name).gamma"
+            beta?.name = "\(name).beta"
+            movingMean?.name = "\(name).moving_mean"
+            movingVariance?.name = "\(name).moving_variance"
+        }
+    }
+    /// The channel axis in Keras' convention, counting the batch axis: -1 (the default) is the last
+    /// axis, 1 the first per-sample axis. Never 0, the batch axis.
+    public let axis: Int
+    /// The running statistics' decay, in `0...1`: Keras' default 0.99 averages over about 100 batches.
+    public let momentum: Double
+    /// Added to the variance before the square root, greater than 0; Keras' default 1e-3.
+    public let epsilon: Double
+    /// Whether a learned `beta` is added.
+    public let center: Bool
+    /// Whether a learned `gamma` multiplies.
+    public let scale: Bool
+
+    /// The scale `[C]` (ones initially), or nil before `build` or without ``scale``.
+    public private(set) var gamma: Parameter?
+    /// The offset `[C]` (zeros initially), or nil before `build` or without ``center``.
+    public private(set) var beta: Parameter?
+    /// The running mean `[C]`, non-trainable, or nil before `build`.
+    public private(set) var movingMean: Parameter?
+    /// The running (biased) variance `[C]`, non-trainable, or nil before `build`.
+    public private(set) var movingVariance: Parameter?
+    /// The per-sample input shape the layer was built for, or nil before `build`.
+    public private(set) var builtInputShape: [Int]?
+
+    /// What the last training-mode forward kept: `x̂`, `1 / sqrt(σ² + epsilon)` per channel, and
+    /// the input viewed as `[outer, C, inner]`.
+    private var saved: (normalized: Tensor, inverseDeviation: [Float], layout: ChannelLayout)?
+
+    private var label: String { SpatialLayerConfig.label(BatchNormalization.typeName, name) }
+
+    /// A batch normalisation layer; parameters are created by ``build(inputShape:generator:)``.
+    /// - Parameters:
+    ///   - axis: the channel axis, counting the batch axis (-1: last); not 0.
+    ///   - momentum: the running statistics' decay, in `0...1`.
+    ///   - epsilon: added to the variance, greater than 0.
+    ///   - center: whether to learn an offset `beta`.
+    ///   - scale: whether to learn a scale `gamma`.
+    ///   - name: the layer's name; the model assigns one when empty.
+    /// - Precondition: the values are in the ranges above; the message names the offending value.
+    public init(axis: Int = -1, momentum: Double = 0.99, epsilon: Double = 1e-3, center: Bool = true,
+                scale: Bool = true, name: String = "") {
+        let problem = BatchNormalization.problem(axis: axis, momentum: momentum, epsilon: epsilon)
+        neuritePrecondition(problem == nil, "BatchNormalization: \(problem ?? "")")
+        self.axis = axis
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.center = center
+        self.scale = scale
+        self.name = name
+    }
+
+    /// What is wrong with a configuration, or nil when it is usable.
+    private static func problem(axis: Int, momentum: Double, epsilon: Double) -> String? {
+        if axis == 0 { return "axis 0 is the batch axis; the channel axis must be another one" }
+        if !(0...1).contains(momentum) { return "momentum \(momentum) must lie in 0...1" }
+        if !(epsilon > 0) || !epsilon.isFinite { return "epsilon \(epsilon) must be a positive number" }
+        return nil
+    }
+
+    /// Keras' keys: `name`, `axis`, `momentum`, `epsilon`, `center`, `scale`.
+    public var config: [String: ConfigValue] {
+        [
+            "name": .string(name), "axis": .int(axis), "momentum": .double(momentum),
+            "epsilon": .double(epsilon), "center": .bool(center), "scale": .bool(scale),
+        ]
+    }
+
+    /// Rebuilds an unbuilt layer from ``config``; missing keys take Keras' defaults. Throws
+    /// `LayerError` for an ill-typed or out-of-range entry.
+    public convenience init(config: [String: ConfigValue]) throws {
+        let type = BatchNormalization.typeName
+        let axis = config["axis"] == nil ? -1 : try config.int("axis", of: type)
+        let momentum = config["momentum"] == nil ? 0.99 : try config.double("momentum", of: type)
+        let epsilon = config["epsilon"] == nil ? 1e-3 : try config.double("epsilon", of: type)
+        let center = config["center"] == nil ? true : try config.bool("center", of: type)
+        let scale = config["scale"] == nil ? true : try config.bool("scale", of: type)
+        if let problem = BatchNormalization.problem(axis: axis, momentum: momentum, epsilon: epsilon) {
+            throw LayerError("\(type) config: \(problem)")
+        }
+        self.init(axis: axis, momentum: momentum, epsilon: epsilon, center: center, scale: scale,
+                  name: try SpatialLayerConfig.name(config, of: type))
+    }
+
+    /// The per-sample index of the channel axis for a per-sample rank, or nil when out of range.
+    private func channelIndex(perSampleRank rank: Int) -> Int? {
+        let full = axis < 0 ? rank + 1 + axis : axis
+        return full >= 1 && full <= rank ? full - 1 : nil
+    }
+
+    /// The input shape itself. Throws `LayerError` naming the layer and the shape when ``axis``
+    /// does not exist in it, its channel extent is 0, or (once built) the rank or the channel
+    /// count differs from the built one.
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard let c = channelIndex(perSampleRank: inputShape.count) else {
+            throw LayerError("\(label) has axis \(axis), which a per-sample input \(inputShape) (batch axis not counted) does not have")
+        }
+        guard inputShape[c] >= 1 else {
+            throw LayerError("\(label) needs at least one channel along axis \(axis), got input \(inputShape)")
+        }
+        if let built = builtInputShape {
+            guard built.count == inputShape.count, built[c] == inputShape[c] else {
+                throw LayerError("\(label) was built for input \(built) (\(built[channelIndex(perSampleRank: built.count)!]) channels), got input \(inputShape)")
+            }
+        }
+        return inputShape
+    }
+
+    /// Creates `gamma`, `beta` and the running statistics, each `[C]`, and returns the input
+    /// shape; `generator` is unused (the initial values are constants). Building again with the
+    /// same shape keeps them; another shape throws `LayerError`.
+    @discardableResult
+    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
+        let output = try outputShape(for: inputShape)
+        if let built = builtInputShape {
+            guard built == inputShape else {
+                throw LayerError("\(label) was built for input \(built), cannot build again for \(inputShape)")
+            }
+            return output
+        }
+        let channels = inputShape[channelIndex(perSampleRank: inputShape.count)!]
+        if scale { gamma = Parameter(name: "\(name).gamma", value: Tensor.ones([channels])) }
+        if center { beta = Parameter(name: "\(name).beta", value: Tensor.zeros([channels])) }
+        movingMean = Parameter(name: "\(name).moving_mean", value: Tensor.zeros([channels]), isTrainable: false)
+        movingVariance = Parameter(name: "\(name).moving_variance", value: Tensor.ones([channels]), isTrainable: false)
+        builtInputShape = inputShape
+        return output
+    }
+
+    /// `[gamma, beta, moving_mean, moving_variance]`, leaving out `gamma` without ``scale`` and
+    /// `beta` without ``center``; empty before `build`.
+    public var parameters: [Parameter] {
+        [gamma, beta, movingMean, movingVariance].compactMap { $0 }
+    }
+
+    /// Normalises a batch `[B, ...]` of the built rank and channel count (other extents may vary).
+    /// With `training: true` it uses the batch statistics, updates the running ones and keeps
+    /// what ``backward(_:)`` needs; with `training: false` it uses the running statistics and
+    /// changes nothing.
+    /// - Precondition: the layer is built and `input` matches it; the message names both shapes.
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        let layout = checkedLayout(of: input)
+        let channels = layout.channels
+        let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
+        let betaValues = beta?.value.scalars ?? [Float](repeating: 0, count: channels)
+        guard training else {
+            let runningMean = movingMean!.value.scalars, runningVariance = movingVariance!.value.scalars
+            var factor = [Float](repeating: 0, count: channels), shift = factor
+            for c in 0..<channels {
+                let inverse = 1 / (Double(runningVariance[c]) + epsilon).squareRoot()
+                factor[c] = Float(Double(gammaValues[c]) * inverse)
+                shift[c] = Float(Double(betaValues[c]) - Double(runningMean[c]) * Double(gammaValues[c]) * inverse)
+            }
+            return layout.affine(input, factor: factor, shift: shift)
+        }
+        let (mean, variance) = layout.moments(input)
+        var inverseDeviation = [Float](repeating: 0, count: channels)
+        var negatedScaledMean = inverseDeviation
+        for c in 0..<channels {
+            let inverse = 1 / (variance[c] + epsilon).squareRoot()
+            inverseDeviation[c] = Float(inverse)
+            negatedScaledMean[c] = Float(-mean[c] * inverse)
+        }
+        let normalized = layout.affine(input, factor: inverseDeviation, shift: negatedScaledMean)
+        saved = (normalized, inverseDeviation, layout)
+        updateRunningStatistics(mean: mean, variance: variance)
+        if gamma == nil && beta == nil { return normalized }
+        return layout.affine(normalized, factor: gammaValues, shift: betaValues)
+    }
+
+    /// `running = momentum * running + (1 - momentum) * batch` for the mean and the variance.
+    private func updateRunningStatistics(mean: [Double], variance: [Double]) {
+        for (parameter, batch) in [(movingMean!, mean), (movingVariance!, variance)] {
+            let running = parameter.value.scalars
+            parameter.value = Tensor(shape: parameter.value.shape, scalars: running.indices.map { c in
+                Float(momentum * Double(running[c]) + (1 - momentum) * batch[c])
+            })
+        }
+    }
+
+    /// Accumulates `gamma`'s and `beta`'s gradients for the last training-mode forward pass and
+    /// returns the input gradient, differentiating through the batch mean and variance:
+    /// `dbeta = Σ dy`, `dgamma = Σ dy * x̂`,
+    /// `dx = gamma / sqrt(σ² + epsilon) * (dy - dbeta / M - x̂ * dgamma / M)` per channel, sums
+    /// over the `M` elements of each channel. Calling it twice accumulates twice.
+    /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        neuritePrecondition(saved != nil, "\(label) backward needs a forward pass with training: true first")
+        let (normalized, inverseDeviation, layout) = saved!
+        neuritePrecondition(outputGradient.shape == normalized.shape,
+                            "\(label) backward: output gradient \(outputGradient.shape) does not match output \(normalized.shape)")
+        let channels = layout.channels
+        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, normalized)
+        gamma?.accumulateGradient(Tensor(shape: [channels], scalars: gradientDotNormalized.map { Float($0) }))
+        beta?.accumulateGradient(Tensor(shape: [channels], scalars: gradientSum.map { Float($0) }))
+        let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
+        let m = Double(layout.elementsPerChannel)
+        var factor = [Float](repeating: 0, count: channels), meanGradient = factor, meanProduct = factor
+        for c in 0..<channels {
+            factor[c] = gammaValues[c] * inverseDeviation[c]
+            meanGradient[c] = Float(gradientSum[c] / m)
+            meanProduct[c] = Float(gradientDotNormalized[c] / m)
+        }
+        return layout.inputGradient(outputGradient, normalized, factor: factor, meanGradient: meanGradient,
+                                    meanProduct: meanProduct)
+    }
+
+    /// The layout of `input`, after checking that the layer is built and `input` fits it.
+    private func checkedLayout(of input: Tensor) -> ChannelLayout {
+        neuritePrecondition(builtInputShape != nil, "\(label) forward before build(inputShape:generator:)")
+        let built = builtInputShape!
+        let c = channelIndex(perSampleRank: built.count)! + 1
+        neuritePrecondition(input.rank == built.count + 1 && input.shape[c] == built[c - 1],
+                            "\(label) forward: input \(input.shape) does not match [B] + \(built) (\(built[c - 1]) channels on axis \(axis))")
+        return ChannelLayout(shape: input.shape, channelAxis: c)
+    }
+}
+
+/// A tensor viewed as `[outer, channels, inner]` around its channel axis: element
+/// `(o, c, i)` is at `(o * channels + c) * inner + i`. With the channel axis last, `inner` is 1.
+/// The per-channel loops of batch normalisation, each one pass over memory. The common
+/// channels-last case (`inner == 1`) walks rows of `channels` elements, so the loops over
+/// channels vectorise; otherwise each `(o, c)` run of `inner` contiguous elements is a loop.
+private struct ChannelLayout {
+    var outer: Int
+    var channels: Int
+    var inner: Int
+
+    init(shape: [Int], channelAxis: Int) {
+        outer = shape[..<channelAxis].reduce(1, *)
+        channels = shape[channelAxis]
+        inner = shape[(channelAxis + 1)...].reduce(1, *)
+    }
+
+    /// The number of elements of one channel, `outer * inner`.
+    var elementsPerChannel: Int { outer * inner }
+
+    /// Per-channel sums of `term(c, i)` over every element `i` of channel `c`, in Float64.
+    @inline(__always)
+    private func channelSums(_ term: (Int, Int) -> Double) -> [Double] {
+        var sums = [Double](repeating: 0, count: channels)
+        sums.withUnsafeMutableBufferPointer { total in
+            if inner == 1 {
+                for o in 0..<outer {
+                    let base = o * channels
+                    for c in 0..<channels { total[c] += term(c, base + c) }
+                }
+            } else {
+                for o in 0..<outer {
+                    for c in 0..<channels {
+                        let base = (o * channels + c) * inner
+                        var s = 0.0
+                        for i in base..<(base + inner) { s += term(c, i) }
+                        total[c] += s
+                    }
+                }
+            }
+        }
+        return sums
+    }
+
+    /// A new tensor of `shape` with element `i` of channel `c` set to `value(c, i)`.
+    @inline(__always)
+    private func perChannelMap(_ shape: [Int], _ value: (Int, Int) -> Float) -> Tensor {
+        Tensor(shape: shape) { y in
+            if inner == 1 {
+                for o in 0..<outer {
+                    let base = o * channels
+                    for c in 0..<channels { y[base + c] = value(c, base + c) }
+                }
+            } else {
+                for o in 0..<outer {
+                    for c in 0..<channels {
+                        let base = (o * channels + c) * inner
+                        for i in base..<(base + inner) { y[i] = value(c, i) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Per-channel mean and biased variance (two passes, sums in Float64).
+    func moments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+        let m = Double(elementsPerChannel)
+        return x.withUnsafeBufferPointer { p in
+            let mean = channelSums { _, i in Double(p[i]) }.map { $0 / m }
+            let variance = mean.withUnsafeBufferPointer { mu in
+                channelSums { c, i in
+                    let d = Double(p[i]) - mu[c]
+                    return d * d
+                }
+            }.map { $0 / m }
+            return (mean, variance)
+        }
+    }
+
+    /// `x * factor[c] + shift[c]` per channel.
+    func affine(_ x: Tensor, factor: [Float], shift: [Float]) -> Tensor {
+        x.withUnsafeBufferPointer { p in
+            factor.withUnsafeBufferPointer { a in
+                shift.withUnsafeBufferPointer { b in
+                    perChannelMap(x.shape) { c, i in p[i] * a[c] + b[c] }
+                }
+            }
+        }
+    }
+
+    /// Per-channel `Σ dy` and `Σ dy * x̂` in Float64.
+    func gradientSums(_ dy: Tensor, _ normalized: Tensor) -> (sum: [Double], dot: [Double]) {
+        dy.withUnsafeBufferPointer { g in
+            normalized.withUnsafeBufferPointer { h in
+                (channelSums { _, i in Double(g[i]) }, channelSums { _, i in Double(g[i]) * Double(h[i]) })
+            }
+        }
+    }
+
+    /// `factor[c] * (dy - meanGradient[c] - x̂ * meanProduct[c])` per channel.
+    func inputGradient(_ dy: Tensor, _ normalized: Tensor, factor: [Float], meanGradient: [Float],
+                       meanProduct: [Float]) -> Tensor {
+        dy.withUnsafeBufferPointer { g in
+            normalized.withUnsafeBufferPointer { h in
+                factor.withUnsafeBufferPointer { a in
+                    meanGradient.withUnsafeBufferPointer { b in
+                        meanProduct.withUnsafeBufferPointer { k in
+                            perChannelMap(dy.shape) { c, i in a[c] * (g[i] - b[c] - h[i] * k[c]) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

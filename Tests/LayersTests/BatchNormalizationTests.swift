@@ -1,0 +1,188 @@
+import Layers
+import Optimizers
+import TensorCore
+import XCTest
+import _NeuriteTestSupport
+
+/// Per-channel mean and biased variance (channel = last axis) in Float64, written independently.
+private func channelMoments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+    let c = x.shape.last!, values = x.scalars.map(Double.init), m = Double(values.count / c)
+    var mean = [Double](repeating: 0, count: c), variance = mean
+    for (i, v) in values.enumerated() { mean[i % c] += v / m }
+    for (i, v) in values.enumerated() { variance[i % c] += (v - mean[i % c]) * (v - mean[i % c]) / m }
+    return (mean, variance)
+}
+
+/// Random values with a different offset and spread per channel (last axis), so that
+/// normalisation has something to undo.
+private func shiftedInput(_ shape: [Int], seed: UInt64) -> Tensor {
+    let c = shape.last!
+    let base = convTestRandomTensor(shape, seed: seed).scalars
+    return Tensor(shape: shape, scalars: base.enumerated().map { i, v in
+        let channel = Float(i % c)
+        return v * (1 + channel) + 2 - channel
+    })
+}
+
+final class BatchNormalizationTests: XCTestCase {
+    func testTrainingOutputHasZeroMeanAndUnitVariancePerChannel() {
+        for shape in [[16, 5], [4, 3, 3, 2]] {
+            let layer = BatchNormalization()
+            convTestBuild(layer, Array(shape.dropFirst()))
+            let x = shiftedInput(shape, seed: 1)
+            let (inputMean, inputVariance) = channelMoments(x)
+            XCTAssertGreaterThan(inputMean.map(Swift.abs).max()!, 0.5, "the input is not already normalised")
+            let (mean, variance) = channelMoments(layer.forward(x, training: true))
+            for c in mean.indices {
+                XCTAssertEqual(mean[c], 0, accuracy: 1e-5, "channel \(c) of \(shape)")
+                // epsilon = 1e-3 makes the variance var / (var + epsilon), a hair below 1.
+                XCTAssertEqual(variance[c], inputVariance[c] / (inputVariance[c] + 1e-3), accuracy: 1e-4)
+                XCTAssertEqual(variance[c], 1, accuracy: 1e-2, "channel \(c) of \(shape)")
+            }
+        }
+    }
+
+    func testRunningStatisticsFollowTheMomentumFormula() {
+        let layer = BatchNormalization(momentum: 0.9)
+        convTestBuild(layer, [3])
+        XCTAssertEqual(layer.movingMean!.value, Tensor.zeros([3]))
+        XCTAssertEqual(layer.movingVariance!.value, Tensor.ones([3]))
+        var expectedMean = [0.0, 0, 0], expectedVariance = [1.0, 1, 1]
+        for seed: UInt64 in [2, 3] {
+            let x = shiftedInput([6, 3], seed: seed)
+            _ = layer.forward(x, training: true)
+            let (mean, variance) = channelMoments(x)
+            for c in 0..<3 {
+                expectedMean[c] = 0.9 * expectedMean[c] + 0.1 * mean[c]
+                // Keras 3: the biased batch variance (divided by M, not M - 1).
+                expectedVariance[c] = 0.9 * expectedVariance[c] + 0.1 * variance[c]
+            }
+            assertClose(layer.movingMean!.value.scalars, expectedMean, rtol: 1e-5, atol: 1e-6, "seed \(seed)")
+            assertClose(layer.movingVariance!.value.scalars, expectedVariance, rtol: 1e-5, atol: 1e-6, "seed \(seed)")
+        }
+        // An inference pass leaves them alone.
+        let before = (layer.movingMean!.value, layer.movingVariance!.value)
+        _ = layer.forward(shiftedInput([6, 3], seed: 4), training: false)
+        XCTAssertEqual(layer.movingMean!.value, before.0)
+        XCTAssertEqual(layer.movingVariance!.value, before.1)
+    }
+
+    func testInferenceUsesRunningStatistics() {
+        let layer = BatchNormalization(epsilon: 0.01)
+        convTestBuild(layer, [2, 2, 3])
+        let runningMean: [Float] = [0.5, -1, 2], runningVariance: [Float] = [4, 0.25, 1]
+        let gamma: [Float] = [1.5, -0.5, 2], beta: [Float] = [0.1, 0.2, -0.3]
+        layer.movingMean!.value = Tensor(runningMean)
+        layer.movingVariance!.value = Tensor(runningVariance)
+        layer.gamma!.value = Tensor(gamma)
+        layer.beta!.value = Tensor(beta)
+        let x = shiftedInput([3, 2, 2, 3], seed: 5)
+        let y = layer.forward(x, training: false)
+        let expected = x.scalars.enumerated().map { i, v -> Double in
+            let c = i % 3
+            return Double(gamma[c]) * (Double(v) - Double(runningMean[c])) / (Double(runningVariance[c]) + 0.01).squareRoot()
+                + Double(beta[c])
+        }
+        assertClose(y.scalars, expected, rtol: 1e-5, atol: 1e-5)
+        // Training mode normalises with the batch's own statistics instead.
+        let (trainingMean, _) = channelMoments(layer.forward(x, training: true))
+        assertClose(trainingMean.map(Float.init), beta.map(Double.init), rtol: 1e-5, atol: 1e-5)
+    }
+
+    func testGradientsAfterDenseLikeInput() {
+        let layer = BatchNormalization(name: "bn")
+        convTestBuild(layer, [4])
+        layer.gamma!.value = convTestRandomTensor([4], seed: 6) + 1.5
+        layer.beta!.value = convTestRandomTensor([4], seed: 7)
+        convTestCheckLayerGradients(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
+    }
+
+    func testGradientsAfterConvLikeInput() {
+        let layer = BatchNormalization(name: "bn")
+        convTestBuild(layer, [4, 3, 2])
+        layer.gamma!.value = convTestRandomTensor([2], seed: 10) + 1.5
+        layer.beta!.value = convTestRandomTensor([2], seed: 11)
+        convTestCheckLayerGradients(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
+    }
+
+    func testChannelAxisOtherThanTheLast() {
+        // axis 1 of [B, 3, 4]: three channels, statistics over B and the last axis.
+        let layer = BatchNormalization(axis: 1, name: "bn")
+        XCTAssertEqual(convTestBuild(layer, [3, 4]), [3, 4])
+        XCTAssertEqual(layer.gamma!.value.shape, [3])
+        let x = convTestRandomTensor([5, 3, 4], seed: 14) * 3 + 1
+        let y = layer.forward(x, training: true)
+        for c in 0..<3 {
+            var values = [Double]()
+            for b in 0..<5 { for i in 0..<4 { values.append(Double(y[b, c, i])) } }
+            let mean = values.reduce(0, +) / Double(values.count)
+            XCTAssertEqual(mean, 0, accuracy: 1e-5, "channel \(c)")
+            XCTAssertEqual(values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count), 1, accuracy: 1e-2)
+        }
+        layer.gamma!.value = convTestRandomTensor([3], seed: 15) + 1.5
+        convTestCheckLayerGradients(layer, input: x, seed: 16)
+        // -2 names the same axis of a rank-2 per-sample input.
+        let negative = BatchNormalization(axis: -2)
+        convTestBuild(negative, [3, 4])
+        XCTAssertEqual(negative.gamma!.value.shape, [3])
+    }
+
+    func testWithoutCenterAndScale() {
+        let layer = BatchNormalization(center: false, scale: false, name: "plain")
+        convTestBuild(layer, [3])
+        XCTAssertEqual(layer.parameters.map(\.name), ["plain.moving_mean", "plain.moving_variance"])
+        XCTAssertNil(layer.gamma)
+        XCTAssertNil(layer.beta)
+        convTestCheckLayerGradients(layer, input: shiftedInput([5, 3], seed: 17), seed: 18)
+    }
+
+    func testParameterNamesTrainabilityAndAccumulation() {
+        let layer = BatchNormalization(name: "bn")
+        convTestBuild(layer, [2, 2, 3])
+        XCTAssertEqual(layer.parameters.map(\.name), ["bn.gamma", "bn.beta", "bn.moving_mean", "bn.moving_variance"])
+        XCTAssertEqual(layer.parameters.map(\.isTrainable), [true, true, false, false])
+        XCTAssertEqual(layer.parameters.map(\.value.shape), [[3], [3], [3], [3]])
+        layer.name = "norm"
+        XCTAssertEqual(layer.parameters.map(\.name),
+                       ["norm.gamma", "norm.beta", "norm.moving_mean", "norm.moving_variance"])
+        convTestCheckGradientsAccumulate(layer, input: shiftedInput([2, 2, 2, 3], seed: 19), seed: 20)
+        XCTAssertEqual(layer.movingMean!.gradient, Tensor.zeros([3]), "running statistics get no gradient")
+    }
+
+    func testConfigRoundTripAndDefaults() throws {
+        convTestAssertConfigRoundTrip(BatchNormalization())
+        convTestAssertConfigRoundTrip(BatchNormalization(axis: 1, momentum: 0.9, epsilon: 1e-5, center: false,
+                                                         scale: false, name: "bn_7"))
+        let config = BatchNormalization().config
+        XCTAssertEqual(config["axis"], .int(-1))
+        XCTAssertEqual(config["momentum"], .double(0.99))
+        XCTAssertEqual(config["epsilon"], .double(1e-3))
+        XCTAssertEqual(config["center"], .bool(true))
+        XCTAssertEqual(config["scale"], .bool(true))
+        XCTAssertEqual(BatchNormalization.typeName, "BatchNormalization")
+        let fromKeras = try BatchNormalization(config: ["momentum": .int(1), "epsilon": .double(0.5)])
+        XCTAssertEqual(fromKeras.momentum, 1)
+        XCTAssertEqual(fromKeras.axis, -1)
+        convTestAssertLayerError(mentioning: ["BatchNormalization", "momentum 1.5"]) {
+            _ = try BatchNormalization(config: ["momentum": .double(1.5)])
+        }
+        convTestAssertLayerError(mentioning: ["BatchNormalization", "axis 0"]) {
+            _ = try BatchNormalization(config: ["axis": .int(0)])
+        }
+    }
+
+    func testShapeErrorsNameTheLayerAndTheShape() {
+        convTestAssertLayerError(mentioning: ["BatchNormalization \"bn\"", "axis 2", "[5]"]) {
+            _ = try BatchNormalization(axis: 2, name: "bn").outputShape(for: [5])
+        }
+        let layer = BatchNormalization(name: "bn")
+        convTestBuild(layer, [4, 4, 3])
+        convTestAssertLayerError(mentioning: ["BatchNormalization \"bn\"", "[4, 4, 2]", "3 channels"]) {
+            _ = try layer.outputShape(for: [4, 4, 2])
+        }
+        convTestAssertLayerError(mentioning: ["bn", "[3]"]) {
+            _ = try layer.outputShape(for: [3])
+        }
+        XCTAssertEqual(try layer.outputShape(for: [6, 5, 3]), [6, 5, 3], "other extents may vary")
+    }
+}

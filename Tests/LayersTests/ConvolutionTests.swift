@@ -1,0 +1,239 @@
+import Layers
+import Optimizers
+import TensorCore
+import XCTest
+import _NeuriteTestSupport
+
+/// Direct convolution in Float64, written independently of the library: input `[N, H, W, Cin]`,
+/// kernel `[KH, KW, Cin, Cout]`, TensorFlow's `same` padding (the extra cell after).
+private func naiveConvolution(_ x: Tensor, _ k: Tensor, bias: Tensor?, strides: (Int, Int), dilation: (Int, Int),
+                              same: Bool, relu: Bool) -> (shape: [Int], values: [Double]) {
+    let (n, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (kh, kw, cout) = (k.shape[0], k.shape[1], k.shape[3])
+    func axis(_ size: Int, _ kernel: Int, _ stride: Int, _ dil: Int) -> (Int, Int) {
+        let effective = (kernel - 1) * dil + 1
+        if !same { return ((size - effective) / stride + 1, 0) }
+        let out = (size + stride - 1) / stride
+        return (out, max((out - 1) * stride + effective - size, 0) / 2)
+    }
+    let (oh, top) = axis(h, kh, strides.0, dilation.0), (ow, left) = axis(w, kw, strides.1, dilation.1)
+    var y = [Double]()
+    for b in 0..<n {
+        for i in 0..<oh {
+            for j in 0..<ow {
+                for co in 0..<cout {
+                    var s = bias.map { Double($0[co]) } ?? 0
+                    for a in 0..<kh {
+                        for c in 0..<kw {
+                            let r = i * strides.0 - top + a * dilation.0, q = j * strides.1 - left + c * dilation.1
+                            guard r >= 0 && r < h && q >= 0 && q < w else { continue }
+                            for ci in 0..<cin { s += Double(x[b, r, q, ci]) * Double(k[a, c, ci, co]) }
+                        }
+                    }
+                    y.append(relu ? max(s, 0) : s)
+                }
+            }
+        }
+    }
+    return ([n, oh, ow, cout], y)
+}
+
+final class Conv2DLayerTests: XCTestCase {
+    /// The course CNN: 28x28x1 -> Conv2D 16 5x5 relu -> MaxPool 2 -> Conv2D 8 2x2 relu -> MaxPool 2,
+    /// with Keras' summary: [24, 24, 16] (416 weights), [12, 12, 16], [11, 11, 8] (520), [5, 5, 8].
+    func testCourseCNNShapesAndParameterCountsMatchKeras() throws {
+        let layers: [any Layer] = [
+            Conv2D(filters: 16, kernelSize: (5, 5), activation: "relu", name: "conv_1"),
+            MaxPool2D(poolSize: (2, 2), name: "pool_1"),
+            Conv2D(filters: 8, kernelSize: (2, 2), activation: "relu", name: "conv_2"),
+            MaxPool2D(poolSize: (2, 2), name: "pool_2"),
+        ]
+        let expectedShapes = [[24, 24, 16], [12, 12, 16], [11, 11, 8], [5, 5, 8]]
+        let expectedCounts = [416, 0, 520, 0]
+        var shape = [28, 28, 1]
+        var generator = SeededGenerator(seed: 1)
+        for (i, layer) in layers.enumerated() {
+            XCTAssertEqual(try layer.outputShape(for: shape), expectedShapes[i], "outputShape of layer \(i)")
+            shape = try layer.build(inputShape: shape, generator: &generator)
+            XCTAssertEqual(shape, expectedShapes[i], "build of layer \(i)")
+            XCTAssertEqual(convTestWeightCount(layer), expectedCounts[i], "weights of layer \(i)")
+        }
+        var x = convTestRandomTensor([2, 28, 28, 1], seed: 2)
+        for layer in layers { x = layer.forward(x, training: false) }
+        XCTAssertEqual(x.shape, [2, 5, 5, 8])
+    }
+
+    func testSameAndValidPaddingShapesMatchKeras() throws {
+        let cases: [(Conv2D, [Int], [Int])] = [
+            (Conv2D(filters: 4, kernelSize: (3, 3), padding: .same), [28, 28, 3], [28, 28, 4]),
+            (Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2), padding: .same), [7, 7, 1], [4, 4, 2]),
+            (Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2)), [7, 7, 1], [3, 3, 2]),
+            (Conv2D(filters: 2, kernelSize: (3, 3), dilation: (2, 2)), [7, 8, 1], [3, 4, 2]),
+            (Conv2D(filters: 5, kernelSize: (1, 4), strides: (1, 3), padding: .same), [6, 10, 2], [6, 4, 5]),
+        ]
+        for (layer, input, expected) in cases {
+            XCTAssertEqual(try layer.outputShape(for: input), expected, "\(layer.config)")
+            XCTAssertEqual(convTestBuild(layer, input), expected, "\(layer.config)")
+            let y = layer.forward(convTestRandomTensor([1] + input, seed: 3), training: false)
+            XCTAssertEqual(y.shape, [1] + expected, "\(layer.config)")
+        }
+    }
+
+    func testForwardMatchesNaiveConvolutionWithBiasAndRelu() {
+        let layer = Conv2D(filters: 4, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: "relu")
+        convTestBuild(layer, [5, 6, 3])
+        layer.bias!.value = convTestRandomTensor([4], seed: 11, scale: 0.5)
+        let x = convTestRandomTensor([2, 5, 6, 3], seed: 12)
+        let y = layer.forward(x, training: false)
+        let reference = naiveConvolution(x, layer.kernel!.value, bias: layer.bias!.value, strides: (2, 1),
+                                         dilation: (1, 1), same: true, relu: true)
+        XCTAssertEqual(y.shape, reference.shape)
+        assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-5)
+        XCTAssertTrue(y.scalars.contains(0) && y.scalars.contains { $0 > 0 }, "relu clips some outputs, not all")
+
+        let linear = Conv2D(filters: 3, kernelSize: (2, 3), dilation: (2, 1))
+        convTestBuild(linear, [6, 5, 2])
+        linear.bias!.value = convTestRandomTensor([3], seed: 13)
+        let z = convTestRandomTensor([1, 6, 5, 2], seed: 14)
+        let linearReference = naiveConvolution(z, linear.kernel!.value, bias: linear.bias!.value, strides: (1, 1),
+                                               dilation: (2, 1), same: false, relu: false)
+        assertClose(linear.forward(z, training: false).scalars, linearReference.values, rtol: 1e-5, atol: 1e-5)
+    }
+
+    func testGradientsWithStride2AndValidPadding() {
+        let layer = Conv2D(filters: 3, kernelSize: (3, 3), strides: (2, 2), padding: .valid, name: "c")
+        convTestBuild(layer, [7, 7, 2])
+        layer.bias!.value = convTestRandomTensor([3], seed: 21)
+        convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 7, 7, 2], seed: 22), seed: 23)
+    }
+
+    func testGradientsWithStride2AndSamePadding() {
+        // 6x5 with a 3x2 kernel and stride 2: padding is uneven (more after), exercising the border.
+        let layer = Conv2D(filters: 3, kernelSize: (3, 2), strides: (2, 2), padding: .same, name: "c")
+        convTestBuild(layer, [6, 5, 2])
+        layer.bias!.value = convTestRandomTensor([3], seed: 31)
+        convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 6, 5, 2], seed: 32), seed: 33)
+    }
+
+    func testGradientsWithReluDilationAndNoBias() throws {
+        let relu = Conv2D(filters: 3, kernelSize: (2, 2), dilation: (2, 1), activation: "relu", name: "r")
+        convTestBuild(relu, [5, 5, 2])
+        let x = convTestRandomTensor([2, 5, 5, 2], seed: 42)
+        // Finite differences are only valid away from relu's kink: pick each channel's bias so that
+        // no pre-activation lies within 0.02 of zero. A step of 0.01 in the input (|kernel| < 1),
+        // kernel (|x| < 1) or bias then moves every pre-activation by less than that.
+        let pre = Tensor.conv2D(x, kernel: relu.kernel!.value, dilation: (2, 1))
+        var bias = [Float]()
+        let preValues = pre.scalars
+        for c in 0..<3 {
+            let column = stride(from: c, to: preValues.count, by: 3).map { preValues[$0] }
+            let candidates = stride(from: Float(-0.5), through: 0.5, by: 0.005)
+            let chosen = try XCTUnwrap(candidates.first { b in
+                column.allSatisfy { Swift.abs($0 + b) >= 0.02 } && column.contains { $0 + b > 0 } && column.contains { $0 + b < 0 }
+            }, "a bias keeping channel \(c) away from the kink")
+            bias.append(chosen)
+        }
+        relu.bias!.value = Tensor(bias)
+        let y = relu.forward(x, training: true)
+        XCTAssertTrue(y.scalars.contains(0) && y.scalars.contains { $0 > 0 }, "the relu mask matters here")
+        convTestCheckLayerGradients(relu, input: x, seed: 43, "relu")
+
+        let plain = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 1), padding: .same, useBias: false, name: "p")
+        convTestBuild(plain, [5, 4, 3])
+        XCTAssertEqual(plain.parameters.map(\.name), ["p.kernel"])
+        convTestCheckLayerGradients(plain, input: convTestRandomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
+    }
+
+    func testGradientsAccumulateWhenBackwardRunsTwice() {
+        let layer = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2), padding: .same, activation: "relu")
+        convTestBuild(layer, [5, 5, 2])
+        layer.bias!.value = convTestRandomTensor([2], seed: 51, scale: 0.3)
+        convTestCheckGradientsAccumulate(layer, input: convTestRandomTensor([2, 5, 5, 2], seed: 52), seed: 53)
+    }
+
+    func testParametersLayoutNamesAndInitialisers() throws {
+        let layer = Conv2D(filters: 8, kernelSize: (3, 3), name: "conv")
+        convTestBuild(layer, [6, 6, 4], seed: 5)
+        XCTAssertEqual(layer.parameters.map(\.name), ["conv.kernel", "conv.bias"])
+        XCTAssertEqual(layer.kernel!.value.shape, [3, 3, 4, 8], "Keras layout [KH, KW, Cin, Cout]")
+        XCTAssertEqual(layer.bias!.value, Tensor.zeros([8]))
+        XCTAssertTrue(layer.parameters.allSatisfy(\.isTrainable))
+        // Glorot uniform: |w| <= sqrt(6 / (fanIn + fanOut)) with fanIn = 3*3*4, fanOut = 3*3*8.
+        let glorotLimit = (6.0 / Float(36 + 72)).squareRoot()
+        XCTAssertLessThanOrEqual(layer.kernel!.value.abs().max(), glorotLimit)
+        XCTAssertGreaterThan(layer.kernel!.value.abs().max(), glorotLimit * 0.9)
+
+        layer.name = "renamed"
+        XCTAssertEqual(layer.parameters.map(\.name), ["renamed.kernel", "renamed.bias"])
+
+        // Building again with the same shape keeps the weights; another shape throws.
+        let kernel = layer.kernel!
+        var generator = SeededGenerator(seed: 99)
+        XCTAssertEqual(try layer.build(inputShape: [6, 6, 4], generator: &generator), [4, 4, 8])
+        XCTAssertTrue(layer.kernel === kernel)
+        XCTAssertThrowsError(try layer.build(inputShape: [7, 7, 4], generator: &generator))
+
+        // Same seed, same weights; He uniform reaches past Glorot's limit (sqrt(6 / fanIn) is larger).
+        let twin = Conv2D(filters: 8, kernelSize: (3, 3))
+        convTestBuild(twin, [6, 6, 4], seed: 5)
+        XCTAssertEqual(twin.kernel!.value, kernel.value)
+        let he = Conv2D(filters: 8, kernelSize: (3, 3), kernelInitializer: "he_uniform")
+        convTestBuild(he, [6, 6, 4], seed: 5)
+        XCTAssertGreaterThan(he.kernel!.value.abs().max(), glorotLimit)
+        XCTAssertLessThanOrEqual(he.kernel!.value.abs().max(), (6.0 / Float(36)).squareRoot())
+    }
+
+    func testConfigRoundTripAndKerasKeys() throws {
+        let layer = Conv2D(filters: 6, kernelSize: (3, 5), strides: (2, 1), padding: .same, dilation: (1, 2),
+                           useBias: false, activation: "relu", kernelInitializer: "he_normal", name: "conv_x")
+        convTestAssertConfigRoundTrip(layer)
+        convTestAssertConfigRoundTrip(Conv2D(filters: 1, kernelSize: (1, 1)))
+        let config = layer.config
+        XCTAssertEqual(config["kernel_size"], .ints([3, 5]))
+        XCTAssertEqual(config["strides"], .ints([2, 1]))
+        XCTAssertEqual(config["dilation_rate"], .ints([1, 2]))
+        XCTAssertEqual(config["padding"], .string("same"))
+        XCTAssertEqual(config["use_bias"], .bool(false))
+        XCTAssertEqual(Conv2D.typeName, "Conv2D")
+
+        // A minimal Keras config: defaults fill in, and a single integer is a square kernel.
+        let minimal = try Conv2D(config: ["filters": .int(4), "kernel_size": .int(3)])
+        XCTAssertTrue(minimal.kernelSize == (3, 3) && minimal.strides == (1, 1) && minimal.padding == .valid)
+        XCTAssertTrue(minimal.useBias)
+        XCTAssertEqual(minimal.activation, "linear")
+
+        convTestAssertLayerError(mentioning: ["Conv2D", "padding", "full"]) {
+            _ = try Conv2D(config: ["filters": .int(4), "kernel_size": .ints([3, 3]), "padding": .string("full")])
+        }
+        convTestAssertLayerError(mentioning: ["Conv2D", "kernel_size"]) {
+            _ = try Conv2D(config: ["filters": .int(4), "kernel_size": .ints([3, 3, 3])])
+        }
+        convTestAssertLayerError(mentioning: ["Conv2D", "activation", "softsign"]) {
+            _ = try Conv2D(config: ["filters": .int(4), "kernel_size": .int(3), "activation": .string("softsign")])
+        }
+        convTestAssertLayerError(mentioning: ["Conv2D", "filters 0"]) {
+            _ = try Conv2D(config: ["filters": .int(0), "kernel_size": .int(3)])
+        }
+        convTestAssertLayerError(mentioning: ["Conv2D", "channels_first"]) {
+            _ = try Conv2D(config: ["filters": .int(2), "kernel_size": .int(3), "data_format": .string("channels_first")])
+        }
+    }
+
+    func testShapeErrorsNameTheLayerAndTheShape() throws {
+        let layer = Conv2D(filters: 4, kernelSize: (3, 3), name: "conv_a")
+        convTestAssertLayerError(mentioning: ["Conv2D \"conv_a\"", "[10]"]) {
+            _ = try layer.outputShape(for: [10])
+        }
+        var generator = SeededGenerator(seed: 1)
+        convTestAssertLayerError(mentioning: ["conv_a", "[2, 2, 1]", "3x3"]) {
+            _ = try layer.build(inputShape: [2, 2, 1], generator: &generator)
+        }
+        XCTAssertTrue(layer.parameters.isEmpty, "a failed build creates nothing")
+        convTestBuild(layer, [8, 8, 3])
+        convTestAssertLayerError(mentioning: ["conv_a", "3 input channels", "[8, 8, 4]"]) {
+            _ = try layer.outputShape(for: [8, 8, 4])
+        }
+        // The weights depend only on the channel count: another image size still has an output shape.
+        XCTAssertEqual(try layer.outputShape(for: [10, 12, 3]), [8, 10, 4])
+    }
+}
