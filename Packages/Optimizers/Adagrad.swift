@@ -36,9 +36,8 @@ public final class Adagrad: OptimizerBase<Adagrad.Slots> {
     public init(learningRate: Float = 1e-3, initialAccumulator: Float = 0.1, epsilon: Float = 1e-7,
                 schedule: (any LearningRateSchedule)? = nil,
                 clipNorm: Float? = nil, globalClipNorm: Float? = nil, clipValue: Float? = nil) {
-        neuritePrecondition(initialAccumulator.isFinite && initialAccumulator >= 0,
-                            "Adagrad: initialAccumulator must be finite and non-negative, got \(initialAccumulator)")
-        neuritePrecondition(epsilon.isFinite && epsilon >= 0, "Adagrad: epsilon must be finite and non-negative, got \(epsilon)")
+        checkNonNegative(initialAccumulator, "Adagrad: initialAccumulator")
+        checkNonNegative(epsilon, "Adagrad: epsilon")
         self.initialAccumulator = initialAccumulator
         self.epsilon = epsilon
         super.init(learningRate: learningRate, schedule: schedule,

@@ -63,11 +63,10 @@ public class Adam: OptimizerBase<Adam.Slots> {
     init(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, amsgrad: Bool,
          decoupledWeightDecay: Float, schedule: (any LearningRateSchedule)?,
          clipNorm: Float?, globalClipNorm: Float?, clipValue: Float?) {
-        neuritePrecondition(beta1 >= 0 && beta1 < 1, "\(Self.self): beta1 must be in 0..<1, got \(beta1)")
-        neuritePrecondition(beta2 >= 0 && beta2 < 1, "\(Self.self): beta2 must be in 0..<1, got \(beta2)")
-        neuritePrecondition(epsilon.isFinite && epsilon >= 0, "\(Self.self): epsilon must be finite and non-negative, got \(epsilon)")
-        neuritePrecondition(decoupledWeightDecay.isFinite && decoupledWeightDecay >= 0,
-                            "\(Self.self): weightDecay must be finite and non-negative, got \(decoupledWeightDecay)")
+        checkDecayRate(beta1, "\(Self.self): beta1")
+        checkDecayRate(beta2, "\(Self.self): beta2")
+        checkNonNegative(epsilon, "\(Self.self): epsilon")
+        checkNonNegative(decoupledWeightDecay, "\(Self.self): weightDecay")
         self.beta1 = beta1
         self.beta2 = beta2
         self.epsilon = epsilon

@@ -63,13 +63,21 @@ func clamp(_ x: Float, _ limit: Float) -> Float {
 /// `Double`. Eight independent sums, combined in a fixed order, keep the pass fast and the
 /// result the same on every run.
 func sumOfSquares(_ values: UnsafeBufferPointer<Float>, clampedTo limit: Float?) -> Double {
+    if let limit {
+        return sumOfSquares(values) { clamp($0, limit) }
+    }
+    return sumOfSquares(values) { $0 }
+}
+
+@inline(__always)
+private func sumOfSquares(_ values: UnsafeBufferPointer<Float>, _ transform: (Float) -> Float) -> Double {
     var lanes = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     let n = values.count
-    var i = 0
     @inline(__always) func square(_ k: Int) -> Double {
-        let x = Double(limit.map { clamp(values[k], $0) } ?? values[k])
+        let x = Double(transform(values[k]))
         return x * x
     }
+    var i = 0
     while i + 8 <= n {
         lanes.0 += square(i); lanes.1 += square(i + 1)
         lanes.2 += square(i + 2); lanes.3 += square(i + 3)

@@ -84,8 +84,7 @@ public class OptimizerBase<Slots>: Optimizer {
     /// Sets up the shared configuration; concrete optimizers call it from their initialisers.
     init(learningRate: Float, schedule: (any LearningRateSchedule)?,
          clipNorm: Float?, globalClipNorm: Float?, clipValue: Float?) {
-        neuritePrecondition(learningRate.isFinite && learningRate >= 0,
-                            "learningRate must be finite and non-negative, got \(learningRate)")
+        checkNonNegative(learningRate, "learningRate")
         self.constantRate = learningRate
         self.schedule = schedule
         self.clipNorm = clipNorm
@@ -112,8 +111,7 @@ public class OptimizerBase<Slots>: Optimizer {
     public var learningRate: Float {
         get { schedule?.rate(at: iterations) ?? constantRate }
         set {
-            neuritePrecondition(newValue.isFinite && newValue >= 0,
-                                "learningRate must be finite and non-negative, got \(newValue)")
+            checkNonNegative(newValue, "learningRate")
             constantRate = newValue
             schedule = nil
         }
@@ -237,4 +235,14 @@ let updateGrain = 1 << 16
 @inline(__always)
 func forEachChunk(_ count: Int, _ body: (Range<Int>) -> Void) {
     ThreadPool.shared.parallelChunks(count, grain: updateGrain, body)
+}
+
+/// Stops with a message naming the hyperparameter unless `value` is finite and non-negative.
+func checkNonNegative(_ value: Float, _ name: @autoclosure () -> String) {
+    neuritePrecondition(value.isFinite && value >= 0, "\(name()) must be finite and non-negative, got \(value)")
+}
+
+/// Stops with a message naming the hyperparameter unless `value` is a decay rate in `0..<1`.
+func checkDecayRate(_ value: Float, _ name: @autoclosure () -> String) {
+    neuritePrecondition(value >= 0 && value < 1, "\(name()) must be in 0..<1, got \(value)")
 }

@@ -50,9 +50,9 @@ public final class RMSprop: OptimizerBase<RMSprop.Slots> {
     public init(learningRate: Float = 1e-3, rho: Float = 0.9, momentum: Float = 0, epsilon: Float = 1e-7,
                 centered: Bool = false, schedule: (any LearningRateSchedule)? = nil,
                 clipNorm: Float? = nil, globalClipNorm: Float? = nil, clipValue: Float? = nil) {
-        neuritePrecondition(rho >= 0 && rho < 1, "RMSprop: rho must be in 0..<1, got \(rho)")
-        neuritePrecondition(momentum.isFinite && momentum >= 0, "RMSprop: momentum must be finite and non-negative, got \(momentum)")
-        neuritePrecondition(epsilon.isFinite && epsilon >= 0, "RMSprop: epsilon must be finite and non-negative, got \(epsilon)")
+        checkDecayRate(rho, "RMSprop: rho")
+        checkNonNegative(momentum, "RMSprop: momentum")
+        checkNonNegative(epsilon, "RMSprop: epsilon")
         self.rho = rho
         self.momentum = momentum
         self.epsilon = epsilon

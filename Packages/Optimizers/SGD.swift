@@ -43,10 +43,9 @@ public final class SGD: OptimizerBase<SGD.Slots> {
     public init(learningRate: Float = 0.01, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0,
                 schedule: (any LearningRateSchedule)? = nil,
                 clipNorm: Float? = nil, globalClipNorm: Float? = nil, clipValue: Float? = nil) {
-        neuritePrecondition(momentum.isFinite && momentum >= 0, "SGD: momentum must be finite and non-negative, got \(momentum)")
+        checkNonNegative(momentum, "SGD: momentum")
         neuritePrecondition(!nesterov || momentum > 0, "SGD: nesterov needs a positive momentum, got \(momentum)")
-        neuritePrecondition(weightDecay.isFinite && weightDecay >= 0,
-                            "SGD: weightDecay must be finite and non-negative, got \(weightDecay)")
+        checkNonNegative(weightDecay, "SGD: weightDecay")
         self.momentum = momentum
         self.nesterov = nesterov
         self.weightDecay = weightDecay
