@@ -6,9 +6,13 @@ import TensorCore
 /// parameters, gradient clipping, the learning-rate schedule, weight decay where the rule
 /// asks for it, and counting steps. Each concrete optimizer only writes its update rule.
 /// State (moments, step count) is exported as named tensors so training resumes exactly.
+///
+/// Neurite's optimizers (`SGD`, `Adam`, `AdamW`, `RMSprop`, `Adagrad`) get that shared work
+/// from `OptimizerBase`, which also documents the clipping options and the schedule.
 public protocol Optimizer: AnyObject {
     /// The learning rate the next `step` uses (after the schedule, if any). Settable, so a
-    /// callback can change it between epochs.
+    /// callback can change it between epochs; on `OptimizerBase` setting it fixes the rate
+    /// from the next step on and removes the schedule.
     var learningRate: Float { get set }
     /// The number of `step` calls made so far.
     var iterations: Int { get }
