@@ -250,7 +250,14 @@ public final class ProgressBar: Callback {
 /// output. Cost: a copy-on-write snapshot of the weights at each improvement.
 public final class EarlyStopping: Callback {
     /// Whether smaller or larger values are better.
-    public enum Mode: Sendable { case auto, min, max }
+    public enum Mode: Sendable {
+        /// `max` when the monitored name contains `"acc"`, else `min`.
+        case auto
+        /// Lower is better (losses, errors).
+        case min
+        /// Higher is better (accuracies).
+        case max
+    }
     /// The logged value watched (`"val_loss"`, `"val_accuracy"`, `"loss"`, ...).
     public let monitor: String
     /// Epochs without improvement before stopping.

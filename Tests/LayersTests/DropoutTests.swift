@@ -39,6 +39,24 @@ final class DropoutTests: XCTestCase {
         XCTAssertTrue(mask.scalars.contains { $0 == 0 } && mask.scalars.contains { $0 > 1.9 })
     }
 
+    func testBackwardMatchesFiniteDifferencesForAFixedMask() throws {
+        // A fresh layer with an explicit seed draws the same first mask, so the training-mode
+        // forward is a fixed function of x that finite differences can probe.
+        func fresh() throws -> Dropout {
+            let dropout = Dropout(0.4, seed: 42)
+            var g = SeededGenerator(seed: 0)
+            _ = try dropout.build(inputShape: [6], generator: &g)
+            return dropout
+        }
+        let x = Tensor(shape: [4, 6], scalars: randomScalars(24, seed: 6))
+        let w = Tensor(shape: [4, 6], scalars: randomScalars(24, seed: 7))
+        let layer = try fresh()
+        _ = layer.forward(x, training: true)
+        let dx = layer.backward(w)
+        checkGradient(of: { weightedSum((try! fresh()).forward($0, training: true), w) }, at: x, analytic: dx)
+        XCTAssertTrue(dx.scalars.contains(0), "some elements are dropped")
+    }
+
     func testTheSameSeedGivesTheSameMasks() throws {
         let x = Tensor.ones([2, 100])
         let a = try built(0.5, seed: 7), b = try built(0.5, seed: 7), c = try built(0.5, seed: 8)

@@ -23,11 +23,11 @@ final class PlainSGD: Optimizer {
             if momentum == 0 {
                 p.value -= learningRate * p.gradient
             } else {
-                var v = velocity[ObjectIdentifier(p)] ?? Tensor.zeros(p.value.shape)
-                v *= momentum
-                v -= learningRate * p.gradient
-                p.value += v
-                velocity[ObjectIdentifier(p)] = v
+                let id = ObjectIdentifier(p)
+                if velocity[id] == nil { velocity[id] = Tensor.zeros(p.value.shape) }
+                velocity[id]! *= momentum   // in place: the dictionary's buffer is not shared
+                velocity[id]! -= learningRate * p.gradient
+                p.value += velocity[id]!
             }
         }
         iterations += 1
