@@ -1,0 +1,108 @@
+import Optimizers
+import TensorCore
+
+// Internal machinery shared by the layers of this module.
+
+/// What a layer keeps from its training-mode forward passes for their backward passes.
+///
+/// A layer may be applied several times in one forward pass (a shared layer, or the same
+/// instance placed twice in a `Sequential`): each training-mode forward pushes an entry, and each
+/// backward pass, which runs in reverse order, pops the latest one. The entry popped last stays
+/// available, so calling `backward` again for the same forward accumulates its gradients once
+/// more (as the `Layer` protocol promises). `Sequential` clears the tapes of its layers at the
+/// start of every training-mode forward, so entries left by forwards that were never followed by
+/// a backward do not pile up.
+struct Tape<Entry> {
+    private var entries: [Entry] = []
+    private var lastPopped: Entry?
+
+    mutating func push(_ entry: Entry) { entries.append(entry) }
+
+    /// The latest unconsumed entry, or the one consumed last.
+    mutating func pop(layer: some Layer) -> Entry {
+        if let entry = entries.popLast() {
+            lastPopped = entry
+            return entry
+        }
+        guard let entry = lastPopped else {
+            neuritePrecondition(false, "backward of \(type(of: layer).typeName) '\(layer.name)' without a training-mode forward: "
+                                + "call forward(_:training: true) first")
+            fatalError()
+        }
+        return entry
+    }
+
+    mutating func clear() {
+        entries.removeAll()
+        lastPopped = nil
+    }
+}
+
+/// A layer whose training caches a model can drop before a new forward pass.
+protocol TrainingCacheOwner: AnyObject {
+    func clearTrainingCache()
+}
+
+/// A layer that can run its backward pass for its parameters' gradients alone, skipping the
+/// input gradient (which the first layer of a model need not compute).
+protocol ParameterGradientBackward: AnyObject {
+    func backwardParameterGradients(_ outputGradient: Tensor)
+}
+
+extension Tensor {
+    /// `f(a[i], b[i])` for tensors of one shape, on the calling thread.
+    static func zipElements(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        neuritePrecondition(a.shape == b.shape, "element-wise operation on shapes \(a.shape) and \(b.shape), which differ")
+        return a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                Tensor(shape: a.shape) { out in
+                    for i in 0..<out.count { out[i] = f(pa[i], pb[i]) }
+                }
+            }
+        }
+    }
+
+    /// `f(x)` for every element, on the calling thread (a vectorisable loop, unlike `map`'s closure
+    /// call per element when `f` is inlined here).
+    @inline(__always)
+    func mapElements(_ f: (Float) -> Float) -> Tensor {
+        withUnsafeBufferPointer { src in
+            Tensor(shape: shape) { out in
+                for i in 0..<out.count { out[i] = f(src[i]) }
+            }
+        }
+    }
+}
+
+extension Dictionary where Key == String, Value == ConfigValue {
+    /// The `"name"` entry, or `""` (the model then names the layer) when it is absent or null.
+    func optionalName(of type: String) throws -> String {
+        switch self["name"] {
+        case nil, .null?: return ""
+        case .string(let s)?: return s
+        case let other?: throw LayerError("\(type) config needs a string \"name\", got \(other)")
+        }
+    }
+}
+
+/// Keras' `to_snake_case`: `"Dense"` -> `"dense"`, `"BatchNormalization"` -> `"batch_normalization"`,
+/// `"Conv2D"` -> `"conv2d"`, `"MaxPooling2D"` -> `"max_pooling2d"`: the base of automatic names.
+func snakeCase(_ name: String) -> String {
+    let chars = Array(name.filter { $0.isLetter || $0.isNumber || $0 == "_" })
+    var out = ""
+    for (i, c) in chars.enumerated() {
+        if c.isUppercase && i > 0 {
+            let prev = chars[i - 1]
+            let nextIsLower = i + 1 < chars.count && chars[i + 1].isLowercase
+            // "(.)([A-Z][a-z]+)" -> "\1_\2", then "([a-z])([A-Z])" -> "\1_\2".
+            if nextIsLower || prev.isLowercase { out.append("_") }
+        }
+        out.append(c)
+    }
+    return out.lowercased()
+}
+
+/// A shape as Keras prints it in summaries: `(None, 28, 28, 1)`.
+func kerasShape(_ shape: [Int]) -> String {
+    "(" + (["None"] + shape.map(String.init)).joined(separator: ", ") + ")"
+}

@@ -1,0 +1,346 @@
+import Foundation
+import Optimizers
+import TensorCore
+
+/// Training could not start or could not go on: bad arguments (mismatched sample counts, targets
+/// that do not fit the loss, a class without a class weight), a model that was not compiled, or a
+/// loss that became NaN or infinite (then ``epoch`` and ``step`` say where).
+public struct TrainingError: Error, Equatable, CustomStringConvertible, Sendable {
+    /// What was wrong and where.
+    public var message: String
+    /// The epoch where training stopped, counted from 0 as callbacks count it (nil before training).
+    public var epoch: Int?
+    /// The step (batch) within that epoch, counted from 0.
+    public var step: Int?
+
+    /// Makes an error.
+    public init(_ message: String, epoch: Int? = nil, step: Int? = nil) {
+        self.message = message
+        self.epoch = epoch
+        self.step = step
+    }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// The per-epoch record of a `fit`: Keras' `History`. `history["loss"]![e]` is the mean training
+/// loss of epoch `e` (counted from 0), and the same for every metric and their `"val_"` forms.
+public struct History: Sendable, Equatable {
+    /// The epochs run, counted from 0 (fewer than asked when training stopped early).
+    public internal(set) var epochs: [Int] = []
+    /// One value per epoch for each logged key: `"loss"`, the metrics' names, `"val_loss"`, ...
+    public internal(set) var history: [String: [Double]] = [:]
+
+    /// The values of `key`, one per epoch, or nil if it was never logged.
+    public subscript(key: String) -> [Double]? { history[key] }
+
+    mutating func append(epoch: Int, logs: [String: Double]) {
+        epochs.append(epoch)
+        for (key, value) in logs { history[key, default: []].append(value) }
+    }
+}
+
+/// What `compile` set.
+struct CompiledSetup {
+    var optimizer: any Optimizer
+    var loss: any Loss
+    var metrics: [Metric]
+}
+
+extension Sequential {
+    /// Sets the optimizer, loss and metrics that ``fit(x:y:epochs:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:)``
+    /// and ``evaluate(x:y:batchSize:)`` use, as Keras' `compile` does.
+    ///
+    /// Why `compile` rather than arguments to `fit`: `evaluate` needs the same loss and metrics,
+    /// and calling `fit` again (to train on) keeps the optimizer's state, as Keras users expect.
+    /// Calling it again replaces all three (a new optimizer starts afresh).
+    public func compile(optimizer: any Optimizer, loss: any Loss, metrics: [Metric] = []) {
+        compiled = CompiledSetup(optimizer: optimizer, loss: loss, metrics: metrics)
+    }
+
+    /// The optimizer set by `compile`.
+    public var optimizer: (any Optimizer)? { compiled?.optimizer }
+    /// The loss set by `compile`.
+    public var loss: (any Loss)? { compiled?.loss }
+    /// The metrics set by `compile`.
+    public var metrics: [Metric] { compiled?.metrics ?? [] }
+
+    /// Trains on `x` `[N, ...]` with integer class labels `y` (N of them); see the tensor form for
+    /// everything else, which is the same.
+    @discardableResult
+    public func fit(x: Tensor, y: [Int], epochs: Int = 1, batchSize: Int = 32,
+                    validationData: (x: Tensor, y: [Int])? = nil, validationSplit: Double = 0,
+                    shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
+                    callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
+        try train(x: x, targets: .labels(y), epochs: epochs, batchSize: batchSize,
+                  validation: validationData.map { ($0.x, .labels($0.y)) }, validationSplit: validationSplit,
+                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
+    }
+
+    /// Trains the model for `epochs` passes over `x` `[N, ...]` and its targets `y` `[N, ...]`
+    /// (one-hot rows, binary targets or regression values, the shape of the model's output), and
+    /// returns the per-epoch losses and metrics.
+    ///
+    /// Each step takes the next `batchSize` samples (the last batch of an epoch may be smaller),
+    /// zeroes the gradients, runs `forward(_:training: true)`, the loss, `backward`, and
+    /// `optimizer.step`. The logged `"loss"` and metrics are means over the epoch's samples (of
+    /// each batch's value, as Keras logs them, so they mix the weights of the whole epoch);
+    /// validation values (`"val_loss"`, ...) are computed after each epoch in inference mode.
+    ///
+    /// - Parameters:
+    ///   - validationData: samples to evaluate after each epoch.
+    ///   - validationSplit: instead, the fraction of `x` kept for validation: the *last* samples,
+    ///     taken before any shuffling (as Keras does). Not both.
+    ///   - shuffle: a new order each epoch, `seededShuffle` by `SeededGenerator(seed:stream: epoch)`
+    ///     (the order `DataLoader` uses for the same seed).
+    ///   - classWeights: a weight per class, multiplying each sample's loss (validation losses are
+    ///     not weighted). Needs a classification loss; a class present in the targets without a
+    ///     weight throws. One-hot targets take the argmax as the class, single-output targets 0 or 1.
+    ///   - seed: the one seed of the run: it builds an unbuilt model (initial weights and dropout
+    ///     streams) and orders the batches. Same seed, same model, same data: same weights and
+    ///     loss curve. A model built before keeps its weights and dropout streams.
+    ///   - callbacks: called at train, epoch and batch boundaries, in order; see ``Callback``.
+    ///   - verbose: 0 silent, 1 a progress bar (animated only on a terminal), 2 one line per epoch,
+    ///     3 also a closing line. A `ProgressBar` among `callbacks` replaces the default one.
+    /// - Throws: `TrainingError` for arguments that do not fit (before any step), and when the loss
+    ///   becomes NaN or infinite, naming the epoch and step (callbacks' `onTrainEnd` still runs, so
+    ///   `EarlyStopping` restores its best weights); `LayerError` when the model cannot be built.
+    @discardableResult
+    public func fit(x: Tensor, y: Tensor, epochs: Int = 1, batchSize: Int = 32,
+                    validationData: (x: Tensor, y: Tensor)? = nil, validationSplit: Double = 0,
+                    shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
+                    callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
+        try train(x: x, targets: .values(y), epochs: epochs, batchSize: batchSize,
+                  validation: validationData.map { ($0.x, .values($0.y)) }, validationSplit: validationSplit,
+                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
+    }
+
+    /// The compiled loss and metrics of the model on `x` with labels `y`, in inference mode,
+    /// `batchSize` samples at a time: `["loss": ..., "accuracy": ...]`.
+    /// - Throws: `TrainingError` when the model is not compiled or built, or the data do not fit.
+    public func evaluate(x: Tensor, y: [Int], batchSize: Int = 32) throws -> [String: Double] {
+        try evaluate(x: x, targets: .labels(y), batchSize: batchSize)
+    }
+
+    /// The compiled loss and metrics of the model on `x` with target tensor `y`; see the label form.
+    public func evaluate(x: Tensor, y: Tensor, batchSize: Int = 32) throws -> [String: Double] {
+        try evaluate(x: x, targets: .values(y), batchSize: batchSize)
+    }
+
+    /// The compiled loss and metrics on `x` against `targets`.
+    public func evaluate(x: Tensor, targets: Targets, batchSize: Int = 32) throws -> [String: Double] {
+        guard let setup = compiled else { throw TrainingError("compile(optimizer:loss:metrics:) the model before evaluate") }
+        guard let built = builtInputShape else { throw TrainingError("\(label) is not built: build or fit it before evaluate") }
+        try checkData(x: x, targets: targets, what: "evaluate", built: built, batchSize: batchSize)
+        try validateTargets(targets, setup)
+        return measure(x: x, targets: targets, batchSize: batchSize, setup: setup)
+    }
+
+    // MARK: Machinery
+
+    private func checkData(x: Tensor, targets: Targets, what: String, built: [Int], batchSize: Int) throws {
+        guard batchSize > 0 else { throw TrainingError("\(what) needs a positive batch size, got \(batchSize)") }
+        guard x.rank == built.count + 1, Array(x.shape.dropFirst()) == built else {
+            throw TrainingError("\(what): x has shape \(x.shape), \(label) takes [N] + \(built)")
+        }
+        guard x.shape[0] == targets.count else {
+            throw TrainingError("\(what): x has \(x.shape[0]) samples but y has \(targets.count)")
+        }
+    }
+
+    private func validateTargets(_ targets: Targets, _ setup: CompiledSetup) throws {
+        let out = builtOutputShape ?? []
+        try setup.loss.validate(predictionShape: out, targets: targets)
+        for m in setup.metrics { try m.validate(predictionShape: out, targets: targets) }
+    }
+
+    /// Loss and metrics, in inference mode, as means over the samples.
+    func measure(x: Tensor, targets: Targets, batchSize: Int, setup: CompiledSetup) -> [String: Double] {
+        let n = x.shape[0]
+        let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false
+        var lossSum = 0.0
+        var sums = [Double](repeating: 0, count: setup.metrics.count), counts = [Int](repeating: 0, count: setup.metrics.count)
+        for start in stride(from: 0, to: n, by: batchSize) {
+            let range = start..<Swift.min(start + batchSize, n)
+            let out = forward(x.slice(range), training: false)
+            let t = targets.sliced(range)
+            lossSum += Double(setup.loss.compute(out, t, sampleWeights: nil).loss) * Double(range.count)
+            for (i, m) in setup.metrics.enumerated() {
+                let s = m.score(out, t, logits: logits)
+                sums[i] += s.sum
+                counts[i] += s.count
+            }
+        }
+        var logs = ["loss": n == 0 ? 0 : lossSum / Double(n)]
+        for (i, m) in setup.metrics.enumerated() { logs[m.name] = counts[i] == 0 ? 0 : sums[i] / Double(counts[i]) }
+        return logs
+    }
+
+    /// The class of every sample, for class weights.
+    private func classes(of targets: Targets, loss: any Loss) throws -> [Int] {
+        guard loss.isClassification else {
+            throw TrainingError("classWeights need a classification loss, and \(loss.name) compares values: "
+                                + "drop classWeights, or pass per-sample weights through a classification loss")
+        }
+        switch targets {
+        case .labels(let labels):
+            return labels
+        case .values(let t):
+            let perSample = t.count / Swift.max(t.shape.first ?? 1, 1)
+            if perSample == 1 {
+                return try t.scalars.enumerated().map { i, v in
+                    guard v == 0 || v == 1 else {
+                        throw TrainingError("classWeights need targets 0 or 1 for one output per sample, sample \(i) has \(v)")
+                    }
+                    return Int(v)
+                }
+            }
+            guard t.rank == 2 else {
+                throw TrainingError("classWeights need labels, one-hot rows [N, C] or 0/1 targets, got targets of shape \(t.shape)")
+            }
+            return t.argmax(alongAxis: 1)
+        }
+    }
+
+    private func train(x: Tensor, targets: Targets, epochs: Int, batchSize: Int,
+                       validation: (Tensor, Targets)?, validationSplit: Double, shuffle: Bool,
+                       classWeights: [Int: Float]?, seed: UInt64, callbacks: [any Callback], verbose: Int) throws -> History {
+        guard let setup = compiled else { throw TrainingError("compile(optimizer:loss:metrics:) the model before fit") }
+        guard epochs >= 0 else { throw TrainingError("fit needs epochs >= 0, got \(epochs)") }
+        guard validationSplit >= 0 && validationSplit < 1 else {
+            throw TrainingError("validationSplit must be in 0..<1, got \(validationSplit)")
+        }
+        guard validation == nil || validationSplit == 0 else {
+            throw TrainingError("pass validationData or validationSplit, not both")
+        }
+        guard x.rank >= 1 else { throw TrainingError("fit: x needs a batch axis, got shape \(x.shape)") }
+
+        // Build before touching any data, so shape errors come first.
+        if !isBuilt {
+            if inputShape != nil {
+                try build(seed: seed)
+            } else {
+                var generator = SeededGenerator(seed: seed)
+                _ = try build(inputShape: Array(x.shape.dropFirst()), generator: &generator)
+            }
+        }
+        let built = builtInputShape!
+        try checkData(x: x, targets: targets, what: "fit", built: built, batchSize: batchSize)
+
+        var trainX = x, trainTargets = targets
+        var validationSet = validation
+        if validationSplit > 0 {
+            let n = x.shape[0]
+            let splitAt = Int((Double(n) * (1 - validationSplit)).rounded(.up))
+            guard splitAt > 0 && splitAt < n else {
+                throw TrainingError("validationSplit \(validationSplit) of \(n) samples leaves \(splitAt) for training and \(n - splitAt) for validation")
+            }
+            trainX = x.slice(0..<splitAt)
+            trainTargets = targets.sliced(0..<splitAt)
+            validationSet = (x.slice(splitAt..<n), targets.sliced(splitAt..<n))
+        }
+        try validateTargets(trainTargets, setup)
+        if let (vx, vt) = validationSet {
+            try checkData(x: vx, targets: vt, what: "fit validation data", built: built, batchSize: batchSize)
+            try validateTargets(vt, setup)
+        }
+
+        var sampleWeights: [Float]?
+        if let classWeights {
+            if let bad = classWeights.first(where: { !$0.value.isFinite || $0.value < 0 }) {
+                throw TrainingError("class weight \(bad.value) for class \(bad.key) must be finite and non-negative")
+            }
+            let classes = try classes(of: trainTargets, loss: setup.loss)
+            sampleWeights = try classes.enumerated().map { i, c in
+                guard let w = classWeights[c] else {
+                    throw TrainingError("classWeights has no weight for class \(c) (first seen at sample \(i)); "
+                                        + "it gives weights for classes \(classWeights.keys.sorted())")
+                }
+                return w
+            }
+        }
+
+        let n = trainX.shape[0]
+        guard n > 0 else { throw TrainingError("fit needs at least one training sample") }
+        let steps = (n + batchSize - 1) / batchSize
+        let context = TrainingContext(model: self, optimizer: setup.optimizer, epochs: epochs, stepsPerEpoch: steps,
+                                      samples: n, batchSize: batchSize, verbose: verbose)
+        var allCallbacks = callbacks
+        if verbose > 0 && !callbacks.contains(where: { $0 is ProgressBar }) {
+            allCallbacks.insert(ProgressBar(verbose: verbose), at: 0)
+        }
+        let params = parameters
+        let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false
+        var history = History()
+        var lastLogs: [String: Double] = [:]
+
+        do {
+            for c in allCallbacks { try c.onTrainBegin(context) }
+            epochLoop: for epoch in 0..<epochs {
+                context.epoch = epoch
+                for c in allCallbacks { try c.onEpochBegin(epoch, context: context) }
+                var order = Array(0..<n)
+                if shuffle {
+                    var g = SeededGenerator(seed: seed, stream: UInt64(epoch))
+                    order.seededShuffle(using: &g)
+                }
+                var lossSum = 0.0, seen = 0
+                var sums = [Double](repeating: 0, count: setup.metrics.count), counts = [Int](repeating: 0, count: setup.metrics.count)
+                for step in 0..<steps {
+                    let range = (step * batchSize)..<Swift.min((step + 1) * batchSize, n)
+                    let xb: Tensor, tb: Targets
+                    var wb: [Float]?
+                    if shuffle {
+                        let indices = Array(order[range])
+                        xb = trainX.gather(indices)
+                        tb = trainTargets.gathered(indices)
+                        wb = sampleWeights.map { w in indices.map { w[$0] } }
+                    } else {
+                        xb = trainX.slice(range)
+                        tb = trainTargets.sliced(range)
+                        wb = sampleWeights.map { Array($0[range]) }
+                    }
+                    for p in params { p.zeroGradient() }
+                    let out = forward(xb, training: true)
+                    let result = setup.loss.compute(out, tb, sampleWeights: wb)
+                    guard result.loss.isFinite else {
+                        throw TrainingError("loss became \(result.loss) at epoch \(epoch + 1) of \(epochs), step \(step + 1) of \(steps) "
+                                            + "(counting from 1): lower the learning rate, or check the data for NaN or infinite values",
+                                            epoch: epoch, step: step)
+                    }
+                    backwardForTraining(result.gradient)
+                    setup.optimizer.step(params)
+
+                    lossSum += Double(result.loss) * Double(range.count)
+                    seen += range.count
+                    for (i, m) in setup.metrics.enumerated() {
+                        let s = m.score(out, tb, logits: logits)
+                        sums[i] += s.sum
+                        counts[i] += s.count
+                    }
+                    var logs = ["loss": lossSum / Double(seen)]
+                    for (i, m) in setup.metrics.enumerated() { logs[m.name] = counts[i] == 0 ? 0 : sums[i] / Double(counts[i]) }
+                    lastLogs = logs
+                    for c in allCallbacks { try c.onBatchEnd(step, logs: logs, context: context) }
+                    if context.stopTraining { break }
+                }
+                if let (vx, vt) = validationSet {
+                    for (key, value) in measure(x: vx, targets: vt, batchSize: batchSize, setup: setup) {
+                        lastLogs["val_" + key] = value
+                    }
+                }
+                history.append(epoch: epoch, logs: lastLogs)
+                for c in allCallbacks { try c.onEpochEnd(epoch, logs: lastLogs, context: context) }
+                if context.stopTraining { break epochLoop }
+            }
+        } catch {
+            // However training ends, callbacks finish (EarlyStopping restores its best weights,
+            // the progress bar ends its line); the first error is the one reported.
+            for c in allCallbacks { try? c.onTrainEnd(context, logs: lastLogs) }
+            throw error
+        }
+        for c in allCallbacks { try c.onTrainEnd(context, logs: lastLogs) }
+        return history
+    }
+}
