@@ -23,10 +23,11 @@ enum SafeTensorsElementType: String {
         }
     }
 
-    /// The format's other dtypes: known, so a file holding them is well formed, but not read.
+    /// The format's other dtypes (as of safetensors 0.8): known, so a file holding them is
+    /// well formed, but not read.
     static let unreadNames: Set<String> = [
-        "BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64",
-        "F8_E5M2", "F8_E4M3", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2", "C64",
+        "BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "C64",
+        "F8_E5M2", "F8_E4M3", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F4", "F6_E2M3", "F6_E3M2",
     ]
 }
 

@@ -308,6 +308,7 @@ final class SafeTensorsTests: XCTestCase {
         assertRejects(fileBytes(header: #"{"a":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}"#, data: four),
                       .unsupportedDType, "tensor \"a\" has dtype I32", "F32, F16, BF16 and F64")
         assertRejects(fileBytes(header: #"{"a":{"dtype":"BOOL","shape":[4],"data_offsets":[0,4]}}"#, data: four), .unsupportedDType, "BOOL")
+        assertRejects(fileBytes(header: #"{"a":{"dtype":"F8_E4M3FNUZ","shape":[4],"data_offsets":[0,4]}}"#, data: four), .unsupportedDType, "F8_E4M3FNUZ")
     }
 
     func testRejectsShapesThatDoNotMatchTheirByteRange() {
