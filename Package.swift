@@ -80,7 +80,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets"],
+            dependencies: ["TensorCore", "Datasets", "Optimizers"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.

@@ -1,4 +1,4 @@
-// Vectorised exp, log, tanh, sigmoid and a few streaming reductions, one implementation per
+// Vectorised exp, log, tanh, sigmoid, sqrt and a few streaming reductions, one implementation per
 // ISA path, and their dispatch.
 //
 // The three paths (AVX-512, AVX2 + FMA, and a portable one written with GCC/Clang vector
@@ -28,6 +28,7 @@
 #include <immintrin.h>
 #define CK_X86 1
 #endif
+#include "ck_lanes.h"
 
 // ---------------------------------------------------------------- shared constants
 
@@ -532,6 +533,22 @@ A512_EXTREMUM(v16_vmax, _mm512_max_ps, _mm512_reduce_max_ps, -INFINITY)
 A512_EXTREMUM(v16_vmin, _mm512_min_ps, _mm512_reduce_min_ps, INFINITY)
 #endif  // CK_X86
 
+// ---------------------------------------------------------------- square root (ck_lanes.h)
+
+// One loop for every path: 16 lanes at a time, the remainder through a zero-padded copy.
+CK_ALWAYS_INLINE void vsqrt_run(const float *x, float *y, int64_t n) {
+    int64_t i = 0;
+    for (; i + CK_LANES <= n; i += CK_LANES) CK_STORE(y + i, CK_SQRT(CK_LOAD(x + i)));
+    if (i < n) {
+        float buf[CK_LANES] = {0};
+        memcpy(buf, x + i, (size_t)(n - i) * sizeof(float));
+        CK_STORE(buf, CK_SQRT(CK_LOAD(buf)));
+        memcpy(y + i, buf, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+CK_LANE_PATHS(vsqrt, vsqrt_run, (const float *x, float *y, int64_t n), (x, y, n))
+
 // ---------------------------------------------------------------- dispatch
 
 #ifdef CK_X86
@@ -553,6 +570,10 @@ void ck_vexp(int isa, const float *x, float *y, int64_t n) {
 
 void ck_vlog(int isa, const float *x, float *y, int64_t n) {
     CK_DISPATCH(isa, v16_vlog(x, y, n); return, a2_vlog(x, y, n); return, p_vlog(x, y, n); return)
+}
+
+void ck_vsqrt(int isa, const float *x, float *y, int64_t n) {
+    CK_LANE_DISPATCH(isa, vsqrt, (x, y, n))
 }
 
 void ck_vtanh(int isa, const float *x, float *y, int64_t n) {

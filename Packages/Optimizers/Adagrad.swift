@@ -56,13 +56,7 @@ public final class Adagrad: OptimizerBase<Adagrad.Slots> {
                          slots: inout Slots, context: StepContext) {
         let lr = context.learningRate, eps = epsilon
         slots.accumulator.withUnsafeMutableBufferPointer { s in
-            forEachChunk(w.count) { range in
-                for i in range {
-                    let gi = g[i]
-                    s[i] += gi * gi
-                    w[i] -= lr * gi / (s[i] + eps).squareRoot()
-                }
-            }
+            OptimizerKernels.adagrad(weights: w, gradient: g, accumulator: s, learningRate: lr, epsilon: eps)
         }
     }
 }

@@ -96,21 +96,9 @@ public class Adam: OptimizerBase<Adam.Slots> {
         slots.m.withUnsafeMutableBufferPointer { m in
             slots.v.withUnsafeMutableBufferPointer { v in
                 slots.vMax.withUnsafeMutableBufferPointer { vMax in
-                    forEachChunk(w.count) { range in
-                        for i in range {
-                            let gi = g[i]
-                            m[i] = b1 * m[i] + (1 - b1) * gi
-                            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-                            var second = v[i]
-                            if amsgrad {
-                                second = Swift.max(vMax[i], second)
-                                vMax[i] = second
-                            }
-                            var wi = w[i]
-                            if decay != 1 { wi *= decay }
-                            w[i] = wi - stepSize * m[i] / (second.squareRoot() * inverseCorrection2 + eps)
-                        }
-                    }
+                    OptimizerKernels.adam(weights: w, gradient: g, m: m, v: v, vMax: amsgrad ? vMax : nil,
+                                          beta1: b1, beta2: b2, stepSize: stepSize,
+                                          inverseCorrection2: inverseCorrection2, epsilon: eps, decay: decay)
                 }
             }
         }

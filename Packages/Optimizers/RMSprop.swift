@@ -81,24 +81,9 @@ public final class RMSprop: OptimizerBase<RMSprop.Slots> {
         slots.velocity.withUnsafeMutableBufferPointer { v in
             slots.momentum.withUnsafeMutableBufferPointer { b in
                 slots.averageGradient.withUnsafeMutableBufferPointer { a in
-                    forEachChunk(w.count) { range in
-                        for i in range {
-                            let gi = g[i]
-                            v[i] = rho * v[i] + (1 - rho) * gi * gi
-                            var denominator = v[i] + eps
-                            if centered {
-                                a[i] = rho * a[i] + (1 - rho) * gi
-                                denominator = v[i] - a[i] * a[i] + eps
-                            }
-                            let increment = lr * gi / denominator.squareRoot()
-                            if useMomentum {
-                                b[i] = mu * b[i] + increment
-                                w[i] -= b[i]
-                            } else {
-                                w[i] -= increment
-                            }
-                        }
-                    }
+                    OptimizerKernels.rmsprop(weights: w, gradient: g, velocity: v,
+                                             momentumBuffer: useMomentum ? b : nil, averageGradient: centered ? a : nil,
+                                             learningRate: lr, rho: rho, momentum: mu, epsilon: eps)
                 }
             }
         }

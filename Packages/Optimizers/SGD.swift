@@ -64,20 +64,9 @@ public final class SGD: OptimizerBase<SGD.Slots> {
     override func update(weights w: UnsafeMutableBufferPointer<Float>, gradient g: UnsafeBufferPointer<Float>,
                          slots: inout Slots, context: StepContext) {
         let lr = context.learningRate, mu = momentum, wd = weightDecay, nesterov = self.nesterov
-        guard mu != 0 else {
-            forEachChunk(w.count) { range in
-                for i in range { w[i] -= lr * (g[i] + wd * w[i]) }
-            }
-            return
-        }
         slots.momentum.withUnsafeMutableBufferPointer { b in
-            forEachChunk(w.count) { range in
-                for i in range {
-                    let d = g[i] + wd * w[i]
-                    b[i] = mu * b[i] + d
-                    w[i] -= lr * (nesterov ? d + mu * b[i] : b[i])
-                }
-            }
+            OptimizerKernels.sgd(weights: w, gradient: g, momentumBuffer: mu != 0 ? b : nil,
+                                 learningRate: lr, momentum: mu, weightDecay: wd, nesterov: nesterov)
         }
     }
 }

@@ -14,10 +14,13 @@ extension Tensor {
     /// Vectorised C kernel (about 1 ulp); cost as for `exp()`.
     public func log() -> Tensor { applyingKernel(ck_vlog) }
 
-    /// The square root of every element (NaN for negative elements). One vectorised pass.
-    public func sqrt() -> Tensor {
-        mapChunks { x, y, n in for i in 0..<n { y[i] = x[i].squareRoot() } }
-    }
+    /// The square root of every element, correctly rounded (so exactly `Float.squareRoot()`):
+    /// sqrt(-0) = -0, sqrt(+inf) = +inf, NaN for negative elements and for NaN.
+    ///
+    /// Runs the vectorised kernel of the current `KernelISA` (vsqrtps; a Swift loop over
+    /// `squareRoot()` stays scalar on Linux, where each square root may call libm's `sqrtf` to set
+    /// errno). Cost as for `exp()`.
+    public func sqrt() -> Tensor { applyingKernel(ck_vsqrt) }
 
     /// Every element times itself. One vectorised pass.
     public func squared() -> Tensor {

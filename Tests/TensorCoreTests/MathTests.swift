@@ -91,6 +91,31 @@ final class MathTests: XCTestCase {
         }
     }
 
+    func testSqrtIsCorrectlyRoundedOnEveryISA() {
+        // IEEE 754 square roots are correctly rounded, and so is Float(Double(x).squareRoot())
+        // (a Double has more than 2 * 24 + 2 bits), so the two must agree bit for bit: zeros
+        // keep their sign, subnormals are exact, negatives and NaN give NaN. The sweep (over
+        // 64Ki values) is split over the pool; the short arrays go through the remainder code.
+        let specials: [Float] = [0, -0.0, .infinity, -.infinity, .nan, -1, -.leastNonzeroMagnitude,
+                                 .leastNonzeroMagnitude, Float(bitPattern: 0x007f_ffff), .leastNormalMagnitude,
+                                 .greatestFiniteMagnitude, 1, 2, 4, 0.25, 1e-30, 3e38]
+        func check(_ x: [Float], _ label: String) {
+            let y = Tensor(x).sqrt().scalars
+            for i in x.indices {
+                let want = Float(Double(x[i]).squareRoot())
+                if !(y[i].bitPattern == want.bitPattern || (y[i].isNaN && want.isNaN)) {
+                    XCTFail("sqrt(\(x[i])) = \(y[i]), expected \(want) (\(label))")
+                    return
+                }
+            }
+        }
+        forEachISA { isa in
+            check(sweep + specials, "sweep, \(isa)")
+            for n in 1...specials.count { check(Array(specials.prefix(n)), "\(n) special values, \(isa)") }
+            check(Array(repeating: 0, count: 16) + specials, "special values after a full vector, \(isa)")
+        }
+    }
+
     func testVectorMathTailsMatchFullVectorsOnEveryISA() {
         // Each lane computes independently, so a value must not depend on where it sits in the
         // array: prefixes of every length (the vector tails) must agree exactly with the full run.

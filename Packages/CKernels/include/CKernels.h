@@ -9,5 +9,6 @@
 #include "ck_dispatch.h"
 #include "ck_gemm.h"
 #include "ck_vmath.h"
+#include "ck_optim.h"
 
 #endif

@@ -19,6 +19,11 @@ void ck_vexp(int isa, const float *x, float *y, int64_t n);
 /// y[i] = ln x[i]. log(0) = -inf, log(x < 0) = NaN, log(+inf) = +inf, subnormal inputs are exact-scaled.
 void ck_vlog(int isa, const float *x, float *y, int64_t n);
 
+/// y[i] = sqrt x[i], correctly rounded as IEEE 754 requires (so every path gives the same bits):
+/// sqrt(-0) = -0, sqrt(+inf) = +inf, NaN for x < 0 and for NaN; subnormal inputs are exact.
+/// Unlike a loop over sqrtf, it never calls libm (which must set errno for x < 0) and so vectorises.
+void ck_vsqrt(int isa, const float *x, float *y, int64_t n);
+
 /// y[i] = tanh x[i]; exactly +-1 for |x| > 9.1, odd (tanh(-0) = -0), NaN stays NaN.
 void ck_vtanh(int isa, const float *x, float *y, int64_t n);
 
