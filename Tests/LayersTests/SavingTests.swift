@@ -139,6 +139,45 @@ final class SavingTests: XCTestCase {
         XCTAssertEqual(bits(loaded.predict(x)), bits(model.predict(x)))
     }
 
+    func testUnbuiltModelsAndUndeclaredInputShapesRoundTrip() throws {
+        let unbuilt = mlp()
+        let dir = temporaryDirectory()
+        try unbuilt.save(to: dir)
+        let loadedUnbuilt = try Sequential.load(from: dir)
+        XCTAssertFalse(loadedUnbuilt.isBuilt)
+        XCTAssertEqual(loadedUnbuilt.inputShape, [2])
+        XCTAssertEqual(loadedUnbuilt.layers.map(\.name), ["dense", "dense_1", "dense_2"])
+
+        // Built through build(inputShape:generator:), without a declared input shape.
+        let undeclared = Sequential { Dense(3, activation: .relu); Dense(2) }
+        var generator = SeededGenerator(seed: 4)
+        _ = try undeclared.build(inputShape: [5], generator: &generator)
+        try undeclared.save(to: dir)
+        let loaded = try Sequential.load(from: dir)
+        XCTAssertNil(loaded.inputShape)
+        XCTAssertEqual(loaded.builtInputShape, [5])
+        let x = convTestRandomTensor([3, 5], seed: 2)
+        XCTAssertEqual(bits(loaded.predict(x)), bits(undeclared.predict(x)))
+    }
+
+    func testASharedLayerStaysShared() throws {
+        let shared = Dense(4, activation: .tanh, name: "shared")
+        let model = Sequential(inputShape: [4]) {
+            shared
+            shared
+            Dense(2)
+        }
+        try model.build(seed: 2)
+        let dir = temporaryDirectory()
+        try model.save(to: dir)
+        let loaded = try Sequential.load(from: dir)
+        XCTAssertEqual(loaded.layers.count, 3)
+        XCTAssertTrue(loaded.layers[0] === loaded.layers[1])
+        XCTAssertEqual(loaded.parameters.count, model.parameters.count)
+        let x = convTestRandomTensor([3, 4], seed: 5)
+        XCTAssertEqual(bits(loaded.predict(x)), bits(model.predict(x)))
+    }
+
     // MARK: The architecture file
 
     func testJSONHoldsKerasTypeNamesClassNamesAndMetadata() throws {
