@@ -43,8 +43,7 @@ public final class TrainingContext {
 /// throws ends training with its error (after every callback's `onTrainEnd`).
 ///
 /// Saving checkpoints is an ordinary callback too: `onEpochEnd` reads `context.model.weights()`
-/// (named, copy-on-write snapshots) and writes them; a `ModelCheckpoint` comes with the model
-/// saver.
+/// (named, copy-on-write snapshots) and writes them; ``ModelCheckpoint`` saves the whole model.
 public protocol Callback: AnyObject {
     /// Before the first epoch.
     func onTrainBegin(_ context: TrainingContext) throws
@@ -384,8 +383,8 @@ public final class LearningRateScheduler: Callback {
 /// Writes each epoch's logs to a CSV file (Keras `CSVLogger`): a header `epoch,<keys>` (keys
 /// sorted) and one row per epoch, epochs counted from 0.
 ///
-/// The file is rewritten *atomically after every epoch* (a temporary file in the same directory,
-/// then a rename), so at any moment it holds a complete table of the epochs so far, even if
+/// The file is rewritten *atomically after every epoch* (through `AtomicFile`: a temporary file
+/// in the same directory, synced, then renamed), so at any moment it holds a complete table of the epochs so far, even if
 /// training is killed; the cost, rewriting a few lines per epoch, is negligible. With
 /// `append: true`, the rows of an existing file are kept and new rows go after them (its header
 /// is not repeated).
@@ -427,22 +426,9 @@ public final class CSVLogger: Callback {
         }
         text += ([String(epoch)] + keys!.map { logs[$0].map { "\($0)" } ?? "" }).joined(separator: separator) + "\n"
         do {
-            try writeAtomically(text, to: path)
+            try AtomicFile.write(Array(text.utf8), to: path)
         } catch {
             throw TrainingError("CSVLogger cannot write \(path): \(error)", epoch: epoch)
         }
-    }
-}
-
-/// Writes `text` to a temporary file beside `path`, then renames it over `path`.
-func writeAtomically(_ text: String, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    let temporary = url.deletingLastPathComponent()
-        .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
-    try Data(text.utf8).write(to: temporary)
-    guard rename(temporary.path, url.path) == 0 else {
-        let reason = String(cString: strerror(errno))
-        try? FileManager.default.removeItem(at: temporary)
-        throw TrainingError("cannot rename \(temporary.path) to \(url.path): \(reason)")
     }
 }

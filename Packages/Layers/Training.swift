@@ -49,7 +49,7 @@ struct CompiledSetup {
 }
 
 extension Sequential {
-    /// Sets the optimizer, loss and metrics that ``fit(x:y:epochs:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:)``
+    /// Sets the optimizer, loss and metrics that ``fit(x:y:epochs:initialEpoch:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:)``
     /// and ``evaluate(x:y:batchSize:)`` use, as Keras' `compile` does.
     ///
     /// Why `compile` rather than arguments to `fit`: `evaluate` needs the same loss and metrics,
@@ -69,11 +69,11 @@ extension Sequential {
     /// Trains on `x` `[N, ...]` with integer class labels `y` (N of them); see the tensor form for
     /// everything else, which is the same.
     @discardableResult
-    public func fit(x: Tensor, y: [Int], epochs: Int = 1, batchSize: Int = 32,
+    public func fit(x: Tensor, y: [Int], epochs: Int = 1, initialEpoch: Int = 0, batchSize: Int = 32,
                     validationData: (x: Tensor, y: [Int])? = nil, validationSplit: Double = 0,
                     shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
                     callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
-        try train(x: x, targets: .labels(y), epochs: epochs, batchSize: batchSize,
+        try train(x: x, targets: .labels(y), epochs: epochs, initialEpoch: initialEpoch, batchSize: batchSize,
                   validation: validationData.map { ($0.x, .labels($0.y)) }, validationSplit: validationSplit,
                   shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
     }
@@ -89,6 +89,11 @@ extension Sequential {
     /// validation values (`"val_loss"`, ...) are computed after each epoch in inference mode.
     ///
     /// - Parameters:
+    ///   - epochs: the index of the last epoch, counted from 1, as in Keras: training runs epochs
+    ///     `initialEpoch..<epochs` (counted from 0), so `epochs - initialEpoch` of them.
+    ///   - initialEpoch: the epoch to start at (counted from 0), to resume a run: a model and
+    ///     optimizer restored after epoch `k` and trained with `initialEpoch: k` and the same seed
+    ///     see the same batches, and end where an uninterrupted run would (Keras' `initial_epoch`).
     ///   - validationData: samples to evaluate after each epoch.
     ///   - validationSplit: instead, the fraction of `x` kept for validation: the *last* samples,
     ///     taken before any shuffling (as Keras does). Not both.
@@ -107,11 +112,11 @@ extension Sequential {
     ///   becomes NaN or infinite, naming the epoch and step (callbacks' `onTrainEnd` still runs, so
     ///   `EarlyStopping` restores its best weights); `LayerError` when the model cannot be built.
     @discardableResult
-    public func fit(x: Tensor, y: Tensor, epochs: Int = 1, batchSize: Int = 32,
+    public func fit(x: Tensor, y: Tensor, epochs: Int = 1, initialEpoch: Int = 0, batchSize: Int = 32,
                     validationData: (x: Tensor, y: Tensor)? = nil, validationSplit: Double = 0,
                     shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
                     callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
-        try train(x: x, targets: .values(y), epochs: epochs, batchSize: batchSize,
+        try train(x: x, targets: .values(y), epochs: epochs, initialEpoch: initialEpoch, batchSize: batchSize,
                   validation: validationData.map { ($0.x, .values($0.y)) }, validationSplit: validationSplit,
                   shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
     }
@@ -203,11 +208,14 @@ extension Sequential {
         }
     }
 
-    private func train(x: Tensor, targets: Targets, epochs: Int, batchSize: Int,
+    private func train(x: Tensor, targets: Targets, epochs: Int, initialEpoch: Int, batchSize: Int,
                        validation: (Tensor, Targets)?, validationSplit: Double, shuffle: Bool,
                        classWeights: [Int: Float]?, seed: UInt64, callbacks: [any Callback], verbose: Int) throws -> History {
         guard let setup = compiled else { throw TrainingError("compile(optimizer:loss:metrics:) the model before fit") }
         guard epochs >= 0 else { throw TrainingError("fit needs epochs >= 0, got \(epochs)") }
+        guard initialEpoch >= 0 && initialEpoch <= epochs else {
+            throw TrainingError("fit needs 0 <= initialEpoch <= epochs, got initialEpoch \(initialEpoch) and epochs \(epochs)")
+        }
         guard validationSplit >= 0 && validationSplit < 1 else {
             throw TrainingError("validationSplit must be in 0..<1, got \(validationSplit)")
         }
@@ -277,7 +285,7 @@ extension Sequential {
 
         do {
             for c in allCallbacks { try c.onTrainBegin(context) }
-            epochLoop: for epoch in 0..<epochs {
+            epochLoop: for epoch in initialEpoch..<epochs {
                 context.epoch = epoch
                 for c in allCallbacks { try c.onEpochBegin(epoch, context: context) }
                 var order = Array(0..<n)
