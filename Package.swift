@@ -61,6 +61,7 @@ let package = Package(
             dependencies: ["TensorCore", "Datasets"],
             path: "Tools/Benchmarks"
         ),
+        .executableTarget(name: "neurite-fuzz", dependencies: ["Datasets", "TensorCore"], path: "Tools/neurite-fuzz"),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
         .target(
             name: "_NeuriteTestSupport",
