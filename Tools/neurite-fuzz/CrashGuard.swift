@@ -30,6 +30,8 @@ enum CrashGuard {
     static let startedAt = Atomic<UInt64>(0)
 
     static let signals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE]
+    /// Set by SIGINT or SIGTERM: finish the current input, then stop and print the summary.
+    static let stopRequested = Atomic<Bool>(false)
 
     /// Prepares the buffers and installs the handlers; `directory` must exist.
     static func install(directory path: String, seed: UInt64) {
@@ -60,6 +62,17 @@ enum CrashGuard {
             var old = sigaction()
             sigaction(sig, &action, &old)
             previous[Int(sig)] = old
+        }
+        for sig in [SIGINT, SIGTERM] {
+            var action = sigaction()
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = stopHandler
+            #else
+            action.__sigaction_u.__sa_handler = stopHandler
+            #endif
+            action.sa_flags = Int32(truncatingIfNeeded: SA_RESETHAND)  // a second signal ends the process at once
+            sigemptyset(&action.sa_mask)
+            sigaction(sig, &action, nil)
         }
     }
 
@@ -163,6 +176,10 @@ enum CrashGuard {
 private final class WatchdogLimit: Sendable {
     let nanos: UInt64
     init(_ nanos: UInt64) { self.nanos = nanos }
+}
+
+private let stopHandler: @convention(c) (Int32) -> Void = { _ in
+    CrashGuard.stopRequested.store(true, ordering: .relaxed)
 }
 
 private let crashHandler: @convention(c) (Int32) -> Void = { sig in

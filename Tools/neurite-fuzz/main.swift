@@ -290,6 +290,10 @@ fuzzing: while true {
         }
     }
     let now = seconds()
+    if CrashGuard.stopRequested.load(ordering: .relaxed) {
+        print("neurite-fuzz: stopped by a signal after \(String(format: "%.1f", now - start)) s")
+        break fuzzing
+    }
     if let limit = options.seconds, now - start >= limit { break fuzzing }
     if let n = options.iterations, runs.allSatisfy({ $0.inputs >= n }) { break fuzzing }
     if now >= nextProgress {
