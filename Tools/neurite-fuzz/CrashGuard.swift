@@ -25,6 +25,8 @@ enum CrashGuard {
     nonisolated(unsafe) private static var seed: UInt64 = 0
     nonisolated(unsafe) private static var iteration: UInt64 = 0
     nonisolated(unsafe) private static var pathBuffer: UnsafeMutablePointer<CChar>?
+    /// Kept here so that LeakSanitizer sees it as reachable (the kernel holds the only other reference).
+    nonisolated(unsafe) private static var alternateStack: UnsafeMutableRawPointer?
     nonisolated(unsafe) private static var previous: [sigaction?] = Array(repeating: nil, count: 65)
     /// When the current input started (CLOCK_MONOTONIC nanoseconds), 0 between inputs.
     static let startedAt = Atomic<UInt64>(0)
@@ -45,7 +47,8 @@ enum CrashGuard {
         // An alternate stack, so that a stack overflow can still be reported.
         let altSize = 1 << 16
         var alt = stack_t()
-        alt.ss_sp = UnsafeMutableRawPointer.allocate(byteCount: altSize, alignment: 16)
+        alternateStack = UnsafeMutableRawPointer.allocate(byteCount: altSize, alignment: 16)
+        alt.ss_sp = alternateStack
         alt.ss_size = altSize
         alt.ss_flags = 0
         sigaltstack(&alt, nil)

@@ -280,7 +280,10 @@ fuzzing: while true {
         let signature = verdict.signature
         run.outcomes[signature, default: 0] += 1
         if run.outcomes[signature] == 1 {
-            if i >= run.seedCount && input.bytes.count <= 1 << 18 {
+            // Inputs that no longer look like the target's format never reach its decoder: mutating
+            // them further is wasted, however new their error message.
+            let reachesDecoder = run.target == .idx || ImageFormat(sniffing: input.bytes).map { $0.rawValue == run.target.rawValue } == true
+            if i >= run.seedCount && input.bytes.count <= 1 << 18 && reachesDecoder {
                 if run.corpus.count < TargetRun.corpusCap {
                     run.corpus.append(input)
                 } else {
