@@ -30,13 +30,21 @@ enum CrashGuard {
     nonisolated(unsafe) private static var previous: [sigaction?] = Array(repeating: nil, count: 65)
     /// When the current input started (CLOCK_MONOTONIC nanoseconds), 0 between inputs.
     static let startedAt = Atomic<UInt64>(0)
+    /// The process's CPU time (CLOCK_PROCESS_CPUTIME_ID nanoseconds) when the current input started.
+    static let cpuStartedAt = Atomic<UInt64>(0)
 
     static let signals: [Int32] = [SIGSEGV, SIGBUS, SIGILL, SIGTRAP, SIGABRT, SIGFPE]
+    /// Set by the watchdog before it interrupts a hung fuzzing thread, so that the crash handler
+    /// (which then prints where that thread is stuck) does not save the input a second time.
+    static let hangDetected = Atomic<Bool>(false)
+    /// The fuzzing thread, which the watchdog interrupts with SIGABRT when an input hangs.
+    nonisolated(unsafe) private static var fuzzingThread = pthread_self()
     /// Set by SIGINT or SIGTERM: finish the current input, then stop and print the summary.
     static let stopRequested = Atomic<Bool>(false)
 
     /// Prepares the buffers and installs the handlers; `directory` must exist.
     static func install(directory path: String, seed: UInt64) {
+        fuzzingThread = pthread_self()
         directory = strdup(path)
         targetNames = FuzzTarget.allCases.map { strdup($0.rawValue + "." + $0.fileExtension)! }
         self.seed = seed
@@ -92,7 +100,10 @@ enum CrashGuard {
         self.iteration = UInt64(iteration)
     }
 
-    static func begin() { startedAt.store(monotonicNanos(), ordering: .releasing) }
+    static func begin() {
+        cpuStartedAt.store(processCPUNanos(), ordering: .relaxed)
+        startedAt.store(monotonicNanos(), ordering: .releasing)
+    }
     static func end() { startedAt.store(0, ordering: .releasing) }
 
     /// Writes the held input to `<directory>/<kind>-<target>-seed<seed>-iter<iteration>.<ext>`
@@ -153,8 +164,11 @@ enum CrashGuard {
         _ = write(2, text, strlen(text))
     }
 
-    /// Checks every 100 ms whether the current input has run past `limit` seconds; if so, saves
-    /// it as a hang and ends the process with status 3.
+    /// Checks every 100 ms whether the current input has used more than `limit` seconds of CPU
+    /// time, or has been running for six times that (a deadlock uses no CPU; the factor leaves
+    /// room for a machine shared with other work, where wall time alone says little); if so, saves
+    /// it as a hang, interrupts the fuzzing thread with SIGABRT so that the runtime's backtracer
+    /// shows where it is stuck, and ends the process with status 3 if that does not.
     static func startWatchdog(limit: Double) {
         let limitNanos = UInt64(limit * 1e9)
         var thread = pthread_t()
@@ -164,11 +178,15 @@ enum CrashGuard {
             while true {
                 usleep(100_000)
                 let started = CrashGuard.startedAt.load(ordering: .acquiring)
-                if started != 0 && monotonicNanos() &- started > limit {
+                let cpu = processCPUNanos() &- CrashGuard.cpuStartedAt.load(ordering: .relaxed)
+                if started != 0 && (cpu > limit || monotonicNanos() &- started > 6 * limit) {
                     let path = CrashGuard.saveHeld(kind: "hang")
                     CrashGuard.say("\nneurite-fuzz: HANG: an input ran past the hang limit; saved to ")
                     if let path { CrashGuard.say(path) }
                     CrashGuard.say("\n")
+                    CrashGuard.hangDetected.store(true, ordering: .releasing)
+                    pthread_kill(CrashGuard.fuzzingThread, SIGABRT)
+                    sleep(30)
                     _exit(3)
                 }
             }
@@ -186,6 +204,12 @@ private let stopHandler: @convention(c) (Int32) -> Void = { _ in
 }
 
 private let crashHandler: @convention(c) (Int32) -> Void = { sig in
+    if CrashGuard.hangDetected.load(ordering: .acquiring) {
+        CrashGuard.say("neurite-fuzz: the hung thread was interrupted; where it was stuck follows\n")
+        CrashGuard.restorePrevious(sig)
+        raise(sig)
+        return
+    }
     let path = CrashGuard.saveHeld(kind: "crash")
     CrashGuard.say("\nneurite-fuzz: CRASH: signal ")
     var digits: (CChar, CChar, CChar) = (0, 0, 0)
@@ -211,6 +235,13 @@ extension CrashGuard {
         guard var old = previous[Int(sig)] else { signal(sig, SIG_DFL); return }
         sigaction(sig, &old, nil)
     }
+}
+
+/// CPU time used by the whole process (every thread, so the thread pool's work counts too).
+func processCPUNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
 func monotonicNanos() -> UInt64 {
