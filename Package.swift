@@ -89,6 +89,12 @@ let package = Package(
             dependencies: ["Datasets", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/neurite-data"
         ),
+        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers.
+        .executableTarget(
+            name: "neurite-fuzz",
+            dependencies: ["Datasets", "TensorCore"],
+            path: "Tools/neurite-fuzz"
+        ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
         .target(
             name: "_NeuriteTestSupport",

@@ -64,6 +64,37 @@ static void png_read_job_input(png_structp png, png_bytep out, size_t count) {
     job->offset += count;
 }
 
+// libpng allocates, and zero-fills, a buffer of a chunk's declared length before it reads the
+// chunk's data, and its own length check ("chunk data is too large") is only a warning when
+// reading. A file of a few hundred bytes whose chunk claims 2^31 bytes would so cost seconds
+// and gigabytes before the data ran out. This walks the chunk lengths first and refuses any
+// chunk that claims more bytes than follow it: up to IEND, or up to the first IDAT when only
+// the header is read (png_read_info stops there). Files with a bad signature are left to libpng,
+// which names the damage.
+static int png_check_chunk_lengths(const uint8_t *data, size_t size, int whole_file, char *message, size_t capacity) {
+    if (size < 8 || png_sig_cmp(data, 0, 8) != 0) return NIC_OK;
+    size_t offset = 8;
+    while (size - offset >= 8) {
+        const uint8_t *p = data + offset;
+        uint32_t length = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+        char type[5];
+        for (int i = 0; i < 4; i++) {
+            type[i] = (p[4 + i] >= 'A' && p[4 + i] <= 'z') ? (char)p[4 + i] : '?';
+        }
+        type[4] = 0;
+        if ((uint64_t)length + 12 > size - offset) {
+            if (message && capacity)
+                snprintf(message, capacity,
+                         "PNG: chunk %s at byte offset %zu declares %u bytes of data, but only %zu bytes follow "
+                         "its header (truncated or corrupt file)", type, offset, length, size - offset - 8);
+            return NIC_CORRUPT;
+        }
+        if (memcmp(p + 4, "IEND", 4) == 0 || (!whole_file && memcmp(p + 4, "IDAT", 4) == 0)) break;
+        offset += 12 + (size_t)length;
+    }
+    return NIC_OK;
+}
+
 static int png_read_run(png_read_job *job) {
     if (setjmp(job->jump)) return job->status;
 
@@ -126,6 +157,8 @@ int nic_png_read(const uint8_t *data, size_t size, const nic_limits *limits,
         nic_set_message(message, message_capacity, "PNG: ", "no input");
         return NIC_INVALID_ARGUMENT;
     }
+    int checked = png_check_chunk_lengths(data, size, pixels != NULL, message, message_capacity);
+    if (checked != NIC_OK) return checked;
     png_read_job job;
     memset(&job, 0, sizeof job);
     job.data = data;
