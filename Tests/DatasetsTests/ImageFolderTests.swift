@@ -246,10 +246,13 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertEqual(skipping.paths, good.paths, "the skipped files are not samples; the others all are")
         XCTAssertEqual(skipping.labels, good.labels)
 
-        // Damage past the header passes the scan and is reported, naming the file, when decoded.
+        // Damage inside the pixel data (chunk lengths intact, IDAT bytes flipped) passes the
+        // header scan and is reported, naming the file, when decoded.
         try FileManager.default.removeItem(atPath: truncated)
         try FileManager.default.removeItem(atPath: text)
-        writeBytes(Array(png.prefix(png.count - 24)), to: good.paths[0])
+        var damaged = png
+        damaged[png.count - 20] ^= 0xFF
+        writeBytes(damaged, to: good.paths[0])
         let scanned = try ImageFolder(directory: tmp.path, imageSize: nil, channels: 1)
         XCTAssertEqual(scanned.count, good.count)
         assertDatasetError(.corrupt, path: good.paths[0]) { try scanned.sample(at: 0) }
