@@ -148,6 +148,7 @@ if options.suites.contains("datasets") {
     } catch {
         print("datasets suite skipped: \(error)")
     }
+    DatasetsBench.run(minSeconds: options.minSeconds, dataDirectory: options.dataDirectory)
 }
 
 func measureThrowing(minSeconds: Double, _ body: () throws -> Void) throws -> Double {
