@@ -25,6 +25,8 @@ enum CrashGuard {
     nonisolated(unsafe) private static var seed: UInt64 = 0
     nonisolated(unsafe) private static var iteration: UInt64 = 0
     nonisolated(unsafe) private static var pathBuffer: UnsafeMutablePointer<CChar>?
+    /// The harness's own temporary file, removed when a crash or hang ends the process.
+    nonisolated(unsafe) static var temporaryFile: UnsafeMutablePointer<CChar>?
     /// Kept here so that LeakSanitizer sees it as reachable (the kernel holds the only other reference).
     nonisolated(unsafe) private static var alternateStack: UnsafeMutableRawPointer?
     nonisolated(unsafe) private static var previous: [sigaction?] = Array(repeating: nil, count: 65)
@@ -184,6 +186,7 @@ enum CrashGuard {
                     CrashGuard.say("\nneurite-fuzz: HANG: an input ran past the hang limit; saved to ")
                     if let path { CrashGuard.say(path) }
                     CrashGuard.say("\n")
+                    if let file = CrashGuard.temporaryFile { unlink(file) }
                     CrashGuard.hangDetected.store(true, ordering: .releasing)
                     pthread_kill(CrashGuard.fuzzingThread, SIGABRT)
                     sleep(30)
@@ -211,6 +214,7 @@ private let crashHandler: @convention(c) (Int32) -> Void = { sig in
         return
     }
     let path = CrashGuard.saveHeld(kind: "crash")
+    if let file = CrashGuard.temporaryFile { unlink(file) }
     CrashGuard.say("\nneurite-fuzz: CRASH: signal ")
     var digits: (CChar, CChar, CChar) = (0, 0, 0)
     withUnsafeMutableBytes(of: &digits) { d in

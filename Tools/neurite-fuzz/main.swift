@@ -211,6 +211,7 @@ do {
     usage("cannot create \(options.saveDirectory): \(error)")
 }
 CrashGuard.install(directory: options.saveDirectory, seed: options.seed)
+CrashGuard.temporaryFile = strdup(runner.idxPath)
 CrashGuard.startWatchdog(limit: options.hangSeconds)
 
 if !options.replay.isEmpty {
