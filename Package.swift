@@ -107,7 +107,8 @@ let package = Package(
         ),
         .testTarget(
             name: "LayersTests",
-            dependencies: ["Layers", "Optimizers", "_NeuriteTestSupport"],
+            // Datasets only for the end-to-end training test on MNIST (CNNTrainingTests).
+            dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
         ),
         .testTarget(
