@@ -15,7 +15,8 @@ let package = Package(
         .library(name: "Layers", targets: ["Layers"]),
     ],
     dependencies: [
-        // Command-line parsing for the tools under Tools/ only; no library product depends on it.
+        // Command-line parsing for the tools under Tools/ and the demos under Apps/ only; no library
+        // product depends on it.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
@@ -77,6 +78,21 @@ let package = Package(
             name: "mlp-from-scratch",
             dependencies: ["TensorCore", "Datasets"],
             path: "Apps/mlp-from-scratch"
+        ),
+        // What the Layers demos share: their command-line options, data loading, timed training
+        // and reports. Implementation-only, not a product.
+        .target(
+            name: "_AppSupport",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/_AppSupport"
+        ),
+        // Demo: a shallow and a deep multilayer perceptron side by side (Layers, fit, evaluate).
+        .executableTarget(
+            name: "shallow-vs-deep",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/shallow-vs-deep"
         ),
         .executableTarget(
             name: "neurite-bench",
