@@ -94,6 +94,13 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/shallow-vs-deep"
         ),
+        // Demo: the course CNN and one with batch normalisation; confusion matrix, misclassified images.
+        .executableTarget(
+            name: "cnn",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/cnn"
+        ),
         .executableTarget(
             name: "neurite-bench",
             dependencies: ["TensorCore", "Datasets"],
