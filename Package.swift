@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Layers", targets: ["Layers"]),
+        // Everything above in one import, as swift-numerics' `Numerics` does.
+        .library(name: "Neurite", targets: ["Neurite"]),
     ],
     dependencies: [
         // Command-line parsing for the tools under Tools/ and the demos under Apps/ only; no library
@@ -72,6 +74,12 @@ let package = Package(
             name: "Datasets",
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
+        ),
+        // Re-exports TensorCore, Optimizers, Layers and Datasets; holds no code of its own.
+        .target(
+            name: "Neurite",
+            dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets"],
+            path: "Packages/Neurite"
         ),
         // Demo: a shallow network written directly on TensorCore's kernels.
         .executableTarget(
@@ -133,6 +141,11 @@ let package = Package(
             // Datasets only for the end-to-end training test on MNIST (CNNTrainingTests).
             dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
+        ),
+        .testTarget(
+            name: "NeuriteTests",
+            dependencies: ["Neurite"],
+            path: "Tests/NeuriteTests"
         ),
         .testTarget(
             name: "DatasetsTests",
