@@ -13,9 +13,12 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Layers", targets: ["Layers"]),
+        // Everything above in one import, as swift-numerics' `Numerics` does.
+        .library(name: "Neurite", targets: ["Neurite"]),
     ],
     dependencies: [
-        // Command-line parsing for the tools under Tools/ only; no library product depends on it.
+        // Command-line parsing for the tools under Tools/ and the demos under Apps/ only; no library
+        // product depends on it.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
@@ -72,11 +75,39 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
+        // Re-exports TensorCore, Optimizers, Layers and Datasets; holds no code of its own.
+        .target(
+            name: "Neurite",
+            dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets"],
+            path: "Packages/Neurite"
+        ),
         // Demo: a shallow network written directly on TensorCore's kernels.
         .executableTarget(
             name: "mlp-from-scratch",
             dependencies: ["TensorCore", "Datasets"],
             path: "Apps/mlp-from-scratch"
+        ),
+        // What the Layers demos share: their command-line options, data loading, timed training
+        // and reports. Implementation-only, not a product.
+        .target(
+            name: "_AppSupport",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/_AppSupport"
+        ),
+        // Demo: a shallow and a deep multilayer perceptron side by side (Layers, fit, evaluate).
+        .executableTarget(
+            name: "shallow-vs-deep",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/shallow-vs-deep"
+        ),
+        // Demo: the course CNN and one with batch normalisation; confusion matrix, misclassified images.
+        .executableTarget(
+            name: "cnn",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/cnn"
         ),
         .executableTarget(
             name: "neurite-bench",
@@ -113,8 +144,14 @@ let package = Package(
         ),
         .testTarget(
             name: "LayersTests",
-            dependencies: ["Layers", "Optimizers", "_NeuriteTestSupport"],
+            // Datasets only for the end-to-end training test on MNIST (CNNTrainingTests).
+            dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
+        ),
+        .testTarget(
+            name: "NeuriteTests",
+            dependencies: ["Neurite"],
+            path: "Tests/NeuriteTests"
         ),
         .testTarget(
             name: "DatasetsTests",

@@ -92,13 +92,17 @@ enum SpatialLayerConfig {
 /// Parameters, created by ``build(inputShape:generator:)``: `"<name>.kernel"` (drawn from
 /// ``kernelInitializer``) and, with ``useBias``, `"<name>.bias"` (zeros).
 ///
-/// Forward runs `Tensor.conv2D` (im2col + GEMM); with `"relu"` the bias add and the relu are
-/// fused into one pass. A training-mode forward keeps the input (and, with relu, the output,
-/// whose sign is the relu's mask) for ``backward(_:)``, which runs `Tensor.conv2DBackward`
-/// (about twice the forward flops) and recomputes the im2col columns rather than keeping them.
+/// **Cost.** Forward runs `Tensor.conv2D` (im2col + GEMM) without a bias, then
+/// ``ActivationFunction/addBiasAndActivate(_:bias:)``: one fused pass for the bias and a linear,
+/// relu, leaky relu, sigmoid or tanh activation (elu, gelu and softmax take a second pass). A
+/// training-mode forward keeps the input and the output (and, for gelu and elu, the
+/// pre-activation) for ``backward(_:)``, which takes the output gradient back through the
+/// activation with ``ActivationFunction/backward(_:input:output:)`` and then runs
+/// `Tensor.conv2DBackward` (about twice the forward flops), recomputing the im2col columns rather
+/// than keeping them.
 ///
 /// ```swift
-/// let conv = Conv2D(filters: 16, kernelSize: (5, 5), activation: "relu", name: "conv_1")
+/// let conv = Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu, name: "conv_1")
 /// var g = SeededGenerator(seed: 1)
 /// try conv.build(inputShape: [28, 28, 1], generator: &g)   // [24, 24, 16]; 416 weights
 /// ```
@@ -106,8 +110,6 @@ public final class Conv2D: Layer {
     /// `"Conv2D"`, Keras' class name (Keras also exports it as `Convolution2D`).
     public static let typeName = "Conv2D"
 
-    /// The activations this layer can fuse: Keras names `"linear"` and `"relu"`.
-    static let supportedActivations = ["linear", "relu"]
     /// The kernel initialisers this layer can draw from, by Keras name.
     static let supportedInitializers = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal"]
 
@@ -130,8 +132,8 @@ public final class Conv2D: Layer {
     public let dilation: (Int, Int)
     /// Whether a `[Cout]` bias is added.
     public let useBias: Bool
-    /// `"linear"` (none) or `"relu"`, applied after the bias.
-    public let activation: String
+    /// The function applied after the bias (`.linear`, Keras' default, applies none).
+    public let activation: ActivationFunction
     /// Keras name of the kernel initialiser: `"glorot_uniform"` (Keras' default),
     /// `"glorot_normal"`, `"he_uniform"` or `"he_normal"` (He suits relu networks).
     public let kernelInitializer: String
@@ -143,12 +145,9 @@ public final class Conv2D: Layer {
     /// The per-sample input shape `[H, W, Cin]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?
 
-    /// The input of the last training-mode forward pass.
-    private var savedInput: Tensor?
-    /// The output of the last training-mode forward pass, kept only with relu (its mask).
-    private var savedOutput: Tensor?
-
-    private var usesRelu: Bool { activation == "relu" }
+    /// What the last training-mode forward pass kept for ``backward(_:)``: its input, its output,
+    /// and the pre-activation when the activation's derivative needs it.
+    private var saved: (input: Tensor, preActivation: Tensor?, output: Tensor)?
 
     /// A convolution layer; weights are created by ``build(inputShape:generator:)``.
     ///
@@ -159,15 +158,15 @@ public final class Conv2D: Layer {
     ///   - padding: `.valid` (Keras' default) or `.same`.
     ///   - dilation: `(dh, dw)`, each at least 1.
     ///   - useBias: whether to add a bias (initialised to zeros).
-    ///   - activation: `"linear"` or `"relu"`.
+    ///   - activation: the function applied after the bias, any ``ActivationFunction``.
     ///   - kernelInitializer: `"glorot_uniform"`, `"glorot_normal"`, `"he_uniform"` or `"he_normal"`.
     ///   - name: the layer's name; the model assigns one when empty.
     /// - Precondition: the values are in the ranges above; the message names the offending value.
     public init(filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
-                dilation: (Int, Int) = (1, 1), useBias: Bool = true, activation: String = "linear",
+                dilation: (Int, Int) = (1, 1), useBias: Bool = true, activation: ActivationFunction = .linear,
                 kernelInitializer: String = "glorot_uniform", name: String = "") {
         let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation,
-                                     activation: activation, kernelInitializer: kernelInitializer)
+                                     kernelInitializer: kernelInitializer)
         neuritePrecondition(problem == nil, "Conv2D: \(problem ?? "")")
         self.filters = filters
         self.kernelSize = kernelSize
@@ -182,14 +181,11 @@ public final class Conv2D: Layer {
 
     /// What is wrong with a configuration, or nil when it is usable.
     private static func problem(filters: Int, kernelSize: (Int, Int), strides: (Int, Int), dilation: (Int, Int),
-                                activation: String, kernelInitializer: String) -> String? {
+                                kernelInitializer: String) -> String? {
         if filters < 1 { return "filters \(filters) must be at least 1" }
         if let p = SpatialLayerConfig.pairProblem("kernel size", kernelSize) { return p }
         if let p = SpatialLayerConfig.pairProblem("strides", strides) { return p }
         if let p = SpatialLayerConfig.pairProblem("dilation", dilation) { return p }
-        if !supportedActivations.contains(activation) {
-            return "activation \"\(activation)\" is not supported; expected one of \(supportedActivations)"
-        }
         if !supportedInitializers.contains(kernelInitializer) {
             return "kernel initializer \"\(kernelInitializer)\" is not supported; expected one of \(supportedInitializers)"
         }
@@ -198,7 +194,8 @@ public final class Conv2D: Layer {
 
     /// Keras' configuration keys: `name`, `filters`, `kernel_size`, `strides`, `padding`,
     /// `data_format` (always `"channels_last"`), `dilation_rate`, `activation`, `use_bias`,
-    /// `kernel_initializer`; pairs are `.ints([a, b])`, padding is `"valid"` or `"same"`.
+    /// `kernel_initializer`; pairs are `.ints([a, b])`, padding is `"valid"` or `"same"`, and the
+    /// activation is its Keras name (``ActivationFunction/configName``: `"relu"`, `"linear"`, ...).
     public var config: [String: ConfigValue] {
         [
             "name": .string(name),
@@ -208,7 +205,7 @@ public final class Conv2D: Layer {
             "padding": .string(padding.rawValue),
             "data_format": .string("channels_last"),
             "dilation_rate": .ints([dilation.0, dilation.1]),
-            "activation": .string(activation),
+            "activation": .string(activation.configName),
             "use_bias": .bool(useBias),
             "kernel_initializer": .string(kernelInitializer),
         ]
@@ -226,12 +223,21 @@ public final class Conv2D: Layer {
         let dilation = try SpatialLayerConfig.optionalPair(config, "dilation_rate", of: type) ?? (1, 1)
         let padding = try SpatialLayerConfig.padding(config, of: type)
         let useBias = config["use_bias"] == nil ? true : try config.bool("use_bias", of: type)
-        let activation = config["activation"] == nil || config["activation"] == .null
-            ? "linear" : try config.string("activation", of: type)
+        let activation: ActivationFunction
+        if config["activation"] == nil || config["activation"] == .null {
+            activation = .linear
+        } else {
+            let text = try config.string("activation", of: type)
+            do {
+                activation = try ActivationFunction(configName: text)
+            } catch let error as LayerError {
+                throw LayerError("\(type) config: \(error.message)")
+            }
+        }
         let initializer = config["kernel_initializer"] == nil
             ? "glorot_uniform" : try config.string("kernel_initializer", of: type)
         if let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation,
-                                        activation: activation, kernelInitializer: initializer) {
+                                        kernelInitializer: initializer) {
             throw LayerError("\(type) config: \(problem)")
         }
         self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dilation: dilation,
@@ -297,46 +303,47 @@ public final class Conv2D: Layer {
     }
 
     /// Convolves a batch `[B, H, W, Cin]` into `[B, OH, OW, filters]`. Any `H x W` the kernel
-    /// fits is accepted (the weights depend only on `Cin`). With `training: true` it keeps the
-    /// input (and, with relu, the output) for ``backward(_:)``.
+    /// fits is accepted (the weights depend only on `Cin`). With `training: true` it keeps what
+    /// ``backward(_:)`` needs (see the type's description).
     /// - Precondition: the layer is built and `input` is `[B, H, W, Cin]` with the built `Cin`;
     ///   the message names the layer and both shapes.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         let kernel = builtKernel("forward")
         neuritePrecondition(input.rank == 4 && input.shape[3] == kernel.value.shape[2],
                             "\(SpatialLayerConfig.label(Conv2D.typeName, name)) forward: input \(input.shape) does not match [B, H, W, \(kernel.value.shape[2])] (kernel \(kernel.value.shape))")
-        var output: Tensor
-        if usesRelu {
-            output = Tensor.conv2D(input, kernel: kernel.value, bias: nil, strides: strides, padding: padding,
+        // The bias goes in with the activation: one pass over the output instead of two.
+        var output = Tensor.conv2D(input, kernel: kernel.value, bias: nil, strides: strides, padding: padding,
                                    dilation: dilation)
-            if let bias { output.addBias(bias.value, activation: .relu) } else { output = output.relu() }
+        var preActivation: Tensor?
+        if activation.needsInputForBackward {
+            if let bias { output.addBias(bias.value) }
+            preActivation = output
+            output = activation.forward(output)
+        } else if let bias {
+            activation.addBiasAndActivate(&output, bias: bias.value)
         } else {
-            output = Tensor.conv2D(input, kernel: kernel.value, bias: bias?.value, strides: strides,
-                                   padding: padding, dilation: dilation)
+            output = activation.forward(output)
         }
-        if training {
-            savedInput = input
-            savedOutput = usesRelu ? output : nil
-        }
+        if training { saved = (input, preActivation, output) }
         return output
     }
 
     /// Accumulates the kernel and bias gradients for the last training-mode forward pass and
-    /// returns the input gradient `[B, H, W, Cin]`. With relu the output gradient is first masked
-    /// where the output was zero. Calling it twice accumulates twice.
+    /// returns the input gradient `[B, H, W, Cin]`. The output gradient is first taken back
+    /// through the activation (for relu, masked where the output was zero). Calling it twice
+    /// accumulates twice.
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let kernel = builtKernel("backward")
-        neuritePrecondition(savedInput != nil,
-                            "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward needs a forward pass with training: true first")
-        let input = savedInput!
-        var gradient = outputGradient
-        if let output = savedOutput {
-            neuritePrecondition(outputGradient.shape == output.shape,
-                                "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(output.shape)")
-            gradient = Tensor.reluBackward(gradient: outputGradient, input: output)
+        guard let saved else {
+            neuritePrecondition(false,
+                                "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward needs a forward pass with training: true first")
+            fatalError()
         }
-        let gradients = Tensor.conv2DBackward(input: input, kernel: kernel.value, outputGradient: gradient,
+        neuritePrecondition(outputGradient.shape == saved.output.shape,
+                            "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
+        let gradient = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
+        let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value, outputGradient: gradient,
                                               strides: strides, padding: padding, dilation: dilation)
         kernel.accumulateGradient(gradients.kernel)
         bias?.accumulateGradient(gradients.bias)

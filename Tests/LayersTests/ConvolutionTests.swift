@@ -1,3 +1,4 @@
+import Foundation
 import Layers
 import Optimizers
 import TensorCore
@@ -43,9 +44,9 @@ final class Conv2DLayerTests: XCTestCase {
     /// with Keras' summary: [24, 24, 16] (416 weights), [12, 12, 16], [11, 11, 8] (520), [5, 5, 8].
     func testCourseCNNShapesAndParameterCountsMatchKeras() throws {
         let layers: [any Layer] = [
-            Conv2D(filters: 16, kernelSize: (5, 5), activation: "relu", name: "conv_1"),
+            Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu, name: "conv_1"),
             MaxPool2D(poolSize: (2, 2), name: "pool_1"),
-            Conv2D(filters: 8, kernelSize: (2, 2), activation: "relu", name: "conv_2"),
+            Conv2D(filters: 8, kernelSize: (2, 2), activation: .relu, name: "conv_2"),
             MaxPool2D(poolSize: (2, 2), name: "pool_2"),
         ]
         let expectedShapes = [[24, 24, 16], [12, 12, 16], [11, 11, 8], [5, 5, 8]]
@@ -80,7 +81,7 @@ final class Conv2DLayerTests: XCTestCase {
     }
 
     func testForwardMatchesNaiveConvolutionWithBiasAndRelu() {
-        let layer = Conv2D(filters: 4, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: "relu")
+        let layer = Conv2D(filters: 4, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: .relu)
         convTestBuild(layer, [5, 6, 3])
         layer.bias!.value = convTestRandomTensor([4], seed: 11, scale: 0.5)
         let x = convTestRandomTensor([2, 5, 6, 3], seed: 12)
@@ -116,7 +117,7 @@ final class Conv2DLayerTests: XCTestCase {
     }
 
     func testGradientsWithReluDilationAndNoBias() throws {
-        let relu = Conv2D(filters: 3, kernelSize: (2, 2), dilation: (2, 1), activation: "relu", name: "r")
+        let relu = Conv2D(filters: 3, kernelSize: (2, 2), dilation: (2, 1), activation: .relu, name: "r")
         convTestBuild(relu, [5, 5, 2])
         let x = convTestRandomTensor([2, 5, 5, 2], seed: 42)
         // Finite differences are only valid away from relu's kink: pick each channel's bias so that
@@ -144,8 +145,50 @@ final class Conv2DLayerTests: XCTestCase {
         convTestCheckLayerGradients(plain, input: convTestRandomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
     }
 
+    func testSigmoidTanhAndGeluActivationsMatchReferenceAndFiniteDifferences() {
+        // Smooth activations: the forward pass against the naive convolution with the function
+        // applied in Float64, and every gradient against finite differences. Sigmoid and tanh take
+        // the fused bias pass and differentiate from the output; GELU keeps the pre-activation.
+        let functions: [(ActivationFunction, (Double) -> Double)] = [
+            (.sigmoid, { 1 / (1 + Foundation.exp(-$0)) }),
+            (.tanh, { Foundation.tanh($0) }),
+            (.gelu, { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }),
+        ]
+        for (i, (function, reference)) in functions.enumerated() {
+            let seed = UInt64(60 + 10 * i)
+            let layer = Conv2D(filters: 3, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: function,
+                               name: "c")
+            convTestBuild(layer, [5, 4, 2], seed: seed)
+            layer.bias!.value = convTestRandomTensor([3], seed: seed + 1, scale: 0.5)
+            let x = convTestRandomTensor([2, 5, 4, 2], seed: seed + 2)
+            let linear = naiveConvolution(x, layer.kernel!.value, bias: layer.bias!.value, strides: (2, 1),
+                                          dilation: (1, 1), same: true, relu: false)
+            let y = layer.forward(x, training: false)
+            XCTAssertEqual(y.shape, linear.shape, "\(function)")
+            assertClose(y.scalars, linear.values.map(reference), rtol: 1e-5, atol: 1e-5, "\(function) forward")
+            convTestCheckLayerGradients(layer, input: x, seed: seed + 3, "\(function)")
+        }
+    }
+
+    func testActivationConfigUsesKerasNames() throws {
+        // Saved configurations hold the Keras name, as they did when the activation was a string.
+        for function in [ActivationFunction.linear, .relu, .sigmoid, .tanh, .gelu, .elu(alpha: 1), .leakyRelu(alpha: 0.1)] {
+            let layer = Conv2D(filters: 2, kernelSize: (3, 3), activation: function)
+            XCTAssertEqual(layer.config["activation"], .string(function.configName))
+            convTestAssertConfigRoundTrip(layer)
+        }
+        let relu = try Conv2D(config: ["filters": .int(2), "kernel_size": .int(3), "activation": .string("relu")])
+        XCTAssertEqual(relu.activation, .relu)
+        XCTAssertEqual(relu.config["activation"], .string("relu"))
+        let none = try Conv2D(config: ["filters": .int(2), "kernel_size": .int(3), "activation": .null])
+        XCTAssertEqual(none.activation, .linear)
+        convTestAssertLayerError(mentioning: ["Conv2D", "activation"]) {
+            _ = try Conv2D(config: ["filters": .int(2), "kernel_size": .int(3), "activation": .int(1)])
+        }
+    }
+
     func testGradientsAccumulateWhenBackwardRunsTwice() {
-        let layer = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2), padding: .same, activation: "relu")
+        let layer = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2), padding: .same, activation: .relu)
         convTestBuild(layer, [5, 5, 2])
         layer.bias!.value = convTestRandomTensor([2], seed: 51, scale: 0.3)
         convTestCheckGradientsAccumulate(layer, input: convTestRandomTensor([2, 5, 5, 2], seed: 52), seed: 53)
@@ -185,7 +228,7 @@ final class Conv2DLayerTests: XCTestCase {
 
     func testConfigRoundTripAndKerasKeys() throws {
         let layer = Conv2D(filters: 6, kernelSize: (3, 5), strides: (2, 1), padding: .same, dilation: (1, 2),
-                           useBias: false, activation: "relu", kernelInitializer: "he_normal", name: "conv_x")
+                           useBias: false, activation: .relu, kernelInitializer: "he_normal", name: "conv_x")
         convTestAssertConfigRoundTrip(layer)
         convTestAssertConfigRoundTrip(Conv2D(filters: 1, kernelSize: (1, 1)))
         let config = layer.config
@@ -200,7 +243,7 @@ final class Conv2DLayerTests: XCTestCase {
         let minimal = try Conv2D(config: ["filters": .int(4), "kernel_size": .int(3)])
         XCTAssertTrue(minimal.kernelSize == (3, 3) && minimal.strides == (1, 1) && minimal.padding == .valid)
         XCTAssertTrue(minimal.useBias)
-        XCTAssertEqual(minimal.activation, "linear")
+        XCTAssertEqual(minimal.activation, .linear)
 
         convTestAssertLayerError(mentioning: ["Conv2D", "padding", "full"]) {
             _ = try Conv2D(config: ["filters": .int(4), "kernel_size": .ints([3, 3]), "padding": .string("full")])

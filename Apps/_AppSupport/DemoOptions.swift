@@ -1,0 +1,131 @@
+import ArgumentParser
+import Datasets
+import Foundation
+
+/// The command-line options every training demo takes, as `mlp-from-scratch` spells them:
+/// `--dataset fashion|mnist`, `--data DIR`, `--epochs N`, `--batch-size N`, `--seed N`,
+/// `--output DIR` and `--json`. A demo adds them to its command with `@OptionGroup`.
+public struct DemoOptions: ParsableArguments {
+    /// Which data set: Fashion-MNIST (the default) or the MNIST digits.
+    @Option(help: "The data set: fashion (Fashion-MNIST) or mnist.")
+    public var dataset: DemoDataset = .fashion
+
+    /// The folder holding the four IDX files; nil searches the loaders' default places.
+    @Option(help: "The folder holding the four IDX files (plain or .gz); default: the loader's search path ($NEURITE_DATA, the per-user cache, and /usr/share/datasets/fashion-mnist for Fashion-MNIST).")
+    public var data: String?
+
+    /// Passes over the training set per model.
+    @Option(help: "Passes over the 60,000 training images, per model.")
+    public var epochs: Int = 5
+
+    /// Samples per optimisation step.
+    @Option(name: .customLong("batch-size"), help: "Samples per optimisation step.")
+    public var batchSize: Int = 128
+
+    /// The one seed of a run: initial weights, dropout and the order of the batches.
+    @Option(help: "The seed of the initial weights, dropout masks and batch order; same seed, same run.")
+    public var seed: UInt64 = 1
+
+    /// Where files are written; nothing is written without it.
+    @Option(help: "A folder for the files the demo writes (created if missing); without it nothing is written.")
+    public var output: String?
+
+    /// Whether to print one JSON object as the last line instead of the human-readable report.
+    @Flag(help: "Print only one JSON object with the results, on the last line.")
+    public var json = false
+
+    /// Makes the defaults (ArgumentParser fills in the values it parses).
+    public init() {}
+
+    /// Checks the ranges ArgumentParser cannot.
+    public func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs).") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+    }
+}
+
+/// The data sets the demos train on: both are 28x28 grayscale images in 10 classes.
+public enum DemoDataset: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// Fashion-MNIST (Zalando): clothing, the default.
+    case fashion
+    /// The MNIST handwritten digits.
+    case mnist
+
+    /// The data set's usual name, `"Fashion-MNIST"` or `"MNIST"`.
+    public var displayName: String { self == .fashion ? "Fashion-MNIST" : "MNIST" }
+
+    /// The class names, indexed by label.
+    public var classNames: [String] { self == .fashion ? FashionMNIST.classNames : MNIST.classNames }
+}
+
+/// The training and test splits of a demo's data set.
+public struct DemoData: Sendable {
+    /// 60,000 images `[N, 28, 28, 1]` in 0...1 and their labels.
+    public var train: MNISTDataset
+    /// 10,000 images `[N, 28, 28, 1]` in 0...1 and their labels.
+    public var test: MNISTDataset
+    /// Which data set it is.
+    public var dataset: DemoDataset
+    /// Seconds spent reading and decoding the files.
+    public var loadSeconds: Double
+
+    /// Loads both splits of `options.dataset` from `options.data` (or the default places).
+    /// - Throws: `DemoFailure` saying what could not be loaded and how to get it.
+    public init(_ options: DemoOptions) throws {
+        let clock = Stopwatch()
+        do {
+            switch options.dataset {
+            case .fashion:
+                train = try FashionMNIST.load(.train, from: options.data)
+                test = try FashionMNIST.load(.test, from: options.data)
+            case .mnist:
+                train = try MNIST.load(.train, from: options.data)
+                test = try MNIST.load(.test, from: options.data)
+            }
+        } catch {
+            let hint = if let directory = options.data {
+                "check that \(directory) holds the four \(options.dataset.displayName) IDX files"
+            } else if options.dataset == .fashion {
+                "install it with Tools/install-deps.sh (Debian's dataset-fashion-mnist), or pass --data DIR"
+            } else {
+                "pass --data DIR with the four MNIST IDX files"
+            }
+            throw DemoFailure("cannot load \(options.dataset.displayName): \(error)\n\(hint)")
+        }
+        dataset = options.dataset
+        loadSeconds = clock.seconds
+    }
+}
+
+/// A failure a demo reports on standard error before exiting with status 1.
+public struct DemoFailure: Error, CustomStringConvertible, Sendable {
+    /// What went wrong.
+    public var description: String
+    /// A failure saying `description`.
+    public init(_ description: String) { self.description = description }
+}
+
+/// Runs a demo's work, turning a thrown error into a message on standard error (prefixed with the
+/// program's name) and exit status 1, instead of ArgumentParser's usage text.
+public func reportingFailures(of program: String, _ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("\(program): error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Makes `path` (and its parents) if it does not exist, and returns it.
+/// - Throws: `DemoFailure` naming the folder when it cannot be made.
+@discardableResult
+public func makeOutputDirectory(_ path: String) throws -> String {
+    do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+        throw DemoFailure("cannot create the output folder \(path): \(error)")
+    }
+    return path
+}

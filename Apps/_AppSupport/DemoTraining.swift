@@ -1,0 +1,222 @@
+import Datasets
+import Dispatch
+import Foundation
+import Layers
+import Optimizers
+import TensorCore
+
+/// Wall-clock time since the stopwatch was made (a monotonic clock).
+public struct Stopwatch: Sendable {
+    private let start = DispatchTime.now().uptimeNanoseconds
+
+    /// Starts timing now.
+    public init() {}
+
+    /// Seconds since `init`.
+    public var seconds: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+}
+
+/// Times each epoch's optimisation steps and, unless quiet, prints one line per epoch.
+///
+/// An epoch's time runs from its start to the end of its last step: it leaves out the
+/// evaluation of the validation data that `fit` runs after the steps, so it is the training
+/// time alone, the figure Keras and PyTorch runs are compared on.
+public final class EpochTimer: Callback {
+    /// Training seconds of each finished epoch.
+    public private(set) var seconds: [Double] = []
+    private let label: String
+    private let quiet: Bool
+    private var clock = Stopwatch()
+
+    /// A timer that prints its lines prefixed with `label`, or nothing when `quiet`.
+    public init(label: String, quiet: Bool) {
+        self.label = label
+        self.quiet = quiet
+    }
+
+    /// Starts the epoch's clock.
+    public func onEpochBegin(_ epoch: Int, context: TrainingContext) throws {
+        clock = Stopwatch()
+    }
+
+    /// Stops the clock at the epoch's last step.
+    public func onBatchEnd(_ step: Int, logs: [String: Double], context: TrainingContext) throws {
+        if step == context.stepsPerEpoch - 1 { seconds.append(clock.seconds) }
+    }
+
+    /// Prints the epoch's loss and accuracy, on the training steps and on the test data.
+    public func onEpochEnd(_ epoch: Int, logs: [String: Double], context: TrainingContext) throws {
+        guard !quiet else { return }
+        let time = seconds.last.map { String(format: "%6.2f s", $0) } ?? ""
+        print(String(format: "%@ epoch %2d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy %.4f  %@",
+                     label, epoch + 1, context.epochs, logs["loss"] ?? .nan, logs["accuracy"] ?? .nan,
+                     logs["val_loss"] ?? .nan, logs["val_accuracy"] ?? .nan, time))
+    }
+}
+
+/// What training one model gave: its size, speed, accuracies and per-epoch history.
+public struct ModelRun: Encodable, Sendable {
+    /// A short name (`"shallow"`, `"course"`).
+    public var name: String
+    /// The layers in words (`"Dense 128 relu"`).
+    public var architecture: String
+    /// The number of weights, trainable and not.
+    public var parameters: Int
+    /// Training seconds of each epoch (see `EpochTimer`).
+    public var epochSeconds: [Double]
+    /// Accuracy on the whole training set after training, in inference mode.
+    public var trainAccuracy: Double
+    /// Accuracy on the test set after training.
+    public var testAccuracy: Double
+    /// The per-epoch values `fit` logged: `loss`, `accuracy` (running means over the epoch's
+    /// steps), `val_loss` and `val_accuracy` (on the test set, after the epoch).
+    public var history: [String: [Double]]
+
+    /// The median of ``epochSeconds``: the first epoch, which warms caches and buffers, and a
+    /// noisy neighbour on a shared machine move it less than they move the mean.
+    public var medianEpochSeconds: Double {
+        let sorted = epochSeconds.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        let mid = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case name, architecture, parameters, secondsPerEpoch = "seconds_per_epoch", epochSeconds = "epoch_seconds"
+        case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy", history
+    }
+
+    /// Encodes with snake-case keys, times to milliseconds and the rest to 4 decimals.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(architecture, forKey: .architecture)
+        try c.encode(parameters, forKey: .parameters)
+        try c.encode(rounded(medianEpochSeconds, 3), forKey: .secondsPerEpoch)
+        try c.encode(epochSeconds.map { rounded($0, 3) }, forKey: .epochSeconds)
+        try c.encode(rounded(trainAccuracy, 4), forKey: .trainAccuracy)
+        try c.encode(rounded(testAccuracy, 4), forKey: .testAccuracy)
+        try c.encode(history.mapValues { $0.map { rounded($0, 4) } }, forKey: .history)
+    }
+}
+
+/// `value` rounded to `digits` decimals, so JSON shows `0.8712` rather than `0.87119996547698975`.
+public func rounded(_ value: Double, _ digits: Int) -> Double {
+    let scale = Foundation.pow(10, Double(digits))
+    return (value * scale).rounded() / scale
+}
+
+/// Trains `model` on the training split with Adam (learning rate 1e-3) and softmax cross-entropy,
+/// evaluating on the test split after every epoch, then measures the accuracy on the whole
+/// training set. Epoch lines go to standard output unless `options.json`; with `options.output`,
+/// the history is also written to `<output>/<name>-history.csv` after every epoch.
+///
+/// - Parameters:
+///   - model: an unbuilt model for `[28, 28, 1]` images with 10 outputs (logits); `fit` builds it
+///     with `options.seed`.
+///   - name: a short name for lines, files and JSON.
+///   - architecture: the layers in words.
+/// - Throws: what `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
+public func trainAndEvaluate(_ model: Sequential, name: String, architecture: String, data: DemoData,
+                             options: DemoOptions) throws -> ModelRun {
+    model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
+    try model.build(seed: options.seed)
+    let parameters = model.parameters.reduce(0) { $0 + $1.value.count }
+    if !options.json {
+        print("\(name): \(architecture); \(grouped(parameters)) parameters")
+    }
+    let timer = EpochTimer(label: name.padding(toLength: max(10, name.count), withPad: " ", startingAt: 0),
+                           quiet: options.json)
+    var callbacks: [any Callback] = [timer]
+    if let output = options.output {
+        callbacks.append(CSVLogger(path: try makeOutputDirectory(output) + "/\(name)-history.csv"))
+    }
+    let history = try model.fit(x: data.train.images, y: data.train.labels, epochs: options.epochs,
+                                batchSize: options.batchSize,
+                                validationData: (data.test.images, data.test.labels),
+                                seed: options.seed, callbacks: callbacks, verbose: 0)
+    let train = try model.evaluate(x: data.train.images, y: data.train.labels, batchSize: 1000)
+    return ModelRun(name: name, architecture: architecture, parameters: parameters, epochSeconds: timer.seconds,
+                    trainAccuracy: train["accuracy"] ?? 0, testAccuracy: history["val_accuracy"]?.last ?? 0,
+                    history: history.history)
+}
+
+/// `12345` as `"12,345"`, as Keras summaries print counts.
+public func grouped(_ n: Int) -> String {
+    n.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))
+}
+
+/// The line a demo prints before training: the data, the batch size and the machine's threads
+/// and kernels.
+public func runHeader(_ data: DemoData, options: DemoOptions) -> String {
+    "\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images from "
+        + "\(data.train.directory) (\(String(format: "%.2f", data.loadSeconds)) s); batch \(options.batchSize), "
+        + "Adam 1e-3, seed \(options.seed), \(ThreadPool.shared.width) threads, \(KernelISA.current) kernels"
+}
+
+/// A table with one column per model: a header row of `columns` and then each row's label and
+/// values, right-aligned.
+public func sideBySide(columns: [String], rows: [(String, [String])]) -> String {
+    let labelWidth = rows.map(\.0.count).max() ?? 0
+    let widths = columns.indices.map { i in
+        max(columns[i].count, rows.map { i < $0.1.count ? $0.1[i].count : 0 }.max() ?? 0)
+    }
+    func line(_ label: String, _ cells: [String]) -> String {
+        var text = label.padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+        for (i, cell) in cells.enumerated() {
+            text += "  " + String(repeating: " ", count: max(0, widths[i] - cell.count)) + cell
+        }
+        return text
+    }
+    return ([line("", columns)] + rows.map { line($0.0, $0.1) }).joined(separator: "\n")
+}
+
+/// What a demo prints with `--json`: the run's settings, each model's results, and the files it
+/// wrote. Keys are snake case.
+public struct DemoReport: Encodable {
+    /// The program's name.
+    public var app: String
+    /// The options of the run.
+    public var options: DemoOptions
+    /// Each model's results, in training order.
+    public var models: [ModelRun]
+    /// Per model name, `counts[true class][predicted class]` on the test set, when the demo computes them.
+    public var confusionMatrices: [String: [[Int]]]?
+    /// The files written under `--output`.
+    public var files: [String]
+
+    /// A report of `models` for a run of `app` with `options`.
+    public init(app: String, options: DemoOptions, models: [ModelRun], confusionMatrices: [String: [[Int]]]? = nil,
+                files: [String]) {
+        self.app = app
+        self.options = options
+        self.models = models
+        self.confusionMatrices = confusionMatrices
+        self.files = files
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case app, dataset, epochs, batchSize = "batch_size", seed, models, confusionMatrices = "confusion_matrices", files
+    }
+
+    /// Encodes the settings flat beside the results.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(app, forKey: .app)
+        try c.encode(options.dataset.rawValue, forKey: .dataset)
+        try c.encode(options.epochs, forKey: .epochs)
+        try c.encode(options.batchSize, forKey: .batchSize)
+        try c.encode(options.seed, forKey: .seed)
+        try c.encode(models, forKey: .models)
+        try c.encodeIfPresent(confusionMatrices, forKey: .confusionMatrices)
+        try c.encode(files, forKey: .files)
+    }
+}
+
+/// Prints `value` as one line of JSON (keys sorted).
+/// - Throws: what `JSONEncoder` throws (nothing, for the demos' types).
+public func printJSONLine(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}

@@ -1,0 +1,148 @@
+// cnn: convolutional networks on Fashion-MNIST (or MNIST) with the Layers module: the course's
+// small CNN and a stronger one with batch normalisation and dropout. For each it prints the test
+// accuracy, the seconds per epoch and the confusion matrix, and with --output it draws the test
+// images it got wrong.
+//
+//   swift run -c release cnn [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
+//       [--seed N] [--output DIR] [--json] [--model course|batchnorm|both]
+//
+// Saving the trained models (safetensors weights and a JSON architecture) is not here yet: it
+// comes with the Layers module's model saver. See "Saving" below for where it goes.
+import ArgumentParser
+import Foundation
+import Layers
+import TensorCore
+import _AppSupport
+
+/// Which of the two networks to train.
+enum CNNChoice: String, ExpressibleByArgument, CaseIterable {
+    case course, batchnorm, both
+}
+
+struct CNN: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cnn",
+        abstract: "Train convolutional networks on Fashion-MNIST: the course CNN and one with batch normalisation.",
+        discussion: """
+            course: Conv2D 16 5x5 relu, MaxPool 2, Conv2D 8 2x2 relu, MaxPool 2, Flatten, Dense 100 relu, Dense 10. \
+            batchnorm: Conv2D 32 3x3, BatchNormalization, relu, MaxPool 2, Conv2D 64 3x3, BatchNormalization, relu, \
+            MaxPool 2, Flatten, Dense 128 relu, Dropout 0.3, Dense 10. Both train with Adam (learning rate 1e-3) on \
+            softmax cross-entropy. With --output, each model's history goes to <name>-history.csv and a picture of \
+            misclassified test images to <name>-misclassified.png.
+            """
+    )
+
+    @OptionGroup var options: DemoOptions
+
+    @Option(help: "Which network to train: course, batchnorm or both.")
+    var model: CNNChoice = .both
+
+    func run() throws {
+        try reportingFailures(of: "cnn") {
+            let data = try DemoData(options)
+            if !options.json { print(runHeader(data, options: options)) }
+            var models: [(name: String, architecture: String, model: Sequential)] = []
+            if model != .batchnorm {
+                models.append(("course", "Conv 16 5x5 relu, pool, Conv 8 2x2 relu, pool, Dense 100 relu, Dense 10",
+                               Sequential(inputShape: [28, 28, 1]) {
+                                   Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu)
+                                   MaxPool2D(poolSize: (2, 2))
+                                   Conv2D(filters: 8, kernelSize: (2, 2), activation: .relu)
+                                   MaxPool2D(poolSize: (2, 2))
+                                   Flatten()
+                                   Dense(100, activation: .relu)
+                                   Dense(10)
+                               }))
+            }
+            if model != .course {
+                // The convolutions have no bias: the batch normalisation after each subtracts the
+                // mean of every channel, which would cancel it, and adds its own offset (beta).
+                models.append(("batchnorm", "Conv 32 3x3 + BN + relu, pool, Conv 64 3x3 + BN + relu, pool, "
+                               + "Dense 128 relu, Dropout 0.3, Dense 10",
+                               Sequential(inputShape: [28, 28, 1]) {
+                                   Conv2D(filters: 32, kernelSize: (3, 3), useBias: false)
+                                   BatchNormalization()
+                                   ActivationLayer(.relu)
+                                   MaxPool2D(poolSize: (2, 2))
+                                   Conv2D(filters: 64, kernelSize: (3, 3), useBias: false)
+                                   BatchNormalization()
+                                   ActivationLayer(.relu)
+                                   MaxPool2D(poolSize: (2, 2))
+                                   Flatten()
+                                   Dense(128, activation: .relu)
+                                   Dropout(0.3)
+                                   Dense(10)
+                               }))
+            }
+
+            var runs: [ModelRun] = []
+            var matrices: [String: [[Int]]] = [:]
+            var files: [String] = []
+            for entry in models {
+                if !options.json { print("") }
+                let run = try trainAndEvaluate(entry.model, name: entry.name, architecture: entry.architecture,
+                                               data: data, options: options)
+                runs.append(run)
+                let predicted = entry.model.predict(data.test.images, batchSize: 1000).argmax(alongAxis: 1)
+                let confusion = ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10)
+                matrices[entry.name] = confusion.counts
+                if !options.json {
+                    print(String(format: "%@: test accuracy %.4f, %.2f s per epoch (median, training steps only)",
+                                 entry.name, confusion.accuracy, run.medianEpochSeconds))
+                    print(confusionTable(confusion, classNames: data.dataset.classNames))
+                }
+                if let output = options.output {
+                    files.append("\(output)/\(entry.name)-history.csv")
+                    let path = try makeOutputDirectory(output) + "/\(entry.name)-misclassified.png"
+                    let shown = try writeMisclassified(images: data.test.images, labels: data.test.labels,
+                                                       predicted: predicted, to: path)
+                    files.append(path)
+                    if !options.json {
+                        print("wrote \(path): \(shown) misclassified test images; under each, the predicted class "
+                              + "(red) and the true one (green)")
+                    }
+                }
+                // Saving: once the Layers module can save a model (safetensors weights and a JSON
+                // architecture), write `entry.model` to `<output>/<name>` here.
+            }
+
+            if options.json {
+                try printJSONLine(DemoReport(app: "cnn", options: options, models: runs, confusionMatrices: matrices,
+                                             files: files))
+                return
+            }
+            print("")
+            print(sideBySide(columns: runs.map(\.name), rows: [
+                ("parameters", runs.map { grouped($0.parameters) }),
+                ("seconds per epoch", runs.map { String(format: "%.2f", $0.medianEpochSeconds) }),
+                ("train accuracy", runs.map { String(format: "%.4f", $0.trainAccuracy) }),
+                ("test accuracy", runs.map { String(format: "%.4f", $0.testAccuracy) }),
+            ]))
+            print("(seconds per epoch: median over \(options.epochs) epoch\(options.epochs == 1 ? "" : "s"), training steps only)")
+            if !classLegend(data.dataset.classNames).isEmpty { print(classLegend(data.dataset.classNames)) }
+        }
+    }
+}
+
+/// The confusion matrix with class indices as column heads and `index name` as row heads
+/// (rows: true class, columns: predicted class).
+func confusionTable(_ matrix: ConfusionMatrix, classNames: [String]) -> String {
+    let width = max(4, (matrix.counts.flatMap { $0 }.map { String($0).count }.max() ?? 1) + 1)
+    let labels = (0..<matrix.classes).map { c in "\(c) " + (c < classNames.count && classNames[c] != "\(c)" ? classNames[c] : "") }
+    let labelWidth = max(labels.map(\.count).max() ?? 0, "true \\ predicted".count)
+    func cell(_ text: String) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+    var lines = ["true \\ predicted".padding(toLength: labelWidth, withPad: " ", startingAt: 0)
+                 + (0..<matrix.classes).map { cell("\($0)") }.joined()]
+    for (c, row) in matrix.counts.enumerated() {
+        lines.append(labels[c].padding(toLength: labelWidth, withPad: " ", startingAt: 0) + row.map { cell("\($0)") }.joined())
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// `"classes: 0 T-shirt/top, 1 Trouser, ..."` when the class names are more than their indices.
+func classLegend(_ classNames: [String]) -> String {
+    guard classNames.enumerated().contains(where: { $1 != "\($0)" }) else { return "" }
+    return "classes: " + classNames.enumerated().map { "\($0) \($1)" }.joined(separator: ", ")
+}
+
+CNN.main()
