@@ -112,8 +112,8 @@ public func rounded(_ value: Double, _ digits: Int) -> Double {
 /// the history is also written to `<output>/<name>-history.csv` after every epoch.
 ///
 /// - Parameters:
-///   - model: an unbuilt model for `[28, 28, 1]` images with 10 outputs (logits); `fit` builds it
-///     with `options.seed`.
+///   - model: a model for `[28, 28, 1]` images with 10 outputs (logits), declaring its input
+///     shape; an unbuilt one is built here from `options.seed`.
 ///   - name: a short name for lines, files and JSON.
 ///   - architecture: the layers in words.
 /// - Throws: what `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
