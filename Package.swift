@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
 // Neurite: deep learning in Swift. One package, one library product per module.
-// No unsafeFlags anywhere: users depend on our products by version, and SwiftPM
+// No unsafe compiler flags anywhere: users depend on our products by version, and SwiftPM
 // refuses unsafe flags in dependencies. ISA-specific code lives in the CKernels C
 // target, whose functions carry per-function `target` attributes and are chosen at run time.
 import PackageDescription
