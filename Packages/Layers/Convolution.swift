@@ -111,7 +111,6 @@ public final class Conv2D: Layer {
     public static let typeName = "Conv2D"
 
     /// The kernel initialisers this layer can draw from, by Keras name.
-    static let supportedInitializers = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal"]
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
     public var name: String {
@@ -134,9 +133,9 @@ public final class Conv2D: Layer {
     public let useBias: Bool
     /// The function applied after the bias (`.linear`, Keras' default, applies none).
     public let activation: ActivationFunction
-    /// Keras name of the kernel initialiser: `"glorot_uniform"` (Keras' default),
-    /// `"glorot_normal"`, `"he_uniform"` or `"he_normal"` (He suits relu networks).
-    public let kernelInitializer: String
+    /// How the kernel is filled at build: `.glorotUniform` (Keras' default); He initialisers
+    /// suit relu networks. The same ``Initializer`` that ``Dense`` takes.
+    public let kernelInitializer: Initializer
 
     /// The kernel `[KH, KW, Cin, Cout]`, or nil before `build`.
     public private(set) var kernel: Parameter?
@@ -159,14 +158,13 @@ public final class Conv2D: Layer {
     ///   - dilation: `(dh, dw)`, each at least 1.
     ///   - useBias: whether to add a bias (initialised to zeros).
     ///   - activation: the function applied after the bias, any ``ActivationFunction``.
-    ///   - kernelInitializer: `"glorot_uniform"`, `"glorot_normal"`, `"he_uniform"` or `"he_normal"`.
+    ///   - kernelInitializer: any ``Initializer``; `.glorotUniform` by default, as Keras.
     ///   - name: the layer's name; the model assigns one when empty.
     /// - Precondition: the values are in the ranges above; the message names the offending value.
     public init(filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
                 dilation: (Int, Int) = (1, 1), useBias: Bool = true, activation: ActivationFunction = .linear,
-                kernelInitializer: String = "glorot_uniform", name: String = "") {
-        let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation,
-                                     kernelInitializer: kernelInitializer)
+                kernelInitializer: Initializer = .glorotUniform, name: String = "") {
+        let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation)
         neuritePrecondition(problem == nil, "Conv2D: \(problem ?? "")")
         self.filters = filters
         self.kernelSize = kernelSize
@@ -180,15 +178,11 @@ public final class Conv2D: Layer {
     }
 
     /// What is wrong with a configuration, or nil when it is usable.
-    private static func problem(filters: Int, kernelSize: (Int, Int), strides: (Int, Int), dilation: (Int, Int),
-                                kernelInitializer: String) -> String? {
+    private static func problem(filters: Int, kernelSize: (Int, Int), strides: (Int, Int), dilation: (Int, Int)) -> String? {
         if filters < 1 { return "filters \(filters) must be at least 1" }
         if let p = SpatialLayerConfig.pairProblem("kernel size", kernelSize) { return p }
         if let p = SpatialLayerConfig.pairProblem("strides", strides) { return p }
         if let p = SpatialLayerConfig.pairProblem("dilation", dilation) { return p }
-        if !supportedInitializers.contains(kernelInitializer) {
-            return "kernel initializer \"\(kernelInitializer)\" is not supported; expected one of \(supportedInitializers)"
-        }
         return nil
     }
 
@@ -207,7 +201,7 @@ public final class Conv2D: Layer {
             "dilation_rate": .ints([dilation.0, dilation.1]),
             "activation": .string(activation.configName),
             "use_bias": .bool(useBias),
-            "kernel_initializer": .string(kernelInitializer),
+            "kernel_initializer": .string(kernelInitializer.configName),
         ]
     }
 
@@ -234,10 +228,17 @@ public final class Conv2D: Layer {
                 throw LayerError("\(type) config: \(error.message)")
             }
         }
-        let initializer = config["kernel_initializer"] == nil
-            ? "glorot_uniform" : try config.string("kernel_initializer", of: type)
-        if let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation,
-                                        kernelInitializer: initializer) {
+        let initializer: Initializer
+        if config["kernel_initializer"] == nil {
+            initializer = .glorotUniform
+        } else {
+            do {
+                initializer = try Initializer(configName: config.string("kernel_initializer", of: type))
+            } catch let error as LayerError {
+                throw LayerError("\(type) config: \(error.message)")
+            }
+        }
+        if let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation) {
             throw LayerError("\(type) config: \(problem)")
         }
         self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dilation: dilation,
@@ -284,14 +285,7 @@ public final class Conv2D: Layer {
             return output
         }
         let shape = [kernelSize.0, kernelSize.1, inputShape[2], filters]
-        let value: Tensor
-        switch kernelInitializer {
-        case "glorot_normal": value = Tensor.glorotNormal(shape, using: &generator)
-        case "he_uniform": value = Tensor.heUniform(shape, using: &generator)
-        case "he_normal": value = Tensor.heNormal(shape, using: &generator)
-        default: value = Tensor.glorotUniform(shape, using: &generator)
-        }
-        kernel = Parameter(name: "\(name).kernel", value: value)
+        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator))
         if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters])) }
         builtInputShape = inputShape
         return output

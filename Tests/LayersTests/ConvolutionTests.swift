@@ -220,7 +220,7 @@ final class Conv2DLayerTests: XCTestCase {
         let twin = Conv2D(filters: 8, kernelSize: (3, 3))
         convTestBuild(twin, [6, 6, 4], seed: 5)
         XCTAssertEqual(twin.kernel!.value, kernel.value)
-        let he = Conv2D(filters: 8, kernelSize: (3, 3), kernelInitializer: "he_uniform")
+        let he = Conv2D(filters: 8, kernelSize: (3, 3), kernelInitializer: .heUniform)
         convTestBuild(he, [6, 6, 4], seed: 5)
         XCTAssertGreaterThan(he.kernel!.value.abs().max(), glorotLimit)
         XCTAssertLessThanOrEqual(he.kernel!.value.abs().max(), (6.0 / Float(36)).squareRoot())
@@ -228,7 +228,7 @@ final class Conv2DLayerTests: XCTestCase {
 
     func testConfigRoundTripAndKerasKeys() throws {
         let layer = Conv2D(filters: 6, kernelSize: (3, 5), strides: (2, 1), padding: .same, dilation: (1, 2),
-                           useBias: false, activation: .relu, kernelInitializer: "he_normal", name: "conv_x")
+                           useBias: false, activation: .relu, kernelInitializer: .heNormal, name: "conv_x")
         convTestAssertConfigRoundTrip(layer)
         convTestAssertConfigRoundTrip(Conv2D(filters: 1, kernelSize: (1, 1)))
         let config = layer.config
@@ -238,6 +238,12 @@ final class Conv2DLayerTests: XCTestCase {
         XCTAssertEqual(config["padding"], .string("same"))
         XCTAssertEqual(config["use_bias"], .bool(false))
         XCTAssertEqual(Conv2D.typeName, "Conv2D")
+        XCTAssertEqual(config["kernel_initializer"], .string("he_normal"))
+        var bad = config
+        bad["kernel_initializer"] = .string("orthogonal_typo")
+        XCTAssertThrowsError(try Conv2D(config: bad)) { error in
+            XCTAssertTrue("\(error)".contains("Conv2D config") && "\(error)".contains("orthogonal_typo"), "\(error)")
+        }
 
         // A minimal Keras config: defaults fill in, and a single integer is a square kernel.
         let minimal = try Conv2D(config: ["filters": .int(4), "kernel_size": .int(3)])
