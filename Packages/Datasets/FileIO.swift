@@ -1,3 +1,4 @@
+import TensorCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -124,12 +125,6 @@ enum FileIO {
         return String(path[..<slash])
     }
 
-    /// The last component of a path.
-    static func namePart(_ path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return path }
-        return String(path[path.index(after: slash)...])
-    }
-
     /// Makes a directory and its missing parents (mode 0755).
     static func makeDirectories(_ path: String) throws {
         if path.isEmpty || isDirectory(path) { return }
@@ -153,37 +148,21 @@ enum FileIO {
         }
     }
 
-    /// Writes `bytes` to `path` atomically: into a temporary file in the same directory,
-    /// flushed to disk, then renamed over `path`. On any error the temporary file is removed
-    /// and `path` is left as it was (absent, or its old contents).
+    /// Writes `bytes` to `path` atomically through TensorCore's `AtomicFile` (a temporary file
+    /// in the same directory, flushed, then renamed over `path`; on any error `path` is left as
+    /// it was), reporting failures as `DatasetError`: `.notFound` when the directory is missing,
+    /// `.invalidArgument` for a path that names no file, `.io` otherwise.
     static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
-        let directory = directoryPart(path)
-        let temporary = directory + "/." + namePart(path) + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            let code = errno
-            throw DatasetError(code == ENOENT ? .notFound : .io, path: path,
-                               "cannot create a temporary file in \(directory): \(errorText(code))")
-        }
-        var closed = false
         do {
-            if bytes.count > 0 { try writeAll(fd, bytes, path: path) }
-            guard fsync(fd) == 0 else {
-                throw DatasetError(.io, path: path, "fsync failed: \(errorText())")
+            try AtomicFile.write(to: path) { file in try file.write(bytes) }
+        } catch let error as AtomicFileError {
+            let kind: DatasetError.Kind
+            switch error.errorNumber {
+            case nil: kind = .invalidArgument
+            case ENOENT?, ENOTDIR?: kind = .notFound
+            default: kind = .io
             }
-            closed = true
-            guard close(fd) == 0 else {
-                throw DatasetError(.io, path: path, "close failed: \(errorText())")
-            }
-        } catch {
-            if !closed { close(fd) }
-            unlink(temporary)
-            throw error
-        }
-        guard rename(temporary, path) == 0 else {
-            let text = errorText()
-            unlink(temporary)
-            throw DatasetError(.io, path: path, "cannot rename the temporary file into place: \(text)")
+            throw DatasetError(kind, path: path, error.message)
         }
     }
 }

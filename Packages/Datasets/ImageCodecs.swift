@@ -302,7 +302,7 @@ public enum ImageEncoder {
     /// - Precondition: the shape is one of the above, with a non-zero height and width.
     public static func writePNG(_ image: Tensor, to path: String) throws {
         let png = try encodePNG(image)
-        try png.withUnsafeBytes { try writeFileAtomically($0, to: path) }
+        try png.withUnsafeBytes { try FileIO.writeAtomically($0, to: path) }
     }
 
     /// The bytes of a PNG file holding `image`, encoded as ``writePNG(_:to:)`` does.
@@ -378,43 +378,3 @@ private func readImageFile(_ path: String, maxBytes: Int) throws -> [UInt8] {
     return bytes
 }
 
-/// Writes `bytes` to a temporary file beside `path`, flushes it to disk, and renames it to `path`.
-/// The temporary file is removed on every failure.
-private func writeFileAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
-    let directory: String, name: Substring
-    if let slash = path.lastIndex(of: "/") {
-        directory = slash == path.startIndex ? "/" : String(path[..<slash])
-        name = path[path.index(after: slash)...]
-    } else {
-        directory = "."
-        name = Substring(path)
-    }
-    if name.isEmpty { throw DatasetError(.invalidArgument, path: path, "the path names a directory, not a file") }
-    let prefix = directory == "/" ? "/" : directory + "/"
-    var template = Array((prefix + ".\(name).tmp-XXXXXX").utf8CString)
-    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    if fd < 0 { throw systemError(errno, path: path, "cannot create a temporary file in \(directory)") }
-    let temporary = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    var renamed = false
-    var open = true
-    defer {
-        if open { close(fd) }
-        if !renamed { unlink(temporary) }
-    }
-    var done = 0
-    while done < bytes.count {
-        let wrote = write(fd, bytes.baseAddress! + done, bytes.count - done)
-        if wrote < 0 {
-            if errno == EINTR { continue }
-            throw systemError(errno, path: path, "cannot write \(temporary)")
-        }
-        done += wrote
-    }
-    // mkstemp makes the file readable by its owner only; an image is for everyone to read.
-    _ = fchmod(fd, 0o644)
-    if fsync(fd) != 0 { throw systemError(errno, path: path, "cannot flush \(temporary)") }
-    open = false
-    if close(fd) != 0 { throw systemError(errno, path: path, "cannot close \(temporary)") }
-    if rename(temporary, path) != 0 { throw systemError(errno, path: path, "cannot rename \(temporary) to the target") }
-    renamed = true
-}

@@ -58,19 +58,20 @@ public enum AtomicFile {
         guard fd >= 0 else {
             let code = errno
             let reason = code == ENOENT ? "the directory \(directory) does not exist" : errorText(code)
-            throw AtomicFileError(path: path, "cannot create a temporary file in \(directory): \(reason)")
+            throw AtomicFileError(path: path, "cannot create a temporary file in \(directory): \(reason)", errorNumber: code)
         }
         var isOpen = true
         do {
             var writer = Writer(fd: fd, path: path)
             try body(&writer)
             try writer.flush()
-            guard fsync(fd) == 0 else { throw AtomicFileError(path: path, "fsync failed: \(errorText(errno))") }
+            guard fsync(fd) == 0 else { throw AtomicFileError(path: path, "fsync failed: \(errorText(errno))", errorNumber: errno) }
             isOpen = false
             // Not retried on EINTR: on Linux the descriptor is closed even when close reports it.
-            guard close(fd) == 0 else { throw AtomicFileError(path: path, "close failed: \(errorText(errno))") }
+            guard close(fd) == 0 else { throw AtomicFileError(path: path, "close failed: \(errorText(errno))", errorNumber: errno) }
             guard rename(temporary, path) == 0 else {
-                throw AtomicFileError(path: path, "cannot rename the temporary file into place: \(errorText(errno))")
+                throw AtomicFileError(path: path, "cannot rename the temporary file into place: \(errorText(errno))",
+                                      errorNumber: errno)
             }
         } catch {
             if isOpen { close(fd) }
@@ -153,7 +154,8 @@ public enum AtomicFile {
                 let n = posixWrite(fd, bytes.baseAddress! + done, min(bytes.count - done, 1 << 30))
                 if n < 0 {
                     if errno == EINTR { continue }
-                    throw AtomicFileError(path: path, "write failed at byte offset \(written): \(AtomicFile.errorText(errno))")
+                    throw AtomicFileError(path: path, "write failed at byte offset \(written): \(AtomicFile.errorText(errno))",
+                                          errorNumber: errno)
                 }
                 done += n
                 written += n
@@ -175,11 +177,15 @@ public struct AtomicFileError: Error, Equatable, Sendable, CustomStringConvertib
     public var path: String
     /// What went wrong.
     public var message: String
+    /// The operating system's `errno` when a system call failed (so callers can map it onto
+    /// their own error kinds, e.g. `ENOENT` to "not found"), or nil for a bad path.
+    public var errorNumber: Int32?
 
     /// Makes an error about `path`.
-    public init(path: String, _ message: String) {
+    public init(path: String, _ message: String, errorNumber: Int32? = nil) {
         self.path = path
         self.message = message
+        self.errorNumber = errorNumber
     }
 
     /// `"<path>: <message>"`.
