@@ -111,7 +111,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets", "Optimizers"],
+            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.

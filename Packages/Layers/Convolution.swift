@@ -328,6 +328,11 @@ public final class Conv2D: Layer {
     /// accumulates twice.
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
+        backward(outputGradient, inputGradient: true)!
+    }
+
+    /// The backward pass; with `inputGradient: false` only the parameters' gradients (nil returned).
+    private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
         let kernel = builtKernel("backward")
         guard let saved else {
             neuritePrecondition(false,
@@ -338,7 +343,8 @@ public final class Conv2D: Layer {
                             "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
         let gradient = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
         let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value, outputGradient: gradient,
-                                              strides: strides, padding: padding, dilation: dilation)
+                                              strides: strides, padding: padding, dilation: dilation,
+                                              needsInputGradient: inputGradient)
         kernel.accumulateGradient(gradients.kernel)
         bias?.accumulateGradient(gradients.bias)
         return gradients.input
@@ -350,4 +356,9 @@ public final class Conv2D: Layer {
                             "\(SpatialLayerConfig.label(Conv2D.typeName, name)) \(operation) before build(inputShape:generator:)")
         return kernel!
     }
+}
+
+extension Conv2D: ParameterGradientBackward {
+    /// The first layer of a model: the kernel and bias gradients without the input gradient.
+    func backwardParameterGradients(_ outputGradient: Tensor) { _ = backward(outputGradient, inputGradient: false) }
 }

@@ -121,6 +121,55 @@ extension Sequential {
                   shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
     }
 
+    /// One optimisation step on one batch, as Keras' `train_on_batch`: zeroes the gradients, runs
+    /// the training-mode forward pass, the loss, the backward pass (skipping the first layer's
+    /// input gradient) and `optimizer.step`, and returns the batch's loss and metrics.
+    ///
+    /// For training loops of your own; `fit` does the same per batch and adds shuffling,
+    /// callbacks and history. The model must be compiled and built (or have an input shape, in
+    /// which case it is built with `seed: 0`).
+    /// - Throws: `TrainingError` when the model is not compiled, the batch does not fit the model,
+    ///   or the loss is NaN or infinite (the weights are then left unchanged).
+    @discardableResult
+    public func trainOnBatch(x: Tensor, y: [Int]) throws -> [String: Double] {
+        try trainOnBatch(x: x, targets: .labels(y))
+    }
+
+    /// ``trainOnBatch(x:y:)`` with a target tensor (one-hot rows, binary or regression targets).
+    @discardableResult
+    public func trainOnBatch(x: Tensor, y: Tensor) throws -> [String: Double] {
+        try trainOnBatch(x: x, targets: .values(y))
+    }
+
+    private func trainOnBatch(x: Tensor, targets: Targets) throws -> [String: Double] {
+        guard let setup = compiled else { throw TrainingError("compile(optimizer:loss:metrics:) the model before trainOnBatch") }
+        if !isBuilt {
+            guard inputShape != nil else {
+                throw TrainingError("trainOnBatch needs a built model or one with an input shape")
+            }
+            try build(seed: 0)
+        }
+        try checkData(x: x, targets: targets, what: "trainOnBatch", built: builtInputShape!, batchSize: Swift.max(1, x.shape.first ?? 1))
+        try validateTargets(targets, setup)
+        let params = parameters
+        for p in params { p.zeroGradient() }
+        let out = forward(x, training: true)
+        let result = setup.loss.compute(out, targets, sampleWeights: nil)
+        guard result.loss.isFinite else {
+            clearTrainingCaches()
+            throw TrainingError("trainOnBatch: loss became \(result.loss); lower the learning rate, or check the data for NaN or infinite values")
+        }
+        backwardForTraining(result.gradient)
+        setup.optimizer.step(params)
+        var logs = ["loss": Double(result.loss)]
+        let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false
+        for m in setup.metrics {
+            let s = m.score(out, targets, logits: logits)
+            logs[m.name] = s.count == 0 ? 0 : s.sum / Double(s.count)
+        }
+        return logs
+    }
+
     /// The compiled loss and metrics of the model on `x` with labels `y`, in inference mode,
     /// `batchSize` samples at a time: `["loss": ..., "accuracy": ...]`.
     /// - Throws: `TrainingError` when the model is not compiled or built, or the data do not fit.

@@ -378,6 +378,10 @@ extension Tensor {
                         sgemm(transposeA: false, transposeB: false, m: positions, n: cout, k: k,
                               alpha: 1, a: x, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
                               beta: 0, c: y, ldc: Swift.max(1, cout))
+                    } else if positions > 0 && DirectConvolution.applies(to: g, outputChannels: cout) {
+                        let b = bias?.withUnsafeBufferPointer { $0.baseAddress! }
+                        DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, geometry: g, into: y)
+                        return
                     } else if positions > 0 {
                         let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
                         let columns = ScratchBuffer(count: chunk * rowLength)
@@ -406,15 +410,31 @@ extension Tensor {
     /// With `X` the im2col columns, `K` the kernel as `[KH * KW * Cin, Cout]` and `dY` the output
     /// gradient as `[N * OH * OW, Cout]`:
     /// - input: `col2im(dY * K^T)`, `[N, H, W, Cin]`;
-    /// - kernel: `X^T * dY`, `[KH, KW, Cin, Cout]`, accumulated chunk by chunk (`sgemm` with beta 1);
+    /// - kernel: `X^T * dY`, `[KH, KW, Cin, Cout]`;
     /// - bias: `dY` summed over `N`, `OH`, `OW`, `[Cout]` (partial sums in Float64).
     ///
-    /// The columns are recomputed here, a chunk of images at a time in one reused buffer of at most
-    /// about 8 MiB, so the forward pass need not keep them. Cost: about twice the forward flops.
+    /// Few channels (a kernel of at most 64Ki floats once `Cout` is rounded up to 16) take direct
+    /// kernels that read the input in place: the kernel gradient as per-image sums of outer
+    /// products, and with stride 1 the input gradient as the output gradient convolved with the
+    /// flipped kernel. Otherwise the columns are recomputed a chunk of images at a time in one
+    /// reused buffer of at most about 8 MiB, and both gradients are GEMMs.
+    /// Cost: about twice the forward flops.
     /// - Precondition: shapes as for `conv2D`, and `outputGradient` is `[N, OH, OW, Cout]`.
     public static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor,
                                       strides: (Int, Int) = (1, 1), padding: Padding = .valid,
                                       dilation: (Int, Int) = (1, 1)) -> (input: Tensor, kernel: Tensor, bias: Tensor) {
+        let g = conv2DBackward(input: input, kernel: kernel, outputGradient: outputGradient, strides: strides,
+                               padding: padding, dilation: dilation, needsInputGradient: true)
+        return (g.input!, g.kernel, g.bias)
+    }
+
+    /// ``conv2DBackward(input:kernel:outputGradient:strides:padding:dilation:)`` that skips the
+    /// input gradient (returning nil for it) when `needsInputGradient` is false, as a network's
+    /// first layer can: that saves a product as large as the forward one.
+    public static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor,
+                                      strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                                      dilation: (Int, Int) = (1, 1),
+                                      needsInputGradient: Bool) -> (input: Tensor?, kernel: Tensor, bias: Tensor) {
         let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
                                     padding: padding, dilation: dilation)
         let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
@@ -422,43 +442,62 @@ extension Tensor {
         neuritePrecondition(outputGradient.shape == expected,
                      "conv2DBackward output gradient \(outputGradient.shape) does not match input \(input.shape) and kernel \(kernel.shape): expected \(expected)")
         let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
-        var inputGradient = Tensor.zeros(input.shape)
+        let directKernel = !g.isPointwise && DirectConvolution.applies(to: g, outputChannels: cout)
+        let directInput = !g.isPointwise && DirectConvolution.inputGradientApplies(to: g, outputChannels: cout)
+        var inputGradient = needsInputGradient ? Tensor.zeros(input.shape) : nil
         var kernelGradient = Tensor.zeros(kernel.shape)
         input.withUnsafeBufferPointer { xb in
             kernel.withUnsafeBufferPointer { kb in
                 outputGradient.withUnsafeBufferPointer { dyb in
-                    inputGradient.withUnsafeMutableBufferPointer { dxb in
-                        kernelGradient.withUnsafeMutableBufferPointer { dkb in
-                            let x = xb.baseAddress!, w = kb.baseAddress!, dy = dyb.baseAddress!
-                            let dx = dxb.baseAddress!, dk = dkb.baseAddress!
-                            if g.isPointwise {
-                                sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
-                                      alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
-                                      beta: 0, c: dk, ldc: Swift.max(1, cout))
+                    kernelGradient.withUnsafeMutableBufferPointer { dkb in
+                        let x = xb.baseAddress!, w = kb.baseAddress!, dy = dyb.baseAddress!
+                        let dk = dkb.baseAddress!
+                        guard positions > 0 else { return }
+                        if g.isPointwise {
+                            sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
+                                  alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
+                                  beta: 0, c: dk, ldc: Swift.max(1, cout))
+                            inputGradient?.withUnsafeMutableBufferPointer { dxb in
                                 sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
                                       alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
-                                      beta: 0, c: dx, ldc: Swift.max(1, k))
-                                return
+                                      beta: 0, c: dxb.baseAddress!, ldc: Swift.max(1, k))
                             }
-                            guard positions > 0 else { return }
-                            let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
-                            let columns = ScratchBuffer(count: chunk * rowLength)
-                            for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                                let r1 = Swift.min(totalRows, r0 + chunk)
-                                let m = (r1 - r0) * g.outputWidth
-                                let dyChunk = dy + r0 * g.outputWidth * cout
+                            return
+                        }
+                        if directKernel {
+                            DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
+                        }
+                        if directInput {
+                            inputGradient?.withUnsafeMutableBufferPointer { dxb in
+                                DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g,
+                                                                into: dxb.baseAddress!)
+                            }
+                        }
+                        let gemmKernel = !directKernel, gemmInput = needsInputGradient && !directInput
+                        guard gemmKernel || gemmInput else { return }
+                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
+                        let columns = ScratchBuffer(count: chunk * rowLength)
+                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
+                            let r1 = Swift.min(totalRows, r0 + chunk)
+                            let m = (r1 - r0) * g.outputWidth
+                            let dyChunk = dy + r0 * g.outputWidth * cout
+                            if gemmKernel {
                                 g.im2colParallel(x, rows: r0..<r1, into: columns.base)
                                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: m,
                                       alpha: 1, a: columns.base, lda: Swift.max(1, k), b: dyChunk, ldb: Swift.max(1, cout),
                                       beta: 1, c: dk, ldc: Swift.max(1, cout))
+                            }
+                            if gemmInput {
                                 // The columns are spent: reuse the buffer for their gradient.
                                 sgemm(transposeA: false, transposeB: true, m: m, n: k, k: cout,
                                       alpha: 1, a: dyChunk, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
                                       beta: 0, c: columns.base, ldc: Swift.max(1, k))
-                                g.col2imParallel(columns.base, rows: r0..<r1, into: dx)
+                                inputGradient!.withUnsafeMutableBufferPointer { dxb in
+                                    g.col2imParallel(columns.base, rows: r0..<r1, into: dxb.baseAddress!)
+                                }
                             }
-                            withExtendedLifetime(columns) {}
                         }
+                        withExtendedLifetime(columns) {}
                     }
                 }
             }

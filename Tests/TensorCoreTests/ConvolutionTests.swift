@@ -208,39 +208,41 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testConv2DMatchesDirectConvolutionOnAwkwardShapes() {
-        let extents = [(1, 1), (5, 7), (8, 13), (13, 8), (7, 7), (5, 5)]
-        let kernels = [(1, 1), (3, 3), (2, 3), (5, 5)]
-        let strides = [(1, 1), (2, 2), (3, 1), (1, 2), (3, 3)]
-        let dilations = [(1, 1), (2, 2), (1, 1), (1, 2)]
-        let channels = [1, 3, 17]
-        var counter = 0, run = 0, skipped = 0
-        for (h, w) in extents {
-            for (kh, kw) in kernels {
-                for padding in [Padding.valid, .same] {
-                    counter += 1
-                    var c = ConvCase(batch: counter % 2 == 0 ? 1 : 3, h: h, w: w, cin: channels[counter % 3],
-                                     cout: 1 + counter % 5, kh: kh, kw: kw)
-                    c.strides = strides[counter % strides.count]
-                    c.dilation = dilations[(counter / 2) % dilations.count]
-                    c.padding = padding
-                    guard c.rows != nil, c.columns != nil else { skipped += 1; continue }  // kernel larger than input
-                    checkForward(c, bias: counter % 3 != 0, seed: UInt64(counter) * 10)
-                    run += 1
+        forEachAlgorithm {
+            let extents = [(1, 1), (5, 7), (8, 13), (13, 8), (7, 7), (5, 5)]
+            let kernels = [(1, 1), (3, 3), (2, 3), (5, 5)]
+            let strides = [(1, 1), (2, 2), (3, 1), (1, 2), (3, 3)]
+            let dilations = [(1, 1), (2, 2), (1, 1), (1, 2)]
+            let channels = [1, 3, 17]
+            var counter = 0, run = 0, skipped = 0
+            for (h, w) in extents {
+                for (kh, kw) in kernels {
+                    for padding in [Padding.valid, .same] {
+                        counter += 1
+                        var c = ConvCase(batch: counter % 2 == 0 ? 1 : 3, h: h, w: w, cin: channels[counter % 3],
+                                         cout: 1 + counter % 5, kh: kh, kw: kw)
+                        c.strides = strides[counter % strides.count]
+                        c.dilation = dilations[(counter / 2) % dilations.count]
+                        c.padding = padding
+                        guard c.rows != nil, c.columns != nil else { skipped += 1; continue }  // kernel larger than input
+                        checkForward(c, bias: counter % 3 != 0, seed: UInt64(counter) * 10)
+                        run += 1
+                    }
                 }
             }
+            XCTAssertGreaterThan(run, 30)
+            XCTAssertGreaterThan(skipped, 0)
+            // Pointwise (the reshape fast path) and its strided neighbour, with and without bias.
+            checkForward(ConvCase(batch: 3, h: 8, w: 13, cin: 17, cout: 5, kh: 1, kw: 1), bias: true, seed: 900)
+            checkForward(ConvCase(batch: 1, h: 5, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, padding: .same), bias: false, seed: 910)
+            checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, strides: (2, 3), padding: .same),
+                         bias: true, seed: 920)
+            // Dilation 2 with same padding and stride 2 on odd sizes.
+            checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2),
+                                  padding: .same), bias: true, seed: 930)
+            // A kernel exactly the size of the input in valid mode: one output position.
+            checkForward(ConvCase(batch: 3, h: 5, w: 5, cin: 17, cout: 3, kh: 5, kw: 5), bias: true, seed: 940)
         }
-        XCTAssertGreaterThan(run, 30)
-        XCTAssertGreaterThan(skipped, 0)
-        // Pointwise (the reshape fast path) and its strided neighbour, with and without bias.
-        checkForward(ConvCase(batch: 3, h: 8, w: 13, cin: 17, cout: 5, kh: 1, kw: 1), bias: true, seed: 900)
-        checkForward(ConvCase(batch: 1, h: 5, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, padding: .same), bias: false, seed: 910)
-        checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 4, kh: 1, kw: 1, strides: (2, 3), padding: .same),
-                     bias: true, seed: 920)
-        // Dilation 2 with same padding and stride 2 on odd sizes.
-        checkForward(ConvCase(batch: 3, h: 13, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2),
-                              padding: .same), bias: true, seed: 930)
-        // A kernel exactly the size of the input in valid mode: one output position.
-        checkForward(ConvCase(batch: 3, h: 5, w: 5, cin: 17, cout: 3, kh: 5, kw: 5), bias: true, seed: 940)
     }
 
     /// Batches whose columns exceed conv2D's 8 MiB column budget, so they are processed in several
@@ -249,29 +251,31 @@ final class ConvolutionTests: XCTestCase {
     /// 40 rows, the second of which straddles both images). Backward is checked against the direct
     /// gradients too, since the kernel gradient is accumulated across chunks.
     func testConv2DForwardAndBackwardOverSeveralChunks() {
-        let cases = [
-            ConvCase(batch: 40, h: 13, w: 13, cin: 17, cout: 3, kh: 5, kw: 5, padding: .same),
-            ConvCase(batch: 2, h: 60, w: 60, cin: 32, cout: 2, kh: 5, kw: 5, padding: .same),
-        ]
-        for (index, c) in cases.enumerated() {
-            let seed = UInt64(500 + 10 * index)
-            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
-            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
-            let b = randomScalars(c.cout, seed: seed + 2)
-            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
-            let y = Tensor.conv2D(input, kernel: kernel, bias: Tensor(b), strides: c.strides, padding: c.padding)
-            XCTAssertEqual(y.shape, c.outputShape)
-            assertClose(y.scalars, c.reference(x: x, k: k, bias: b), rtol: 1e-5, atol: 1e-4, "\(c)")
+        forEachAlgorithm {
+            let cases = [
+                ConvCase(batch: 40, h: 13, w: 13, cin: 17, cout: 3, kh: 5, kw: 5, padding: .same),
+                ConvCase(batch: 2, h: 60, w: 60, cin: 32, cout: 2, kh: 5, kw: 5, padding: .same),
+            ]
+            for (index, c) in cases.enumerated() {
+                let seed = UInt64(500 + 10 * index)
+                let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+                let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+                let b = randomScalars(c.cout, seed: seed + 2)
+                let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+                let y = Tensor.conv2D(input, kernel: kernel, bias: Tensor(b), strides: c.strides, padding: c.padding)
+                XCTAssertEqual(y.shape, c.outputShape)
+                assertClose(y.scalars, c.reference(x: x, k: k, bias: b), rtol: 1e-5, atol: 1e-4, "\(c)")
 
-            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 3)
-            let grads = Tensor.conv2DBackward(input: input, kernel: kernel,
-                                              outputGradient: Tensor(shape: c.outputShape, scalars: dy),
-                                              strides: c.strides, padding: c.padding)
-            let expected = c.referenceBackward(x: x, k: k, dy: dy)
-            assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-4, "input gradient, \(c)")
-            // Kernel and bias gradients sum over every position of the batch (tens of thousands of terms).
-            assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 2e-3, "kernel gradient, \(c)")
-            assertClose(grads.bias.scalars, expected.db, rtol: 1e-4, atol: 2e-3, "bias gradient, \(c)")
+                let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 3)
+                let grads = Tensor.conv2DBackward(input: input, kernel: kernel,
+                                                  outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                  strides: c.strides, padding: c.padding)
+                let expected = c.referenceBackward(x: x, k: k, dy: dy)
+                assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-4, "input gradient, \(c)")
+                // Kernel and bias gradients sum over every position of the batch (tens of thousands of terms).
+                assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 2e-3, "kernel gradient, \(c)")
+                assertClose(grads.bias.scalars, expected.db, rtol: 1e-4, atol: 2e-3, "bias gradient, \(c)")
+            }
         }
     }
 
@@ -321,35 +325,101 @@ final class ConvolutionTests: XCTestCase {
     }
 
     func testConv2DBackwardMatchesFiniteDifferences() {
-        checkBackward(ConvCase(batch: 2, h: 5, w: 5, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 1), padding: .same),
-                      seed: 1)
-        checkBackward(ConvCase(batch: 1, h: 7, w: 6, cin: 2, cout: 3, kh: 2, kw: 3, dilation: (2, 2)), seed: 2)
-        checkBackward(ConvCase(batch: 2, h: 5, w: 4, cin: 3, cout: 2, kh: 1, kw: 1, padding: .same), seed: 3)  // pointwise
-        checkBackward(ConvCase(batch: 1, h: 8, w: 7, cin: 1, cout: 2, kh: 5, kw: 5, strides: (3, 2), dilation: (1, 2),
-                               padding: .same), seed: 4)
+        forEachAlgorithm {
+            checkBackward(ConvCase(batch: 2, h: 5, w: 5, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 1), padding: .same),
+                          seed: 1)
+            checkBackward(ConvCase(batch: 1, h: 7, w: 6, cin: 2, cout: 3, kh: 2, kw: 3, dilation: (2, 2)), seed: 2)
+            checkBackward(ConvCase(batch: 2, h: 5, w: 4, cin: 3, cout: 2, kh: 1, kw: 1, padding: .same), seed: 3)  // pointwise
+            checkBackward(ConvCase(batch: 1, h: 8, w: 7, cin: 1, cout: 2, kh: 5, kw: 5, strides: (3, 2), dilation: (1, 2),
+                                   padding: .same), seed: 4)
+        }
     }
 
     func testConv2DBackwardMatchesDirectGradientsOnAwkwardShapes() {
+        forEachAlgorithm {
+            let cases = [
+                ConvCase(batch: 3, h: 13, w: 8, cin: 17, cout: 4, kh: 2, kw: 3, strides: (3, 2), padding: .same),
+                ConvCase(batch: 1, h: 1, w: 7, cin: 3, cout: 5, kh: 5, kw: 5, padding: .same),
+                ConvCase(batch: 3, h: 7, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2), padding: .same),
+                ConvCase(batch: 3, h: 8, w: 8, cin: 1, cout: 3, kh: 3, kw: 3, strides: (2, 2)),
+                ConvCase(batch: 1, h: 13, w: 13, cin: 3, cout: 2, kh: 5, kw: 5, strides: (3, 3), dilation: (2, 1)),
+            ]
+            for (index, c) in cases.enumerated() {
+                let seed = UInt64(700 + 10 * index)
+                let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+                let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+                let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 2)
+                let grads = Tensor.conv2DBackward(input: Tensor(shape: c.inputShape, scalars: x),
+                                                  kernel: Tensor(shape: c.kernelShape, scalars: k),
+                                                  outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                  strides: c.strides, padding: c.padding, dilation: c.dilation)
+                let expected = c.referenceBackward(x: x, k: k, dy: dy)
+                assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-5, "input gradient, \(c)")
+                assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-5, atol: 1e-5, "kernel gradient, \(c)")
+                assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-5, "bias gradient, \(c)")
+            }
+        }
+    }
+
+    // MARK: Algorithms
+
+    /// Runs `body` with each ``ConvolutionAlgorithm`` in force, and the direct kernels on every ISA
+    /// path the CPU has.
+    private func forEachAlgorithm(_ body: () -> Void) {
+        ConvolutionAlgorithm.with(.automatic, body)
+        ConvolutionAlgorithm.with(.im2col, body)
+        forEachISA { isa in ConvolutionAlgorithm.with(.direct, body) }
+    }
+
+    /// The layer shapes of the demo CNNs, and channel counts that exercise every vector grouping of
+    /// the direct kernels (1 to 4 vectors of 16 output channels, a partial last vector, a
+    /// 64-channel pass followed by a narrower one, tap counts that pad the tap blocks), forward and
+    /// backward, on every path, against the Float64 references.
+    func testDirectKernelsOnNetworkShapesAndEveryChannelGrouping() {
         let cases = [
-            ConvCase(batch: 3, h: 13, w: 8, cin: 17, cout: 4, kh: 2, kw: 3, strides: (3, 2), padding: .same),
-            ConvCase(batch: 1, h: 1, w: 7, cin: 3, cout: 5, kh: 5, kw: 5, padding: .same),
-            ConvCase(batch: 3, h: 7, w: 7, cin: 3, cout: 2, kh: 3, kw: 3, strides: (2, 2), dilation: (2, 2), padding: .same),
-            ConvCase(batch: 3, h: 8, w: 8, cin: 1, cout: 3, kh: 3, kw: 3, strides: (2, 2)),
-            ConvCase(batch: 1, h: 13, w: 13, cin: 3, cout: 2, kh: 5, kw: 5, strides: (3, 3), dilation: (2, 1)),
+            ConvCase(batch: 3, h: 28, w: 28, cin: 1, cout: 16, kh: 5, kw: 5),
+            ConvCase(batch: 2, h: 12, w: 12, cin: 16, cout: 8, kh: 2, kw: 2),
+            ConvCase(batch: 2, h: 13, w: 13, cin: 32, cout: 64, kh: 3, kw: 3),
+            ConvCase(batch: 2, h: 9, w: 7, cin: 9, cout: 80, kh: 3, kw: 3, padding: .same),
+            ConvCase(batch: 3, h: 6, w: 11, cin: 8, cout: 33, kh: 2, kw: 3, padding: .same),
+            ConvCase(batch: 1, h: 10, w: 10, cin: 12, cout: 47, kh: 3, kw: 3, dilation: (2, 1)),
+            ConvCase(batch: 2, h: 9, w: 9, cin: 2, cout: 21, kh: 3, kw: 3, strides: (2, 2), padding: .same),
         ]
         for (index, c) in cases.enumerated() {
-            let seed = UInt64(700 + 10 * index)
+            let seed = UInt64(1_000 + 10 * index)
             let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
             let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
-            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 2)
-            let grads = Tensor.conv2DBackward(input: Tensor(shape: c.inputShape, scalars: x),
-                                              kernel: Tensor(shape: c.kernelShape, scalars: k),
-                                              outputGradient: Tensor(shape: c.outputShape, scalars: dy),
-                                              strides: c.strides, padding: c.padding, dilation: c.dilation)
+            let b = randomScalars(c.cout, seed: seed + 2)
+            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 3)
+            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+            let expectedY = c.reference(x: x, k: k, bias: b)
             let expected = c.referenceBackward(x: x, k: k, dy: dy)
-            assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 1e-5, "input gradient, \(c)")
-            assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-5, atol: 1e-5, "kernel gradient, \(c)")
-            assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-5, "bias gradient, \(c)")
+            let depth = Double(c.kh * c.kw * c.cin)
+            forEachAlgorithm {
+                let y = Tensor.conv2D(input, kernel: kernel, bias: Tensor(b), strides: c.strides, padding: c.padding,
+                                      dilation: c.dilation)
+                XCTAssertEqual(y.shape, c.outputShape, "\(c)")
+                assertClose(y.scalars, expectedY, rtol: 1e-5, atol: 1e-6 * depth.squareRoot() + 1e-6,
+                            "\(ConvolutionAlgorithm.current) \(KernelISA.current) forward, \(c)")
+                let grads = Tensor.conv2DBackward(input: input, kernel: kernel,
+                                                  outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                  strides: c.strides, padding: c.padding, dilation: c.dilation)
+                // Each input gradient sums up to KH * KW * Cout terms.
+                let fanOut = Double(c.kh * c.kw * c.cout)
+                assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: 2e-6 * fanOut.squareRoot() + 1e-5,
+                            "\(ConvolutionAlgorithm.current) \(KernelISA.current) input gradient, \(c)")
+                assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 1e-4,
+                            "\(ConvolutionAlgorithm.current) \(KernelISA.current) kernel gradient, \(c)")
+                assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-4, "bias gradient, \(c)")
+                // Without the input gradient: nil, and the same parameter gradients.
+                let partial = Tensor.conv2DBackward(input: input, kernel: kernel,
+                                                    outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                    strides: c.strides, padding: c.padding, dilation: c.dilation,
+                                                    needsInputGradient: false)
+                XCTAssertNil(partial.input, "\(c)")
+                XCTAssertEqual(partial.kernel, grads.kernel, "\(c)")
+                XCTAssertEqual(partial.bias, grads.bias, "\(c)")
+            }
         }
     }
 }

@@ -1,0 +1,250 @@
+// Direct 2-D convolution kernels (ck_conv.h), written once over 16-lane vectors (ck_lanes.h) and
+// compiled for each ISA path by CK_LANE_PATHS.
+//
+// Forward: a block of P adjacent output pixels times V vectors of 16 output channels is held in
+// P*V accumulators; each kernel tap loads V weight vectors and P input scalars (broadcast) for
+// P*V multiply-adds, so the weights are reused P times from registers. P and V are compile-time
+// constants in each instantiation (forward_block), so the accumulators live in registers.
+//
+// Kernel gradient: a block of T taps (kh, kw, ci) times V vectors of output channels is held in
+// T*V accumulators while the kernel walks every output pixel of one image; each pixel loads V
+// gradient vectors and T input scalars. One image's output gradient stays in L2 across the
+// tap blocks.
+#pragma STDC FP_CONTRACT ON
+
+#include "ck_conv.h"
+#include "ck_lanes.h"
+#include <stdlib.h>
+
+/// Stores the first `count` (< 16) lanes of `v` at `p`.
+#define CK_STORE_PARTIAL(p, v, count)                                          \
+    do {                                                                       \
+        float tmp_[CK_LANES];                                                  \
+        CK_STORE(tmp_, (v));                                                   \
+        memcpy((p), tmp_, (size_t)(count) * sizeof(float));                    \
+    } while (0)
+
+// ---------------------------------------------------------------- forward
+
+/// Defines `NAME`: output pixels `ow0 ..< ow0 + P` of output row `oh` of image `img`, channel
+/// vectors `cb / 16 ..< cb / 16 + V`. A macro, so P and V are literal constants: the
+/// accumulator array has its exact size and the compiler keeps it in registers (an array sized
+/// for the largest case, indexed by inlined constant arguments, was kept in memory instead).
+#define CK_FORWARD_BLOCK(NAME, P, V)                                                              \
+    CK_ALWAYS_INLINE void NAME(const ck_conv_args *a, const int64_t *offsets, int64_t taps,       \
+                               const float *bias, int64_t q0, int64_t cb) {                       \
+        ck_lanes acc[P][V];                                                                       \
+        for (int v = 0; v < V; ++v) {                                                             \
+            const ck_lanes init = CK_LOAD(bias + cb + 16 * v);                                    \
+            for (int p = 0; p < P; ++p) acc[p][v] = init;                                         \
+        }                                                                                         \
+        const float *xb[P];                                                                       \
+        for (int p = 0; p < P; ++p) xb[p] = pixel_window(a, q0 + p);                              \
+        const int64_t cp = a->cout_padded;                                                        \
+        const float *kp = a->k + cb;                                                              \
+        for (int64_t t = 0; t < taps; ++t, kp += cp) {                                            \
+            const int64_t off = offsets[t];                                                       \
+            ck_lanes wv[V];                                                                       \
+            for (int v = 0; v < V; ++v) wv[v] = CK_LOAD(kp + 16 * v);                             \
+            for (int p = 0; p < P; ++p) {                                                         \
+                const float xs = xb[p][off]; /* splatted by the multiply */                       \
+                for (int v = 0; v < V; ++v) acc[p][v] = acc[p][v] + xs * wv[v];                   \
+            }                                                                                     \
+        }                                                                                         \
+        for (int p = 0; p < P; ++p) {                                                             \
+            float *yp = a->y + (q0 + p) * a->cout + cb;                                           \
+            for (int v = 0; v < V; ++v) {                                                         \
+                const int64_t left = a->cout - cb - 16 * v;                                       \
+                if (left >= CK_LANES) CK_STORE(yp + 16 * v, acc[p][v]);                           \
+                else if (left > 0) CK_STORE_PARTIAL(yp + 16 * v, acc[p][v], left);                \
+            }                                                                                     \
+        }                                                                                         \
+    }
+
+/// The input window's first element for output pixel `q` (counted over images, rows, columns).
+CK_ALWAYS_INLINE const float *pixel_window(const ck_conv_args *a, int64_t q) {
+    const int64_t per_image = a->oh * a->ow, n = q / per_image, rest = q - n * per_image;
+    const int64_t oh = rest / a->ow, ow = rest - oh * a->ow;
+    return a->x + ((n * a->h + oh * a->sh) * a->w + ow * a->sw) * a->cin;
+}
+
+CK_FORWARD_BLOCK(forward_6x4, 6, 4)
+CK_FORWARD_BLOCK(forward_1x4, 1, 4)
+CK_FORWARD_BLOCK(forward_4x3, 4, 3)
+CK_FORWARD_BLOCK(forward_1x3, 1, 3)
+CK_FORWARD_BLOCK(forward_6x2, 6, 2)
+CK_FORWARD_BLOCK(forward_1x2, 1, 2)
+CK_FORWARD_BLOCK(forward_8x1, 16, 1)
+CK_FORWARD_BLOCK(forward_1x1, 1, 1)
+
+/// Output pixels `q0 ..< q1` in blocks of P pixels (`BLOCK`), then single pixels (`SINGLE`).
+/// Blocks run across row and image boundaries, so only the range's end has single pixels.
+#define CK_FORWARD_PIXELS(a, q0, q1, cb, P, BLOCK, SINGLE)                                        \
+    do {                                                                                          \
+        int64_t q_ = (q0);                                                                        \
+        for (; q_ + (P) <= (q1); q_ += (P)) BLOCK(a, offsets, taps, bias, q_, cb);                \
+        for (; q_ < (q1); ++q_) SINGLE(a, offsets, taps, bias, q_, cb);                           \
+    } while (0)
+
+/// Offsets, within an input image, of every tap `(kh, kw, ci)` of the window at output (0, 0),
+/// in the kernel's row order; NULL when out of memory.
+static int64_t *tap_offsets(const ck_conv_args *a, int64_t rows, int64_t *stack, int64_t stack_count) {
+    const int64_t taps = a->kh * a->kw * a->cin;
+    int64_t *offsets = rows <= stack_count ? stack : (int64_t *)malloc((size_t)rows * sizeof(int64_t));
+    if (!offsets) return NULL;
+    for (int64_t t = 0; t < rows; ++t) {
+        if (t >= taps) { offsets[t] = 0; continue; }
+        const int64_t ci = t % a->cin, kw = (t / a->cin) % a->kw, kh = t / (a->cin * a->kw);
+        offsets[t] = (kh * a->dh * a->w + kw * a->dw) * a->cin + ci;
+    }
+    return offsets;
+}
+
+CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
+    const ck_conv_args a = *args;
+    const int64_t taps = a.kh * a.kw * a.cin;
+    int64_t stack_offsets[512];
+    int64_t *offsets = tap_offsets(&a, taps, stack_offsets, 512);
+    float *bias = (float *)calloc((size_t)a.cout_padded, sizeof(float));
+    if (!offsets || !bias) {
+        if (offsets != stack_offsets) free(offsets);
+        free(bias);
+        return;
+    }
+    if (a.bias) memcpy(bias, a.bias, (size_t)a.cout * sizeof(float));
+    const int64_t q0 = row_start * a.ow, q1 = (row_start + row_count) * a.ow;
+    int64_t cb = 0;
+    // Four vectors (64 channels) at a time, then what is left in one narrower pass.
+    for (; cb + 64 <= a.cout_padded; cb += 64) CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x4, forward_1x4);
+    switch ((a.cout_padded - cb) / 16) {
+    case 3: CK_FORWARD_PIXELS(&a, q0, q1, cb, 4, forward_4x3, forward_1x3); break;
+    case 2: CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x2, forward_1x2); break;
+    case 1: CK_FORWARD_PIXELS(&a, q0, q1, cb, 16, forward_8x1, forward_1x1); break;
+    default: break;
+    }
+    if (offsets != stack_offsets) free(offsets);
+    free(bias);
+}
+
+CK_LANE_PATHS(conv_forward, forward_run, (const ck_conv_args *args, int64_t start, int64_t count),
+              (args, start, count))
+
+void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count) {
+    CK_LANE_DISPATCH(isa, conv_forward, (args, row_start, row_count))
+}
+
+// ---------------------------------------------------------------- kernel gradient
+
+/// The tap blocks compiled for each count V of channel vectors (T * V accumulators stay within
+/// 24 registers), largest first; `tap_block` picks the one that pads the tap count least.
+static const int64_t tap_blocks[4][3] = {{24, 16, 9}, {12, 9, 0}, {8, 0, 0}, {6, 0, 0}};
+
+/// The tap block for `vectors` (1 to 4) channel vectors and `taps` taps.
+static int64_t tap_block(int64_t vectors, int64_t taps) {
+    const int64_t *choices = tap_blocks[vectors - 1];
+    int64_t best = choices[0];
+    for (int i = 1; i < 3 && choices[i]; ++i) {
+        const int64_t t = choices[i];
+        if ((taps + t - 1) / t * t < (taps + best - 1) / best * best) best = t;
+    }
+    return best;
+}
+
+/// `taps` rounded up to a multiple of `block`.
+static int64_t padded_taps(int64_t taps, int64_t block) { return (taps + block - 1) / block * block; }
+
+/// Rows of the gradient buffer: the tap count padded for the widest pass, and for the narrower
+/// pass over the remaining channels when `cout_padded` is not a multiple of 64.
+int64_t ck_conv2d_kernel_grad_rows(const ck_conv_args *a) {
+    const int64_t taps = a->kh * a->kw * a->cin;
+    int64_t rows = 0;
+    if (a->cout_padded >= 64) rows = padded_taps(taps, tap_block(4, taps));
+    const int64_t rest = (a->cout_padded % 64) / 16;
+    if (rest > 0) {
+        const int64_t r = padded_taps(taps, tap_block(rest, taps));
+        if (r > rows) rows = r;
+    }
+    return rows;
+}
+
+/// Defines `NAME`: taps `offsets[0 ..< T]` (offsets into an input pixel's window) of one image,
+/// channel vectors `cb / 16 ..< cb / 16 + V`, summed over every output pixel and added to `dk`
+/// rows `0 ..< T`. A macro for the reason given at CK_FORWARD_BLOCK.
+#define CK_GRAD_BLOCK(NAME, T, V)                                                                 \
+    CK_ALWAYS_INLINE void NAME(const ck_conv_args *a, const float *img, const float *dyimg,       \
+                               const int64_t *offsets, float *dk, int64_t cb) {                   \
+        ck_lanes acc[T][V];                                                                       \
+        for (int t = 0; t < T; ++t)                                                               \
+            for (int v = 0; v < V; ++v) acc[t][v] = CK_SPLAT(0);                                  \
+        const int64_t cin = a->cin, cp = a->cout_padded;                                          \
+        for (int64_t oh = 0; oh < a->oh; ++oh) {                                                  \
+            const float *xrow = img + oh * a->sh * a->w * cin;                                    \
+            const float *dyrow = dyimg + oh * a->ow * cp + cb;                                    \
+            for (int64_t ow = 0; ow < a->ow; ++ow) {                                              \
+                const float *xp = xrow + ow * a->sw * cin;                                        \
+                ck_lanes g[V];                                                                    \
+                for (int v = 0; v < V; ++v) g[v] = CK_LOAD(dyrow + ow * cp + 16 * v);             \
+                for (int t = 0; t < T; ++t) {                                                     \
+                    const float xs = xp[offsets[t]];                                              \
+                    for (int v = 0; v < V; ++v) acc[t][v] = acc[t][v] + xs * g[v];               \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        for (int t = 0; t < T; ++t)                                                               \
+            for (int v = 0; v < V; ++v) {                                                         \
+                float *d = dk + t * cp + cb + 16 * v;                                             \
+                CK_STORE(d, CK_LOAD(d) + acc[t][v]);                                              \
+            }                                                                                     \
+    }
+
+CK_GRAD_BLOCK(grad_24x1, 24, 1)
+CK_GRAD_BLOCK(grad_16x1, 16, 1)
+CK_GRAD_BLOCK(grad_9x1, 9, 1)
+CK_GRAD_BLOCK(grad_12x2, 12, 2)
+CK_GRAD_BLOCK(grad_9x2, 9, 2)
+CK_GRAD_BLOCK(grad_8x3, 8, 3)
+CK_GRAD_BLOCK(grad_6x4, 6, 4)
+
+/// Every tap block of one image for one group of channel vectors.
+#define CK_GRAD_PASS(a, img, dyimg, offsets, taps, dk, cb, T, BLOCK)                              \
+    for (int64_t t0_ = 0; t0_ < (taps); t0_ += (T))                                               \
+        BLOCK(a, img, dyimg, (offsets) + t0_, (dk) + t0_ * (a)->cout_padded, cb)
+
+CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
+    const ck_conv_args a = *args;
+    const int64_t taps = a.kh * a.kw * a.cin, rows = ck_conv2d_kernel_grad_rows(&a);
+    // The padding taps up to `rows` read the window's first input (always in bounds) and land in
+    // rows the caller ignores.
+    int64_t stack_offsets[512];
+    int64_t *offsets = tap_offsets(&a, rows, stack_offsets, 512);
+    if (!offsets) return;
+    const int64_t image_size = a.h * a.w * a.cin, dy_size = a.oh * a.ow * a.cout_padded;
+    for (int64_t n = image_start; n < image_start + image_count; ++n) {
+        const float *img = a.x + n * image_size, *dyimg = a.dy + n * dy_size;
+        int64_t cb = 0;
+        for (; cb + 64 <= a.cout_padded; cb += 64) CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 6, grad_6x4);
+        switch ((a.cout_padded - cb) / 16) {
+        case 3: CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 8, grad_8x3); break;
+        case 2:
+            if (tap_block(2, taps) == 12) CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 12, grad_12x2);
+            else CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 9, grad_9x2);
+            break;
+        case 1:
+            switch (tap_block(1, taps)) {
+            case 24: CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 24, grad_24x1); break;
+            case 16: CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 16, grad_16x1); break;
+            default: CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 9, grad_9x1); break;
+            }
+            break;
+        default: break;
+        }
+    }
+    if (offsets != stack_offsets) free(offsets);
+}
+
+CK_LANE_PATHS(conv_grad, grad_run, (const ck_conv_args *args, float *dk, int64_t start, int64_t count),
+              (args, dk, start, count))
+
+void ck_conv2d_kernel_grad(int isa, const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
+    CK_LANE_DISPATCH(isa, conv_grad, (args, dk, image_start, image_count))
+}

@@ -1,0 +1,43 @@
+#ifndef NEURITE_CK_CONV_H
+#define NEURITE_CK_CONV_H
+
+#include <stdint.h>
+
+// Direct 2-D convolution over NHWC images, for the small channel counts of image classifiers,
+// where im2col's KH*KW-fold copy of the input costs more than the arithmetic.
+//
+// Both kernels vectorise over output channels in blocks of 16 lanes, so the kernel is packed as
+// `[KH, KW, Cin, cout_padded]` with `cout_padded` a multiple of 16 and zeros in the padding
+// columns. The input is read with "valid" semantics: callers pad it first for "same".
+// Accumulation uses fused multiply-add on the AVX paths, so results differ from the portable path
+// in the last bits (each path is checked against a Float64 reference).
+
+/// One convolution: shapes, strides and buffers.
+typedef struct {
+    const float *x;         ///< input images `[n, h, w, cin]`, already padded
+    int64_t h, w, cin;
+    const float *k;         ///< packed kernel `[kh, kw, cin, cout_padded]`
+    int64_t kh, kw, cout, cout_padded;
+    int64_t sh, sw;         ///< strides
+    int64_t dh, dw;         ///< dilation
+    int64_t oh, ow;         ///< output extent
+    float *y;               ///< forward: output `[n, oh, ow, cout]`
+    const float *bias;      ///< forward: `[cout]` added to every output, or NULL
+    const float *dy;        ///< kernel gradient: output gradient `[n, oh, ow, cout_padded]`
+} ck_conv_args;
+
+/// Forward: writes output rows `[row_start, row_start + row_count)`, where row `r` is image
+/// `r / oh`, output row `r % oh`:
+/// `y[n, i, j, co] = bias[co] + sum over a, b, ci of x[n, i sh + a dh, j sw + b dw, ci] k[a, b, ci, co]`.
+void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count);
+
+/// Kernel gradient: adds, for images `[image_start, image_start + image_count)`,
+/// `sum over i, j of x[n, i sh + a dh, j sw + b dw, ci] dy[n, i, j, co]` to
+/// `dk[(a kw + b) cin + ci, co]`, with `dk` laid out `[kh kw cin rounded up to 24, cout_padded]`
+/// (see `ck_conv2d_kernel_grad_rows`): callers allocate `ck_conv2d_kernel_grad_rows(args) * cout_padded` floats.
+void ck_conv2d_kernel_grad(int isa, const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count);
+
+/// Rows the kernel-gradient buffer needs: `kh kw cin` rounded up to a multiple of 24 (the tap blocks).
+int64_t ck_conv2d_kernel_grad_rows(const ck_conv_args *args);
+
+#endif

@@ -1,0 +1,82 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// The `layers` suite: where a training step of the demo CNNs spends its time.
+///
+/// For the course CNN and the BatchNormalization CNN of `Apps/cnn`, on one batch of 128 random
+/// 28x28x1 images, it times every layer's inference `forward` and its training-mode `forward` plus
+/// `backward` (best repetition), then a whole training step (`trainOnBatch`: forward, loss, backward without the first
+/// layer's input gradient, Adam). One JSON line per layer and direction,
+/// and one per model with the step time and the implied seconds per 60,000-image epoch
+/// (469 steps). Compare against Keras with `Tools/reference/keras_training.py`.
+enum LayersBench {
+    /// The models measured, as `Apps/cnn` builds them.
+    static var models: [(name: String, make: () -> Sequential)] { [
+        ("course_cnn", {
+            Sequential(inputShape: [28, 28, 1]) {
+                Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu)
+                MaxPool2D(poolSize: (2, 2))
+                Conv2D(filters: 8, kernelSize: (2, 2), activation: .relu)
+                MaxPool2D(poolSize: (2, 2))
+                Flatten()
+                Dense(100, activation: .relu)
+                Dense(10)
+            }
+        }),
+        ("batchnorm_cnn", {
+            Sequential(inputShape: [28, 28, 1]) {
+                Conv2D(filters: 32, kernelSize: (3, 3), useBias: false)
+                BatchNormalization()
+                ActivationLayer(.relu)
+                MaxPool2D(poolSize: (2, 2))
+                Conv2D(filters: 64, kernelSize: (3, 3), useBias: false)
+                BatchNormalization()
+                ActivationLayer(.relu)
+                MaxPool2D(poolSize: (2, 2))
+                Flatten()
+                Dense(128, activation: .relu)
+                Dropout(0.3)
+                Dense(10)
+            }
+        }),
+    ] }
+
+    /// Measures every model with each thread count, printing one JSON line per case.
+    static func run(minSeconds: Double, threadCounts: [Int], isa: String, batch: Int = 128) {
+        for (name, make) in models {
+            for threads in threadCounts {
+                ThreadPool.withWidthLimit(threads) {
+                    let model = make()
+                    try! model.build(seed: 1)
+                    var generator = SeededGenerator(seed: 7)
+                    let x = Tensor.randomUniform([batch, 28, 28, 1], in: 0...1, using: &generator)
+                    var inputs: [Tensor] = [x]
+                    for layer in model.layers { inputs.append(layer.forward(inputs.last!, training: true)) }
+                    var total = 0.0
+                    for (k, layer) in model.layers.enumerated() {
+                        // A training-mode forward keeps what backward needs until backward pops it,
+                        // so the two are timed as a pair; inference is timed alone.
+                        let input = inputs[k]
+                        let gradient = Tensor.randomUniform(inputs[k + 1].shape, in: -1...1, using: &generator)
+                        let inference = measure(minSeconds: minSeconds / 4) { _ = layer.forward(input, training: false) }
+                        let training = measure(minSeconds: minSeconds / 4) {
+                            _ = layer.forward(input, training: true)
+                            _ = layer.backward(gradient)
+                        }
+                        total += training
+                        emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name),
+                              ("layer", "\(k):\(type(of: layer).typeName)"), ("threads", threads),
+                              ("inference_us", inference * 1e6), ("train_forward_backward_us", training * 1e6)])
+                    }
+                    model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
+                    let labels = (0..<batch).map { $0 % 10 }
+                    let step = measure(minSeconds: minSeconds) { _ = try! model.trainOnBatch(x: x, y: labels) }
+                    emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name), ("layer", "step"),
+                          ("threads", threads), ("step_ms", step * 1e3), ("sum_of_layers_ms", total * 1e3),
+                          ("epoch_s", step * 469)])
+                }
+            }
+        }
+    }
+}
