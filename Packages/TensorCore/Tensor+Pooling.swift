@@ -1,3 +1,5 @@
+import CKernels
+
 // 2-D pooling over NHWC images. Every kernel loops over output rows, then window cells, with the
 // innermost loop over channels: contiguous in NHWC, so it vectorises. Forward passes split output
 // rows over the thread pool; backward passes scatter into overlapping windows and so split by image.
@@ -91,48 +93,27 @@ extension Tensor {
         let output = Tensor(shape: outputShape) { dst in
             indices = [Int32](unsafeUninitializedCapacity: outputCount) { idx, initialized in
                 input.withUnsafeBufferPointer { src in
+                    var args = ck_maxpool_args()
+                    args.x = src.baseAddress
+                    args.h = Int64(g.inputHeight); args.w = Int64(g.inputWidth); args.c = Int64(c)
+                    args.ph = Int64(g.kernelHeight); args.pw = Int64(g.kernelWidth)
+                    args.sh = Int64(g.strideHeight); args.sw = Int64(g.strideWidth)
+                    args.pad_top = Int64(g.padTop); args.pad_left = Int64(g.padLeft)
+                    args.oh = Int64(g.outputHeight); args.ow = Int64(g.outputWidth)
+                    args.y = dst.baseAddress
+                    args.indices = idx.baseAddress
+                    let isa = KernelISA.current.rawValue
                     let rowWork = g.outputWidth * g.kernelHeight * g.kernelWidth * c
-                    forEachRowChunk(n * g.outputHeight, rowWork: rowWork) { rows in
-                        maxPoolRows(src.baseAddress!, g, rows: rows, values: dst.baseAddress!, indices: idx.baseAddress!)
+                    withUnsafePointer(to: args) { a in
+                        forEachRowChunk(n * g.outputHeight, rowWork: rowWork) { rows in
+                            ck_maxpool2d_forward(isa, a, Int64(rows.lowerBound), Int64(rows.count))
+                        }
                     }
                 }
                 initialized = outputCount
             }
         }
         return (output, indices)
-    }
-
-    /// The max-pooling kernel for output rows `rows` (`(image, oh)` pairs).
-    private static func maxPoolRows(_ src: UnsafePointer<Float>, _ g: Conv2DGeometry, rows: Range<Int>,
-                                    values: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>) {
-        let w = g.inputWidth, c = g.channels
-        for r in rows {
-            let imageOffset = (r / g.outputHeight) * g.inputHeight * w * c
-            let (ih0, khLo, khHi) = g.rowWindow(r % g.outputHeight)
-            for ow in 0..<g.outputWidth {
-                let (iw0, kwLo, kwHi) = g.columnWindow(ow)
-                let position = (r * g.outputWidth + ow) * c
-                let best = values + position, winner = indices + position
-                let first = Int32(truncatingIfNeeded: imageOffset + ((ih0 + khLo) * w + iw0 + kwLo) * c)
-                for ch in 0..<c {
-                    best[ch] = -.infinity
-                    winner[ch] = first &+ Int32(truncatingIfNeeded: ch)
-                }
-                for kh in khLo..<khHi {
-                    for kw in kwLo..<kwHi {
-                        let offset = imageOffset + ((ih0 + kh) * w + iw0 + kw) * c
-                        let cell = src + offset, flat = Int32(truncatingIfNeeded: offset)
-                        for ch in 0..<c {
-                            // Branch-free selects, so the channel loop vectorises. NaN wins (v != v).
-                            let v = cell[ch], b = best[ch]
-                            let better = v > b || v != v
-                            best[ch] = better ? v : b
-                            winner[ch] = better ? flat &+ Int32(truncatingIfNeeded: ch) : winner[ch]
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// The input gradient of ``maxPool2D(_:poolSize:strides:padding:)``: each output gradient

@@ -87,19 +87,24 @@ private let poolCases: [PoolCase] = [
     PoolCase(shape: [1, 6, 6, 2], pool: (1, 1), strides: (2, 2), padding: .valid),
     PoolCase(shape: [1, 5, 8, 2], pool: (3, 2), strides: (3, 3), padding: .same),
     PoolCase(shape: [16, 28, 28, 32], pool: (2, 2), strides: nil, padding: .valid),  // large: thread pool paths
+    // Whole 16-lane channel blocks, and a partial block after them.
+    PoolCase(shape: [2, 6, 5, 16], pool: (2, 2), strides: nil, padding: .same),
+    PoolCase(shape: [1, 7, 6, 33], pool: (3, 2), strides: (2, 1), padding: .same),
 ]
 
 final class PoolingTests: XCTestCase {
     // MARK: Max pooling
 
     func testMaxPoolMatchesNaiveReference() {
-        for (index, c) in poolCases.enumerated() {
-            let x = randomScalars(c.shape.reduce(1, *), seed: UInt64(10 + index))
-            let (output, indices) = Tensor.maxPool2D(c.tensor(x), poolSize: c.pool, strides: c.strides, padding: c.padding)
-            let (values, expectedIndices) = c.referenceMax(x)
-            XCTAssertEqual(output.shape, c.outputShape, "\(c)")
-            XCTAssertEqual(output.scalars, values, "\(c)")
-            XCTAssertEqual(indices, expectedIndices, "\(c)")
+        forEachISA { _ in
+            for (index, c) in poolCases.enumerated() {
+                let x = randomScalars(c.shape.reduce(1, *), seed: UInt64(10 + index))
+                let (output, indices) = Tensor.maxPool2D(c.tensor(x), poolSize: c.pool, strides: c.strides, padding: c.padding)
+                let (values, expectedIndices) = c.referenceMax(x)
+                XCTAssertEqual(output.shape, c.outputShape, "\(c)")
+                XCTAssertEqual(output.scalars, values, "\(c)")
+                XCTAssertEqual(indices, expectedIndices, "\(c)")
+            }
         }
     }
 
@@ -114,23 +119,35 @@ final class PoolingTests: XCTestCase {
     }
 
     func testMaxPoolPaddingNeverWinsAndNaNPropagates() {
-        // All inputs negative: a zero from padding would win if padding were read.
-        let x = Tensor(shape: [1, 5, 5, 2], repeating: -5)
-        let (output, indices) = Tensor.maxPool2D(x, poolSize: (3, 3), strides: (2, 2), padding: .same)
-        XCTAssertEqual(output, Tensor(shape: [1, 3, 3, 2], repeating: -5))
-        XCTAssertTrue(indices.allSatisfy { $0 >= 0 && $0 < 50 })
+        forEachISA { _ in
+            // All inputs negative: a zero from padding would win if padding were read.
+            let x = Tensor(shape: [1, 5, 5, 2], repeating: -5)
+            let (output, indices) = Tensor.maxPool2D(x, poolSize: (3, 3), strides: (2, 2), padding: .same)
+            XCTAssertEqual(output, Tensor(shape: [1, 3, 3, 2], repeating: -5))
+            XCTAssertTrue(indices.allSatisfy { $0 >= 0 && $0 < 50 })
 
-        let infinite = Tensor(shape: [1, 3, 3, 1], repeating: -.infinity)
-        let (allInfinite, infiniteIndices) = Tensor.maxPool2D(infinite, poolSize: (2, 2), padding: .same)
-        XCTAssertEqual(allInfinite.scalars, [Float](repeating: -.infinity, count: 4))
-        XCTAssertEqual(infiniteIndices, [0, 2, 6, 8])  // the first real cell of each window
+            let infinite = Tensor(shape: [1, 3, 3, 1], repeating: -.infinity)
+            let (allInfinite, infiniteIndices) = Tensor.maxPool2D(infinite, poolSize: (2, 2), padding: .same)
+            XCTAssertEqual(allInfinite.scalars, [Float](repeating: -.infinity, count: 4))
+            XCTAssertEqual(infiniteIndices, [0, 2, 6, 8])  // the first real cell of each window
 
-        var withNaN = Tensor(shape: [1, 4, 4, 1], scalars: (0..<16).map(Float.init))
-        withNaN[0, 0, 0, 0] = .nan
-        let (pooled, nanIndices) = Tensor.maxPool2D(withNaN, poolSize: (2, 2))
-        XCTAssertTrue(pooled[0, 0, 0, 0].isNaN)
-        XCTAssertEqual(nanIndices[0], 0)
-        XCTAssertEqual(Array(pooled.scalars[1...]), [7, 13, 15])
+            var withNaN = Tensor(shape: [1, 4, 4, 1], scalars: (0..<16).map(Float.init))
+            withNaN[0, 0, 0, 0] = .nan
+            let (pooled, nanIndices) = Tensor.maxPool2D(withNaN, poolSize: (2, 2))
+            XCTAssertTrue(pooled[0, 0, 0, 0].isNaN)
+            XCTAssertEqual(nanIndices[0], 0)
+            XCTAssertEqual(Array(pooled.scalars[1...]), [7, 13, 15])
+
+            // A NaN in a lane of the second, partial channel block wins only its own channel.
+            var wide = Tensor(shape: [1, 2, 2, 20], scalars: (0..<80).map { Float($0) })
+            wide[0, 1, 0, 18] = .nan
+            let (widePooled, wideIndices) = Tensor.maxPool2D(wide, poolSize: (2, 2))
+            XCTAssertTrue(widePooled[0, 0, 0, 18].isNaN)
+            XCTAssertEqual(wideIndices[18], 58)
+            XCTAssertEqual(widePooled[0, 0, 0, 19], 79)
+            XCTAssertEqual(wideIndices[19], 79)
+            XCTAssertEqual(widePooled[0, 0, 0, 3], 63)
+        }
     }
 
     func testMaxPoolBackwardMatchesFiniteDifferences() {
@@ -148,36 +165,38 @@ final class PoolingTests: XCTestCase {
     }
 
     func testMaxPoolTiesRouteTheGradientToExactlyOneElementPerWindow() {
-        // Flat input and an input of many ties, with non-overlapping and overlapping windows.
-        let flat = [Float](repeating: 1, count: 50)
-        let ties = randomScalars(50, seed: 7).map { $0 < 0 ? Float(0) : 1 }
-        let cases = [
-            PoolCase(shape: [1, 5, 5, 2], pool: (2, 2), strides: nil, padding: .same),
-            PoolCase(shape: [1, 5, 5, 2], pool: (3, 3), strides: (2, 2), padding: .same),
-            PoolCase(shape: [1, 5, 5, 2], pool: (3, 3), strides: (1, 1), padding: .valid),
-        ]
-        for c in cases {
-            for x in [flat, ties] {
-                let indices = Tensor.maxPool2D(c.tensor(x), poolSize: c.pool, strides: c.strides, padding: c.padding).indices
-                let outputCount = c.outputShape.reduce(1, *)
-                XCTAssertEqual(indices.count, outputCount)
-                c.forEachWindow { o, cells in
-                    // The gradient of this one output alone.
-                    var oneHot = [Float](repeating: 0, count: outputCount)
-                    oneHot[o] = 1
-                    let grad = Tensor.maxPool2DBackward(outputGradient: Tensor(shape: c.outputShape, scalars: oneHot),
-                                                        indices: indices, inputShape: c.shape).scalars
-                    let nonzero = grad.indices.filter { grad[$0] != 0 }
-                    XCTAssertEqual(nonzero.count, 1, "output \(o), \(c)")
-                    guard let winner = nonzero.first else { return }
-                    XCTAssertEqual(grad[winner], 1, "output \(o), \(c)")
-                    XCTAssertTrue(cells.contains(winner), "output \(o) routed outside its window, \(c)")
-                    XCTAssertEqual(x[winner], cells.map { x[$0] }.max(), "output \(o), \(c)")
+        forEachISA { _ in
+            // Flat input and an input of many ties, with non-overlapping and overlapping windows.
+            let flat = [Float](repeating: 1, count: 50)
+            let ties = randomScalars(50, seed: 7).map { $0 < 0 ? Float(0) : 1 }
+            let cases = [
+                PoolCase(shape: [1, 5, 5, 2], pool: (2, 2), strides: nil, padding: .same),
+                PoolCase(shape: [1, 5, 5, 2], pool: (3, 3), strides: (2, 2), padding: .same),
+                PoolCase(shape: [1, 5, 5, 2], pool: (3, 3), strides: (1, 1), padding: .valid),
+            ]
+            for c in cases {
+                for x in [flat, ties] {
+                    let indices = Tensor.maxPool2D(c.tensor(x), poolSize: c.pool, strides: c.strides, padding: c.padding).indices
+                    let outputCount = c.outputShape.reduce(1, *)
+                    XCTAssertEqual(indices.count, outputCount)
+                    c.forEachWindow { o, cells in
+                        // The gradient of this one output alone.
+                        var oneHot = [Float](repeating: 0, count: outputCount)
+                        oneHot[o] = 1
+                        let grad = Tensor.maxPool2DBackward(outputGradient: Tensor(shape: c.outputShape, scalars: oneHot),
+                                                            indices: indices, inputShape: c.shape).scalars
+                        let nonzero = grad.indices.filter { grad[$0] != 0 }
+                        XCTAssertEqual(nonzero.count, 1, "output \(o), \(c)")
+                        guard let winner = nonzero.first else { return }
+                        XCTAssertEqual(grad[winner], 1, "output \(o), \(c)")
+                        XCTAssertTrue(cells.contains(winner), "output \(o) routed outside its window, \(c)")
+                        XCTAssertEqual(x[winner], cells.map { x[$0] }.max(), "output \(o), \(c)")
+                    }
+                    // All outputs at once: the gradient mass is conserved.
+                    let all = Tensor.maxPool2DBackward(outputGradient: Tensor(shape: c.outputShape, repeating: 1),
+                                                       indices: indices, inputShape: c.shape)
+                    XCTAssertEqual(all.scalars.reduce(0, +), Float(outputCount), "\(c)")
                 }
-                // All outputs at once: the gradient mass is conserved.
-                let all = Tensor.maxPool2DBackward(outputGradient: Tensor(shape: c.outputShape, repeating: 1),
-                                                   indices: indices, inputShape: c.shape)
-                XCTAssertEqual(all.scalars.reduce(0, +), Float(outputCount), "\(c)")
             }
         }
     }

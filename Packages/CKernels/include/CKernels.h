@@ -11,5 +11,6 @@
 #include "ck_vmath.h"
 #include "ck_optim.h"
 #include "ck_conv.h"
+#include "ck_pool.h"
 
 #endif
