@@ -62,9 +62,11 @@ public final class BatchNormalization: Layer {
     /// The per-sample input shape the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?
 
-    /// What the last training-mode forward kept: `x̂`, `1 / sqrt(σ² + epsilon)` per channel, and
-    /// the input viewed as `[outer, C, inner]`.
-    private var saved: (normalized: Tensor, inverseDeviation: [Float], layout: ChannelLayout)?
+    /// What the last training-mode forward kept: the input, the batch mean and
+    /// `1 / sqrt(σ² + epsilon)` per channel, and the input viewed as `[outer, C, inner]`. The
+    /// normalised input `x̂` is recomputed from them in the backward pass rather than kept: that
+    /// saves a tensor the size of the input and a pass that writes it.
+    private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout)?
 
     private var label: String { SpatialLayerConfig.label(BatchNormalization.typeName, name) }
 
@@ -194,17 +196,17 @@ public final class BatchNormalization: Layer {
         }
         let (mean, variance) = layout.moments(input)
         var inverseDeviation = [Float](repeating: 0, count: channels)
-        var negatedScaledMean = inverseDeviation
+        var factor = inverseDeviation, shift = inverseDeviation
         for c in 0..<channels {
             let inverse = 1 / (variance[c] + epsilon).squareRoot()
             inverseDeviation[c] = Float(inverse)
-            negatedScaledMean[c] = Float(-mean[c] * inverse)
+            // y = gamma (x - mean) inverse + beta, as one multiply-add per element.
+            factor[c] = Float(Double(gammaValues[c]) * inverse)
+            shift[c] = Float(Double(betaValues[c]) - mean[c] * Double(gammaValues[c]) * inverse)
         }
-        let normalized = layout.affine(input, factor: inverseDeviation, shift: negatedScaledMean)
-        saved = (normalized, inverseDeviation, layout)
+        saved = (input, mean.map { Float($0) }, inverseDeviation, layout)
         updateRunningStatistics(mean: mean, variance: variance)
-        if gamma == nil && beta == nil { return normalized }
-        return layout.affine(normalized, factor: gammaValues, shift: betaValues)
+        return layout.affine(input, factor: factor, shift: shift)
     }
 
     /// `running = momentum * running + (1 - momentum) * batch` for the mean and the variance.
@@ -225,23 +227,27 @@ public final class BatchNormalization: Layer {
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         neuritePrecondition(saved != nil, "\(label) backward needs a forward pass with training: true first")
-        let (normalized, inverseDeviation, layout) = saved!
-        neuritePrecondition(outputGradient.shape == normalized.shape,
-                            "\(label) backward: output gradient \(outputGradient.shape) does not match output \(normalized.shape)")
+        let (input, mean, inverseDeviation, layout) = saved!
+        neuritePrecondition(outputGradient.shape == input.shape,
+                            "\(label) backward: output gradient \(outputGradient.shape) does not match output \(input.shape)")
         let channels = layout.channels
-        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, normalized)
+        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, mean: mean,
+                                                                       inverseDeviation: inverseDeviation)
         gamma?.accumulateGradient(Tensor(shape: [channels], scalars: gradientDotNormalized.map { Float($0) }))
         beta?.accumulateGradient(Tensor(shape: [channels], scalars: gradientSum.map { Float($0) }))
         let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
         let m = Double(layout.elementsPerChannel)
-        var factor = [Float](repeating: 0, count: channels), meanGradient = factor, meanProduct = factor
+        // dx = gamma s (dy - Σdy / M - x̂ Σ(dy x̂) / M) with x̂ = (x - mean) s, written as
+        // a dy + b x + d per channel: one pass over dy and x.
+        var a = [Float](repeating: 0, count: channels), b = a, d = a
         for c in 0..<channels {
-            factor[c] = gammaValues[c] * inverseDeviation[c]
-            meanGradient[c] = Float(gradientSum[c] / m)
-            meanProduct[c] = Float(gradientDotNormalized[c] / m)
+            let s = Double(inverseDeviation[c]), gs = Double(gammaValues[c]) * s
+            let meanGradient = gradientSum[c] / m, meanProduct = gradientDotNormalized[c] / m
+            a[c] = Float(gs)
+            b[c] = Float(-gs * s * meanProduct)
+            d[c] = Float(-gs * meanGradient + gs * s * meanProduct * Double(mean[c]))
         }
-        return layout.inputGradient(outputGradient, normalized, factor: factor, meanGradient: meanGradient,
-                                    meanProduct: meanProduct)
+        return layout.inputGradient(outputGradient, input, a: a, b: b, d: d)
     }
 
     /// The layout of `input`, after checking that the layer is built and `input` fits it.
@@ -318,8 +324,10 @@ private struct ChannelLayout {
         }
     }
 
-    /// Per-channel mean and biased variance (two passes, sums in Float64).
+    /// Per-channel mean and biased variance, sums in Float64 (channels last: one parallel pass
+    /// through TensorCore's `channelMoments`; otherwise two passes).
     func moments(_ x: Tensor) -> (mean: [Double], variance: [Double]) {
+        if inner == 1 { return x.channelMoments() }
         let m = Double(elementsPerChannel)
         return x.withUnsafeBufferPointer { p in
             let mean = channelSums { _, i in Double(p[i]) }.map { $0 / m }
@@ -335,7 +343,8 @@ private struct ChannelLayout {
 
     /// `x * factor[c] + shift[c]` per channel.
     func affine(_ x: Tensor, factor: [Float], shift: [Float]) -> Tensor {
-        x.withUnsafeBufferPointer { p in
+        if inner == 1 { return x.channelAffine(scale: factor, shift: shift) }
+        return x.withUnsafeBufferPointer { p in
             factor.withUnsafeBufferPointer { a in
                 shift.withUnsafeBufferPointer { b in
                     perChannelMap(x.shape) { c, i in p[i] * a[c] + b[c] }
@@ -344,27 +353,23 @@ private struct ChannelLayout {
         }
     }
 
-    /// Per-channel `Σ dy` and `Σ dy * x̂` in Float64.
-    func gradientSums(_ dy: Tensor, _ normalized: Tensor) -> (sum: [Double], dot: [Double]) {
-        dy.withUnsafeBufferPointer { g in
-            normalized.withUnsafeBufferPointer { h in
-                (channelSums { _, i in Double(g[i]) }, channelSums { _, i in Double(g[i]) * Double(h[i]) })
+    /// Per-channel `Σ dy` and `Σ dy * x̂` in Float64, with `x̂ = (x - mean) * inverseDeviation`.
+    func gradientSums(_ dy: Tensor, _ x: Tensor, mean: [Float], inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
+        if inner == 1 { return Tensor.channelGradientSums(dy, x, mean: mean, inverseDeviation: inverseDeviation) }
+        return dy.withUnsafeBufferPointer { g in
+            x.withUnsafeBufferPointer { h in
+                (channelSums { _, i in Double(g[i]) },
+                 channelSums { c, i in Double(g[i]) * Double((h[i] - mean[c]) * inverseDeviation[c]) })
             }
         }
     }
 
-    /// `factor[c] * (dy - meanGradient[c] - x̂ * meanProduct[c])` per channel.
-    func inputGradient(_ dy: Tensor, _ normalized: Tensor, factor: [Float], meanGradient: [Float],
-                       meanProduct: [Float]) -> Tensor {
-        dy.withUnsafeBufferPointer { g in
-            normalized.withUnsafeBufferPointer { h in
-                factor.withUnsafeBufferPointer { a in
-                    meanGradient.withUnsafeBufferPointer { b in
-                        meanProduct.withUnsafeBufferPointer { k in
-                            perChannelMap(dy.shape) { c, i in a[c] * (g[i] - b[c] - h[i] * k[c]) }
-                        }
-                    }
-                }
+    /// `a[c] * dy + b[c] * x + d[c]` per channel.
+    func inputGradient(_ dy: Tensor, _ x: Tensor, a: [Float], b: [Float], d: [Float]) -> Tensor {
+        if inner == 1 { return Tensor.channelAffine(dy, x, a: a, b: b, d: d) }
+        return dy.withUnsafeBufferPointer { g in
+            x.withUnsafeBufferPointer { h in
+                perChannelMap(dy.shape) { c, i in a[c] * g[i] + b[c] * h[i] + d[c] }
             }
         }
     }

@@ -95,7 +95,8 @@ extension Tensor {
     /// - Precondition: `gradient` and `input` have the same shape; the message names both.
     public static func reluBackward(gradient: Tensor, input: Tensor) -> Tensor {
         zipChunks(gradient, input, "reluBackward: gradient shape", "input shape") { g, x, y, n in
-            for i in 0..<n { y[i] = x[i] > 0 ? g[i] : 0 }
+            // Both loads unconditional: a load inside the select would keep the loop scalar.
+            for i in 0..<n { let gi = g[i], xi = x[i]; y[i] = xi > 0 ? gi : 0 }
         }
     }
 
@@ -104,7 +105,7 @@ extension Tensor {
     /// - Precondition: `gradient` and `input` have the same shape; the message names both.
     public static func leakyReluBackward(gradient: Tensor, input: Tensor, alpha: Float = 0.01) -> Tensor {
         zipChunks(gradient, input, "leakyReluBackward: gradient shape", "input shape") { g, x, y, n in
-            for i in 0..<n { y[i] = x[i] > 0 ? g[i] : alpha * g[i] }
+            for i in 0..<n { let gi = g[i], xi = x[i]; y[i] = xi > 0 ? gi : alpha * gi }
         }
     }
 

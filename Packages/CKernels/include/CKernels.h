@@ -12,5 +12,6 @@
 #include "ck_optim.h"
 #include "ck_conv.h"
 #include "ck_pool.h"
+#include "ck_norm.h"
 
 #endif

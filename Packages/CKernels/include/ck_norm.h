@@ -1,0 +1,30 @@
+#ifndef NEURITE_CK_NORM_H
+#define NEURITE_CK_NORM_H
+
+#include <stdint.h>
+
+// Per-channel passes of batch normalisation over a row-major `rows x channels` matrix (NHWC
+// activations viewed with the channels last). Each kernel is one pass over memory; sums are kept
+// in float over blocks of 64 rows and added into double totals, so the error stays near that of a
+// 64-term float sum however many rows there are.
+
+/// Adds `sum[c] += Σ (x[r, c] - shift[c])` and `squares[c] += Σ (x[r, c] - shift[c])²` over rows.
+/// A shift near the mean (a row of the data) keeps the variance from cancelling. `scratch` holds
+/// `2 * channels` floats.
+void ck_channel_moments(int isa, const float *x, int64_t rows, int64_t channels, const float *shift,
+                        double *sum, double *squares, float *scratch);
+
+/// Adds `dy_sum[c] += Σ dy[r, c]` and `dy_dot[c] += Σ dy[r, c] (x[r, c] - mean[c]) inv[c]` over rows.
+/// `scratch` holds `2 * channels` floats.
+void ck_channel_gradient_sums(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
+                              const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *scratch);
+
+/// `y[r, c] = a[c] x[r, c] + b[c]`.
+void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
+                       float *y);
+
+/// `y[r, c] = a[c] u[r, c] + b[c] v[r, c] + d[c]`.
+void ck_channel_affine2(int isa, const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
+                        const float *b, const float *d, float *y);
+
+#endif

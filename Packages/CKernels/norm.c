@@ -1,0 +1,116 @@
+// Batch-normalisation passes (ck_norm.h). Plain loops over the channels of a row, which the
+// compiler vectorises for each ISA path that CK_LANE_PATHS compiles them for.
+#include "ck_norm.h"
+#include "ck_lanes.h"
+
+enum { ROW_BLOCK = 64 };
+
+CK_ALWAYS_INLINE void moments_run(const float *x, int64_t rows, int64_t channels, const float *shift, double *sum,
+                                  double *squares, float *block_sum, float *block_squares) {
+    for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+        const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
+        for (int64_t c = 0; c < channels; ++c) block_sum[c] = block_squares[c] = 0;
+        for (int64_t r = r0; r < r1; ++r) {
+            const float *row = x + r * channels;
+            for (int64_t c = 0; c < channels; ++c) {
+                const float d = row[c] - shift[c];
+                block_sum[c] += d;
+                block_squares[c] += d * d;
+            }
+        }
+        for (int64_t c = 0; c < channels; ++c) {
+            sum[c] += block_sum[c];
+            squares[c] += block_squares[c];
+        }
+    }
+}
+
+CK_LANE_PATHS(moments, moments_run,
+              (const float *x, int64_t rows, int64_t channels, const float *shift, double *sum, double *squares,
+               float *bs, float *bq),
+              (x, rows, channels, shift, sum, squares, bs, bq))
+
+static void moments_dispatch(int isa, const float *x, int64_t rows, int64_t channels, const float *shift,
+                             double *sum, double *squares, float *bs, float *bq) {
+    CK_LANE_DISPATCH(isa, moments, (x, rows, channels, shift, sum, squares, bs, bq))
+}
+
+void ck_channel_moments(int isa, const float *x, int64_t rows, int64_t channels, const float *shift,
+                        double *sum, double *squares, float *scratch) {
+    float *bs = scratch, *bq = scratch + channels;
+    moments_dispatch(isa, x, rows, channels, shift, sum, squares, bs, bq);
+}
+
+CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, int64_t rows, int64_t channels,
+                                        const float *mean, const float *inv, double *dy_sum, double *dy_dot,
+                                        float *block_sum, float *block_dot) {
+    for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
+        const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
+        for (int64_t c = 0; c < channels; ++c) block_sum[c] = block_dot[c] = 0;
+        for (int64_t r = r0; r < r1; ++r) {
+            const float *g = dy + r * channels, *row = x + r * channels;
+            for (int64_t c = 0; c < channels; ++c) {
+                block_sum[c] += g[c];
+                block_dot[c] += g[c] * ((row[c] - mean[c]) * inv[c]);
+            }
+        }
+        for (int64_t c = 0; c < channels; ++c) {
+            dy_sum[c] += block_sum[c];
+            dy_dot[c] += block_dot[c];
+        }
+    }
+}
+
+CK_LANE_PATHS(gradient_sums, gradient_sums_run,
+              (const float *dy, const float *x, int64_t rows, int64_t channels, const float *mean, const float *inv,
+               double *dy_sum, double *dy_dot, float *bs, float *bd),
+              (dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+
+static void gradient_sums_dispatch(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
+                                   const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *bs,
+                                   float *bd) {
+    CK_LANE_DISPATCH(isa, gradient_sums, (dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+}
+
+void ck_channel_gradient_sums(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
+                              const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *scratch) {
+    float *bs = scratch, *bd = scratch + channels;
+    gradient_sums_dispatch(isa, dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
+}
+
+CK_ALWAYS_INLINE void affine_run(const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
+                                 float *y) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *row = x + r * channels;
+        float *out = y + r * channels;
+        for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * row[c] + b[c];
+    }
+}
+
+CK_LANE_PATHS(affine, affine_run,
+              (const float *x, int64_t rows, int64_t channels, const float *a, const float *b, float *y),
+              (x, rows, channels, a, b, y))
+
+void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
+                       float *y) {
+    CK_LANE_DISPATCH(isa, affine, (x, rows, channels, a, b, y))
+}
+
+CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
+                                  const float *b, const float *d, float *y) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *ur = u + r * channels, *vr = v + r * channels;
+        float *out = y + r * channels;
+        for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * ur[c] + b[c] * vr[c] + d[c];
+    }
+}
+
+CK_LANE_PATHS(affine2, affine2_run,
+              (const float *u, const float *v, int64_t rows, int64_t channels, const float *a, const float *b,
+               const float *d, float *y),
+              (u, v, rows, channels, a, b, d, y))
+
+void ck_channel_affine2(int isa, const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
+                        const float *b, const float *d, float *y) {
+    CK_LANE_DISPATCH(isa, affine2, (u, v, rows, channels, a, b, d, y))
+}

@@ -1,0 +1,162 @@
+import CKernels
+
+// Per-channel passes over channels-last tensors, as batch normalisation needs them: the tensor is
+// viewed as a `rows x channels` matrix (channels the last axis, every other axis a row).
+//
+// Sums are split into chunks of a fixed number of rows, whatever the thread count, and the chunks'
+// partial sums are added in order: the results are the same bits on 1 thread or 16.
+
+extension Tensor {
+    /// Rows per chunk of the per-channel sums: about 64Ki elements, a multiple of 64 rows.
+    private static func channelChunkRows(_ channels: Int) -> Int {
+        Swift.max(64, (65_536 / Swift.max(1, channels) + 63) / 64 * 64)
+    }
+
+    /// `rows x channels` of a tensor whose last axis holds the channels.
+    private var channelMatrix: (rows: Int, channels: Int) {
+        let channels = shape.last ?? 1
+        return (channels == 0 ? 0 : count / channels, channels)
+    }
+
+    /// Runs `body(rows, into: partials)` per fixed chunk of rows in parallel and adds the chunks'
+    /// partial sums (two arrays of `channels` doubles) in chunk order.
+    private static func chunkedChannelSums(rows: Int, channels: Int,
+                                           _ body: (Range<Int>, UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> Void)
+        -> ([Double], [Double]) {
+        let chunkRows = channelChunkRows(channels)
+        let chunks = (rows + chunkRows - 1) / chunkRows
+        var partial = [Double](repeating: 0, count: Swift.max(1, chunks * 2 * channels))
+        partial.withUnsafeMutableBufferPointer { p in
+            let base = p.baseAddress!
+            ThreadPool.shared.parallelFor(chunks) { chunk, _ in
+                let lo = chunk * chunkRows, hi = Swift.min(rows, lo + chunkRows)
+                body(lo..<hi, base + chunk * 2 * channels, base + chunk * 2 * channels + channels)
+            }
+        }
+        var first = [Double](repeating: 0, count: channels), second = first
+        for chunk in 0..<chunks {
+            for c in 0..<channels {
+                first[c] += partial[chunk * 2 * channels + c]
+                second[c] += partial[chunk * 2 * channels + channels + c]
+            }
+        }
+        return (first, second)
+    }
+
+    /// The mean and the biased variance of every channel (the last axis) over all other axes, as
+    /// batch normalisation takes them from an NHWC batch: `[N, H, W, C]` gives `C` of each.
+    ///
+    /// One pass: each channel's values are shifted by its value in the first row, so the variance
+    /// `Σ d² / M - (Σ d / M)²` of the shifted values `d` does not cancel for data far from zero;
+    /// sums in float over 64 rows, then in Float64. Parallel, and the same bits for any thread count.
+    /// - Precondition: the tensor has at least one axis.
+    public func channelMoments() -> (mean: [Double], variance: [Double]) {
+        neuritePrecondition(rank >= 1, "channelMoments needs a tensor with a channel axis, got shape \(shape)")
+        let (rows, channels) = channelMatrix
+        guard rows > 0 else { return ([Double](repeating: .nan, count: channels), [Double](repeating: .nan, count: channels)) }
+        let isa = KernelISA.current.rawValue
+        return withUnsafeBufferPointer { xb in
+            let x = xb.baseAddress!
+            let shift = Array(xb[0..<channels])
+            let (sum, squares) = shift.withUnsafeBufferPointer { sb in
+                Tensor.chunkedChannelSums(rows: rows, channels: channels) { range, s, q in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * channels) { scratch in
+                        ck_channel_moments(isa, x + range.lowerBound * channels, Int64(range.count), Int64(channels),
+                                           sb.baseAddress!, s, q, scratch.baseAddress!)
+                    }
+                }
+            }
+            let m = Double(rows)
+            var mean = [Double](repeating: 0, count: channels), variance = mean
+            for c in 0..<channels {
+                let d = sum[c] / m
+                mean[c] = Double(shift[c]) + d
+                variance[c] = Swift.max(0, squares[c] / m - d * d)
+            }
+            return (mean, variance)
+        }
+    }
+
+    /// `Σ dy` and `Σ dy * (x - mean) * inverseDeviation` per channel (the last axis), in Float64:
+    /// the sums the backward pass of batch normalisation needs, in one pass over `dy` and `x`.
+    /// The same bits for any thread count.
+    /// - Precondition: `outputGradient` and `input` have one shape; `mean` and `inverseDeviation`
+    ///   hold one value per channel.
+    public static func channelGradientSums(_ outputGradient: Tensor, _ input: Tensor, mean: [Float],
+                                           inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
+        neuritePrecondition(outputGradient.shape == input.shape && input.rank >= 1,
+                            "channelGradientSums: output gradient \(outputGradient.shape) and input \(input.shape) differ")
+        let (rows, channels) = input.channelMatrix
+        neuritePrecondition(mean.count == channels && inverseDeviation.count == channels,
+                            "channelGradientSums: \(mean.count) means and \(inverseDeviation.count) deviations for \(channels) channels of \(input.shape)")
+        let isa = KernelISA.current.rawValue
+        return outputGradient.withUnsafeBufferPointer { gb in
+            input.withUnsafeBufferPointer { xb in
+                mean.withUnsafeBufferPointer { mb in
+                    inverseDeviation.withUnsafeBufferPointer { ib in
+                        chunkedChannelSums(rows: rows, channels: channels) { range, s, d in
+                            let o = range.lowerBound * channels
+                            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * channels) { scratch in
+                                ck_channel_gradient_sums(isa, gb.baseAddress! + o, xb.baseAddress! + o, Int64(range.count),
+                                                         Int64(channels), mb.baseAddress!, ib.baseAddress!, s, d,
+                                                         scratch.baseAddress!)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `scale[c] * x + shift[c]` for every element `x` of channel `c` (the last axis): one
+    /// parallel pass.
+    /// - Precondition: `scale` and `shift` hold one value per channel.
+    public func channelAffine(scale: [Float], shift: [Float]) -> Tensor {
+        let (rows, channels) = channelMatrix
+        neuritePrecondition(rank >= 1 && scale.count == channels && shift.count == channels,
+                            "channelAffine: \(scale.count) scales and \(shift.count) shifts for shape \(shape)")
+        let isa = KernelISA.current.rawValue
+        return withUnsafeBufferPointer { xb in
+            scale.withUnsafeBufferPointer { ab in
+                shift.withUnsafeBufferPointer { bb in
+                    Tensor(shape: shape) { yb in
+                        ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
+                            let o = r.lowerBound * channels
+                            ck_channel_affine(isa, xb.baseAddress! + o, Int64(r.count), Int64(channels), ab.baseAddress!,
+                                              bb.baseAddress!, yb.baseAddress! + o)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `a[c] * u + b[c] * v + d[c]` element by element for tensors `u` and `v` of one shape, per
+    /// channel (the last axis): one parallel pass (batch normalisation's input gradient).
+    /// - Precondition: `u` and `v` have one shape; `a`, `b`, `d` hold one value per channel.
+    public static func channelAffine(_ u: Tensor, _ v: Tensor, a: [Float], b: [Float], d: [Float]) -> Tensor {
+        neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
+        let (rows, channels) = u.channelMatrix
+        neuritePrecondition(a.count == channels && b.count == channels && d.count == channels,
+                            "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count) for \(channels) channels of \(u.shape)")
+        let isa = KernelISA.current.rawValue
+        return u.withUnsafeBufferPointer { ub in
+            v.withUnsafeBufferPointer { vb in
+                a.withUnsafeBufferPointer { ab in
+                    b.withUnsafeBufferPointer { bb in
+                        d.withUnsafeBufferPointer { db in
+                            Tensor(shape: u.shape) { yb in
+                                ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
+                                    let o = r.lowerBound * channels
+                                    ck_channel_affine2(isa, ub.baseAddress! + o, vb.baseAddress! + o, Int64(r.count),
+                                                       Int64(channels), ab.baseAddress!, bb.baseAddress!, db.baseAddress!,
+                                                       yb.baseAddress! + o)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
