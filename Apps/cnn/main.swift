@@ -4,11 +4,13 @@
 // images it got wrong.
 //
 //   swift run -c release cnn [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
-//       [--seed N] [--output DIR] [--json] [--model course|batchnorm|both]
+//       [--seed N] [--output DIR] [--json] [--model course|batchnorm|both] [--classify IMAGE ...]
+//   swift run -c release cnn --load DIR --classify IMAGE [IMAGE ...]
 //
-// Saving the trained models (safetensors weights and a JSON architecture) is not here yet: it
-// comes with the Layers module's model saver. See "Saving" below for where it goes.
+// With --output each trained model is saved to <output>/<name>-model (safetensors weights and a
+// JSON architecture); --load reads such a folder back and classifies PNG or JPEG files with it.
 import ArgumentParser
+import Datasets
 import Foundation
 import Layers
 import TensorCore
@@ -27,8 +29,11 @@ struct CNN: ParsableCommand {
             course: Conv2D 16 5x5 relu, MaxPool 2, Conv2D 8 2x2 relu, MaxPool 2, Flatten, Dense 100 relu, Dense 10. \
             batchnorm: Conv2D 32 3x3, BatchNormalization, relu, MaxPool 2, Conv2D 64 3x3, BatchNormalization, relu, \
             MaxPool 2, Flatten, Dense 128 relu, Dropout 0.3, Dense 10. Both train with Adam (learning rate 1e-3) on \
-            softmax cross-entropy. With --output, each model's history goes to <name>-history.csv and a picture of \
-            misclassified test images to <name>-misclassified.png.
+            softmax cross-entropy. With --output, each model's history goes to <name>-history.csv, a picture of \
+            misclassified test images to <name>-misclassified.png, and the trained model to <name>-model/ \
+            (model.safetensors and model.json). --classify FILE classifies PNG or JPEG images with the model just \
+            trained, or, with --load DIR, with a saved one (no training). Images are read as grayscale, resized to \
+            28x28 and inverted when their border is light (the data sets are light on dark).
             """
     )
 
@@ -37,8 +42,30 @@ struct CNN: ParsableCommand {
     @Option(help: "Which network to train: course, batchnorm or both.")
     var model: CNNChoice = .both
 
+    @Option(help: "A model folder written by --output (<name>-model): classify the --classify images with it, without training.")
+    var load: String?
+
+    @Option(parsing: .upToNextOption, help: "PNG or JPEG images to classify with the trained (or --load) model.")
+    var classify: [String] = []
+
+    func validate() throws {
+        if load != nil && classify.isEmpty { throw ValidationError("--load needs images to classify: add --classify FILE.") }
+    }
+
     func run() throws {
         try reportingFailures(of: "cnn") {
+            if let load {
+                let saved = try Sequential.loadSaved(from: load)
+                let names = saved.classNames ?? options.dataset.classNames
+                let results = try classify.map { try classifyImage($0, with: saved.model, classNames: names) }
+                if options.json {
+                    try printJSONLine(ClassifyReport(app: "cnn", model: load, images: results))
+                } else {
+                    print("model \(load): \(saved.model.layers.count) layers, \(saved.model.parameters.reduce(0) { $0 + $1.value.count }) parameters")
+                    for result in results { print(result.line) }
+                }
+                return
+            }
             let data = try DemoData(options)
             if !options.json { print(runHeader(data, options: options)) }
             var models: [(name: String, architecture: String, model: Sequential)] = []
@@ -102,8 +129,22 @@ struct CNN: ParsableCommand {
                               + "(red) and the true one (green)")
                     }
                 }
-                // Saving: once the Layers module can save a model (safetensors weights and a JSON
-                // architecture), write `entry.model` to `<output>/<name>` here.
+                if let output = options.output {
+                    let folder = try makeOutputDirectory(output) + "/\(entry.name)-model"
+                    try entry.model.save(to: folder, classNames: data.dataset.classNames,
+                                         metadata: ["dataset": data.dataset.displayName,
+                                                    "test_accuracy": String(format: "%.4f", confusion.accuracy)])
+                    files.append(folder)
+                    if !options.json {
+                        print("saved \(folder) (model.safetensors, model.json); classify with: "
+                              + "cnn --load \(folder) --classify IMAGE")
+                    }
+                }
+                if !classify.isEmpty && !options.json {
+                    for path in classify {
+                        print(try classifyImage(path, with: entry.model, classNames: data.dataset.classNames).line)
+                    }
+                }
             }
 
             if options.json {
@@ -146,3 +187,57 @@ func classLegend(_ classNames: [String]) -> String {
 }
 
 CNN.main()
+
+/// One classified image: the file, the top classes and their probabilities.
+struct Classification: Encodable {
+    var file: String
+    var predicted: Int
+    var className: String
+    var probability: Double
+    /// The three most probable classes, best first, as (class, name, probability).
+    var top: [TopClass]
+    var inverted: Bool
+
+    struct TopClass: Encodable {
+        var label: Int
+        var name: String
+        var probability: Double
+    }
+
+    /// A line for people: `shirt.png: 6 Shirt (0.91); then 0 T-shirt/top (0.05), 2 Pullover (0.02)`.
+    var line: String {
+        let rest = top.dropFirst().map { String(format: "%d %@ (%.2f)", $0.label, $0.name, $0.probability) }
+        return String(format: "%@: %d %@ (%.2f)", file, predicted, className, probability)
+            + (rest.isEmpty ? "" : "; then " + rest.joined(separator: ", "))
+            + (inverted ? "  [inverted: light background]" : "")
+    }
+}
+
+/// The JSON summary of a `--load` run.
+struct ClassifyReport: Encodable {
+    var app: String
+    var model: String
+    var images: [Classification]
+}
+
+/// Reads `path` (PNG or JPEG) as a 28x28 grayscale image in 0...1, light on dark like the data
+/// sets (inverting it when the mean of its border is above one half), and classifies it.
+func classifyImage(_ path: String, with model: Sequential, classNames: [String]) throws -> Classification {
+    var image = try ImageDecoder.decode(fileAt: path, channels: 1)
+    if image.shape[0] != 28 || image.shape[1] != 28 {
+        image = image.resized(to: (height: 28, width: 28), method: .bilinear)
+    }
+    let pixels = image.scalars
+    var border: [Float] = []
+    for i in 0..<28 {
+        border += [pixels[i], pixels[27 * 28 + i], pixels[i * 28], pixels[i * 28 + 27]]
+    }
+    let inverted = border.reduce(0, +) / Float(border.count) > 0.5
+    if inverted { image = Tensor(shape: image.shape, scalars: pixels.map { 1 - $0 }) }
+    let probabilities = model.predict(image.reshaped([1, 28, 28, 1]), batchSize: 1).softmax().scalars
+    let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
+    func name(_ c: Int) -> String { c < classNames.count ? classNames[c] : "\(c)" }
+    let top = order.prefix(3).map { Classification.TopClass(label: $0, name: name($0), probability: Double(probabilities[$0])) }
+    return Classification(file: path, predicted: order[0], className: name(order[0]),
+                          probability: Double(probabilities[order[0]]), top: top, inverted: inverted)
+}

@@ -1,6 +1,7 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
 //   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|all] [--quick] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench training [--epochs N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
@@ -17,6 +18,12 @@ struct Options {
     var dataDirectory: String?
     /// Only GEMM cases whose largest dimension is one of these (all when nil).
     var gemmSizes: Set<Int>?
+    /// Epochs per model in the training suite.
+    var epochs = 2
+    /// Only these models in the training suite (all when nil).
+    var models: Set<String>?
+    /// The Python interpreter with Keras for the training suite's comparison.
+    var python: String?
 }
 
 var options = Options()
@@ -31,6 +38,16 @@ if let i = arguments.firstIndex(of: "--sizes"), arguments.index(after: i) < argu
 }
 if let i = arguments.firstIndex(of: "--data"), arguments.index(after: i) < arguments.endIndex {
     options.dataDirectory = arguments[arguments.index(after: i)]
+}
+if let i = arguments.firstIndex(of: "--epochs"), arguments.index(after: i) < arguments.endIndex,
+   let epochs = Int(arguments[arguments.index(after: i)]), epochs >= 1 {
+    options.epochs = epochs
+}
+if let i = arguments.firstIndex(of: "--models"), arguments.index(after: i) < arguments.endIndex {
+    options.models = Set(arguments[arguments.index(after: i)].split(separator: ",").map(String.init))
+}
+if let i = arguments.firstIndex(of: "--python"), arguments.index(after: i) < arguments.endIndex {
+    options.python = arguments[arguments.index(after: i)]
 }
 
 func now() -> Double {
@@ -133,6 +150,11 @@ if options.suites.contains("elementwise") {
 
 if options.suites.contains("optimizers") {
     OptimizerBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
+}
+
+if options.suites.contains("training") {
+    TrainingBench.run(epochs: options.epochs, dataDirectory: options.dataDirectory, only: options.models,
+                      python: options.python)
 }
 
 if options.suites.contains("layers") {
