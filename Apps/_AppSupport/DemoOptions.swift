@@ -26,6 +26,14 @@ public struct DemoOptions: ParsableArguments {
     @Option(help: "The seed of the initial weights, dropout masks and batch order; same seed, same run.")
     public var seed: UInt64 = 1
 
+    /// Adam's learning rate (the initial one under a schedule).
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (with --schedule cosine, the first step's).")
+    public var learningRate: Double = 1e-3
+
+    /// How the learning rate changes over the run.
+    @Option(help: "The learning rate over the run: constant, or cosine (decays along a half cosine to 0 at the last step).")
+    public var schedule: DemoSchedule = .constant
+
     /// Where files are written; nothing is written without it.
     @Option(help: "A folder for the files the demo writes (created if missing); without it nothing is written.")
     public var output: String?
@@ -41,7 +49,18 @@ public struct DemoOptions: ParsableArguments {
     public func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs).") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+        guard learningRate > 0 && learningRate.isFinite else {
+            throw ValidationError("--learning-rate must be positive, got \(learningRate).")
+        }
     }
+}
+
+/// How a demo's learning rate changes over its run.
+public enum DemoSchedule: String, ExpressibleByArgument, CaseIterable, Sendable {
+    /// The same rate at every step.
+    case constant
+    /// Cosine decay from the rate to 0 over all the run's steps (`CosineDecay`).
+    case cosine
 }
 
 /// The data sets the demos train on: both are 28x28 grayscale images in 10 classes.

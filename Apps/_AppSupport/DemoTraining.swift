@@ -119,7 +119,8 @@ public func rounded(_ value: Double, _ digits: Int) -> Double {
 /// - Throws: what `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
 public func trainAndEvaluate(_ model: Sequential, name: String, architecture: String, data: DemoData,
                              options: DemoOptions) throws -> ModelRun {
-    model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
+    model.compile(optimizer: demoOptimizer(options, trainingSamples: data.train.count), loss: SoftmaxCrossEntropy(),
+                  metrics: [.accuracy])
     try model.build(seed: options.seed)
     let parameters = model.parameters.reduce(0) { $0 + $1.value.count }
     if !options.json {
@@ -141,6 +142,18 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
                     history: history.history)
 }
 
+/// Adam with the options' learning rate and schedule (cosine decay spans every step of the run).
+public func demoOptimizer(_ options: DemoOptions, trainingSamples: Int) -> Adam {
+    let rate = Float(options.learningRate)
+    switch options.schedule {
+    case .constant:
+        return Adam(learningRate: rate)
+    case .cosine:
+        let steps = options.epochs * ((trainingSamples + options.batchSize - 1) / options.batchSize)
+        return Adam(learningRate: rate, schedule: CosineDecay(initial: rate, decaySteps: Swift.max(1, steps)))
+    }
+}
+
 /// `12345` as `"12,345"`, as Keras summaries print counts.
 public func grouped(_ n: Int) -> String {
     n.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))
@@ -151,7 +164,8 @@ public func grouped(_ n: Int) -> String {
 public func runHeader(_ data: DemoData, options: DemoOptions) -> String {
     "\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images from "
         + "\(data.train.directory) (\(String(format: "%.2f", data.loadSeconds)) s); batch \(options.batchSize), "
-        + "Adam 1e-3, seed \(options.seed), \(ThreadPool.shared.width) threads, \(KernelISA.current) kernels"
+        + "Adam \(options.learningRate)\(options.schedule == .cosine ? " (cosine decay)" : ""), seed \(options.seed), "
+        + "\(ThreadPool.shared.width) threads, \(KernelISA.current) kernels"
 }
 
 /// A table with one column per model: a header row of `columns` and then each row's label and

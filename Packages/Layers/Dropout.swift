@@ -8,7 +8,9 @@ import TensorCore
 /// **Randomness.** The layer owns a `SeededGenerator`, seeded at build with a number drawn from
 /// the model's generator (or from `seed:` when given, which still draws that number so the other
 /// layers' weights do not move). Each training-mode forward draws a fresh mask from it, so a
-/// model built and trained with the same seed drops the same elements every time.
+/// model built and trained with the same seed drops the same elements every time. Under `fit`
+/// the stream restarts at every step from `(seed, step number)`, so a run resumed at an epoch
+/// from a saved model (whose config keeps the seed) draws the masks the uninterrupted run drew.
 ///
 /// **Cost.** One random number and one multiply per element in training (the mask is kept for
 /// the backward pass); nothing at inference.
@@ -21,6 +23,8 @@ public final class Dropout: Layer {
     public let rate: Float
     /// The seed of the layer's own stream, or nil to take one from the model's generator at build.
     public let seed: UInt64?
+    /// The seed in force once built: `seed`, or the number drawn from the model's generator.
+    private var streamSeed: UInt64?
     private var generator: SeededGenerator?
     private var tape = Tape<Tensor?>()
 
@@ -38,9 +42,11 @@ public final class Dropout: Layer {
         self.init(rate: rate, seed: seed, name: name)
     }
 
-    /// `["name", "rate", "seed"]` (`seed` null when drawn from the model).
+    /// `["name", "rate", "seed"]`: `seed` is the seed in force once built (given or drawn, so a
+    /// saved and reloaded model drops the same elements), null before `build` when none was given.
     public var config: [String: ConfigValue] {
-        ["name": .string(name), "rate": .double(Double(rate)), "seed": seed.map { .int(Int(truncatingIfNeeded: $0)) } ?? .null]
+        ["name": .string(name), "rate": .double(Double(rate)),
+         "seed": (streamSeed ?? seed).map { .int(Int(truncatingIfNeeded: $0)) } ?? .null]
     }
 
     /// Rebuilds from ``config``.
@@ -60,7 +66,10 @@ public final class Dropout: Layer {
     /// Seeds the layer's generator (once: building again keeps its stream going).
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
         let drawn = generator.next()
-        if self.generator == nil { self.generator = SeededGenerator(seed: seed ?? drawn) }
+        if self.generator == nil {
+            streamSeed = seed ?? drawn
+            self.generator = SeededGenerator(seed: streamSeed!)
+        }
         return inputShape
     }
 
@@ -94,6 +103,13 @@ public final class Dropout: Layer {
     }
 }
 
-extension Dropout: TrainingCacheOwner {
+extension Dropout: TrainingCacheOwner, StepSeeded {
     func clearTrainingCache() { tape.clear() }
+
+    /// `fit` calls this before each training step: the masks of step `step` come from the stream
+    /// `(seed, step)`, so a run resumed at any epoch draws the masks an uninterrupted run drew.
+    func beginStep(_ step: Int) {
+        guard let streamSeed else { return }
+        generator = SeededGenerator(seed: streamSeed, stream: UInt64(step))
+    }
 }

@@ -38,6 +38,12 @@ struct Tape<Entry> {
     }
 }
 
+/// A layer with randomness that `fit` reseeds at every training step from the step's number
+/// (dropout), so that resuming a run at an epoch reproduces the uninterrupted run exactly.
+protocol StepSeeded: AnyObject {
+    func beginStep(_ step: Int)
+}
+
 /// A layer whose training caches a model can drop before a new forward pass.
 protocol TrainingCacheOwner: AnyObject {
     func clearTrainingCache()

@@ -414,6 +414,18 @@ public final class Sequential: LayerContainer {
         }
     }
 
+    /// Tells every step-seeded layer (dropout), nested models included, that training step `step`
+    /// (counted from 0 over the whole run) begins.
+    func beginTrainingStep(_ step: Int) {
+        for layer in layers {
+            if let nested = layer as? Sequential {
+                nested.beginTrainingStep(step)
+            } else {
+                (layer as? StepSeeded)?.beginStep(step)
+            }
+        }
+    }
+
     /// Drops every layer's kept training state.
     func clearTrainingCaches() {
         for layer in layers {

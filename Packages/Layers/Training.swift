@@ -359,6 +359,7 @@ extension Sequential {
                         wb = sampleWeights.map { Array($0[range]) }
                     }
                     for p in params { p.zeroGradient() }
+                    beginTrainingStep(epoch * steps + step)
                     let out = forward(xb, training: true)
                     let result = setup.loss.compute(out, tb, sampleWeights: wb)
                     guard result.loss.isFinite else {

@@ -315,6 +315,44 @@ final class SavingTests: XCTestCase {
         XCTAssertNotEqual(coldTail["loss"]!, tail["loss"]!)
     }
 
+    func testResumedTrainingWithDropoutEqualsAnUninterruptedRun() throws {
+        let (x, y) = spiralData(perClass: 24, seed: 12)
+        func model() -> Sequential {
+            Sequential(inputShape: [2]) {
+                Dense(16, activation: .relu)
+                Dropout(0.4)
+                Dense(2)
+            }
+        }
+        let straight = model()
+        straight.compile(optimizer: Adam(learningRate: 0.02), loss: SoftmaxCrossEntropy())
+        let full = try straight.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: 7, verbose: 0)
+
+        let first = model()
+        let adam = Adam(learningRate: 0.02)
+        first.compile(optimizer: adam, loss: SoftmaxCrossEntropy())
+        let head = try first.fit(x: x, y: y, epochs: 2, batchSize: 10, seed: 7, verbose: 0)
+        let dir = temporaryDirectory()
+        try first.save(to: dir, optimizer: adam)
+
+        let resumed = try Sequential.load(from: dir)
+        let freshAdam = Adam(learningRate: 0.02)
+        try resumed.loadOptimizerState(into: freshAdam, from: dir)
+        resumed.compile(optimizer: freshAdam, loss: SoftmaxCrossEntropy())
+        let tail = try resumed.fit(x: x, y: y, epochs: 4, initialEpoch: 2, batchSize: 10, seed: 7, verbose: 0)
+        XCTAssertEqual(head["loss"]! + tail["loss"]!, full["loss"]!)
+        XCTAssertEqual(resumed.weights().mapValues(bits), straight.weights().mapValues(bits))
+
+        // The masks matter: the same run without dropout ends elsewhere.
+        let plain = Sequential(inputShape: [2]) {
+            Dense(16, activation: .relu)
+            Dropout(0)
+            Dense(2)
+        }
+        plain.compile(optimizer: Adam(learningRate: 0.02), loss: SoftmaxCrossEntropy())
+        XCTAssertNotEqual(try plain.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: 7, verbose: 0)["loss"]!, full["loss"]!)
+    }
+
     func testOptimizerStateErrorsNameTheFile() throws {
         let model = mlp()
         try model.build(seed: 1)
