@@ -123,8 +123,13 @@ public final class ThreadPool: @unchecked Sendable {
 
     /// Splits `0..<total` into contiguous chunks of at least `grain` elements and runs them in
     /// parallel; stays on the calling thread when `total < 2 * grain`.
+    ///
+    /// With more than one thread it makes up to four chunks per thread, claimed as threads come
+    /// free: on a shared machine a thread that is descheduled for a while then holds back only a
+    /// small piece, where one chunk per thread would make everyone wait for it.
     public func parallelChunks(_ total: Int, grain: Int, _ body: (Range<Int>) -> Void) {
-        let chunks = min(effectiveWidth, total / max(1, grain))
+        let width = effectiveWidth
+        let chunks = width <= 1 ? 1 : min(4 * width, total / max(1, grain))
         if chunks <= 1 {
             if total > 0 { body(0..<total) }
             return
