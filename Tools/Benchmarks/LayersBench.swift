@@ -6,7 +6,7 @@ import TensorCore
 ///
 /// For the course CNN and the BatchNormalization CNN of `Apps/cnn`, on one batch of 128 random
 /// 28x28x1 images, it times every layer's inference `forward` and its training-mode `forward` plus
-/// `backward` (best repetition), then a whole training step (`trainOnBatch`: forward, loss, backward without the first
+/// `backward` (best repetition), then single-image `predict` latency and a whole training step (`trainOnBatch`: forward, loss, backward without the first
 /// layer's input gradient, Adam). One JSON line per layer and direction,
 /// and one per model with the step time and the implied seconds per 60,000-image epoch
 /// (469 steps). Compare against Keras with `Tools/reference/keras_training.py`.
@@ -43,8 +43,8 @@ enum LayersBench {
     ] }
 
     /// Measures every model with each thread count, printing one JSON line per case.
-    static func run(minSeconds: Double, threadCounts: [Int], isa: String, batch: Int = 128) {
-        for (name, make) in models {
+    static func run(minSeconds: Double, threadCounts: [Int], isa: String, only: Set<String>?, batch: Int = 128) {
+        for (name, make) in models where only?.contains(name) ?? true {
             for threads in threadCounts {
                 ThreadPool.withWidthLimit(threads) {
                     let model = make()
@@ -72,6 +72,10 @@ enum LayersBench {
                     model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
                     let labels = (0..<batch).map { $0 % 10 }
                     let step = measure(minSeconds: minSeconds) { _ = try! model.trainOnBatch(x: x, y: labels) }
+                    let one = x.slice(0..<1)
+                    let predictOne = measure(minSeconds: minSeconds / 2) { _ = model.predict(one, batchSize: 1) }
+                    emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name), ("layer", "predict_one"),
+                          ("threads", threads), ("us", predictOne * 1e6)])
                     emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name), ("layer", "step"),
                           ("threads", threads), ("step_ms", step * 1e3), ("sum_of_layers_ms", total * 1e3),
                           ("epoch_s", step * 469)])

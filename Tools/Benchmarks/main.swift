@@ -20,7 +20,7 @@ struct Options {
     var gemmSizes: Set<Int>?
     /// Epochs per model in the training suite.
     var epochs = 2
-    /// Only these models in the training suite (all when nil).
+    /// Only these models in the training and layers suites (all when nil).
     var models: Set<String>?
     /// The Python interpreter with Keras for the training suite's comparison.
     var python: String?
@@ -158,7 +158,7 @@ if options.suites.contains("training") {
 }
 
 if options.suites.contains("layers") {
-    LayersBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
+    LayersBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa, only: options.models)
 }
 
 if options.suites.contains("datasets") {
