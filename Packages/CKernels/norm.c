@@ -41,17 +41,26 @@ void ck_channel_moments(int isa, const float *x, int64_t rows, int64_t channels,
     moments_dispatch(isa, x, rows, channels, shift, sum, squares, bs, bq);
 }
 
-CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, int64_t rows, int64_t channels,
-                                        const float *mean, const float *inv, double *dy_sum, double *dy_dot,
-                                        float *block_sum, float *block_dot) {
+CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, const float *mask, int64_t rows,
+                                        int64_t channels, const float *mean, const float *inv, double *dy_sum,
+                                        double *dy_dot, float *block_sum, float *block_dot) {
     for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
         for (int64_t c = 0; c < channels; ++c) block_sum[c] = block_dot[c] = 0;
         for (int64_t r = r0; r < r1; ++r) {
             const float *g = dy + r * channels, *row = x + r * channels;
-            for (int64_t c = 0; c < channels; ++c) {
-                block_sum[c] += g[c];
-                block_dot[c] += g[c] * ((row[c] - mean[c]) * inv[c]);
+            if (mask) {
+                const float *m = mask + r * channels;
+                for (int64_t c = 0; c < channels; ++c) {
+                    const float gc = m[c] > 0 ? g[c] : 0.0f;
+                    block_sum[c] += gc;
+                    block_dot[c] += gc * ((row[c] - mean[c]) * inv[c]);
+                }
+            } else {
+                for (int64_t c = 0; c < channels; ++c) {
+                    block_sum[c] += g[c];
+                    block_dot[c] += g[c] * ((row[c] - mean[c]) * inv[c]);
+                }
             }
         }
         for (int64_t c = 0; c < channels; ++c) {
@@ -62,55 +71,71 @@ CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, int64_t
 }
 
 CK_LANE_PATHS(gradient_sums, gradient_sums_run,
-              (const float *dy, const float *x, int64_t rows, int64_t channels, const float *mean, const float *inv,
-               double *dy_sum, double *dy_dot, float *bs, float *bd),
-              (dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+              (const float *dy, const float *x, const float *mask, int64_t rows, int64_t channels, const float *mean,
+               const float *inv, double *dy_sum, double *dy_dot, float *bs, float *bd),
+              (dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
 
-static void gradient_sums_dispatch(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
-                                   const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *bs,
-                                   float *bd) {
-    CK_LANE_DISPATCH(isa, gradient_sums, (dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+static void gradient_sums_dispatch(int isa, const float *dy, const float *x, const float *mask, int64_t rows,
+                                   int64_t channels, const float *mean, const float *inv, double *dy_sum,
+                                   double *dy_dot, float *bs, float *bd) {
+    CK_LANE_DISPATCH(isa, gradient_sums, (dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
 }
 
-void ck_channel_gradient_sums(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
-                              const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *scratch) {
+void ck_channel_gradient_sums(int isa, const float *dy, const float *x, const float *mask, int64_t rows,
+                              int64_t channels, const float *mean, const float *inv, double *dy_sum, double *dy_dot,
+                              float *scratch) {
     float *bs = scratch, *bd = scratch + channels;
-    gradient_sums_dispatch(isa, dy, x, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
+    gradient_sums_dispatch(isa, dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
 }
 
 CK_ALWAYS_INLINE void affine_run(const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
-                                 float *y) {
+                                 int relu, float *y) {
     for (int64_t r = 0; r < rows; ++r) {
         const float *row = x + r * channels;
         float *out = y + r * channels;
-        for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * row[c] + b[c];
+        if (relu) {
+            for (int64_t c = 0; c < channels; ++c) {
+                const float v = a[c] * row[c] + b[c];
+                out[c] = v < 0 ? 0.0f : v;  // as Tensor.relu(): NaN passes
+            }
+        } else {
+            for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * row[c] + b[c];
+        }
     }
 }
 
 CK_LANE_PATHS(affine, affine_run,
-              (const float *x, int64_t rows, int64_t channels, const float *a, const float *b, float *y),
-              (x, rows, channels, a, b, y))
+              (const float *x, int64_t rows, int64_t channels, const float *a, const float *b, int relu, float *y),
+              (x, rows, channels, a, b, relu, y))
 
 void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
-                       float *y) {
-    CK_LANE_DISPATCH(isa, affine, (x, rows, channels, a, b, y))
+                       int relu, float *y) {
+    CK_LANE_DISPATCH(isa, affine, (x, rows, channels, a, b, relu, y))
 }
 
-CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
-                                  const float *b, const float *d, float *y) {
+CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
+                                  const float *a, const float *b, const float *d, float *y) {
     for (int64_t r = 0; r < rows; ++r) {
         const float *ur = u + r * channels, *vr = v + r * channels;
         float *out = y + r * channels;
-        for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * ur[c] + b[c] * vr[c] + d[c];
+        if (mask) {
+            const float *m = mask + r * channels;
+            for (int64_t c = 0; c < channels; ++c) {
+                const float uc = m[c] > 0 ? ur[c] : 0.0f;
+                out[c] = a[c] * uc + b[c] * vr[c] + d[c];
+            }
+        } else {
+            for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * ur[c] + b[c] * vr[c] + d[c];
+        }
     }
 }
 
 CK_LANE_PATHS(affine2, affine2_run,
-              (const float *u, const float *v, int64_t rows, int64_t channels, const float *a, const float *b,
-               const float *d, float *y),
-              (u, v, rows, channels, a, b, d, y))
+              (const float *u, const float *v, const float *mask, int64_t rows, int64_t channels, const float *a,
+               const float *b, const float *d, float *y),
+              (u, v, mask, rows, channels, a, b, d, y))
 
-void ck_channel_affine2(int isa, const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
-                        const float *b, const float *d, float *y) {
-    CK_LANE_DISPATCH(isa, affine2, (u, v, rows, channels, a, b, d, y))
+void ck_channel_affine2(int isa, const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
+                        const float *a, const float *b, const float *d, float *y) {
+    CK_LANE_DISPATCH(isa, affine2, (u, v, mask, rows, channels, a, b, d, y))
 }

@@ -188,7 +188,9 @@ public final class ActivationLayer: Layer {
     public var name: String
     /// The function applied.
     public let function: ActivationFunction
-    private var tape = Tape<(input: Tensor?, output: Tensor)>()
+    /// Per training-mode forward: what the backward pass needs, or nil when the function was
+    /// fused into the layer before (see `forwardFused`), whose backward takes care of it.
+    private var tape = Tape<(input: Tensor?, output: Tensor)?>()
 
     /// A layer that applies `function` to its input.
     public init(_ function: ActivationFunction, name: String = "") {
@@ -232,8 +234,16 @@ public final class ActivationLayer: Layer {
 
     /// The function's derivative times `outputGradient`.
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let saved = tape.pop(layer: self)
+        guard let saved = tape.pop(layer: self) else { return outputGradient }
         return function.backward(outputGradient, input: saved.input, output: saved.output)
+    }
+
+    /// The forward pass when the layer before has already applied this function to `input`
+    /// (a `Sequential` fuses a relu into a batch normalisation): passes the input through, and the
+    /// matching backward pass passes the gradient through.
+    func forwardFused(_ input: Tensor, training: Bool) -> Tensor {
+        if training { tape.push(nil) }
+        return input
     }
 }
 

@@ -66,7 +66,10 @@ public final class BatchNormalization: Layer {
     /// `1 / sqrt(σ² + epsilon)` per channel, and the input viewed as `[outer, C, inner]`. The
     /// normalised input `x̂` is recomputed from them in the backward pass rather than kept: that
     /// saves a tensor the size of the input and a pass that writes it.
-    private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout)?
+    /// With a relu fused in (see `forward(_:training:fusingReLU:)`), also the output, whose
+    /// positive entries are where the relu let the gradient through.
+    private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout,
+                        reluOutput: Tensor?)?
 
     private var label: String { SpatialLayerConfig.label(BatchNormalization.typeName, name) }
 
@@ -180,7 +183,20 @@ public final class BatchNormalization: Layer {
     /// changes nothing.
     /// - Precondition: the layer is built and `input` matches it; the message names both shapes.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        forward(input, training: training, fusingReLU: false)
+    }
+
+    /// Whether a relu can be fused into this layer's passes: channels last (one pass each way).
+    func canFuseReLU(perSampleRank rank: Int) -> Bool {
+        channelIndex(perSampleRank: rank) == rank - 1
+    }
+
+    /// `forward`, followed by `relu()` in the same pass when `fusingReLU` is true (a `Sequential`
+    /// does this for a batch normalisation followed by a relu activation layer, which then passes
+    /// its input through); the backward pass then takes the gradient back through the relu too.
+    func forward(_ input: Tensor, training: Bool, fusingReLU: Bool) -> Tensor {
         let layout = checkedLayout(of: input)
+        let relu = fusingReLU && layout.inner == 1
         let channels = layout.channels
         let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
         let betaValues = beta?.value.scalars ?? [Float](repeating: 0, count: channels)
@@ -192,7 +208,7 @@ public final class BatchNormalization: Layer {
                 factor[c] = Float(Double(gammaValues[c]) * inverse)
                 shift[c] = Float(Double(betaValues[c]) - Double(runningMean[c]) * Double(gammaValues[c]) * inverse)
             }
-            return layout.affine(input, factor: factor, shift: shift)
+            return layout.affine(input, factor: factor, shift: shift, relu: relu)
         }
         let (mean, variance) = layout.moments(input)
         var inverseDeviation = [Float](repeating: 0, count: channels)
@@ -204,9 +220,10 @@ public final class BatchNormalization: Layer {
             factor[c] = Float(Double(gammaValues[c]) * inverse)
             shift[c] = Float(Double(betaValues[c]) - mean[c] * Double(gammaValues[c]) * inverse)
         }
-        saved = (input, mean.map { Float($0) }, inverseDeviation, layout)
         updateRunningStatistics(mean: mean, variance: variance)
-        return layout.affine(input, factor: factor, shift: shift)
+        let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
+        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil)
+        return output
     }
 
     /// `running = momentum * running + (1 - momentum) * batch` for the mean and the variance.
@@ -227,12 +244,12 @@ public final class BatchNormalization: Layer {
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         neuritePrecondition(saved != nil, "\(label) backward needs a forward pass with training: true first")
-        let (input, mean, inverseDeviation, layout) = saved!
+        let (input, mean, inverseDeviation, layout, reluOutput) = saved!
         neuritePrecondition(outputGradient.shape == input.shape,
                             "\(label) backward: output gradient \(outputGradient.shape) does not match output \(input.shape)")
         let channels = layout.channels
-        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, mean: mean,
-                                                                       inverseDeviation: inverseDeviation)
+        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, reluOutput: reluOutput,
+                                                                       mean: mean, inverseDeviation: inverseDeviation)
         gamma?.accumulateGradient(Tensor(shape: [channels], scalars: gradientDotNormalized.map { Float($0) }))
         beta?.accumulateGradient(Tensor(shape: [channels], scalars: gradientSum.map { Float($0) }))
         let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
@@ -247,7 +264,7 @@ public final class BatchNormalization: Layer {
             b[c] = Float(-gs * s * meanProduct)
             d[c] = Float(-gs * meanGradient + gs * s * meanProduct * Double(mean[c]))
         }
-        return layout.inputGradient(outputGradient, input, a: a, b: b, d: d)
+        return layout.inputGradient(outputGradient, input, reluOutput: reluOutput, a: a, b: b, d: d)
     }
 
     /// The layout of `input`, after checking that the layer is built and `input` fits it.
@@ -341,9 +358,9 @@ private struct ChannelLayout {
         }
     }
 
-    /// `x * factor[c] + shift[c]` per channel.
-    func affine(_ x: Tensor, factor: [Float], shift: [Float]) -> Tensor {
-        if inner == 1 { return x.channelAffine(scale: factor, shift: shift) }
+    /// `x * factor[c] + shift[c]` per channel, then a relu when `relu` (channels last only).
+    func affine(_ x: Tensor, factor: [Float], shift: [Float], relu: Bool = false) -> Tensor {
+        if inner == 1 { return x.channelAffine(scale: factor, shift: shift, relu: relu) }
         return x.withUnsafeBufferPointer { p in
             factor.withUnsafeBufferPointer { a in
                 shift.withUnsafeBufferPointer { b in
@@ -354,8 +371,12 @@ private struct ChannelLayout {
     }
 
     /// Per-channel `Σ dy` and `Σ dy * x̂` in Float64, with `x̂ = (x - mean) * inverseDeviation`.
-    func gradientSums(_ dy: Tensor, _ x: Tensor, mean: [Float], inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
-        if inner == 1 { return Tensor.channelGradientSums(dy, x, mean: mean, inverseDeviation: inverseDeviation) }
+    /// With a `reluOutput` (channels last only), `dy` is first taken back through that relu.
+    func gradientSums(_ dy: Tensor, _ x: Tensor, reluOutput: Tensor?, mean: [Float],
+                      inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
+        if inner == 1 {
+            return Tensor.channelGradientSums(dy, x, reluOutput: reluOutput, mean: mean, inverseDeviation: inverseDeviation)
+        }
         return dy.withUnsafeBufferPointer { g in
             x.withUnsafeBufferPointer { h in
                 (channelSums { _, i in Double(g[i]) },
@@ -364,9 +385,9 @@ private struct ChannelLayout {
         }
     }
 
-    /// `a[c] * dy + b[c] * x + d[c]` per channel.
-    func inputGradient(_ dy: Tensor, _ x: Tensor, a: [Float], b: [Float], d: [Float]) -> Tensor {
-        if inner == 1 { return Tensor.channelAffine(dy, x, a: a, b: b, d: d) }
+    /// `a[c] * dy + b[c] * x + d[c]` per channel (`dy` masked by a `reluOutput`, channels last only).
+    func inputGradient(_ dy: Tensor, _ x: Tensor, reluOutput: Tensor?, a: [Float], b: [Float], d: [Float]) -> Tensor {
+        if inner == 1 { return Tensor.channelAffine(dy, x, reluOutput: reluOutput, a: a, b: b, d: d) }
         return dy.withUnsafeBufferPointer { g in
             x.withUnsafeBufferPointer { h in
                 perChannelMap(dy.shape) { c, i in a[c] * g[i] + b[c] * h[i] + d[c] }

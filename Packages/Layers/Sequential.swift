@@ -388,14 +388,27 @@ public final class Sequential: LayerContainer {
     }
 
     /// The forward pass without the checks and cache clearing of the outermost call.
+    ///
+    /// A batch normalisation over the last axis followed by a relu activation layer runs as one
+    /// fused pass (and so does its backward pass), which saves two passes over the activations
+    /// each way; the results are those of the two layers run one after the other.
     func runLayers(_ input: Tensor, training: Bool) -> Tensor {
         var x = input
-        for layer in layers {
+        var i = 0
+        while i < layers.count {
+            let layer = layers[i]
             if let nested = layer as? Sequential {
                 x = nested.runLayers(x, training: training)
+            } else if let normalization = layer as? BatchNormalization, i + 1 < layers.count,
+                      let activation = layers[i + 1] as? ActivationLayer, activation.function == .relu,
+                      normalization.canFuseReLU(perSampleRank: x.rank - 1) {
+                x = normalization.forward(x, training: training, fusingReLU: true)
+                x = activation.forwardFused(x, training: training)
+                i += 1
             } else {
                 x = layer.forward(x, training: training)
             }
+            i += 1
         }
         return x
     }

@@ -77,29 +77,33 @@ extension Tensor {
         }
     }
 
-    /// `Σ dy` and `Σ dy * (x - mean) * inverseDeviation` per channel (the last axis), in Float64:
-    /// the sums the backward pass of batch normalisation needs, in one pass over `dy` and `x`.
-    /// The same bits for any thread count.
-    /// - Precondition: `outputGradient` and `input` have one shape; `mean` and `inverseDeviation`
-    ///   hold one value per channel.
-    public static func channelGradientSums(_ outputGradient: Tensor, _ input: Tensor, mean: [Float],
-                                           inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
-        neuritePrecondition(outputGradient.shape == input.shape && input.rank >= 1,
-                            "channelGradientSums: output gradient \(outputGradient.shape) and input \(input.shape) differ")
+    /// `Σ g` and `Σ g * (x - mean) * inverseDeviation` per channel (the last axis), in Float64,
+    /// with `g` the output gradient, or with a `reluOutput` the gradient taken back through that
+    /// relu (`g = reluOutput > 0 ? outputGradient : 0`): the sums the backward pass of batch
+    /// normalisation (fused with a following relu) needs, in one pass. The same bits for any
+    /// thread count.
+    /// - Precondition: `outputGradient`, `input` (and `reluOutput`) have one shape; `mean` and
+    ///   `inverseDeviation` hold one value per channel.
+    public static func channelGradientSums(_ outputGradient: Tensor, _ input: Tensor, reluOutput: Tensor? = nil,
+                                           mean: [Float], inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
+        neuritePrecondition(outputGradient.shape == input.shape && input.rank >= 1 && (reluOutput?.shape ?? input.shape) == input.shape,
+                            "channelGradientSums: output gradient \(outputGradient.shape), input \(input.shape) and relu output \(reluOutput?.shape ?? input.shape) differ")
         let (rows, channels) = input.channelMatrix
         neuritePrecondition(mean.count == channels && inverseDeviation.count == channels,
                             "channelGradientSums: \(mean.count) means and \(inverseDeviation.count) deviations for \(channels) channels of \(input.shape)")
         let isa = KernelISA.current.rawValue
         return outputGradient.withUnsafeBufferPointer { gb in
             input.withUnsafeBufferPointer { xb in
-                mean.withUnsafeBufferPointer { mb in
-                    inverseDeviation.withUnsafeBufferPointer { ib in
-                        chunkedChannelSums(rows: rows, channels: channels) { range, s, d in
-                            let o = range.lowerBound * channels
-                            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * channels) { scratch in
-                                ck_channel_gradient_sums(isa, gb.baseAddress! + o, xb.baseAddress! + o, Int64(range.count),
-                                                         Int64(channels), mb.baseAddress!, ib.baseAddress!, s, d,
-                                                         scratch.baseAddress!)
+                withOptionalBuffer(reluOutput) { mask in
+                    mean.withUnsafeBufferPointer { mb in
+                        inverseDeviation.withUnsafeBufferPointer { ib in
+                            chunkedChannelSums(rows: rows, channels: channels) { range, s, d in
+                                let o = range.lowerBound * channels
+                                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * channels) { scratch in
+                                    ck_channel_gradient_sums(isa, gb.baseAddress! + o, xb.baseAddress! + o, mask.map { $0 + o },
+                                                             Int64(range.count), Int64(channels), mb.baseAddress!,
+                                                             ib.baseAddress!, s, d, scratch.baseAddress!)
+                                }
                             }
                         }
                     }
@@ -108,10 +112,10 @@ extension Tensor {
         }
     }
 
-    /// `scale[c] * x + shift[c]` for every element `x` of channel `c` (the last axis): one
-    /// parallel pass.
+    /// `scale[c] * x + shift[c]` for every element `x` of channel `c` (the last axis), followed
+    /// by `relu()` when `relu` is true: one parallel pass.
     /// - Precondition: `scale` and `shift` hold one value per channel.
-    public func channelAffine(scale: [Float], shift: [Float]) -> Tensor {
+    public func channelAffine(scale: [Float], shift: [Float], relu: Bool = false) -> Tensor {
         let (rows, channels) = channelMatrix
         neuritePrecondition(rank >= 1 && scale.count == channels && shift.count == channels,
                             "channelAffine: \(scale.count) scales and \(shift.count) shifts for shape \(shape)")
@@ -123,7 +127,7 @@ extension Tensor {
                         ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
                             let o = r.lowerBound * channels
                             ck_channel_affine(isa, xb.baseAddress! + o, Int64(r.count), Int64(channels), ab.baseAddress!,
-                                              bb.baseAddress!, yb.baseAddress! + o)
+                                              bb.baseAddress!, relu ? 1 : 0, yb.baseAddress! + o)
                         }
                     }
                 }
@@ -131,32 +135,43 @@ extension Tensor {
         }
     }
 
-    /// `a[c] * u + b[c] * v + d[c]` element by element for tensors `u` and `v` of one shape, per
-    /// channel (the last axis): one parallel pass (batch normalisation's input gradient).
-    /// - Precondition: `u` and `v` have one shape; `a`, `b`, `d` hold one value per channel.
-    public static func channelAffine(_ u: Tensor, _ v: Tensor, a: [Float], b: [Float], d: [Float]) -> Tensor {
-        neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
+    /// `a[c] * g + b[c] * v + d[c]` element by element for tensors `u` and `v` of one shape, per
+    /// channel (the last axis), with `g = u`, or with a `reluOutput`, `g = reluOutput > 0 ? u : 0`:
+    /// one parallel pass (batch normalisation's input gradient).
+    /// - Precondition: `u`, `v` (and `reluOutput`) have one shape; `a`, `b`, `d` hold one value per channel.
+    public static func channelAffine(_ u: Tensor, _ v: Tensor, reluOutput: Tensor? = nil, a: [Float], b: [Float],
+                                     d: [Float]) -> Tensor {
+        neuritePrecondition(u.shape == v.shape && u.rank >= 1 && (reluOutput?.shape ?? u.shape) == u.shape,
+                            "channelAffine: shapes \(u.shape), \(v.shape) and \(reluOutput?.shape ?? u.shape) differ")
         let (rows, channels) = u.channelMatrix
         neuritePrecondition(a.count == channels && b.count == channels && d.count == channels,
                             "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count) for \(channels) channels of \(u.shape)")
         let isa = KernelISA.current.rawValue
         return u.withUnsafeBufferPointer { ub in
             v.withUnsafeBufferPointer { vb in
+              withOptionalBuffer(reluOutput) { mask in
                 a.withUnsafeBufferPointer { ab in
                     b.withUnsafeBufferPointer { bb in
                         d.withUnsafeBufferPointer { db in
                             Tensor(shape: u.shape) { yb in
                                 ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
                                     let o = r.lowerBound * channels
-                                    ck_channel_affine2(isa, ub.baseAddress! + o, vb.baseAddress! + o, Int64(r.count),
-                                                       Int64(channels), ab.baseAddress!, bb.baseAddress!, db.baseAddress!,
-                                                       yb.baseAddress! + o)
+                                    ck_channel_affine2(isa, ub.baseAddress! + o, vb.baseAddress! + o, mask.map { $0 + o },
+                                                       Int64(r.count), Int64(channels), ab.baseAddress!, bb.baseAddress!,
+                                                       db.baseAddress!, yb.baseAddress! + o)
                                 }
                             }
                         }
                     }
                 }
+              }
             }
         }
+    }
+
+    /// `body` with the tensor's storage, or with nil for no tensor.
+    private static func withOptionalBuffer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let tensor else { return body(nil) }
+        return tensor.withUnsafeBufferPointer { body($0.baseAddress) }
     }
 }

@@ -149,6 +149,51 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual(layer.movingMean!.gradient, Tensor.zeros([3]), "running statistics get no gradient")
     }
 
+    /// A model fuses batch normalisation and a following relu into one pass each way: its outputs
+    /// and every gradient must be those of the two layers run one after the other, bit for bit,
+    /// in training and in inference, on every kernel path.
+    func testFusedReLUInAModelEqualsTheLayersRunOneByOne() throws {
+        func model() -> Sequential {
+            Sequential(inputShape: [5, 6, 3]) {
+                BatchNormalization()
+                ActivationLayer(.relu)
+                Flatten()
+                Dense(4)
+            }
+        }
+        let x = Tensor(shape: [4, 5, 6, 3], scalars: randomScalars(360, seed: 3).map { $0 * 2 + 0.3 })
+        let upstream = Tensor(shape: [4, 4], scalars: randomScalars(16, seed: 4))
+        try forEachISA { _ in
+            let fused = model(), separate = model()
+            try fused.build(seed: 9)
+            try separate.build(seed: 9)
+            let y = fused.forward(x, training: true)
+            let dx = fused.backward(upstream)
+            var z = x
+            for layer in separate.layers { z = layer.forward(z, training: true) }
+            var dz = upstream
+            for layer in separate.layers.reversed() { dz = layer.backward(dz) }
+            XCTAssertEqual(y, z)
+            XCTAssertEqual(dx, dz)
+            // The relu matters: without it the input gradient is another one.
+            let linear = Sequential(inputShape: [5, 6, 3]) {
+                BatchNormalization()
+                Flatten()
+                Dense(4)
+            }
+            try linear.build(seed: 9)
+            _ = linear.forward(x, training: true)
+            XCTAssertNotEqual(linear.backward(upstream), dx)
+            for (a, b) in zip(fused.parameters, separate.parameters) {
+                XCTAssertEqual(a.gradient, b.gradient, a.name)
+                XCTAssertEqual(a.value, b.value, a.name)  // running statistics
+            }
+            var w = x
+            for layer in separate.layers { w = layer.forward(w, training: false) }
+            XCTAssertEqual(fused.forward(x, training: false), w)
+        }
+    }
+
     func testConfigRoundTripAndDefaults() throws {
         convTestAssertConfigRoundTrip(BatchNormalization())
         convTestAssertConfigRoundTrip(BatchNormalization(axis: 1, momentum: 0.9, epsilon: 1e-5, center: false,

@@ -14,17 +14,20 @@
 void ck_channel_moments(int isa, const float *x, int64_t rows, int64_t channels, const float *shift,
                         double *sum, double *squares, float *scratch);
 
-/// Adds `dy_sum[c] += Σ dy[r, c]` and `dy_dot[c] += Σ dy[r, c] (x[r, c] - mean[c]) inv[c]` over rows.
-/// `scratch` holds `2 * channels` floats.
-void ck_channel_gradient_sums(int isa, const float *dy, const float *x, int64_t rows, int64_t channels,
-                              const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *scratch);
+/// Adds `dy_sum[c] += Σ g[r, c]` and `dy_dot[c] += Σ g[r, c] (x[r, c] - mean[c]) inv[c]` over rows,
+/// where `g = dy`, or with a `mask` (not NULL) `g = mask > 0 ? dy : 0` (the gradient through a
+/// relu whose output was `mask`). `scratch` holds `2 * channels` floats.
+void ck_channel_gradient_sums(int isa, const float *dy, const float *x, const float *mask, int64_t rows,
+                              int64_t channels, const float *mean, const float *inv, double *dy_sum, double *dy_dot,
+                              float *scratch);
 
-/// `y[r, c] = a[c] x[r, c] + b[c]`.
+/// `y[r, c] = a[c] x[r, c] + b[c]`, followed by a relu when `relu` is not 0.
 void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
-                       float *y);
+                       int relu, float *y);
 
-/// `y[r, c] = a[c] u[r, c] + b[c] v[r, c] + d[c]`.
-void ck_channel_affine2(int isa, const float *u, const float *v, int64_t rows, int64_t channels, const float *a,
-                        const float *b, const float *d, float *y);
+/// `y[r, c] = a[c] g[r, c] + b[c] v[r, c] + d[c]` with `g = u`, or with a `mask` (not NULL)
+/// `g = mask > 0 ? u : 0`.
+void ck_channel_affine2(int isa, const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
+                        const float *a, const float *b, const float *d, float *y);
 
 #endif
