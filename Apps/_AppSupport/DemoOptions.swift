@@ -34,6 +34,10 @@ public struct DemoOptions: ParsableArguments {
     @Option(help: "The learning rate over the run: constant, or cosine (decays along a half cosine to 0 at the last step).")
     public var schedule: DemoSchedule = .constant
 
+    /// Whether each epoch trains on a fresh random variant of the training images.
+    @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
+    public var augment = false
+
     /// Where files are written; nothing is written without it.
     @Option(help: "A folder for the files the demo writes (created if missing); without it nothing is written.")
     public var output: String?

@@ -128,14 +128,30 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
     }
     let timer = EpochTimer(label: name.padding(toLength: max(10, name.count), withPad: " ", startingAt: 0),
                            quiet: options.json)
-    var callbacks: [any Callback] = [timer]
-    if let output = options.output {
-        callbacks.append(CSVLogger(path: try makeOutputDirectory(output) + "/\(name)-history.csv"))
-    }
-    let history = try model.fit(x: data.train.images, y: data.train.labels, epochs: options.epochs,
+    let csvPath = try options.output.map { try makeOutputDirectory($0) + "/\(name)-history.csv" }
+    var history = History()
+    if options.augment {
+        // One `fit` call per epoch on that epoch's variant of the images: `initialEpoch` keeps the
+        // batch order, the dropout masks and the learning-rate schedule those of one long run.
+        for epoch in 0..<options.epochs {
+            var generator = SeededGenerator(seed: options.seed, stream: 1_000 + UInt64(epoch))
+            var images = data.train.images.randomCrop(to: (height: 28, width: 28), padding: 2, using: &generator)
+            if data.dataset == .fashion { images = images.randomFlipHorizontal(using: &generator) }
+            var callbacks: [any Callback] = [timer]
+            if let csvPath { callbacks.append(CSVLogger(path: csvPath, append: epoch > 0)) }
+            let part = try model.fit(x: images, y: data.train.labels, epochs: epoch + 1, initialEpoch: epoch,
+                                     batchSize: options.batchSize, validationData: (data.test.images, data.test.labels),
+                                     seed: options.seed, callbacks: callbacks, verbose: 0)
+            history.append(part)
+        }
+    } else {
+        var callbacks: [any Callback] = [timer]
+        if let csvPath { callbacks.append(CSVLogger(path: csvPath)) }
+        history = try model.fit(x: data.train.images, y: data.train.labels, epochs: options.epochs,
                                 batchSize: options.batchSize,
                                 validationData: (data.test.images, data.test.labels),
                                 seed: options.seed, callbacks: callbacks, verbose: 0)
+    }
     let train = try model.evaluate(x: data.train.images, y: data.train.labels, batchSize: 1000)
     return ModelRun(name: name, architecture: architecture, parameters: parameters, epochSeconds: timer.seconds,
                     trainAccuracy: train["accuracy"] ?? 0, testAccuracy: history["val_accuracy"]?.last ?? 0,

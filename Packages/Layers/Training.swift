@@ -32,8 +32,18 @@ public struct History: Sendable, Equatable {
     /// One value per epoch for each logged key: `"loss"`, the metrics' names, `"val_loss"`, ...
     public internal(set) var history: [String: [Double]] = [:]
 
+    /// An empty history, to which the histories of a run continued over several `fit` calls can
+    /// be appended.
+    public init() {}
+
     /// The values of `key`, one per epoch, or nil if it was never logged.
     public subscript(key: String) -> [Double]? { history[key] }
+
+    /// Adds the epochs of `later`, a history of the same run continued (`fit` with `initialEpoch`).
+    public mutating func append(_ later: History) {
+        epochs += later.epochs
+        for (key, values) in later.history { history[key, default: []] += values }
+    }
 
     mutating func append(epoch: Int, logs: [String: Double]) {
         epochs.append(epoch)

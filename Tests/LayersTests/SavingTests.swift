@@ -306,6 +306,10 @@ final class SavingTests: XCTestCase {
 
         XCTAssertEqual(tail.epochs, [2, 3])
         XCTAssertEqual(head["loss"]! + tail["loss"]!, full["loss"]!)
+        var joined = History()
+        joined.append(head)
+        joined.append(tail)
+        XCTAssertEqual(joined, full)
         XCTAssertEqual(resumed.weights().mapValues(bits), straight.weights().mapValues(bits))
 
         // Without the optimizer's state the curve differs: the test above can fail.
