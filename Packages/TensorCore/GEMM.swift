@@ -30,6 +30,12 @@ public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
         }
         return
     }
+    // A few rows (one image through a layer): packing B would cost more than the product.
+    if m <= 4 && n * k <= 1 << 22 {
+        ck_sgemm_small(KernelISA.current.rawValue, transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k),
+                       alpha, a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        return
+    }
     let plan = GemmPlan(m: m, n: n, k: k, isa: KernelISA.current)
     if plan.lanes > 1 && plan.tiles < plan.lanes && k >= 256 * plan.lanes {
         splitDepth(plan: plan, transposeA: transposeA, transposeB: transposeB, alpha: alpha,

@@ -80,6 +80,25 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    /// One to four rows of C take the unpacked path (a single image through a layer): every
+    /// transposition, alpha and beta (beta 0 never reads C), padded leading dimensions, columns
+    /// across its 512-column blocks and depths across its 16-lane dot products, on every path.
+    func testFewRowsTakeTheUnpackedPathEveryISA() {
+        forEachISA { _ in
+            var seed: UInt64 = 500
+            for m in 1...4 {
+                for (n, k) in [(1, 1), (17, 15), (513, 33), (1030, 7), (10, 784)] {
+                    for (tA, tB) in [(false, false), (true, false), (false, true), (true, true)] {
+                        seed += 3
+                        check(m: m, n: n, k: k, transposeA: tA, transposeB: tB, seed: seed)
+                        check(m: m, n: n, k: k, transposeA: tA, transposeB: tB, alpha: -0.5, beta: 0.75, pad: 3,
+                              seed: seed + 1)
+                    }
+                }
+            }
+        }
+    }
+
     func testLargeMultiThreadedProductAcrossBlockBoundaries() {
         // Larger than one MC x KC block and than one NR panel range, so every split and the
         // K-block accumulation (beta = 1 after the first block) are exercised on the thread pool.

@@ -4,15 +4,31 @@ import TensorCore
 
 /// The `layers` suite: where a training step of the demo CNNs spends its time.
 ///
-/// For the course CNN and the BatchNormalization CNN of `Apps/cnn`, on one batch of 128 random
+/// For the MLPs of `Apps/shallow-vs-deep` and the CNNs of `Apps/cnn`, on one batch of 128 random
 /// 28x28x1 images, it times every layer's inference `forward` and its training-mode `forward` plus
 /// `backward` (best repetition), then single-image `predict` latency and a whole training step (`trainOnBatch`: forward, loss, backward without the first
 /// layer's input gradient, Adam). One JSON line per layer and direction,
 /// and one per model with the step time and the implied seconds per 60,000-image epoch
 /// (469 steps). Compare against Keras with `Tools/reference/keras_training.py`.
 enum LayersBench {
-    /// The models measured, as `Apps/cnn` builds them.
+    /// The models measured, as `Apps/shallow-vs-deep` and `Apps/cnn` build them.
     static var models: [(name: String, make: () -> Sequential)] { [
+        ("shallow_mlp", {
+            Sequential(inputShape: [28, 28, 1]) {
+                Flatten()
+                Dense(128, activation: .relu)
+                Dense(10)
+            }
+        }),
+        ("deep_mlp", {
+            Sequential(inputShape: [28, 28, 1]) {
+                Flatten()
+                Dense(512, activation: .relu)
+                Dense(256, activation: .relu)
+                Dense(128, activation: .relu)
+                Dense(10)
+            }
+        }),
         ("course_cnn", {
             Sequential(inputShape: [28, 28, 1]) {
                 Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu)

@@ -12,23 +12,7 @@ import TensorCore
 /// with the same settings and prints Keras' lines and the ratios side by side.
 enum TrainingBench {
     /// The models, as `Apps/shallow-vs-deep` and `Apps/cnn` build them.
-    static var models: [(name: String, make: () -> Sequential)] {
-        [("shallow_mlp", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Flatten()
-                Dense(128, activation: .relu)
-                Dense(10)
-            }
-        }), ("deep_mlp", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Flatten()
-                Dense(512, activation: .relu)
-                Dense(256, activation: .relu)
-                Dense(128, activation: .relu)
-                Dense(10)
-            }
-        })] + LayersBench.models
-    }
+    static var models: [(name: String, make: () -> Sequential)] { LayersBench.models }
 
     /// Records the wall-clock seconds of every epoch.
     final class EpochTimer: Callback {

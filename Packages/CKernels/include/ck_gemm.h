@@ -16,4 +16,11 @@ void ck_sgemm_ukernel(int isa, int64_t kc, const float *a, const float *b,
                       float *c, int64_t ldc, int64_t m, int64_t n,
                       float alpha, float beta);
 
+/// SGEMM for a few rows of C (a batch of one image, a matrix-vector product), without packing:
+/// `C = alpha * op(A) * op(B) + beta * C` for `m` rows (meant for m <= 4), row-major operands.
+/// With B not transposed each row of C accumulates `A(i, p) * B(p, :)` over p, streaming B's rows;
+/// transposed, each C(i, j) is a dot product of contiguous rows. When `beta == 0`, C is never read.
+void ck_sgemm_small(int isa, int transpose_a, int transpose_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 #endif
