@@ -421,6 +421,7 @@ public final class Sequential: LayerContainer {
                 nested.clearTrainingCaches()
             } else {
                 (layer as? TrainingCacheOwner)?.clearTrainingCache()
+                (layer as? TrainingStateOwner)?.clearTrainingState()
             }
         }
     }

@@ -1,0 +1,128 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// Gated recurrent unit over `[B, T, F]`, Keras 3's `GRU` (`reset_after=True`, its default, which
+/// is also cuDNN's and PyTorch's formulation).
+///
+/// ```swift
+/// GRU(64)                                     // [B, T, F] -> [B, 64]
+/// ```
+///
+/// Per step, with the gates `z, r` and the candidate `ĥ` side by side (`[B, 3U]`), `a = x·W + b_in`
+/// and `q = h·U + b_rec`: `z = σ(a_z + q_z)`, `r = σ(a_r + q_r)`, `ĥ = tanh(a_h + r⊙q_h)`,
+/// `h' = z⊙h + (1 − z)⊙ĥ`. Weights: `kernel` `[F, 3U]`, `recurrent_kernel` `[U, 3U]`, `bias`
+/// `[2, 3U]` (the input bias, then the recurrent one). The state is `[h]`.
+/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+public final class GRU: RecurrentLayer {
+    /// `"GRU"`.
+    public override class var typeName: String { "GRU" }
+    override class var gateCount: Int { 3 }
+    override class var keepsRecurrentProjection: Bool { true }
+
+    /// A GRU with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
+    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear.
+    public override init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
+                useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                maskValue: Float? = nil, truncateGradient: Int? = nil,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
+                biasInitializer: Initializer = .zeros, name: String = "") {
+        super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
+                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
+                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    }
+
+    /// `GRU(64, returnSequences: true)`.
+    public convenience init(_ units: Int, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                            maskValue: Float? = nil, truncateGradient: Int? = nil, name: String = "") {
+        self.init(units: units, returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful,
+                  maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    }
+
+    /// Rebuilds from ``config``; absent keys take Keras' defaults. Only `reset_after: true` is supported.
+    public required convenience init(config: [String: ConfigValue]) throws {
+        let o = try Options(config: config, type: Self.typeName)
+        if case .bool(false)? = config["reset_after"] {
+            throw LayerError("GRU supports reset_after true only (Keras 3's default), got false")
+        }
+        self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
+                  returnSequences: o.returnSequences, goBackwards: o.goBackwards, stateful: o.stateful,
+                  maskValue: o.maskValue, truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
+                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+    }
+
+    /// The common keys (see ``RecurrentLayer/config``) and `reset_after: true`.
+    public override var config: [String: ConfigValue] {
+        var c = super.config
+        c["reset_after"] = .bool(true)
+        return c
+    }
+
+    override func makeBias(generator: inout SeededGenerator) -> Tensor {
+        biasInitializer.make([2, 3 * units], generator: &generator)
+    }
+
+    override func withRecurrentBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil) }
+        let g = 3 * units
+        return bias.value.withUnsafeBufferPointer { body($0.baseAddress! + g) }
+    }
+
+    override func forwardStep(_ p: StepPointers, t: Int) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        sgemm(transposeA: false, transposeB: false, m: b, n: g, k: u, alpha: 1, a: p.states + t * b * u, lda: u,
+              b: p.recurrentKernel, ldb: g, beta: 0, c: q, ldc: g)
+        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+            for r in rows {
+                let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
+                if let m = p.mask, m[t * b + r] == 0 {
+                    h.update(from: hPrev, count: u)
+                    continue
+                }
+                let qr = q + r * g, zr = zx + r * g
+                if let rb = p.recurrentBias { for j in 0..<g { qr[j] += rb[j] } }
+                for j in 0..<(2 * u) { zr[j] += qr[j] }
+                p.gate.apply(zr, 2 * u)
+                for j in 0..<u { zr[2 * u + j] += zr[u + j] * qr[2 * u + j] }
+                p.outputGate.apply(zr + 2 * u, u)
+                for j in 0..<u {
+                    let z = zr[j]
+                    h[j] = z * hPrev[j] + (1 - z) * zr[2 * u + j]
+                }
+            }
+        }
+    }
+
+    override func backwardStep(_ p: StepPointers, t: Int) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
+        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+            for r in rows {
+                let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g
+                if let m = p.mask, m[t * b + r] == 0 {
+                    dzr.update(repeating: 0, count: g)
+                    dqr.update(repeating: 0, count: g)
+                    continue  // dh is carried to the previous step as it is
+                }
+                let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * u
+                for j in 0..<u {
+                    let z = zr[j], rr = zr[u + j], hh = zr[2 * u + j], dhj = dhr[j]
+                    let dhh = dhj * (1 - z) * p.outputGate.derivative(output: hh)
+                    let dzj = dhj * (hPrev[j] - hh) * p.gate.derivative(output: z)
+                    let drj = dhh * qr[2 * u + j] * p.gate.derivative(output: rr)
+                    dzr[j] = dzj; dzr[u + j] = drj; dzr[2 * u + j] = dhh
+                    dqr[j] = dzj; dqr[u + j] = drj; dqr[2 * u + j] = dhh * rr
+                    dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
+                }
+            }
+        }
+        sgemm(transposeA: false, transposeB: true, m: b, n: u, k: g, alpha: 1, a: dq, lda: g,
+              b: p.recurrentKernel, ldb: g, beta: 0, c: p.dhNext, ldc: u)
+        for i in 0..<(b * u) { p.dhNext[i] += dh[i] }
+    }
+}

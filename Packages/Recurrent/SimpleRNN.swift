@@ -1,0 +1,87 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// A fully connected recurrent layer over `[B, T, F]`, Keras' `SimpleRNN`:
+/// `h' = activation(x·W + h·U + b)`.
+///
+/// ```swift
+/// SimpleRNN(32)                               // [B, T, F] -> [B, 32]
+/// ```
+///
+/// Weights: `kernel` `[F, U]`, `recurrent_kernel` `[U, U]`, `bias` `[U]`; the state is `[h]`.
+/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+public final class SimpleRNN: RecurrentLayer {
+    /// `"SimpleRNN"`.
+    public override class var typeName: String { "SimpleRNN" }
+    override class var gateCount: Int { 1 }
+
+    /// A simple RNN with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
+    /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear.
+    public init(units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true,
+                returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                maskValue: Float? = nil, truncateGradient: Int? = nil,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
+                biasInitializer: Initializer = .zeros, name: String = "") {
+        super.init(units: units, activation: activation, recurrentActivation: .sigmoid, useBias: useBias,
+                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
+                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    }
+
+    /// `SimpleRNN(32, returnSequences: true)`.
+    public convenience init(_ units: Int, activation: ActivationFunction = .tanh, returnSequences: Bool = false,
+                            goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
+                            truncateGradient: Int? = nil, name: String = "") {
+        self.init(units: units, activation: activation, returnSequences: returnSequences, goBackwards: goBackwards,
+                  stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    }
+
+    /// Rebuilds from ``config``; absent keys take Keras' defaults.
+    public required convenience init(config: [String: ConfigValue]) throws {
+        let o = try Options(config: config, type: Self.typeName)
+        self.init(units: o.units, activation: o.activation, useBias: o.useBias, returnSequences: o.returnSequences,
+                  goBackwards: o.goBackwards, stateful: o.stateful, maskValue: o.maskValue,
+                  truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
+                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+    }
+
+    override func forwardStep(_ p: StepPointers, t: Int) {
+        let (b, u) = (p.batch, p.units)
+        let z = p.gates + t * b * u
+        sgemm(transposeA: false, transposeB: false, m: b, n: u, k: u, alpha: 1, a: p.states + t * b * u, lda: u,
+              b: p.recurrentKernel, ldb: u, beta: 1, c: z, ldc: u)
+        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+            for r in rows {
+                let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
+                if let m = p.mask, m[t * b + r] == 0 {
+                    h.update(from: hPrev, count: u)
+                    continue
+                }
+                let zr = z + r * u
+                p.outputGate.apply(zr, u)
+                h.update(from: zr, count: u)
+            }
+        }
+    }
+
+    override func backwardStep(_ p: StepPointers, t: Int) {
+        let (b, u) = (p.batch, p.units)
+        let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
+        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+            for r in rows {
+                let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u
+                if let m = p.mask, m[t * b + r] == 0 {
+                    dzr.update(repeating: 0, count: u)
+                    continue
+                }
+                for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
+            }
+        }
+        sgemm(transposeA: false, transposeB: true, m: b, n: u, k: u, alpha: 1, a: dz, lda: u,
+              b: p.recurrentKernel, ldb: u, beta: 0, c: p.dhNext, ldc: u)
+        if let m = p.mask {
+            for r in 0..<b where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+        }
+    }
+}
