@@ -50,6 +50,10 @@ protocol TrainingCacheOwner: AnyObject {
 public protocol TrainingStateOwner: AnyObject {
     /// Drops everything kept for backward passes (not the weights, nor a stateful layer's states).
     func clearTrainingState()
+    /// The backward pass for the parameters' gradients alone, skipping the input gradient: what a
+    /// training step runs on a model's first layer with parameters (nobody needs its input's
+    /// gradient). Same effect on the parameters as `backward`.
+    func backwardParameterGradients(_ outputGradient: Tensor)
 }
 
 /// A layer that can run its backward pass for its parameters' gradients alone, skipping the

@@ -410,6 +410,7 @@ public final class Sequential: LayerContainer {
         switch layers[first] {
         case let nested as Sequential: nested.backwardForTraining(g)
         case let layer as ParameterGradientBackward: layer.backwardParameterGradients(g)
+        case let layer as TrainingStateOwner: layer.backwardParameterGradients(g)
         case let layer: _ = layer.backward(g)
         }
     }

@@ -137,6 +137,19 @@ public final class Bidirectional: Layer, TrainingStateOwner {
 
     /// Splits the gradient between the directions and returns the sum of their input gradients.
     public func backward(_ outputGradient: Tensor) -> Tensor {
+        let (da, db) = split(outputGradient)
+        return forwardLayer.backward(da) + backwardLayer.backward(db)
+    }
+
+    /// The backward pass of both directions without their input gradients.
+    public func backwardParameterGradients(_ outputGradient: Tensor) {
+        let (da, db) = split(outputGradient)
+        forwardLayer.backwardParameterGradients(da)
+        backwardLayer.backwardParameterGradients(db)
+    }
+
+    /// The output gradient split into the two directions' (the backward one in its own order).
+    private func split(_ outputGradient: Tensor) -> (Tensor, Tensor) {
         var da: Tensor, db: Tensor
         switch mergeMode {
         case .concat:
@@ -157,7 +170,7 @@ public final class Bidirectional: Layer, TrainingStateOwner {
             (da, db) = (outputGradient * pair.1, outputGradient * pair.0)
         }
         if backwardLayer.returnSequences { db = Self.reversedInTime(db) }
-        return forwardLayer.backward(da) + backwardLayer.backward(db)
+        return (da, db)
     }
 
     /// Drops both directions' kept state.

@@ -139,6 +139,9 @@ public final class Embedding: Layer, TrainingStateOwner {
         return Tensor.zeros(saved.shape)
     }
 
+    /// The backward pass (its input gradient is zeros anyway).
+    public func backwardParameterGradients(_ outputGradient: Tensor) { _ = backward(outputGradient) }
+
     /// Drops the tokens kept for backward passes.
     public func clearTrainingState() {
         tape.removeAll()

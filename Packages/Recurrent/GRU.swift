@@ -63,12 +63,6 @@ public final class GRU: RecurrentLayer {
         biasInitializer.make([2, 3 * units], generator: &generator)
     }
 
-    override func withRecurrentBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
-        guard let bias else { return body(nil) }
-        let g = 3 * units
-        return bias.value.withUnsafeBufferPointer { body($0.baseAddress! + g) }
-    }
-
     override func forwardStep(_ p: StepPointers, t: Int) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
@@ -83,11 +77,12 @@ public final class GRU: RecurrentLayer {
                     continue
                 }
                 let qr = q + r * g, zr = zx + r * g
+                if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
                 if let rb = p.recurrentBias { for j in 0..<g { qr[j] += rb[j] } }
                 for j in 0..<(2 * u) { zr[j] += qr[j] }
-                p.gate.apply(zr, 2 * u)
+                p.gate.apply(zr, 2 * u, isa: p.isa)
                 for j in 0..<u { zr[2 * u + j] += zr[u + j] * qr[2 * u + j] }
-                p.outputGate.apply(zr + 2 * u, u)
+                p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
                 for j in 0..<u {
                     let z = zr[j]
                     h[j] = z * hPrev[j] + (1 - z) * zr[2 * u + j]

@@ -88,12 +88,13 @@ public final class LSTM: RecurrentLayer {
                     continue
                 }
                 let zr = z + r * g
-                p.gate.apply(zr, 2 * u)
-                p.outputGate.apply(zr + 2 * u, u)
-                p.gate.apply(zr + 3 * u, u)
+                if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
+                p.gate.apply(zr, 2 * u, isa: p.isa)
+                p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
+                p.gate.apply(zr + 3 * u, u, isa: p.isa)
                 for j in 0..<u { c[j] = zr[u + j] * cPrev[j] + zr[j] * zr[2 * u + j] }
                 h.update(from: c, count: u)
-                p.outputGate.apply(h, u)
+                p.outputGate.apply(h, u, isa: p.isa)
                 for j in 0..<u { h[j] *= zr[3 * u + j] }
             }
         }
@@ -115,7 +116,7 @@ public final class LSTM: RecurrentLayer {
                 let c = p.cells + ((t + 1) * b + r) * u, cPrev = p.cells + (t * b + r) * u
                 let tc = dzr + 3 * u  // tanh(c), until overwritten by do below
                 tc.update(from: c, count: u)
-                p.outputGate.apply(tc, u)
+                p.outputGate.apply(tc, u, isa: p.isa)
                 if standard {
                     for j in 0..<u {
                         let i = zr[j], f = zr[u + j], gg = zr[2 * u + j], o = zr[3 * u + j], tcj = tc[j], dhj = dhr[j]

@@ -252,6 +252,11 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
     /// ``initialState``).
     public func resetStates() { carriedState = nil }
 
+    /// The backward pass without the input gradient (one GEMM `[T·B, G·U] x [G·U, F]` fewer).
+    public func backwardParameterGradients(_ outputGradient: Tensor) {
+        _ = backward(outputGradient, inputGradient: false)
+    }
+
     /// Drops what training-mode forwards kept for their backward passes.
     public func clearTrainingState() {
         freePasses.append(contentsOf: tape)
@@ -308,17 +313,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             sgemm(transposeA: false, transposeB: false, m: steps * b, n: g, k: features, alpha: 1,
                   a: x, lda: features, b: w.baseAddress!, ldb: g, beta: 0, c: z, ldc: g)
         }
-        if let bias {
-            bias.value.withUnsafeBufferPointer { bp in
-                let bb = bp.baseAddress!
-                ThreadPool.shared.parallelChunks(steps * b, grain: Swift.max(1, 16384 / g)) { rows in
-                    for r in rows {
-                        let row = z + r * g
-                        for j in 0..<g { row[j] += bb[j] }
-                    }
-                }
-            }
-        }
         // Initial states.
         let start = initialState ?? (stateful ? carriedState : nil)
         let stateCount = Self.hasCellState ? 2 : 1
@@ -333,9 +327,9 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         }
         // The loop over time.
         recurrentKernel.value.withUnsafeBufferPointer { wr in
-            withRecurrentBias { rb in
-                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!, recurrentBias: rb,
-                                        outputGate: outputGate, gate: gateFunction)
+            withBiases { ib, rb in
+                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
+                                        inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
                 for t in 0..<steps { forwardStep(step, t: t) }
             }
         }
@@ -368,8 +362,15 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         return output
     }
 
-    /// Calls `body` with the recurrent bias (the GRU's second bias row), or nil.
-    func withRecurrentBias<R>(_ body: (UnsafePointer<Float>?) -> R) -> R { body(nil) }
+    /// Calls `body` with the input bias (`[G·U]`) and the recurrent bias (the GRU's second bias
+    /// row), or nil where there is none.
+    func withBiases<R>(_ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil, nil) }
+        let g = Self.gateCount * units
+        return bias.value.withUnsafeBufferPointer { p in
+            body(p.baseAddress!, Self.keepsRecurrentProjection ? p.baseAddress! + g : nil)
+        }
+    }
 
     /// One step of the cell: the recurrent GEMM and the gates for step `t` (subclasses).
     func forwardStep(_ p: StepPointers, t: Int) { fatalError("forwardStep is implemented by the subclasses") }
@@ -421,15 +422,24 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         }
         work.dhNext.pointer.update(repeating: 0, count: b * u)
         work.dcNext.pointer.update(repeating: 0, count: b * u)
+        work.biasGradient.pointer.update(repeating: 0, count: 2 * g)
+        let dZ = work.dZ.pointer
         recurrentKernel.value.withUnsafeBufferPointer { wr in
-            withRecurrentBias { rb in
-                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!, recurrentBias: rb,
-                                        outputGate: outputGate, gate: gateFunction)
+            withBiases { ib, rb in
+                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
+                                        inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
                 for t in stride(from: steps - 1, through: 0, by: -1) {
                     // dh = output gradient at t + gradient from step t + 1.
                     let dh = dH + t * b * u, next = work.dhNext.pointer
                     for i in 0..<(b * u) { dh[i] += next[i] }
                     backwardStep(step, t: t)
+                    if useBias {
+                        // The bias gradient, while this step's gate gradients are in cache.
+                        Self.addColumnSums(dZ + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer)
+                        if Self.keepsRecurrentProjection {
+                            Self.addColumnSums(work.dR.pointer + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer + g)
+                        }
+                    }
                     if let k = truncateGradient, t % k == 0, t > 0 {
                         work.dhNext.pointer.update(repeating: 0, count: b * u)
                         work.dcNext.pointer.update(repeating: 0, count: b * u)
@@ -438,7 +448,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             }
         }
         // Weight gradients, each one GEMM over all steps.
-        let dZ = work.dZ.pointer
         let dRec = Self.keepsRecurrentProjection ? work.dR.pointer : dZ
         let rows = steps * b
         kernel.gradient.withUnsafeMutableBufferPointer { gk in
@@ -451,9 +460,8 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         }
         if let bias {
             bias.gradient.withUnsafeMutableBufferPointer { gb in
-                let p = gb.baseAddress!
-                Self.addColumnSums(dZ, rows: rows, cols: g, into: p)
-                if Self.keepsRecurrentProjection { Self.addColumnSums(dRec, rows: rows, cols: g, into: p + g) }
+                let p = gb.baseAddress!, sums = work.biasGradient.pointer
+                for j in 0..<bias.value.count { p[j] += sums[j] }
             }
         }
         var states = [Tensor(shape: [b, u]) { $0.baseAddress!.update(from: work.dhNext.pointer, count: b * u) }]
@@ -479,14 +487,11 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
 
     /// `into[j] += Σ_r m[r, j]`.
     static func addColumnSums(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
-        let acc = UnsafeMutablePointer<Float>.allocate(capacity: cols)
-        defer { acc.deallocate() }
-        acc.update(repeating: 0, count: cols)
+        let acc = UnsafeMutableBufferPointer(start: into, count: cols)
         for r in 0..<rows {
-            let row = m + r * cols
+            let row = UnsafeBufferPointer(start: m + r * cols, count: cols)
             for j in 0..<cols { acc[j] += row[j] }
         }
-        for j in 0..<cols { into[j] += acc[j] }
     }
 }
 
@@ -530,6 +535,7 @@ final class Workspace {
     let dhNext = FloatBuffer()  // [B, U]
     let dcNext = FloatBuffer()  // [B, U]
     let dx = FloatBuffer()      // [T·B, F]
+    let biasGradient = FloatBuffer()  // [2·G·U]: the bias gradient of one backward pass
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
         let rows = batch * steps
@@ -538,6 +544,7 @@ final class Workspace {
         if recurrent { dR.reserve(rows * gates) }
         dhNext.reserve(batch * units)
         dcNext.reserve(batch * units)
+        biasGradient.reserve(2 * gates)
     }
 }
 
@@ -559,9 +566,13 @@ struct StepPointers {
     let recurrentBias: UnsafePointer<Float>?
     let outputGate: GateFunction
     let gate: GateFunction
+    let isa = KernelISA.current
+    /// The input bias `[G·U]`, added to each row's gates in the step (where the row is in cache).
+    let inputBias: UnsafePointer<Float>?
 
     init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrentKernel: UnsafePointer<Float>,
-         recurrentBias: UnsafePointer<Float>?, outputGate: GateFunction, gate: GateFunction) {
+         inputBias: UnsafePointer<Float>?, recurrentBias: UnsafePointer<Float>?, outputGate: GateFunction, gate: GateFunction) {
+        self.inputBias = inputBias
         batch = pass.batch
         self.units = units
         self.gateWidth = gateWidth
@@ -582,3 +593,4 @@ struct StepPointers {
         self.gate = gate
     }
 }
+

@@ -51,12 +51,12 @@ enum GateFunction {
         }
     }
 
-    /// `p[i] = f(p[i])` for `i < n`.
+    /// `p[i] = f(p[i])` for `i < n`, with the kernels of `isa`.
     @inline(__always)
-    func apply(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
+    func apply(_ p: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA) {
         switch self {
-        case .tanh: VectorMath.tanh(p, p, count: n)
-        case .sigmoid: VectorMath.sigmoid(p, p, count: n)
+        case .tanh: VectorMath.tanh(p, p, count: n, isa: isa)
+        case .sigmoid: VectorMath.sigmoid(p, p, count: n, isa: isa)
         case .relu: for i in 0..<n { p[i] = Swift.max(p[i], 0) }
         case .linear: break
         }

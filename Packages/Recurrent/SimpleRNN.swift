@@ -59,7 +59,8 @@ public final class SimpleRNN: RecurrentLayer {
                     continue
                 }
                 let zr = z + r * u
-                p.outputGate.apply(zr, u)
+                if let ib = p.inputBias { for j in 0..<u { zr[j] += ib[j] } }
+                p.outputGate.apply(zr, u, isa: p.isa)
                 h.update(from: zr, count: u)
             }
         }

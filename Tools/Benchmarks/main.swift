@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|all] [--quick] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|recurrent|all] [--quick] [--sizes 1024,2048] [--data DIR]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
@@ -22,7 +22,7 @@ struct Options {
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets"] : [first]
+    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "recurrent"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
@@ -133,6 +133,10 @@ if options.suites.contains("elementwise") {
 
 if options.suites.contains("optimizers") {
     OptimizerBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
+}
+
+if options.suites.contains("recurrent") {
+    RecurrentBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
 }
 
 if options.suites.contains("datasets") {
