@@ -67,9 +67,10 @@ public final class GRU: RecurrentLayer {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
-        sgemm(transposeA: false, transposeB: false, m: b, n: g, k: u, alpha: 1, a: p.states + t * b * u, lda: u,
-              b: p.recurrentKernel, ldb: g, beta: 0, c: q, ldc: g)
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
+                  lda: u, b: p.recurrentKernel, ldb: g, beta: 0, c: q + r0 * g, ldc: g)
             for r in rows {
                 let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
                 if let m = p.mask, m[t * b + r] == 0 {
@@ -96,9 +97,10 @@ public final class GRU: RecurrentLayer {
         let g = 3 * u
         let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
             for r in rows {
-                let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g
+                let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g, next = p.dhNext + r * u
+                for j in 0..<u { dhr[j] += next[j] }
                 if let m = p.mask, m[t * b + r] == 0 {
                     dzr.update(repeating: 0, count: g)
                     dqr.update(repeating: 0, count: g)
@@ -115,9 +117,10 @@ public final class GRU: RecurrentLayer {
                     dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
                 }
             }
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: g, alpha: 1, a: dq + r0 * g, lda: g,
+                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
         }
-        sgemm(transposeA: false, transposeB: true, m: b, n: u, k: g, alpha: 1, a: dq, lda: g,
-              b: p.recurrentKernel, ldb: g, beta: 0, c: p.dhNext, ldc: u)
-        for i in 0..<(b * u) { p.dhNext[i] += dh[i] }
     }
 }

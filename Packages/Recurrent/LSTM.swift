@@ -76,9 +76,10 @@ public final class LSTM: RecurrentLayer {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
         let z = p.gates + t * b * g
-        sgemm(transposeA: false, transposeB: false, m: b, n: g, k: u, alpha: 1, a: p.states + t * b * u, lda: u,
-              b: p.recurrentKernel, ldb: g, beta: 1, c: z, ldc: g)
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
+                  lda: u, b: p.recurrentKernel, ldb: g, beta: 1, c: z + r0 * g, ldc: g)
             for r in rows {
                 let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
                 let cPrev = p.cells + (t * b + r) * u, c = p.cells + ((t + 1) * b + r) * u
@@ -93,8 +94,7 @@ public final class LSTM: RecurrentLayer {
                 p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
                 p.gate.apply(zr + 3 * u, u, isa: p.isa)
                 for j in 0..<u { c[j] = zr[u + j] * cPrev[j] + zr[j] * zr[2 * u + j] }
-                h.update(from: c, count: u)
-                p.outputGate.apply(h, u, isa: p.isa)
+                p.outputGate.apply(c, into: h, u, isa: p.isa)
                 for j in 0..<u { h[j] *= zr[3 * u + j] }
             }
         }
@@ -105,9 +105,10 @@ public final class LSTM: RecurrentLayer {
         let g = 4 * u
         let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g
         let standard = p.gate == .sigmoid && p.outputGate == .tanh
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
             for r in rows {
-                let dhr = dh + r * u, dcr = p.dcNext + r * u, dzr = dz + r * g
+                let dhr = dh + r * u, dcr = p.dcNext + r * u, dzr = dz + r * g, next = p.dhNext + r * u
+                for j in 0..<u { dhr[j] += next[j] }
                 if let m = p.mask, m[t * b + r] == 0 {
                     dzr.update(repeating: 0, count: g)
                     continue
@@ -115,8 +116,7 @@ public final class LSTM: RecurrentLayer {
                 let zr = z + r * g
                 let c = p.cells + ((t + 1) * b + r) * u, cPrev = p.cells + (t * b + r) * u
                 let tc = dzr + 3 * u  // tanh(c), until overwritten by do below
-                tc.update(from: c, count: u)
-                p.outputGate.apply(tc, u, isa: p.isa)
+                p.outputGate.apply(c, into: tc, u, isa: p.isa)
                 if standard {
                     for j in 0..<u {
                         let i = zr[j], f = zr[u + j], gg = zr[2 * u + j], o = zr[3 * u + j], tcj = tc[j], dhj = dhr[j]
@@ -140,11 +140,12 @@ public final class LSTM: RecurrentLayer {
                     }
                 }
             }
-        }
-        sgemm(transposeA: false, transposeB: true, m: b, n: u, k: g, alpha: 1, a: dz, lda: g,
-              b: p.recurrentKernel, ldb: g, beta: 0, c: p.dhNext, ldc: u)
-        if let m = p.mask {
-            for r in 0..<b where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: g, alpha: 1, a: dz + r0 * g, lda: g,
+                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            if let m = p.mask {
+                for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+            }
         }
     }
 }

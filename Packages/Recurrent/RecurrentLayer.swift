@@ -375,8 +375,9 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
     /// One step of the cell: the recurrent GEMM and the gates for step `t` (subclasses).
     func forwardStep(_ p: StepPointers, t: Int) { fatalError("forwardStep is implemented by the subclasses") }
 
-    /// One step back: from `dh` (in `p.dH` row block `t`, already including the gradient from step
-    /// `t + 1`), the gates' gradients into `p.dZ` and the state gradients into `p.dhNext`/`p.dcNext`.
+    /// One step back: `dh` is the output gradient in `p.dH`'s row block `t` plus the gradient from
+    /// step `t + 1` in `p.dhNext` (the cell adds them); the gates' gradients go into `p.dZ` and the
+    /// state gradients into `p.dhNext`/`p.dcNext`.
     func backwardStep(_ p: StepPointers, t: Int) { fatalError("backwardStep is implemented by the subclasses") }
 
     // MARK: Backward
@@ -424,14 +425,17 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         work.dcNext.pointer.update(repeating: 0, count: b * u)
         work.biasGradient.pointer.update(repeating: 0, count: 2 * g)
         let dZ = work.dZ.pointer
+        // The recurrent kernel transposed once, [G·U, U], so each step's dZ·Uᵀ packs contiguous rows.
+        let transposed = work.recurrentTransposed.reserve(u * g)
+        recurrentKernel.value.withUnsafeBufferPointer { wr in
+            for i in 0..<u { for j in 0..<g { transposed[j * u + i] = wr[i * g + j] } }
+        }
         recurrentKernel.value.withUnsafeBufferPointer { wr in
             withBiases { ib, rb in
-                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
+                var step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
                                         inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
+                step.recurrentKernelTransposed = UnsafePointer(transposed)
                 for t in stride(from: steps - 1, through: 0, by: -1) {
-                    // dh = output gradient at t + gradient from step t + 1.
-                    let dh = dH + t * b * u, next = work.dhNext.pointer
-                    for i in 0..<(b * u) { dh[i] += next[i] }
                     backwardStep(step, t: t)
                     if useBias {
                         // The bias gradient, while this step's gate gradients are in cache.
@@ -495,10 +499,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
     }
 }
 
-extension RecurrentLayer {
-    /// Rows per parallel chunk of a step's element-wise work.
-    static func rowGrain(units: Int) -> Int { Swift.max(1, 4096 / Swift.max(1, units * gateCount)) }
-}
 
 /// What one training-mode forward keeps for its backward pass (time-major).
 final class Pass {
@@ -536,6 +536,7 @@ final class Workspace {
     let dcNext = FloatBuffer()  // [B, U]
     let dx = FloatBuffer()      // [T·B, F]
     let biasGradient = FloatBuffer()  // [2·G·U]: the bias gradient of one backward pass
+    let recurrentTransposed = FloatBuffer()  // [G·U, U]
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
         let rows = batch * steps
@@ -563,12 +564,30 @@ struct StepPointers {
     let dhNext: UnsafeMutablePointer<Float>
     let dcNext: UnsafeMutablePointer<Float>
     let recurrentKernel: UnsafePointer<Float>
+    /// `recurrentKernel` transposed, `[G·U, U]` (backward passes only).
+    var recurrentKernelTransposed: UnsafePointer<Float>
     let recurrentBias: UnsafePointer<Float>?
     let outputGate: GateFunction
     let gate: GateFunction
     let isa = KernelISA.current
     /// The input bias `[G·U]`, added to each row's gates in the step (where the row is in cache).
     let inputBias: UnsafePointer<Float>?
+
+    /// Runs `body` on row ranges of the batch, in parallel when the batch is large enough. Each
+    /// range does its rows' part of the step's GEMM (single-threaded) and of the gate arithmetic,
+    /// so a step costs one dispatch to the pool and each thread's rows stay in its cache.
+    func parallelRows(_ body: (Range<Int>) -> Void) {
+        let pool = ThreadPool.shared
+        let chunks = Swift.min(pool.effectiveWidth, batch * gateWidth / 32768)
+        if chunks <= 1 {
+            body(0..<batch)
+            return
+        }
+        let b = batch
+        pool.parallelFor(chunks) { c, _ in
+            ThreadPool.withWidthLimit(1) { body((b * c / chunks)..<(b * (c + 1) / chunks)) }
+        }
+    }
 
     init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrentKernel: UnsafePointer<Float>,
          inputBias: UnsafePointer<Float>?, recurrentBias: UnsafePointer<Float>?, outputGate: GateFunction, gate: GateFunction) {
@@ -588,6 +607,7 @@ struct StepPointers {
         dhNext = work.dhNext.pointer
         dcNext = work.dcNext.pointer
         self.recurrentKernel = recurrentKernel
+        recurrentKernelTransposed = recurrentKernel
         self.recurrentBias = recurrentBias
         self.outputGate = outputGate
         self.gate = gate

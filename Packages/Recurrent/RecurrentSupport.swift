@@ -62,6 +62,17 @@ enum GateFunction {
         }
     }
 
+    /// `y[i] = f(x[i])` for `i < n`, with the kernels of `isa` (`x` and `y` may not overlap partially).
+    @inline(__always)
+    func apply(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, _ n: Int, isa: KernelISA) {
+        switch self {
+        case .tanh: VectorMath.tanh(x, y, count: n, isa: isa)
+        case .sigmoid: VectorMath.sigmoid(x, y, count: n, isa: isa)
+        case .relu: for i in 0..<n { y[i] = Swift.max(x[i], 0) }
+        case .linear: y.update(from: x, count: n)
+        }
+    }
+
     /// `f'(x)` given `y = f(x)`.
     @inline(__always)
     func derivative(output y: Float) -> Float {

@@ -49,9 +49,10 @@ public final class SimpleRNN: RecurrentLayer {
     override func forwardStep(_ p: StepPointers, t: Int) {
         let (b, u) = (p.batch, p.units)
         let z = p.gates + t * b * u
-        sgemm(transposeA: false, transposeB: false, m: b, n: u, k: u, alpha: 1, a: p.states + t * b * u, lda: u,
-              b: p.recurrentKernel, ldb: u, beta: 1, c: z, ldc: u)
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
+                  lda: u, b: p.recurrentKernel, ldb: u, beta: 1, c: z + r0 * u, ldc: u)
             for r in rows {
                 let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
                 if let m = p.mask, m[t * b + r] == 0 {
@@ -69,20 +70,22 @@ public final class SimpleRNN: RecurrentLayer {
     override func backwardStep(_ p: StepPointers, t: Int) {
         let (b, u) = (p.batch, p.units)
         let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
-        ThreadPool.shared.parallelChunks(b, grain: Self.rowGrain(units: u)) { rows in
+        p.parallelRows { rows in
             for r in rows {
-                let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u
+                let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u, next = p.dhNext + r * u
+                for j in 0..<u { dhr[j] += next[j] }
                 if let m = p.mask, m[t * b + r] == 0 {
                     dzr.update(repeating: 0, count: u)
                     continue
                 }
                 for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
             }
-        }
-        sgemm(transposeA: false, transposeB: true, m: b, n: u, k: u, alpha: 1, a: dz, lda: u,
-              b: p.recurrentKernel, ldb: u, beta: 0, c: p.dhNext, ldc: u)
-        if let m = p.mask {
-            for r in 0..<b where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+            let r0 = rows.lowerBound
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: dz + r0 * u, lda: u,
+                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            if let m = p.mask {
+                for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+            }
         }
     }
 }
