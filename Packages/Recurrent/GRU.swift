@@ -69,10 +69,10 @@ public final class GRU: RecurrentLayer {
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
-                  lda: u, b: p.recurrentKernel, ldb: g, beta: 0, c: q + r0 * g, ldc: g)
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
+                  lda: p.stateStride, b: p.recurrentKernel, ldb: g, beta: 0, c: q + r0 * g, ldc: g)
             for r in rows {
-                let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
+                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 if let m = p.mask, m[t * b + r] == 0 {
                     h.update(from: hPrev, count: u)
                     continue
@@ -106,7 +106,7 @@ public final class GRU: RecurrentLayer {
                     dqr.update(repeating: 0, count: g)
                     continue  // dh is carried to the previous step as it is
                 }
-                let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * u
+                let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * p.stateStride
                 for j in 0..<u {
                     let z = zr[j], rr = zr[u + j], hh = zr[2 * u + j], dhj = dhr[j]
                     let dhh = dhj * (1 - z) * p.outputGate.derivative(output: hh)

@@ -78,10 +78,10 @@ public final class LSTM: RecurrentLayer {
         let z = p.gates + t * b * g
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
-                  lda: u, b: p.recurrentKernel, ldb: g, beta: 1, c: z + r0 * g, ldc: g)
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
+                  lda: p.stateStride, b: p.recurrentKernel, ldb: g, beta: 1, c: z + r0 * g, ldc: g)
             for r in rows {
-                let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
+                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 let cPrev = p.cells + (t * b + r) * u, c = p.cells + ((t + 1) * b + r) * u
                 if let m = p.mask, m[t * b + r] == 0 {
                     h.update(from: hPrev, count: u)

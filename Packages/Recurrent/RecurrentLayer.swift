@@ -290,7 +290,11 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         let pass = freePasses.popLast() ?? Pass()
         pass.prepare(batch: b, steps: steps, features: features, units: u, gates: g,
                      cells: Self.hasCellState, recurrent: Self.keepsRecurrentProjection, masked: maskValue != nil)
-        let x = pass.x.pointer, z = pass.gates.pointer
+        // Each row of `xh` is [x_t, h_(t-1)] for one sample and step: the input part feeds the input
+        // GEMM, the state part the recurrent one, and the weight gradients of both come from one
+        // GEMM over all steps, xhᵀ·dZ.
+        let rowStride = features + u
+        let x = pass.xh.pointer, z = pass.gates.pointer, states = pass.xh.pointer + features
 
         // Time-major copy of the input (reversed for goBackwards) and the mask.
         input.withUnsafeBufferPointer { src in
@@ -298,7 +302,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             for t in 0..<steps {
                 let ts = goBackwards ? steps - 1 - t : t
                 for r in 0..<b {
-                    let from = s + (r * steps + ts) * features, to = x + (t * b + r) * features
+                    let from = s + (r * steps + ts) * features, to = x + (t * b + r) * rowStride
                     to.update(from: from, count: features)
                     if let maskValue {
                         var keep: Float = 0
@@ -311,7 +315,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         // The input part of every step at once: Z = X·W (+ input bias).
         kernel.value.withUnsafeBufferPointer { w in
             sgemm(transposeA: false, transposeB: false, m: steps * b, n: g, k: features, alpha: 1,
-                  a: x, lda: features, b: w.baseAddress!, ldb: g, beta: 0, c: z, ldc: g)
+                  a: x, lda: rowStride, b: w.baseAddress!, ldb: g, beta: 0, c: z, ldc: g)
         }
         // Initial states.
         let start = initialState ?? (stateful ? carriedState : nil)
@@ -319,10 +323,12 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         if let start {
             neuritePrecondition(start.count == stateCount && start.allSatisfy { $0.shape == [b, u] },
                                 "\(label) needs an initial state of \(stateCount) tensor(s) [\(b), \(u)] for input \(input.shape), got \(start.map(\.shape))")
-            start[0].withUnsafeBufferPointer { pass.states.pointer.update(from: $0.baseAddress!, count: b * u) }
+            start[0].withUnsafeBufferPointer { h in
+                for r in 0..<b { (states + r * rowStride).update(from: h.baseAddress! + r * u, count: u) }
+            }
             if stateCount == 2 { start[1].withUnsafeBufferPointer { pass.cells.pointer.update(from: $0.baseAddress!, count: b * u) } }
         } else {
-            pass.states.pointer.update(repeating: 0, count: b * u)
+            for r in 0..<b { (states + r * rowStride).update(repeating: 0, count: u) }
             if stateCount == 2 { pass.cells.pointer.update(repeating: 0, count: b * u) }
         }
         // The loop over time.
@@ -334,8 +340,10 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             }
         }
         // Final state, outputs.
-        let last = pass.states.pointer + steps * b * u
-        finalState = [Tensor(shape: [b, u]) { $0.baseAddress!.update(from: last, count: b * u) }]
+        let last = states + steps * b * rowStride
+        finalState = [Tensor(shape: [b, u]) { h in
+            for r in 0..<b { (h.baseAddress! + r * u).update(from: last + r * rowStride, count: u) }
+        }]
         if stateCount == 2 {
             let lastC = pass.cells.pointer + steps * b * u
             finalState.append(Tensor(shape: [b, u]) { $0.baseAddress!.update(from: lastC, count: b * u) })
@@ -343,11 +351,10 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         if stateful { carriedState = finalState }
         let output: Tensor
         if returnSequences {
-            let states = pass.states.pointer
             output = Tensor(shape: [b, steps, u]) { out in
                 let o = out.baseAddress!
                 for r in 0..<b {
-                    for t in 0..<steps { (o + (r * steps + t) * u).update(from: states + ((t + 1) * b + r) * u, count: u) }
+                    for t in 0..<steps { (o + (r * steps + t) * u).update(from: states + ((t + 1) * b + r) * rowStride, count: u) }
                 }
             }
         } else {
@@ -454,13 +461,29 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         // Weight gradients, each one GEMM over all steps.
         let dRec = Self.keepsRecurrentProjection ? work.dR.pointer : dZ
         let rows = steps * b
-        kernel.gradient.withUnsafeMutableBufferPointer { gk in
-            sgemm(transposeA: true, transposeB: false, m: features, n: g, k: rows, alpha: 1,
-                  a: pass.x.pointer, lda: features, b: dZ, ldb: g, beta: 1, c: gk.baseAddress!, ldc: g)
-        }
-        recurrentKernel.gradient.withUnsafeMutableBufferPointer { gr in
-            sgemm(transposeA: true, transposeB: false, m: u, n: g, k: rows, alpha: 1,
-                  a: pass.states.pointer, lda: u, b: dRec, ldb: g, beta: 1, c: gr.baseAddress!, ldc: g)
+        let rowStride = features + u, xh = pass.xh.pointer
+        if Self.keepsRecurrentProjection {
+            // The GRU's input and recurrent parts have different gate gradients: two GEMMs.
+            kernel.gradient.withUnsafeMutableBufferPointer { gk in
+                sgemm(transposeA: true, transposeB: false, m: features, n: g, k: rows, alpha: 1,
+                      a: xh, lda: rowStride, b: dZ, ldb: g, beta: 1, c: gk.baseAddress!, ldc: g)
+            }
+            recurrentKernel.gradient.withUnsafeMutableBufferPointer { gr in
+                sgemm(transposeA: true, transposeB: false, m: u, n: g, k: rows, alpha: 1,
+                      a: xh + features, lda: rowStride, b: dRec, ldb: g, beta: 1, c: gr.baseAddress!, ldc: g)
+            }
+        } else {
+            // [dW; dU] = [x, h]ᵀ·dZ: one GEMM, dZ read once.
+            let both = work.weightGradient.reserve(rowStride * g)
+            sgemm(transposeA: true, transposeB: false, m: rowStride, n: g, k: rows, alpha: 1,
+                  a: xh, lda: rowStride, b: dZ, ldb: g, beta: 0, c: both, ldc: g)
+            kernel.gradient.withUnsafeMutableBufferPointer { gk in
+                for i in 0..<(features * g) { gk[i] += both[i] }
+            }
+            recurrentKernel.gradient.withUnsafeMutableBufferPointer { gr in
+                let part = both + features * g
+                for i in 0..<(u * g) { gr[i] += part[i] }
+            }
         }
         if let bias {
             bias.gradient.withUnsafeMutableBufferPointer { gb in
@@ -504,9 +527,8 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
 final class Pass {
     var batch = 0, steps = 0, features = 0
     var inputShape: [Int] = []
-    let x = FloatBuffer()        // [T·B, F]
+    let xh = FloatBuffer()       // [(T+1)·B, F+U]: rows [x_t, h_(t-1)]; block T holds the final h
     let gates = FloatBuffer()    // [T·B, G·U]: activated gates
-    let states = FloatBuffer()   // [(T+1)·B, U]: h before step 0, then after each step
     let cells = FloatBuffer()    // [(T+1)·B, U]: the LSTM's c
     let recurrent = FloatBuffer() // [T·B, 3U]: the GRU's h·U + b_rec
     let mask = FloatBuffer()     // [T·B]: 1 where the step is taken
@@ -518,9 +540,8 @@ final class Pass {
         self.features = features
         self.masked = masked
         let rows = batch * steps
-        x.reserve(rows * features)
+        xh.reserve((steps + 1) * batch * (features + units))
         gates.reserve(rows * g)
-        states.reserve((steps + 1) * batch * units)
         if cells { self.cells.reserve((steps + 1) * batch * units) }
         if recurrent { self.recurrent.reserve(rows * g) }
         if masked { mask.reserve(rows) }
@@ -536,6 +557,7 @@ final class Workspace {
     let dcNext = FloatBuffer()  // [B, U]
     let dx = FloatBuffer()      // [T·B, F]
     let biasGradient = FloatBuffer()  // [2·G·U]: the bias gradient of one backward pass
+    let weightGradient = FloatBuffer()  // [F+U, G·U]: both kernels' gradients of one backward pass
     let recurrentTransposed = FloatBuffer()  // [G·U, U]
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
@@ -554,7 +576,9 @@ struct StepPointers {
     let batch: Int, units: Int, gateWidth: Int
     let x: UnsafeMutablePointer<Float>
     let gates: UnsafeMutablePointer<Float>
+    /// `h` before step `t` for sample `r` is at `states + (t·B + r)·stateStride`.
     let states: UnsafeMutablePointer<Float>
+    let stateStride: Int
     let cells: UnsafeMutablePointer<Float>
     let recurrent: UnsafeMutablePointer<Float>
     let mask: UnsafeMutablePointer<Float>?
@@ -595,9 +619,10 @@ struct StepPointers {
         batch = pass.batch
         self.units = units
         self.gateWidth = gateWidth
-        x = pass.x.pointer
+        x = pass.xh.pointer
+        stateStride = pass.features + units
         gates = pass.gates.pointer
-        states = pass.states.pointer
+        states = pass.xh.pointer + pass.features
         cells = pass.cells.pointer
         recurrent = pass.recurrent.pointer
         mask = pass.masked ? pass.mask.pointer : nil

@@ -51,10 +51,10 @@ public final class SimpleRNN: RecurrentLayer {
         let z = p.gates + t * b * u
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: p.states + (t * b + r0) * u,
-                  lda: u, b: p.recurrentKernel, ldb: u, beta: 1, c: z + r0 * u, ldc: u)
+            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
+                  lda: p.stateStride, b: p.recurrentKernel, ldb: u, beta: 1, c: z + r0 * u, ldc: u)
             for r in rows {
-                let hPrev = p.states + (t * b + r) * u, h = p.states + ((t + 1) * b + r) * u
+                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 if let m = p.mask, m[t * b + r] == 0 {
                     h.update(from: hPrev, count: u)
                     continue

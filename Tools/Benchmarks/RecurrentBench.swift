@@ -19,11 +19,14 @@ enum RecurrentBench {
         let labels = (0..<batch).map { $0 % classes }
         let cells: [(String, () -> RecurrentLayer)] = [("lstm", { LSTM(units) }), ("gru", { GRU(units) }),
                                                          ("simple_rnn", { SimpleRNN(units) })]
+        // NEURITE_BENCH_CELL=lstm|gru|simple_rnn|gemm runs only that part (for profiling).
+        let only = ProcessInfo.processInfo.environment["NEURITE_BENCH_CELL"]
         // The products of one LSTM step alone: h·U [128x128]x[128x512] (forward, beta 1), dZ·Uᵀ
         // (backward), and the recurrent weight gradient over all steps [128x3584]x[3584x512].
         for (label, m, n, k, tA, tB) in [("lstm_step_forward", batch, 4 * units, units, false, false),
                                           ("lstm_step_backward", batch, units, 4 * units, false, true),
-                                          ("lstm_recurrent_weight_gradient", units, 4 * units, batch * steps, true, false)] {
+                                          ("lstm_recurrent_weight_gradient", units, 4 * units, batch * steps, true, false)]
+            where only == nil || only == "gemm" {
             let a = Tensor.randomUniform(tA ? [k, m] : [m, k], in: -1...1, using: &g)
             let b = Tensor.randomUniform(tB ? [n, k] : [k, n], in: -1...1, using: &g)
             var c = Tensor.zeros([m, n])
@@ -35,7 +38,6 @@ enum RecurrentBench {
                       ("threads", threads), ("gflops", 2.0 * Double(m * n * k) / seconds / 1e9), ("ms", seconds * 1e3)])
             }
         }
-        let only = ProcessInfo.processInfo.environment["NEURITE_BENCH_CELL"]
         for (name, make) in cells where only == nil || only == name {
             let model = Sequential(inputShape: [steps, features]) {
                 make()
