@@ -80,6 +80,15 @@ public final class LSTM: RecurrentLayer {
             let r0 = rows.lowerBound
             sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
                   lda: p.stateStride, b: p.recurrentKernel, ldb: g, beta: 1, c: z + r0 * g, ldc: g)
+            if p.gate == .sigmoid && p.outputGate == .tanh {
+                // Keras' defaults: the fused, vectorised kernel.
+                LSTMKernels.forwardRows(gates: z + r0 * g, bias: p.inputBias, cellPrevious: p.cells + (t * b + r0) * u,
+                                        cell: p.cells + ((t + 1) * b + r0) * u,
+                                        hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
+                                        hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                        mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+                return
+            }
             for r in rows {
                 let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 let cPrev = p.cells + (t * b + r) * u, c = p.cells + ((t + 1) * b + r) * u
@@ -106,45 +115,49 @@ public final class LSTM: RecurrentLayer {
         let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g
         let standard = p.gate == .sigmoid && p.outputGate == .tanh
         p.parallelRows { rows in
-            for r in rows {
-                let dhr = dh + r * u, dcr = p.dcNext + r * u, dzr = dz + r * g, next = p.dhNext + r * u
-                for j in 0..<u { dhr[j] += next[j] }
-                if let m = p.mask, m[t * b + r] == 0 {
-                    dzr.update(repeating: 0, count: g)
-                    continue
-                }
-                let zr = z + r * g
-                let c = p.cells + ((t + 1) * b + r) * u, cPrev = p.cells + (t * b + r) * u
-                let tc = dzr + 3 * u  // tanh(c), until overwritten by do below
-                p.outputGate.apply(c, into: tc, u, isa: p.isa)
-                if standard {
-                    for j in 0..<u {
-                        let i = zr[j], f = zr[u + j], gg = zr[2 * u + j], o = zr[3 * u + j], tcj = tc[j], dhj = dhr[j]
-                        let dc = dcr[j] + dhj * o * (1 - tcj * tcj)
-                        dzr[j] = dc * gg * i * (1 - i)
-                        dzr[u + j] = dc * cPrev[j] * f * (1 - f)
-                        dzr[2 * u + j] = dc * i * (1 - gg * gg)
-                        dzr[3 * u + j] = dhj * tcj * o * (1 - o)
-                        dcr[j] = dc * f
-                    }
-                } else {
-                    let ga = p.gate, oa = p.outputGate
-                    for j in 0..<u {
-                        let i = zr[j], f = zr[u + j], gg = zr[2 * u + j], o = zr[3 * u + j], tcj = tc[j], dhj = dhr[j]
-                        let dc = dcr[j] + dhj * o * oa.derivative(output: tcj)
-                        dzr[j] = dc * gg * ga.derivative(output: i)
-                        dzr[u + j] = dc * cPrev[j] * ga.derivative(output: f)
-                        dzr[2 * u + j] = dc * i * oa.derivative(output: gg)
-                        dzr[3 * u + j] = dhj * tcj * ga.derivative(output: o)
-                        dcr[j] = dc * f
-                    }
-                }
-            }
             let r0 = rows.lowerBound
+            if standard {
+                LSTMKernels.backwardRows(gates: z + r0 * g, cellPrevious: p.cells + (t * b + r0) * u,
+                                         cell: p.cells + ((t + 1) * b + r0) * u, hiddenGradient: dh + r0 * u,
+                                         nextHiddenGradient: p.dhNext + r0 * u, cellGradient: p.dcNext + r0 * u,
+                                         gateGradient: dz + r0 * g, mask: p.mask.map { UnsafePointer($0 + t * b + r0) },
+                                         units: u, rows: rows.count, isa: p.isa)
+            } else {
+                backwardRowsGeneric(p, t: t, rows: rows)
+            }
             sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: g, alpha: 1, a: dz + r0 * g, lda: g,
                   b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
             if let m = p.mask {
                 for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+            }
+        }
+    }
+
+    /// The backward rows for other activations than Keras' defaults.
+    private func backwardRowsGeneric(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let g = 4 * u
+        let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g
+        for r in rows {
+            let dhr = dh + r * u, dcr = p.dcNext + r * u, dzr = dz + r * g, next = p.dhNext + r * u
+            for j in 0..<u { dhr[j] += next[j] }
+            if let m = p.mask, m[t * b + r] == 0 {
+                dzr.update(repeating: 0, count: g)
+                continue
+            }
+            let zr = z + r * g
+            let c = p.cells + ((t + 1) * b + r) * u, cPrev = p.cells + (t * b + r) * u
+            let tc = dzr + 3 * u  // tanh(c), until overwritten by do below
+            p.outputGate.apply(c, into: tc, u, isa: p.isa)
+            let ga = p.gate, oa = p.outputGate
+            for j in 0..<u {
+                let i = zr[j], f = zr[u + j], gg = zr[2 * u + j], o = zr[3 * u + j], tcj = tc[j], dhj = dhr[j]
+                let dc = dcr[j] + dhj * o * oa.derivative(output: tcj)
+                dzr[j] = dc * gg * ga.derivative(output: i)
+                dzr[u + j] = dc * cPrev[j] * ga.derivative(output: f)
+                dzr[2 * u + j] = dc * i * oa.derivative(output: gg)
+                dzr[3 * u + j] = dhj * tcj * ga.derivative(output: o)
+                dcr[j] = dc * f
             }
         }
     }

@@ -137,3 +137,26 @@ final class KerasEquivalenceTests: XCTestCase {
         ])
     }
 }
+
+/// The fused LSTM kernels have one variant per ISA path (AVX-512, AVX2, portable); they must agree
+/// (the Keras-equation test above checks the default path against Float64).
+final class LSTMKernelPathTests: XCTestCase {
+    func testEveryISAPathGivesTheSameOutputsAndGradients() {
+        var outputs: [[Float]] = [], gradients: [[Float]] = []
+        let x = randomTensor([5, 7, 3], seed: 12)
+        forEachISA { isa in
+            KernelISA.withISA(isa) {
+                let layer = LSTM(units: 20, returnSequences: true)  // 20 units: one 16-lane block and a remainder
+                var g = SeededGenerator(seed: 3)
+                _ = try! layer.build(inputShape: [7, 3], generator: &g)
+                outputs.append(layer.forward(x, training: true).scalars)
+                gradients.append(layer.backward(randomTensor([5, 7, 20], seed: 4)).scalars
+                                 + layer.parameters.flatMap(\.gradient.scalars))
+            }
+        }
+        for i in 1..<outputs.count {
+            assertClose(outputs[i], outputs[0].map(Double.init), rtol: 1e-5, atol: 1e-6)
+            assertClose(gradients[i], gradients[0].map(Double.init), rtol: 1e-4, atol: 1e-5)
+        }
+    }
+}

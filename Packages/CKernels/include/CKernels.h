@@ -10,5 +10,6 @@
 #include "ck_gemm.h"
 #include "ck_vmath.h"
 #include "ck_optim.h"
+#include "ck_recurrent.h"
 
 #endif
