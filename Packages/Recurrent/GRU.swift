@@ -69,8 +69,7 @@ public final class GRU: RecurrentLayer {
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
-                  lda: p.stateStride, b: p.recurrentKernel, ldb: g, beta: 0, c: q + r0 * g, ldc: g)
+            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 0, c: q + r0 * g, ldc: g)
             for r in rows {
                 let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 if let m = p.mask, m[t * b + r] == 0 {
@@ -118,8 +117,7 @@ public final class GRU: RecurrentLayer {
                 }
             }
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: g, alpha: 1, a: dq + r0 * g, lda: g,
-                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
             for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
         }
     }

@@ -78,8 +78,7 @@ public final class LSTM: RecurrentLayer {
         let z = p.gates + t * b * g
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: g, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
-                  lda: p.stateStride, b: p.recurrentKernel, ldb: g, beta: 1, c: z + r0 * g, ldc: g)
+            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * g, ldc: g)
             if p.gate == .sigmoid && p.outputGate == .tanh {
                 // Keras' defaults: the fused, vectorised kernel.
                 LSTMKernels.forwardRows(gates: z + r0 * g, bias: p.inputBias, cellPrevious: p.cells + (t * b + r0) * u,
@@ -125,8 +124,7 @@ public final class LSTM: RecurrentLayer {
             } else {
                 backwardRowsGeneric(p, t: t, rows: rows)
             }
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: g, alpha: 1, a: dz + r0 * g, lda: g,
-                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            p.packedKernel.multiply(m: rows.count, a: dz + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
             if let m = p.mask {
                 for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
             }

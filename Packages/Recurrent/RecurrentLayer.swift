@@ -332,12 +332,14 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             if stateCount == 2 { pass.cells.pointer.update(repeating: 0, count: b * u) }
         }
         // The loop over time.
-        recurrentKernel.value.withUnsafeBufferPointer { wr in
-            withBiases { ib, rb in
-                let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
-                                        inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
-                for t in 0..<steps { forwardStep(step, t: t) }
-            }
+        // The recurrent kernel packed once for the GEMMs of every step.
+        let packed = recurrentKernel.value.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, ldb: g, transposed: false, k: u, n: g)
+        }
+        withBiases { ib, rb in
+            let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
+                                    inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
+            for t in 0..<steps { forwardStep(step, t: t) }
         }
         // Final state, outputs.
         let last = states + steps * b * rowStride
@@ -432,29 +434,25 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         work.dcNext.pointer.update(repeating: 0, count: b * u)
         work.biasGradient.pointer.update(repeating: 0, count: 2 * g)
         let dZ = work.dZ.pointer
-        // The recurrent kernel transposed once, [G·U, U], so each step's dZ·Uᵀ packs contiguous rows.
-        let transposed = work.recurrentTransposed.reserve(u * g)
-        recurrentKernel.value.withUnsafeBufferPointer { wr in
-            for i in 0..<u { for j in 0..<g { transposed[j * u + i] = wr[i * g + j] } }
+        // The recurrent kernel, transposed, packed once for every step's dZ·Uᵀ.
+        let packed = recurrentKernel.value.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, ldb: g, transposed: true, k: g, n: u)
         }
-        recurrentKernel.value.withUnsafeBufferPointer { wr in
-            withBiases { ib, rb in
-                var step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrentKernel: wr.baseAddress!,
-                                        inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
-                step.recurrentKernelTransposed = UnsafePointer(transposed)
-                for t in stride(from: steps - 1, through: 0, by: -1) {
-                    backwardStep(step, t: t)
-                    if useBias {
-                        // The bias gradient, while this step's gate gradients are in cache.
-                        Self.addColumnSums(dZ + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer)
-                        if Self.keepsRecurrentProjection {
-                            Self.addColumnSums(work.dR.pointer + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer + g)
-                        }
+        withBiases { ib, rb in
+            let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
+                                    inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
+            for t in stride(from: steps - 1, through: 0, by: -1) {
+                backwardStep(step, t: t)
+                if useBias {
+                    // The bias gradient, while this step's gate gradients are in cache.
+                    Self.addColumnSums(dZ + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer)
+                    if Self.keepsRecurrentProjection {
+                        Self.addColumnSums(work.dR.pointer + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer + g)
                     }
-                    if let k = truncateGradient, t % k == 0, t > 0 {
-                        work.dhNext.pointer.update(repeating: 0, count: b * u)
-                        work.dcNext.pointer.update(repeating: 0, count: b * u)
-                    }
+                }
+                if let k = truncateGradient, t % k == 0, t > 0 {
+                    work.dhNext.pointer.update(repeating: 0, count: b * u)
+                    work.dcNext.pointer.update(repeating: 0, count: b * u)
                 }
             }
         }
@@ -558,7 +556,6 @@ final class Workspace {
     let dx = FloatBuffer()      // [T·B, F]
     let biasGradient = FloatBuffer()  // [2·G·U]: the bias gradient of one backward pass
     let weightGradient = FloatBuffer()  // [F+U, G·U]: both kernels' gradients of one backward pass
-    let recurrentTransposed = FloatBuffer()  // [G·U, U]
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
         let rows = batch * steps
@@ -587,9 +584,9 @@ struct StepPointers {
     let dR: UnsafeMutablePointer<Float>
     let dhNext: UnsafeMutablePointer<Float>
     let dcNext: UnsafeMutablePointer<Float>
-    let recurrentKernel: UnsafePointer<Float>
-    /// `recurrentKernel` transposed, `[G·U, U]` (backward passes only).
-    var recurrentKernelTransposed: UnsafePointer<Float>
+    /// The recurrent kernel `[U, G·U]` packed for the steps' products (forward), or its transpose
+    /// `[G·U, U]` (backward).
+    let packedKernel: PackedMatrix
     let recurrentBias: UnsafePointer<Float>?
     let outputGate: GateFunction
     let gate: GateFunction
@@ -598,12 +595,15 @@ struct StepPointers {
     let inputBias: UnsafePointer<Float>?
 
     /// Runs `body` on row ranges of the batch, in parallel when the batch is large enough. Each
-    /// range does its rows' part of the step's GEMM (single-threaded) and of the gate arithmetic,
-    /// so a step costs one dispatch to the pool and each thread's rows stay in its cache.
+    /// range does its rows' part of the step's GEMM (single-threaded, with the kernel packed once
+    /// for all steps) and of the gate arithmetic, so a step costs one dispatch to the pool and each
+    /// thread's rows stay in its cache. There are up to four ranges per thread, of at least 16 rows,
+    /// handed out as threads come free: on a machine shared with other work, a thread that is not
+    /// scheduled holds up the step by one small range rather than half the batch.
     func parallelRows(_ body: (Range<Int>) -> Void) {
         let pool = ThreadPool.shared
-        let chunks = Swift.min(pool.effectiveWidth, batch * gateWidth / 32768)
-        if chunks <= 1 {
+        let chunks = batch * gateWidth < 32768 ? 1 : Swift.min(4 * pool.effectiveWidth, batch / 16)
+        if chunks <= 1 || pool.effectiveWidth == 1 {
             body(0..<batch)
             return
         }
@@ -613,7 +613,7 @@ struct StepPointers {
         }
     }
 
-    init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrentKernel: UnsafePointer<Float>,
+    init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrent: PackedMatrix,
          inputBias: UnsafePointer<Float>?, recurrentBias: UnsafePointer<Float>?, outputGate: GateFunction, gate: GateFunction) {
         self.inputBias = inputBias
         batch = pass.batch
@@ -624,15 +624,14 @@ struct StepPointers {
         gates = pass.gates.pointer
         states = pass.xh.pointer + pass.features
         cells = pass.cells.pointer
-        recurrent = pass.recurrent.pointer
+        self.recurrent = pass.recurrent.pointer
         mask = pass.masked ? pass.mask.pointer : nil
         dH = work.dH.pointer
         dZ = work.dZ.pointer
         dR = work.dR.pointer
         dhNext = work.dhNext.pointer
         dcNext = work.dcNext.pointer
-        self.recurrentKernel = recurrentKernel
-        recurrentKernelTransposed = recurrentKernel
+        packedKernel = recurrent
         self.recurrentBias = recurrentBias
         self.outputGate = outputGate
         self.gate = gate

@@ -51,8 +51,7 @@ public final class SimpleRNN: RecurrentLayer {
         let z = p.gates + t * b * u
         p.parallelRows { rows in
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: p.states + (t * b + r0) * p.stateStride,
-                  lda: p.stateStride, b: p.recurrentKernel, ldb: u, beta: 1, c: z + r0 * u, ldc: u)
+            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * u, ldc: u)
             for r in rows {
                 let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
                 if let m = p.mask, m[t * b + r] == 0 {
@@ -81,8 +80,7 @@ public final class SimpleRNN: RecurrentLayer {
                 for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
             }
             let r0 = rows.lowerBound
-            sgemm(transposeA: false, transposeB: false, m: rows.count, n: u, k: u, alpha: 1, a: dz + r0 * u, lda: u,
-                  b: p.recurrentKernelTransposed, ldb: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+            p.packedKernel.multiply(m: rows.count, a: dz + r0 * u, lda: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
             if let m = p.mask {
                 for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
             }
