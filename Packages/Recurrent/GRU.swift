@@ -63,62 +63,58 @@ public final class GRU: RecurrentLayer {
         biasInitializer.make([2, 3 * units], generator: &generator)
     }
 
-    override func forwardStep(_ p: StepPointers, t: Int) {
+    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
-        p.parallelRows { rows in
-            let r0 = rows.lowerBound
-            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 0, c: q + r0 * g, ldc: g)
-            for r in rows {
-                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
-                if let m = p.mask, m[t * b + r] == 0 {
-                    h.update(from: hPrev, count: u)
-                    continue
-                }
-                let qr = q + r * g, zr = zx + r * g
-                if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
-                if let rb = p.recurrentBias { for j in 0..<g { qr[j] += rb[j] } }
-                for j in 0..<(2 * u) { zr[j] += qr[j] }
-                p.gate.apply(zr, 2 * u, isa: p.isa)
-                for j in 0..<u { zr[2 * u + j] += zr[u + j] * qr[2 * u + j] }
-                p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
-                for j in 0..<u {
-                    let z = zr[j]
-                    h[j] = z * hPrev[j] + (1 - z) * zr[2 * u + j]
-                }
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 0, c: q + r0 * g, ldc: g)
+        for r in rows {
+            let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
+            if let m = p.mask, m[t * b + r] == 0 {
+                h.update(from: hPrev, count: u)
+                continue
+            }
+            let qr = q + r * g, zr = zx + r * g
+            if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
+            if let rb = p.recurrentBias { for j in 0..<g { qr[j] += rb[j] } }
+            for j in 0..<(2 * u) { zr[j] += qr[j] }
+            p.gate.apply(zr, 2 * u, isa: p.isa)
+            for j in 0..<u { zr[2 * u + j] += zr[u + j] * qr[2 * u + j] }
+            p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
+            for j in 0..<u {
+                let z = zr[j]
+                h[j] = z * hPrev[j] + (1 - z) * zr[2 * u + j]
             }
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int) {
+    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
         let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
-        p.parallelRows { rows in
-            for r in rows {
-                let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g, next = p.dhNext + r * u
-                for j in 0..<u { dhr[j] += next[j] }
-                if let m = p.mask, m[t * b + r] == 0 {
-                    dzr.update(repeating: 0, count: g)
-                    dqr.update(repeating: 0, count: g)
-                    continue  // dh is carried to the previous step as it is
-                }
-                let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * p.stateStride
-                for j in 0..<u {
-                    let z = zr[j], rr = zr[u + j], hh = zr[2 * u + j], dhj = dhr[j]
-                    let dhh = dhj * (1 - z) * p.outputGate.derivative(output: hh)
-                    let dzj = dhj * (hPrev[j] - hh) * p.gate.derivative(output: z)
-                    let drj = dhh * qr[2 * u + j] * p.gate.derivative(output: rr)
-                    dzr[j] = dzj; dzr[u + j] = drj; dzr[2 * u + j] = dhh
-                    dqr[j] = dzj; dqr[u + j] = drj; dqr[2 * u + j] = dhh * rr
-                    dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
-                }
+        for r in rows {
+            let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g, next = p.dhNext + r * u
+            for j in 0..<u { dhr[j] += next[j] }
+            if let m = p.mask, m[t * b + r] == 0 {
+                dzr.update(repeating: 0, count: g)
+                dqr.update(repeating: 0, count: g)
+                continue  // dh is carried to the previous step as it is
             }
-            let r0 = rows.lowerBound
-            p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
-            for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
+            let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * p.stateStride
+            for j in 0..<u {
+                let z = zr[j], rr = zr[u + j], hh = zr[2 * u + j], dhj = dhr[j]
+                let dhh = dhj * (1 - z) * p.outputGate.derivative(output: hh)
+                let dzj = dhj * (hPrev[j] - hh) * p.gate.derivative(output: z)
+                let drj = dhh * qr[2 * u + j] * p.gate.derivative(output: rr)
+                dzr[j] = dzj; dzr[u + j] = drj; dzr[2 * u + j] = dhh
+                dqr[j] = dzj; dqr[u + j] = drj; dqr[2 * u + j] = dhh * rr
+                dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
+            }
         }
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
     }
 }

@@ -72,62 +72,58 @@ public final class LSTM: RecurrentLayer {
         return b
     }
 
-    override func forwardStep(_ p: StepPointers, t: Int) {
+    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
         let z = p.gates + t * b * g
-        p.parallelRows { rows in
-            let r0 = rows.lowerBound
-            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * g, ldc: g)
-            if p.gate == .sigmoid && p.outputGate == .tanh {
-                // Keras' defaults: the fused, vectorised kernel.
-                LSTMKernels.forwardRows(gates: z + r0 * g, bias: p.inputBias, cellPrevious: p.cells + (t * b + r0) * u,
-                                        cell: p.cells + ((t + 1) * b + r0) * u,
-                                        hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
-                                        hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
-                                        mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
-                return
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * g, ldc: g)
+        if p.gate == .sigmoid && p.outputGate == .tanh {
+            // Keras' defaults: the fused, vectorised kernel.
+            LSTMKernels.forwardRows(gates: z + r0 * g, bias: p.inputBias, cellPrevious: p.cells + (t * b + r0) * u,
+                                    cell: p.cells + ((t + 1) * b + r0) * u,
+                                    hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
+                                    hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                    mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+            return
+        }
+        for r in rows {
+            let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
+            let cPrev = p.cells + (t * b + r) * u, c = p.cells + ((t + 1) * b + r) * u
+            if let m = p.mask, m[t * b + r] == 0 {
+                h.update(from: hPrev, count: u)
+                c.update(from: cPrev, count: u)
+                continue
             }
-            for r in rows {
-                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
-                let cPrev = p.cells + (t * b + r) * u, c = p.cells + ((t + 1) * b + r) * u
-                if let m = p.mask, m[t * b + r] == 0 {
-                    h.update(from: hPrev, count: u)
-                    c.update(from: cPrev, count: u)
-                    continue
-                }
-                let zr = z + r * g
-                if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
-                p.gate.apply(zr, 2 * u, isa: p.isa)
-                p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
-                p.gate.apply(zr + 3 * u, u, isa: p.isa)
-                for j in 0..<u { c[j] = zr[u + j] * cPrev[j] + zr[j] * zr[2 * u + j] }
-                p.outputGate.apply(c, into: h, u, isa: p.isa)
-                for j in 0..<u { h[j] *= zr[3 * u + j] }
-            }
+            let zr = z + r * g
+            if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
+            p.gate.apply(zr, 2 * u, isa: p.isa)
+            p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
+            p.gate.apply(zr + 3 * u, u, isa: p.isa)
+            for j in 0..<u { c[j] = zr[u + j] * cPrev[j] + zr[j] * zr[2 * u + j] }
+            p.outputGate.apply(c, into: h, u, isa: p.isa)
+            for j in 0..<u { h[j] *= zr[3 * u + j] }
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int) {
+    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
         let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g
         let standard = p.gate == .sigmoid && p.outputGate == .tanh
-        p.parallelRows { rows in
-            let r0 = rows.lowerBound
-            if standard {
-                LSTMKernels.backwardRows(gates: z + r0 * g, cellPrevious: p.cells + (t * b + r0) * u,
-                                         cell: p.cells + ((t + 1) * b + r0) * u, hiddenGradient: dh + r0 * u,
-                                         nextHiddenGradient: p.dhNext + r0 * u, cellGradient: p.dcNext + r0 * u,
-                                         gateGradient: dz + r0 * g, mask: p.mask.map { UnsafePointer($0 + t * b + r0) },
-                                         units: u, rows: rows.count, isa: p.isa)
-            } else {
-                backwardRowsGeneric(p, t: t, rows: rows)
-            }
-            p.packedKernel.multiply(m: rows.count, a: dz + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
-            if let m = p.mask {
-                for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
-            }
+        let r0 = rows.lowerBound
+        if standard {
+            LSTMKernels.backwardRows(gates: z + r0 * g, cellPrevious: p.cells + (t * b + r0) * u,
+                                     cell: p.cells + ((t + 1) * b + r0) * u, hiddenGradient: dh + r0 * u,
+                                     nextHiddenGradient: p.dhNext + r0 * u, cellGradient: p.dcNext + r0 * u,
+                                     gateGradient: dz + r0 * g, mask: p.mask.map { UnsafePointer($0 + t * b + r0) },
+                                     units: u, rows: rows.count, isa: p.isa)
+        } else {
+            backwardRowsGeneric(p, t: t, rows: rows)
+        }
+        p.packedKernel.multiply(m: rows.count, a: dz + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        if let m = p.mask {
+            for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
         }
     }
 

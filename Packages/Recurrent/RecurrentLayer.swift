@@ -339,7 +339,9 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         withBiases { ib, rb in
             let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
                                     inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
-            for t in 0..<steps { forwardStep(step, t: t) }
+            step.parallelBatch { _, rows in
+                for t in 0..<steps { forwardStep(step, t: t, rows: rows) }
+            }
         }
         // Final state, outputs.
         let last = states + steps * b * rowStride
@@ -381,13 +383,14 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         }
     }
 
-    /// One step of the cell: the recurrent GEMM and the gates for step `t` (subclasses).
-    func forwardStep(_ p: StepPointers, t: Int) { fatalError("forwardStep is implemented by the subclasses") }
+    /// One step of the cell for the samples `rows`: the recurrent GEMM and the gates for step `t`
+    /// (subclasses).
+    func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) { fatalError("forwardStep is implemented by the subclasses") }
 
     /// One step back: `dh` is the output gradient in `p.dH`'s row block `t` plus the gradient from
     /// step `t + 1` in `p.dhNext` (the cell adds them); the gates' gradients go into `p.dZ` and the
     /// state gradients into `p.dhNext`/`p.dcNext`.
-    func backwardStep(_ p: StepPointers, t: Int) { fatalError("backwardStep is implemented by the subclasses") }
+    func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) { fatalError("backwardStep is implemented by the subclasses") }
 
     // MARK: Backward
 
@@ -432,7 +435,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         }
         work.dhNext.pointer.update(repeating: 0, count: b * u)
         work.dcNext.pointer.update(repeating: 0, count: b * u)
-        work.biasGradient.pointer.update(repeating: 0, count: 2 * g)
         let dZ = work.dZ.pointer
         // The recurrent kernel, transposed, packed once for every step's dZ·Uᵀ.
         let packed = recurrentKernel.value.withUnsafeBufferPointer {
@@ -441,18 +443,25 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
         withBiases { ib, rb in
             let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
                                     inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
-            for t in stride(from: steps - 1, through: 0, by: -1) {
-                backwardStep(step, t: t)
-                if useBias {
-                    // The bias gradient, while this step's gate gradients are in cache.
-                    Self.addColumnSums(dZ + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer)
-                    if Self.keepsRecurrentProjection {
-                        Self.addColumnSums(work.dR.pointer + t * b * g, rows: b, cols: g, into: work.biasGradient.pointer + g)
+            let chunks = step.batchChunks
+            let partials = work.biasGradient.reserve(chunks * 2 * g)
+            partials.update(repeating: 0, count: chunks * 2 * g)
+            step.parallelBatch { chunk, rows in
+                let r0 = rows.lowerBound
+                for t in stride(from: steps - 1, through: 0, by: -1) {
+                    backwardStep(step, t: t, rows: rows)
+                    if useBias {
+                        // The bias gradient, while this step's gate gradients are in cache.
+                        let sums = partials + chunk * 2 * g
+                        Self.addColumnSums(dZ + (t * b + r0) * g, rows: rows.count, cols: g, into: sums)
+                        if Self.keepsRecurrentProjection {
+                            Self.addColumnSums(work.dR.pointer + (t * b + r0) * g, rows: rows.count, cols: g, into: sums + g)
+                        }
                     }
-                }
-                if let k = truncateGradient, t % k == 0, t > 0 {
-                    work.dhNext.pointer.update(repeating: 0, count: b * u)
-                    work.dcNext.pointer.update(repeating: 0, count: b * u)
+                    if let k = truncateGradient, t % k == 0, t > 0 {
+                        (work.dhNext.pointer + r0 * u).update(repeating: 0, count: rows.count * u)
+                        (work.dcNext.pointer + r0 * u).update(repeating: 0, count: rows.count * u)
+                    }
                 }
             }
         }
@@ -484,9 +493,12 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             }
         }
         if let bias {
+            let chunks = StepPointers.chunks(batch: b, gateWidth: g)
             bias.gradient.withUnsafeMutableBufferPointer { gb in
                 let p = gb.baseAddress!, sums = work.biasGradient.pointer
-                for j in 0..<bias.value.count { p[j] += sums[j] }
+                for c in 0..<chunks {
+                    for j in 0..<bias.value.count { p[j] += sums[c * 2 * g + j] }
+                }
             }
         }
         var states = [Tensor(shape: [b, u]) { $0.baseAddress!.update(from: work.dhNext.pointer, count: b * u) }]
@@ -554,7 +566,7 @@ final class Workspace {
     let dhNext = FloatBuffer()  // [B, U]
     let dcNext = FloatBuffer()  // [B, U]
     let dx = FloatBuffer()      // [T·B, F]
-    let biasGradient = FloatBuffer()  // [2·G·U]: the bias gradient of one backward pass
+    let biasGradient = FloatBuffer()  // [chunks, 2·G·U]: each row range's part of the bias gradient
     let weightGradient = FloatBuffer()  // [F+U, G·U]: both kernels' gradients of one backward pass
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
@@ -564,7 +576,6 @@ final class Workspace {
         if recurrent { dR.reserve(rows * gates) }
         dhNext.reserve(batch * units)
         dcNext.reserve(batch * units)
-        biasGradient.reserve(2 * gates)
     }
 }
 
@@ -594,22 +605,29 @@ struct StepPointers {
     /// The input bias `[G·U]`, added to each row's gates in the step (where the row is in cache).
     let inputBias: UnsafePointer<Float>?
 
-    /// Runs `body` on row ranges of the batch, in parallel when the batch is large enough. Each
-    /// range does its rows' part of the step's GEMM (single-threaded, with the kernel packed once
-    /// for all steps) and of the gate arithmetic, so a step costs one dispatch to the pool and each
-    /// thread's rows stay in its cache. There are up to four ranges per thread, of at least 16 rows,
-    /// handed out as threads come free: on a machine shared with other work, a thread that is not
-    /// scheduled holds up the step by one small range rather than half the batch.
-    func parallelRows(_ body: (Range<Int>) -> Void) {
-        let pool = ThreadPool.shared
-        let chunks = batch * gateWidth < 32768 ? 1 : Swift.min(4 * pool.effectiveWidth, batch / 16)
-        if chunks <= 1 || pool.effectiveWidth == 1 {
-            body(0..<batch)
+    /// How many row ranges a batch is cut into: samples are independent through time, so each
+    /// range runs the whole loop over the steps on its own (up to two ranges of at least 32 rows
+    /// per thread, handed out as threads come free). One dispatch per pass, not per step: a step
+    /// is too short (about 0.1 ms) for a barrier per step, which on a machine shared with other
+    /// work costs a scheduling slice whenever one thread is not running.
+    static func chunks(batch: Int, gateWidth: Int) -> Int {
+        let width = ThreadPool.shared.effectiveWidth
+        if width == 1 || batch * gateWidth < 32768 { return 1 }
+        return Swift.max(1, Swift.min(2 * width, batch / 32))
+    }
+
+    var batchChunks: Int { Self.chunks(batch: batch, gateWidth: gateWidth) }
+
+    /// Runs `body(chunk, rows)` for each of ``batchChunks`` row ranges, in parallel; each range's
+    /// GEMMs run on its own thread.
+    func parallelBatch(_ body: (Int, Range<Int>) -> Void) {
+        let chunks = batchChunks, b = batch
+        if chunks == 1 {
+            body(0, 0..<b)
             return
         }
-        let b = batch
-        pool.parallelFor(chunks) { c, _ in
-            ThreadPool.withWidthLimit(1) { body((b * c / chunks)..<(b * (c + 1) / chunks)) }
+        ThreadPool.shared.parallelFor(chunks) { c, _ in
+            ThreadPool.withWidthLimit(1) { body(c, (b * c / chunks)..<(b * (c + 1) / chunks)) }
         }
     }
 

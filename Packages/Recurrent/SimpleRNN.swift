@@ -46,44 +46,40 @@ public final class SimpleRNN: RecurrentLayer {
                   recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
     }
 
-    override func forwardStep(_ p: StepPointers, t: Int) {
+    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let z = p.gates + t * b * u
-        p.parallelRows { rows in
-            let r0 = rows.lowerBound
-            p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * u, ldc: u)
-            for r in rows {
-                let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
-                if let m = p.mask, m[t * b + r] == 0 {
-                    h.update(from: hPrev, count: u)
-                    continue
-                }
-                let zr = z + r * u
-                if let ib = p.inputBias { for j in 0..<u { zr[j] += ib[j] } }
-                p.outputGate.apply(zr, u, isa: p.isa)
-                h.update(from: zr, count: u)
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * u, ldc: u)
+        for r in rows {
+            let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
+            if let m = p.mask, m[t * b + r] == 0 {
+                h.update(from: hPrev, count: u)
+                continue
             }
+            let zr = z + r * u
+            if let ib = p.inputBias { for j in 0..<u { zr[j] += ib[j] } }
+            p.outputGate.apply(zr, u, isa: p.isa)
+            h.update(from: zr, count: u)
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int) {
+    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
-        p.parallelRows { rows in
-            for r in rows {
-                let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u, next = p.dhNext + r * u
-                for j in 0..<u { dhr[j] += next[j] }
-                if let m = p.mask, m[t * b + r] == 0 {
-                    dzr.update(repeating: 0, count: u)
-                    continue
-                }
-                for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
+        for r in rows {
+            let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u, next = p.dhNext + r * u
+            for j in 0..<u { dhr[j] += next[j] }
+            if let m = p.mask, m[t * b + r] == 0 {
+                dzr.update(repeating: 0, count: u)
+                continue
             }
-            let r0 = rows.lowerBound
-            p.packedKernel.multiply(m: rows.count, a: dz + r0 * u, lda: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
-            if let m = p.mask {
-                for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
-            }
+            for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
+        }
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: dz + r0 * u, lda: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        if let m = p.mask {
+            for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
         }
     }
 }
