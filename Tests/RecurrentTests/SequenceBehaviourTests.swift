@@ -105,3 +105,28 @@ final class SequenceBehaviourTests: XCTestCase {
         XCTAssertEqual(layer.parameters.count, 6)
     }
 }
+
+/// A batch large enough to be split into row ranges run in parallel gives what one thread gives.
+final class ParallelBatchTests: XCTestCase {
+    func testSplitBatchMatchesOneThread() {
+        let x = randomTensor([128, 6, 5], seed: 21)
+        let w = randomTensor([128, 6, 64], seed: 22)
+        for make in [{ LSTM(units: 64, returnSequences: true, maskValue: 0, truncateGradient: 4) },
+                     { GRU(units: 64, returnSequences: true) }, { SimpleRNN(units: 128, returnSequences: true) }]
+                as [() -> RecurrentLayer] {
+            var results: [[Float]] = []
+            for width in [1, 4] {
+                ThreadPool.withWidthLimit(width) {
+                    let layer = make()
+                    var g = SeededGenerator(seed: 5)
+                    _ = try! layer.build(inputShape: [6, 5], generator: &g)
+                    let y = layer.forward(x, training: true)
+                    let weights = y.shape == w.shape ? w : randomTensor(y.shape, seed: 23)
+                    let dx = layer.backward(weights)
+                    results.append(y.scalars + dx.scalars + layer.parameters.flatMap(\.gradient.scalars))
+                }
+            }
+            assertClose(results[1], results[0].map(Double.init), rtol: 1e-5, atol: 1e-6)
+        }
+    }
+}
