@@ -89,6 +89,25 @@ final class SequenceBehaviourTests: XCTestCase {
         assertClose(padded, short.predict(Tensor(shape: [1, 3], scalars: [3, 1, 5])), rtol: 1e-6, atol: 1e-6)
     }
 
+    /// Dense on a sequence applies to every step (Keras' TimeDistributed(Dense)), and trains
+    /// through the recurrent layer under it.
+    func testDenseAfterReturnedSequencesIsTimeDistributed() throws {
+        let model = Sequential(inputShape: [5, 2]) {
+            GRU(4, returnSequences: true)
+            Dense(3)
+        }
+        try model.build(seed: 1)
+        let x = randomTensor([6, 5, 2], seed: 2), y = randomTensor([6, 5, 3], seed: 3)
+        let out = model.predict(x)
+        XCTAssertEqual(out.shape, [6, 5, 3])
+        let dense = model.layers[1] as! Dense, gru = model.layers[0] as! GRU
+        let perStep = dense.forward(gru.forward(x, training: false), training: false)
+        XCTAssertEqual(perStep.scalars, out.scalars)
+        model.compile(optimizer: Adam(learningRate: 0.02), loss: MeanSquaredError())
+        let history = try model.fit(x: x, y: y, epochs: 30, batchSize: 6, seed: 1, verbose: 0)
+        XCTAssertLessThan(history["loss"]!.last!, history["loss"]!.first! * 0.8)
+    }
+
     func testBidirectionalSeesBothDirections() throws {
         let layer = Bidirectional(LSTM(3, returnSequences: true))
         var g = SeededGenerator(seed: 1)
