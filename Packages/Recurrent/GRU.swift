@@ -68,7 +68,16 @@ public final class GRU: RecurrentLayer {
         let g = 3 * u
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 0, c: q + r0 * g, ldc: g)
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride,
+                                beta: 0, c: q + r0 * g, ldc: g)
+        if p.gate == .sigmoid && p.outputGate == .tanh {
+            // Keras' defaults: the fused, vectorised kernel.
+            GRUKernels.forwardRows(inputGates: zx + r0 * g, recurrentGates: q + r0 * g, inputBias: p.inputBias,
+                                   recurrentBias: p.recurrentBias, hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
+                                   hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                   mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+            return
+        }
         for r in rows {
             let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
             if let m = p.mask, m[t * b + r] == 0 {
@@ -94,6 +103,26 @@ public final class GRU: RecurrentLayer {
         let g = 3 * u
         let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
+        let r0 = rows.lowerBound
+        if p.gate == .sigmoid && p.outputGate == .tanh {
+            GRUKernels.backwardRows(inputGates: zx + r0 * g, recurrentGates: q + r0 * g,
+                                    hiddenPrevious: p.states + (t * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                    hiddenGradient: dh + r0 * u, nextHiddenGradient: p.dhNext + r0 * u,
+                                    inputGateGradient: dz + r0 * g, recurrentGateGradient: dq + r0 * g,
+                                    mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+        } else {
+            backwardRowsGeneric(p, t: t, rows: rows)
+        }
+        p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
+    }
+
+    /// The backward rows for other activations than Keras' defaults.
+    private func backwardRowsGeneric(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
         for r in rows {
             let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g, next = p.dhNext + r * u
             for j in 0..<u { dhr[j] += next[j] }
@@ -113,8 +142,5 @@ public final class GRU: RecurrentLayer {
                 dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
             }
         }
-        let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
-        for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
     }
 }

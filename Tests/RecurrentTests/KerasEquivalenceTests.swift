@@ -138,15 +138,21 @@ final class KerasEquivalenceTests: XCTestCase {
     }
 }
 
-/// The fused LSTM kernels have one variant per ISA path (AVX-512, AVX2, portable); they must agree
-/// (the Keras-equation test above checks the default path against Float64).
-final class LSTMKernelPathTests: XCTestCase {
+/// The fused LSTM and GRU kernels have one variant per ISA path (AVX-512, AVX2, portable); they
+/// must agree (the Keras-equation tests above check the default path against Float64).
+final class RecurrentKernelPathTests: XCTestCase {
     func testEveryISAPathGivesTheSameOutputsAndGradients() {
+        for make in [{ LSTM(units: 20, returnSequences: true) }, { GRU(units: 20, returnSequences: true) }] as [() -> RecurrentLayer] {
+            checkPaths(make)
+        }
+    }
+
+    private func checkPaths(_ make: () -> RecurrentLayer) {
         var outputs: [[Float]] = [], gradients: [[Float]] = []
         let x = randomTensor([5, 7, 3], seed: 12)
         forEachISA { isa in
             KernelISA.withISA(isa) {
-                let layer = LSTM(units: 20, returnSequences: true)  // 20 units: one 16-lane block and a remainder
+                let layer = make()  // 20 units: one 16-lane block and a remainder
                 var g = SeededGenerator(seed: 3)
                 _ = try! layer.build(inputShape: [7, 3], generator: &g)
                 outputs.append(layer.forward(x, training: true).scalars)

@@ -32,6 +32,11 @@ final class RecurrentGradientTests: XCTestCase {
                             input: input, rtol: 3e-2, atol: 2e-3)
     }
 
+    func testGRUOtherActivations() {
+        checkLayerGradients(GRU(units: 4, activation: .linear, recurrentActivation: .tanh, returnSequences: true),
+                            input: input, initialState: states(1, units: 4), rtol: 3e-2, atol: 2e-3)
+    }
+
     func testGRULastOutput() {
         checkLayerGradients(GRU(6), input: input, initialState: states(1, units: 6))
     }

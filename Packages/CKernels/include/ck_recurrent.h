@@ -49,4 +49,45 @@ typedef struct {
 
 void ck_lstm_backward_rows(int isa, const ck_lstm_backward_args *args);
 
+// The same for a GRU step (Keras 3, reset_after): gates z, r and the candidate h~ side by side
+// (3 * units floats per row) in `zx` (x W) and `q` (h U).
+
+/// Forward: adds `input_bias` to zx and `recurrent_bias` to q (each 3 units, or NULL), then
+/// z = sigmoid(zx_z + q_z), r = sigmoid(zx_r + q_r), h~ = tanh(zx_h + r q_h), stored in place of
+/// zx, and h = z h_prev + (1 - z) h~. q keeps h U + recurrent bias. A masked row copies h_prev.
+typedef struct {
+    float *zx;
+    float *q;
+    const float *input_bias;
+    const float *recurrent_bias;
+    const float *h_prev;
+    float *h;
+    const float *mask;  ///< one entry per row, or NULL
+    int64_t h_stride;
+    int64_t units;
+    int64_t rows;
+} ck_gru_forward_args;
+
+void ck_gru_forward_rows(int isa, const ck_gru_forward_args *args);
+
+/// Backward: dh += dh_next; then the gradients of the input-side pre-activations `dzx` and of
+/// the recurrent-side ones `dq` (3 units each), and dh is replaced by dh z, the part of the
+/// previous state's gradient that bypasses the GEMM. A masked row gets zero dzx and dq rows and
+/// keeps dh (carried to the previous step whole).
+typedef struct {
+    const float *zx;
+    const float *q;
+    const float *h_prev;
+    float *dh;
+    const float *dh_next;
+    float *dzx;
+    float *dq;
+    const float *mask;  ///< one entry per row, or NULL
+    int64_t h_stride;
+    int64_t units;
+    int64_t rows;
+} ck_gru_backward_args;
+
+void ck_gru_backward_rows(int isa, const ck_gru_backward_args *args);
+
 #endif
