@@ -12,13 +12,16 @@ import TensorCore
 /// Keras' order.
 ///
 /// **Cost.** Forward: one GEMM `[T·B, F] x [F, G·U]` for the input part of every step at once,
-/// then per step one GEMM `[B, U] x [U, G·U]` for the recurrent part and one vectorised pass over
-/// the gates. Backward: per step one pass over the gates and one GEMM `[B, G·U] x [G·U, U]`; then
-/// the weight gradients as single GEMMs over all steps (`xᵀ·dZ` with depth `T·B`, and the same for
-/// the states), accumulated into the gradients with `beta = 1`. The sequences are kept time-major
-/// (`[T, B, ·]`) inside, so each step's rows are contiguous; scratch space is owned by the layer
-/// and reused, so a step allocates nothing. A training-mode forward keeps its input, gates and
-/// states (about `T·B·(F + (G + 2)·U)` floats) until the backward pass.
+/// then per step one GEMM `[B, U] x [U, G·U]` for the recurrent part (the kernel packed once per
+/// pass, see `PackedMatrix`) and one fused pass over the gates (a C kernel per ISA path for Keras'
+/// activations, `LSTMKernels`/`GRUKernels`). Backward: per step one pass over the gates and one
+/// GEMM `[B, G·U] x [G·U, U]`; then both kernels' gradients as one GEMM over all steps,
+/// `[x_t, h_(t-1)]ᵀ·dZ` (depth `T·B`), and the input gradient as one GEMM (skipped when the layer
+/// is a model's first). Samples are independent through time, so the batch is cut into row ranges
+/// that run the whole loop over the steps on the pool's threads: one dispatch per pass. Inside,
+/// sequences are time-major (`[T, B, ·]`) so each step's rows are contiguous, and scratch space is
+/// owned by the layer and reused, so a step allocates nothing. A training-mode forward keeps its
+/// input, gates and states (about `T·B·(F + (G + 2)·U)` floats) until the backward pass.
 ///
 /// **Masking.** With `maskValue`, a step where every feature of a sample equals it (Keras'
 /// `Masking(mask_value)` in front of the layer) is skipped for that sample: its state is carried
@@ -365,7 +368,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
             output = finalState[0]
         }
         if training {
-            pass.inputShape = input.shape
             tape.append(pass)
         } else {
             freePasses.append(pass)
@@ -536,7 +538,6 @@ public class RecurrentLayer: Layer, TrainingStateOwner {
 /// What one training-mode forward keeps for its backward pass (time-major).
 final class Pass {
     var batch = 0, steps = 0, features = 0
-    var inputShape: [Int] = []
     let xh = FloatBuffer()       // [(T+1)·B, F+U]: rows [x_t, h_(t-1)]; block T holds the final h
     let gates = FloatBuffer()    // [T·B, G·U]: activated gates
     let cells = FloatBuffer()    // [(T+1)·B, U]: the LSTM's c
