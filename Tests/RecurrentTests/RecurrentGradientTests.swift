@@ -63,6 +63,16 @@ final class RecurrentGradientTests: XCTestCase {
         }
     }
 
+    /// Through an Embedding (masking token 0) and an LSTM: the table's gradient and the LSTM's.
+    func testEmbeddingAndLSTMGradients() throws {
+        let model = Sequential(inputShape: [5]) {
+            Embedding(inputDim: 6, outputDim: 3, maskZero: true)
+            LSTM(units: 4, returnSequences: true, maskValue: 0)
+        }
+        let tokens = Tensor(shape: [2, 5], scalars: [1, 2, 3, 0, 0, 5, 4, 1, 2, 3])
+        checkLayerGradients(model, input: tokens, checkInput: false)
+    }
+
     /// Masked steps are exactly the mask value, so perturbing one would unmask it: the inputs are
     /// checked at unmasked steps only (masked ones must get exactly zero), the weights and initial
     /// state everywhere.
