@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Layers", targets: ["Layers"]),
+        .library(name: "Recurrent", targets: ["Recurrent"]),
         // Everything above in one import, as swift-numerics' `Numerics` does.
         .library(name: "Neurite", targets: ["Neurite"]),
     ],
@@ -43,6 +44,8 @@ let package = Package(
             dependencies: ["TensorCore", "Optimizers"],
             path: "Packages/Layers"
         ),
+        // SimpleRNN, LSTM, GRU, Bidirectional, Embedding: sequences [B, T, F].
+        .target(name: "Recurrent", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Recurrent"),
         // zlib, for gzip-compressed IDX files.
         .systemLibrary(
             name: "CZlib",
@@ -75,10 +78,10 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
-        // Re-exports TensorCore, Optimizers, Layers and Datasets; holds no code of its own.
+        // Re-exports TensorCore, Optimizers, Layers, Recurrent and Datasets; holds no code of its own.
         .target(
             name: "Neurite",
-            dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets"],
+            dependencies: ["TensorCore", "Optimizers", "Layers", "Recurrent", "Datasets"],
             path: "Packages/Neurite"
         ),
         // Demo: a shallow network written directly on TensorCore's kernels.
@@ -109,9 +112,22 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/cnn"
         ),
+        // Demos: images read row by row by an LSTM/GRU/SimpleRNN; a character-level text generator.
+        .executableTarget(
+            name: "sequence-classifier",
+            dependencies: ["Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/sequence-classifier"
+        ),
+        .executableTarget(
+            name: "text-generator",
+            dependencies: ["Recurrent", "Layers", "Optimizers", "TensorCore", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Apps/text-generator"
+        ),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers"],
+            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.
@@ -147,6 +163,11 @@ let package = Package(
             // Datasets only for the end-to-end training test on MNIST (CNNTrainingTests).
             dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
+        ),
+        .testTarget(
+            name: "RecurrentTests",
+            dependencies: ["Recurrent", "Layers", "Optimizers", "_NeuriteTestSupport"],
+            path: "Tests/RecurrentTests"
         ),
         .testTarget(
             name: "NeuriteTests",

@@ -49,6 +49,19 @@ protocol TrainingCacheOwner: AnyObject {
     func clearTrainingCache()
 }
 
+/// A layer defined outside this module that keeps what its training-mode forward passes leave for
+/// their backward passes (the recurrent layers): a `Sequential` calls ``clearTrainingState()`` on
+/// it at the start of every outermost training-mode forward, so state left by forwards never
+/// followed by a backward does not pile up.
+public protocol TrainingStateOwner: AnyObject {
+    /// Drops everything kept for backward passes (not the weights, nor a stateful layer's states).
+    func clearTrainingState()
+    /// The backward pass for the parameters' gradients alone, skipping the input gradient: what a
+    /// training step runs on a model's first layer with parameters (nobody needs its input's
+    /// gradient). Same effect on the parameters as `backward`.
+    func backwardParameterGradients(_ outputGradient: Tensor)
+}
+
 /// A layer that can run its backward pass for its parameters' gradients alone, skipping the
 /// input gradient (which the first layer of a model need not compute).
 protocol ParameterGradientBackward: AnyObject {

@@ -423,6 +423,7 @@ public final class Sequential: LayerContainer {
         switch layers[first] {
         case let nested as Sequential: nested.backwardForTraining(g)
         case let layer as ParameterGradientBackward: layer.backwardParameterGradients(g)
+        case let layer as TrainingStateOwner: layer.backwardParameterGradients(g)
         case let layer: _ = layer.backward(g)
         }
     }
@@ -446,6 +447,7 @@ public final class Sequential: LayerContainer {
                 nested.clearTrainingCaches()
             } else {
                 (layer as? TrainingCacheOwner)?.clearTrainingCache()
+                (layer as? TrainingStateOwner)?.clearTrainingState()
             }
         }
     }

@@ -195,7 +195,7 @@ struct GemmPlan {
 
     /// Packs rows `row0..<row0+rows`, depths `p0..<p0+depth` of op(A) into panels of `mr` rows:
     /// `dst[panel * mr * depth + p * mr + i]`, zero-padding the last panel.
-    private func packBlockA(transposed: Bool, a: UnsafePointer<Float>, lda: Int, row0: Int, rows: Int,
+    func packBlockA(transposed: Bool, a: UnsafePointer<Float>, lda: Int, row0: Int, rows: Int,
                             p0: Int, depth: Int, mr: Int, into dst: UnsafeMutablePointer<Float>) {
         var ir = 0
         while ir < rows {
@@ -225,7 +225,7 @@ struct GemmPlan {
 
     /// Packs depths `p0..<p0+depth`, columns `col0..<col0+cols` (cols <= nr) of op(B) as one
     /// panel: `dst[p * nr + j]`, zero-padding missing columns.
-    private func packPanelB(transposed: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, depth: Int,
+    func packPanelB(transposed: Bool, b: UnsafePointer<Float>, ldb: Int, p0: Int, depth: Int,
                             col0: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
         if transposed {
             // op(B)(p, j) = B[j * ldb + p]: each column of op(B) is a contiguous stored row.

@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|all] [--quick] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|all] [--quick] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
@@ -29,7 +29,7 @@ struct Options {
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "layers"] : [first]
+    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "layers", "recurrent"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
@@ -159,6 +159,10 @@ if options.suites.contains("training") {
 
 if options.suites.contains("layers") {
     LayersBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa, only: options.models)
+}
+
+if options.suites.contains("recurrent") {
+    RecurrentBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
 }
 
 if options.suites.contains("datasets") {

@@ -13,5 +13,6 @@
 #include "ck_conv.h"
 #include "ck_pool.h"
 #include "ck_norm.h"
+#include "ck_recurrent.h"
 
 #endif

@@ -1,0 +1,146 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// Gated recurrent unit over `[B, T, F]`, Keras 3's `GRU` (`reset_after=True`, its default, which
+/// is also cuDNN's and PyTorch's formulation).
+///
+/// ```swift
+/// GRU(64)                                     // [B, T, F] -> [B, 64]
+/// ```
+///
+/// Per step, with the gates `z, r` and the candidate `ĥ` side by side (`[B, 3U]`), `a = x·W + b_in`
+/// and `q = h·U + b_rec`: `z = σ(a_z + q_z)`, `r = σ(a_r + q_r)`, `ĥ = tanh(a_h + r⊙q_h)`,
+/// `h' = z⊙h + (1 − z)⊙ĥ`. Weights: `kernel` `[F, 3U]`, `recurrent_kernel` `[U, 3U]`, `bias`
+/// `[2, 3U]` (the input bias, then the recurrent one). The state is `[h]`.
+/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+public final class GRU: RecurrentLayer {
+    /// `"GRU"`.
+    public override class var typeName: String { "GRU" }
+    override class var gateCount: Int { 3 }
+    override class var keepsRecurrentProjection: Bool { true }
+
+    /// A GRU with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
+    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear.
+    public override init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
+                useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                maskValue: Float? = nil, truncateGradient: Int? = nil,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
+                biasInitializer: Initializer = .zeros, name: String = "") {
+        super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
+                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
+                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    }
+
+    /// `GRU(64, returnSequences: true)`.
+    public convenience init(_ units: Int, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                            maskValue: Float? = nil, truncateGradient: Int? = nil, name: String = "") {
+        self.init(units: units, returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful,
+                  maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    }
+
+    /// Rebuilds from ``config``; absent keys take Keras' defaults. Only `reset_after: true` is supported.
+    public required convenience init(config: [String: ConfigValue]) throws {
+        let o = try Options(config: config, type: Self.typeName)
+        if case .bool(false)? = config["reset_after"] {
+            throw LayerError("GRU supports reset_after true only (Keras 3's default), got false")
+        }
+        self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
+                  returnSequences: o.returnSequences, goBackwards: o.goBackwards, stateful: o.stateful,
+                  maskValue: o.maskValue, truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
+                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+    }
+
+    /// The common keys (see ``RecurrentLayer/config``) and `reset_after: true`.
+    public override var config: [String: ConfigValue] {
+        var c = super.config
+        c["reset_after"] = .bool(true)
+        return c
+    }
+
+    override func makeBias(generator: inout SeededGenerator) -> Tensor {
+        biasInitializer.make([2, 3 * units], generator: &generator)
+    }
+
+    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride,
+                                beta: 0, c: q + r0 * g, ldc: g)
+        if p.gate == .sigmoid && p.outputGate == .tanh {
+            // Keras' defaults: the fused, vectorised kernel.
+            GRUKernels.forwardRows(inputGates: zx + r0 * g, recurrentGates: q + r0 * g, inputBias: p.inputBias,
+                                   recurrentBias: p.recurrentBias, hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
+                                   hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                   mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+            return
+        }
+        for r in rows {
+            let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
+            if let m = p.mask, m[t * b + r] == 0 {
+                h.update(from: hPrev, count: u)
+                continue
+            }
+            let qr = q + r * g, zr = zx + r * g
+            if let ib = p.inputBias { for j in 0..<g { zr[j] += ib[j] } }
+            if let rb = p.recurrentBias { for j in 0..<g { qr[j] += rb[j] } }
+            for j in 0..<(2 * u) { zr[j] += qr[j] }
+            p.gate.apply(zr, 2 * u, isa: p.isa)
+            for j in 0..<u { zr[2 * u + j] += zr[u + j] * qr[2 * u + j] }
+            p.outputGate.apply(zr + 2 * u, u, isa: p.isa)
+            for j in 0..<u {
+                let z = zr[j]
+                h[j] = z * hPrev[j] + (1 - z) * zr[2 * u + j]
+            }
+        }
+    }
+
+    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
+        let r0 = rows.lowerBound
+        if p.gate == .sigmoid && p.outputGate == .tanh {
+            GRUKernels.backwardRows(inputGates: zx + r0 * g, recurrentGates: q + r0 * g,
+                                    hiddenPrevious: p.states + (t * b + r0) * p.stateStride, hiddenStride: p.stateStride,
+                                    hiddenGradient: dh + r0 * u, nextHiddenGradient: p.dhNext + r0 * u,
+                                    inputGateGradient: dz + r0 * g, recurrentGateGradient: dq + r0 * g,
+                                    mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+        } else {
+            backwardRowsGeneric(p, t: t, rows: rows)
+        }
+        p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
+    }
+
+    /// The backward rows for other activations than Keras' defaults.
+    private func backwardRowsGeneric(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let g = 3 * u
+        let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
+        for r in rows {
+            let dhr = dh + r * u, dzr = dz + r * g, dqr = dq + r * g, next = p.dhNext + r * u
+            for j in 0..<u { dhr[j] += next[j] }
+            if let m = p.mask, m[t * b + r] == 0 {
+                dzr.update(repeating: 0, count: g)
+                dqr.update(repeating: 0, count: g)
+                continue  // dh is carried to the previous step as it is
+            }
+            let zr = zx + r * g, qr = q + r * g, hPrev = p.states + (t * b + r) * p.stateStride
+            for j in 0..<u {
+                let z = zr[j], rr = zr[u + j], hh = zr[2 * u + j], dhj = dhr[j]
+                let dhh = dhj * (1 - z) * p.outputGate.derivative(output: hh)
+                let dzj = dhj * (hPrev[j] - hh) * p.gate.derivative(output: z)
+                let drj = dhh * qr[2 * u + j] * p.gate.derivative(output: rr)
+                dzr[j] = dzj; dzr[u + j] = drj; dzr[2 * u + j] = dhh
+                dqr[j] = dzj; dqr[u + j] = drj; dqr[2 * u + j] = dhh * rr
+                dhr[j] = dhj * z  // the direct path h -> h', added after the GEMM
+            }
+        }
+    }
+}

@@ -1,0 +1,659 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// What the three recurrent layers (``SimpleRNN``, ``LSTM``, ``GRU``) share: the loop over time,
+/// the fused matrix products, masking, states, truncated backpropagation and the configuration.
+/// Use the subclasses; this class only holds their common machinery and options.
+///
+/// **Shapes.** Input `[B, T, F]`; output `[B, T, U]` with `returnSequences`, else `[B, U]` (the
+/// last step's output). Weights as Keras stores them: `kernel` `[F, G·U]`, `recurrent_kernel`
+/// `[U, G·U]` and `bias`, where `G` is the number of gates (1, 3 or 4), gates side by side in
+/// Keras' order.
+///
+/// **Cost.** Forward: one GEMM `[T·B, F] x [F, G·U]` for the input part of every step at once,
+/// then per step one GEMM `[B, U] x [U, G·U]` for the recurrent part (the kernel packed once per
+/// pass, see `PackedMatrix`) and one fused pass over the gates (a C kernel per ISA path for Keras'
+/// activations, `LSTMKernels`/`GRUKernels`). Backward: per step one pass over the gates and one
+/// GEMM `[B, G·U] x [G·U, U]`; then both kernels' gradients as one GEMM over all steps,
+/// `[x_t, h_(t-1)]ᵀ·dZ` (depth `T·B`), and the input gradient as one GEMM (skipped when the layer
+/// is a model's first). Samples are independent through time, so the batch is cut into row ranges
+/// that run the whole loop over the steps on the pool's threads: one dispatch per pass. Inside,
+/// sequences are time-major (`[T, B, ·]`) so each step's rows are contiguous, and scratch space is
+/// owned by the layer and reused, so a step allocates nothing. A training-mode forward keeps its
+/// input, gates and states (about `T·B·(F + (G + 2)·U)` floats) until the backward pass.
+///
+/// **Masking.** With `maskValue`, a step where every feature of a sample equals it (Keras'
+/// `Masking(mask_value)` in front of the layer) is skipped for that sample: its state is carried
+/// through unchanged, its output (with `returnSequences`) repeats the previous one, and it gets no
+/// gradient. Padding a batch of sequences of different lengths with the mask value therefore gives
+/// each sample the result of its own length. ``Embedding`` with `maskZero` writes zero vectors for
+/// token 0, so an `Embedding(maskZero: true)` followed by a layer with `maskValue: 0` masks padding.
+///
+/// **States.** ``initialState`` sets the state the next forward passes start from (`[h]`, or
+/// `[h, c]` for an LSTM, each `[B, U]`); ``finalState`` is the state after the last forward
+/// (Keras' `return_state`), and ``initialStateGradient`` the gradient of the last backward with
+/// respect to the initial state. With `stateful`, each forward starts from the previous forward's
+/// final state (for long texts cut into consecutive batches of the same size), until
+/// ``resetStates()``.
+///
+/// **Truncated backpropagation.** With `truncateGradient: k`, gradients flow back through at
+/// most the `k` steps of their chunk (steps `0..<k`, `k..<2k`, ...): the state's gradient is cut at
+/// chunk boundaries. With `stateful`, feeding a long sequence in chunks of `k` steps gives the
+/// classic truncated BPTT too.
+public class RecurrentLayer: Layer, TrainingStateOwner {
+    /// The Keras type name; each subclass has its own.
+    public class var typeName: String { "RNN" }
+    /// The layer's name, unique in its model; renaming renames its parameters
+    /// (`"<name>.kernel"`, `"<name>.recurrent_kernel"`, `"<name>.bias"`).
+    public var name: String { didSet { nameParameters() } }
+    /// The state size `U`.
+    public let units: Int
+    /// The output (candidate) activation, Keras' `activation` (tanh by default).
+    public let activation: ActivationFunction
+    /// The gates' activation, Keras' `recurrent_activation` (sigmoid by default; SimpleRNN has none).
+    public let recurrentActivation: ActivationFunction
+    /// Whether the layer has a bias.
+    public let useBias: Bool
+    /// Whether the output is every step's output `[B, T, U]` rather than the last one `[B, U]`.
+    public let returnSequences: Bool
+    /// Whether the sequence is processed from its last step to its first (Keras' `go_backwards`);
+    /// the outputs are then in processing order, i.e. reversed, as in Keras.
+    public let goBackwards: Bool
+    /// Whether each forward starts from the previous forward's final state.
+    public let stateful: Bool
+    /// The padding value that marks a skipped step, if any (see the type's discussion).
+    public let maskValue: Float?
+    /// The chunk length of truncated backpropagation through time, if any.
+    public let truncateGradient: Int?
+    /// How `kernel` is filled at build (Glorot-uniform by default).
+    public let kernelInitializer: Initializer
+    /// How `recurrent_kernel` is filled at build; nil means orthogonal, Keras' default.
+    public let recurrentInitializer: Initializer?
+    /// How `bias` is filled at build (zeros by default; an LSTM with `unitForgetBias` then sets its
+    /// forget gate's part to 1).
+    public let biasInitializer: Initializer
+
+    /// The input weights `[F, G·U]`, once built.
+    public private(set) var kernel: Parameter?
+    /// The recurrent weights `[U, G·U]`, once built.
+    public private(set) var recurrentKernel: Parameter?
+    /// The bias, once built with `useBias` (`[G·U]`; a GRU's is `[2, 3U]`).
+    public private(set) var bias: Parameter?
+    /// The per-sample input shape `[T, F]` the layer was built for.
+    public private(set) var builtInputShape: [Int]?
+
+    /// The state the next forward passes start from: `[h]` (`[h, c]` for an LSTM), each `[B, U]`;
+    /// nil starts from zeros (or, when `stateful`, from the previous final state). It stays set
+    /// until set to nil.
+    public var initialState: [Tensor]?
+    /// The state after the last forward: `[h]` (`[h, c]` for an LSTM), each `[B, U]`.
+    public private(set) var finalState: [Tensor] = []
+    /// dLoss/dInitialState from the last backward, in the order of ``initialState``.
+    public private(set) var initialStateGradient: [Tensor] = []
+
+    // Subclass hooks and their data.
+    /// Gates per unit (1, 3 or 4).
+    class var gateCount: Int { 1 }
+    /// Whether there is a cell state beside `h` (the LSTM).
+    class var hasCellState: Bool { false }
+    /// Whether a separate recurrent projection is kept per step (the GRU with reset_after).
+    class var keepsRecurrentProjection: Bool { false }
+    /// Prefix of parameter roles, set by `Bidirectional` (`"forward_"`, `"backward_"`).
+    var rolePrefix = "" { didSet { nameParameters() } }
+
+    let outputGate: GateFunction
+    let gateFunction: GateFunction
+    private var carriedState: [Tensor]?
+    private var tape: [Pass] = []
+    private var lastPopped: Pass?
+    private var freePasses: [Pass] = []
+    private let work = Workspace()
+
+    /// The common initialiser of the subclasses.
+    init(units: Int, activation: ActivationFunction, recurrentActivation: ActivationFunction, useBias: Bool,
+         returnSequences: Bool, goBackwards: Bool, stateful: Bool, maskValue: Float?, truncateGradient: Int?,
+         kernelInitializer: Initializer, recurrentInitializer: Initializer?, biasInitializer: Initializer, name: String) {
+        let type = Self.typeName
+        neuritePrecondition(units > 0, "\(type) needs a positive number of units, got \(units)")
+        neuritePrecondition(truncateGradient.map { $0 > 0 } ?? true,
+                            "\(type) needs a positive truncateGradient, got \(truncateGradient ?? 0)")
+        neuritePrecondition(activation.isRecurrentGate,
+                            "\(type) supports activation tanh, sigmoid, relu or linear, got \(activation.configName)")
+        neuritePrecondition(recurrentActivation.isRecurrentGate,
+                            "\(type) supports recurrent activation tanh, sigmoid, relu or linear, got \(recurrentActivation.configName)")
+        self.units = units
+        self.activation = activation
+        self.recurrentActivation = recurrentActivation
+        self.useBias = useBias
+        self.returnSequences = returnSequences
+        self.goBackwards = goBackwards
+        self.stateful = stateful
+        self.maskValue = maskValue
+        self.truncateGradient = truncateGradient
+        self.kernelInitializer = kernelInitializer
+        self.recurrentInitializer = recurrentInitializer
+        self.biasInitializer = biasInitializer
+        self.name = name
+        outputGate = try! GateFunction(activation, role: "activation", layer: type)
+        gateFunction = try! GateFunction(recurrentActivation, role: "recurrent activation", layer: type)
+        RecurrentLayers.register()
+    }
+
+    /// Rebuilds from a config; each subclass reads its own keys.
+    public required convenience init(config: [String: ConfigValue]) throws {
+        fatalError("init(config:) is implemented by SimpleRNN, LSTM and GRU")
+    }
+
+    // MARK: Configuration
+
+    /// The keys every recurrent layer saves: `name`, `units`, `activation`, `recurrent_activation`,
+    /// `use_bias`, `return_sequences`, `go_backwards`, `stateful`, `mask_value`,
+    /// `truncate_gradient`, `kernel_initializer`, `recurrent_initializer`, `bias_initializer`.
+    public var config: [String: ConfigValue] {
+        var c: [String: ConfigValue] = [
+            "name": .string(name), "units": .int(units), "activation": .string(activation.configName),
+            "use_bias": .bool(useBias), "return_sequences": .bool(returnSequences),
+            "go_backwards": .bool(goBackwards), "stateful": .bool(stateful),
+            "mask_value": maskValue.map { .double(Double($0)) } ?? .null,
+            "truncate_gradient": truncateGradient.map { .int($0) } ?? .null,
+            "kernel_initializer": .string(kernelInitializer.configName),
+            "recurrent_initializer": .string(recurrentInitializer?.configName ?? "orthogonal"),
+            "bias_initializer": .string(biasInitializer.configName),
+        ]
+        if Self.gateCount > 1 { c["recurrent_activation"] = .string(recurrentActivation.configName) }
+        return c
+    }
+
+    /// The common options read back from a config, with Keras' defaults for absent keys.
+    struct Options {
+        var units: Int
+        var activation: ActivationFunction = .tanh
+        var recurrentActivation: ActivationFunction = .sigmoid
+        var useBias = true
+        var returnSequences = false
+        var goBackwards = false
+        var stateful = false
+        var maskValue: Float?
+        var truncateGradient: Int?
+        var kernelInitializer: Initializer = .glorotUniform
+        var recurrentInitializer: Initializer?
+        var biasInitializer: Initializer = .zeros
+        var name = ""
+
+        init(config c: [String: ConfigValue], type t: String) throws {
+            units = try c.int("units", of: t)
+            guard units > 0 else { throw LayerError("\(t) config needs a positive \"units\", got \(units)") }
+            func has(_ k: String) -> Bool { if case .null? = c[k] { return false }; return c[k] != nil }
+            func gate(_ k: String) throws -> ActivationFunction {
+                let f = try ActivationFunction(configName: c.string(k, of: t))
+                guard f.isRecurrentGate else { throw LayerError("\(t) supports \(k) tanh, sigmoid, relu or linear, got \(f.configName)") }
+                return f
+            }
+            if has("activation") { activation = try gate("activation") }
+            if has("recurrent_activation") { recurrentActivation = try gate("recurrent_activation") }
+            if has("use_bias") { useBias = try c.bool("use_bias", of: t) }
+            if has("return_sequences") { returnSequences = try c.bool("return_sequences", of: t) }
+            if has("go_backwards") { goBackwards = try c.bool("go_backwards", of: t) }
+            if has("stateful") { stateful = try c.bool("stateful", of: t) }
+            if has("mask_value") { maskValue = Float(try c.double("mask_value", of: t)) }
+            if has("truncate_gradient") {
+                let k = try c.int("truncate_gradient", of: t)
+                guard k > 0 else { throw LayerError("\(t) config needs a positive \"truncate_gradient\", got \(k)") }
+                truncateGradient = k
+            }
+            if has("kernel_initializer") { kernelInitializer = try Initializer(configName: c.string("kernel_initializer", of: t)) }
+            if has("recurrent_initializer") {
+                let s = try c.string("recurrent_initializer", of: t)
+                recurrentInitializer = s == "orthogonal" ? nil : try Initializer(configName: s)
+            }
+            if has("bias_initializer") { biasInitializer = try Initializer(configName: c.string("bias_initializer", of: t)) }
+            if has("name") { name = try c.string("name", of: t) }
+        }
+    }
+
+    // MARK: Shapes and weights
+
+    /// `[T, U]` with `returnSequences`, else `[U]`, for a per-sample input `[T, F]`; throws for
+    /// another rank, or another `F` than the layer was built for.
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        guard inputShape.count == 2, inputShape.allSatisfy({ $0 > 0 }) else {
+            throw LayerError("\(label) needs per-sample input [T, F] (time steps, features), got input shape \(inputShape)")
+        }
+        if let built = builtInputShape, built[1] != inputShape[1] {
+            throw LayerError("\(label) was built for input shape \(built) (\(built[1]) features) and cannot take input shape \(inputShape)")
+        }
+        return returnSequences ? [inputShape[0], units] : [units]
+    }
+
+    /// Creates `kernel`, `recurrent_kernel` and `bias` for per-sample inputs `[T, F]`. Building
+    /// again keeps the weights.
+    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
+        let output = try outputShape(for: inputShape)
+        if kernel == nil {
+            let g = Self.gateCount * units
+            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape[1], g], generator: &generator))
+            let rec = recurrentInitializer.map { $0.make([units, g], generator: &generator) }
+                ?? orthogonalMatrix(rows: units, cols: g, generator: &generator)
+            recurrentKernel = Parameter(name: "", value: rec)
+            if useBias { bias = Parameter(name: "", value: makeBias(generator: &generator)) }
+            builtInputShape = inputShape
+            nameParameters()
+        }
+        return output
+    }
+
+    /// The initial bias (subclasses shape it).
+    func makeBias(generator: inout SeededGenerator) -> Tensor {
+        biasInitializer.make([Self.gateCount * units], generator: &generator)
+    }
+
+    /// `[kernel, recurrent_kernel, bias]` (without the bias when `useBias` is false); empty before build.
+    public var parameters: [Parameter] { [kernel, recurrentKernel, bias].compactMap { $0 } }
+
+    /// Forgets the state carried by a `stateful` layer (the next forward starts from zeros or
+    /// ``initialState``).
+    public func resetStates() { carriedState = nil }
+
+    /// The backward pass without the input gradient (one GEMM `[T·B, G·U] x [G·U, F]` fewer).
+    public func backwardParameterGradients(_ outputGradient: Tensor) {
+        _ = backward(outputGradient, inputGradient: false)
+    }
+
+    /// Drops what training-mode forwards kept for their backward passes.
+    public func clearTrainingState() {
+        freePasses.append(contentsOf: tape)
+        tape.removeAll()
+        lastPopped = nil
+    }
+
+    func nameParameters() {
+        let prefix = name.isEmpty ? rolePrefix : "\(name).\(rolePrefix)"
+        kernel?.name = prefix + "kernel"
+        recurrentKernel?.name = prefix + "recurrent_kernel"
+        bias?.name = prefix + "bias"
+    }
+
+    var label: String { "\(Self.typeName) '\(name)'" }
+
+    // MARK: Forward
+
+    /// Runs the layer over `input` `[B, T, F]`: `[B, T, U]` with `returnSequences`, else `[B, U]`.
+    /// - Precondition: built, the input is `[B, T, F]` with the built `F`, and any
+    ///   ``initialState`` (or carried state) has `B` rows; the messages name the shapes.
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        guard let kernel, let recurrentKernel else {
+            neuritePrecondition(false, "\(label) is not built: build it (or its model) before calling forward")
+            fatalError()
+        }
+        let features = kernel.value.shape[0]
+        neuritePrecondition(input.rank == 3 && input.shape[2] == features && input.shape[0] > 0 && input.shape[1] > 0,
+                            "\(label) expects input [B, T, \(features)] (kernel \(kernel.value.shape)), got \(input.shape)")
+        let (b, steps, u, g) = (input.shape[0], input.shape[1], units, Self.gateCount * units)
+        let pass = freePasses.popLast() ?? Pass()
+        pass.prepare(batch: b, steps: steps, features: features, units: u, gates: g,
+                     cells: Self.hasCellState, recurrent: Self.keepsRecurrentProjection, masked: maskValue != nil)
+        // Each row of `xh` is [x_t, h_(t-1)] for one sample and step: the input part feeds the input
+        // GEMM, the state part the recurrent one, and the weight gradients of both come from one
+        // GEMM over all steps, xhᵀ·dZ.
+        let rowStride = features + u
+        let x = pass.xh.pointer, z = pass.gates.pointer, states = pass.xh.pointer + features
+
+        // Time-major copy of the input (reversed for goBackwards) and the mask.
+        input.withUnsafeBufferPointer { src in
+            let s = src.baseAddress!
+            for t in 0..<steps {
+                let ts = goBackwards ? steps - 1 - t : t
+                for r in 0..<b {
+                    let from = s + (r * steps + ts) * features, to = x + (t * b + r) * rowStride
+                    to.update(from: from, count: features)
+                    if let maskValue {
+                        var keep: Float = 0
+                        for j in 0..<features where from[j] != maskValue { keep = 1; break }
+                        pass.mask.pointer[t * b + r] = keep
+                    }
+                }
+            }
+        }
+        // The input part of every step at once: Z = X·W (+ input bias).
+        kernel.value.withUnsafeBufferPointer { w in
+            sgemm(transposeA: false, transposeB: false, m: steps * b, n: g, k: features, alpha: 1,
+                  a: x, lda: rowStride, b: w.baseAddress!, ldb: g, beta: 0, c: z, ldc: g)
+        }
+        // Initial states.
+        let start = initialState ?? (stateful ? carriedState : nil)
+        let stateCount = Self.hasCellState ? 2 : 1
+        if let start {
+            neuritePrecondition(start.count == stateCount && start.allSatisfy { $0.shape == [b, u] },
+                                "\(label) needs an initial state of \(stateCount) tensor(s) [\(b), \(u)] for input \(input.shape), got \(start.map(\.shape))")
+            start[0].withUnsafeBufferPointer { h in
+                for r in 0..<b { (states + r * rowStride).update(from: h.baseAddress! + r * u, count: u) }
+            }
+            if stateCount == 2 { start[1].withUnsafeBufferPointer { pass.cells.pointer.update(from: $0.baseAddress!, count: b * u) } }
+        } else {
+            for r in 0..<b { (states + r * rowStride).update(repeating: 0, count: u) }
+            if stateCount == 2 { pass.cells.pointer.update(repeating: 0, count: b * u) }
+        }
+        // The loop over time.
+        // The recurrent kernel packed once for the GEMMs of every step.
+        let packed = recurrentKernel.value.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, ldb: g, transposed: false, k: u, n: g)
+        }
+        withBiases { ib, rb in
+            let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
+                                    inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
+            step.parallelBatch { _, rows in
+                for t in 0..<steps { forwardStep(step, t: t, rows: rows) }
+            }
+        }
+        // Final state, outputs.
+        let last = states + steps * b * rowStride
+        finalState = [Tensor(shape: [b, u]) { h in
+            for r in 0..<b { (h.baseAddress! + r * u).update(from: last + r * rowStride, count: u) }
+        }]
+        if stateCount == 2 {
+            let lastC = pass.cells.pointer + steps * b * u
+            finalState.append(Tensor(shape: [b, u]) { $0.baseAddress!.update(from: lastC, count: b * u) })
+        }
+        if stateful { carriedState = finalState }
+        let output: Tensor
+        if returnSequences {
+            output = Tensor(shape: [b, steps, u]) { out in
+                let o = out.baseAddress!
+                for r in 0..<b {
+                    for t in 0..<steps { (o + (r * steps + t) * u).update(from: states + ((t + 1) * b + r) * rowStride, count: u) }
+                }
+            }
+        } else {
+            output = finalState[0]
+        }
+        if training {
+            tape.append(pass)
+        } else {
+            freePasses.append(pass)
+        }
+        return output
+    }
+
+    /// Calls `body` with the input bias (`[G·U]`) and the recurrent bias (the GRU's second bias
+    /// row), or nil where there is none.
+    func withBiases<R>(_ body: (UnsafePointer<Float>?, UnsafePointer<Float>?) -> R) -> R {
+        guard let bias else { return body(nil, nil) }
+        let g = Self.gateCount * units
+        return bias.value.withUnsafeBufferPointer { p in
+            body(p.baseAddress!, Self.keepsRecurrentProjection ? p.baseAddress! + g : nil)
+        }
+    }
+
+    /// One step of the cell for the samples `rows`: the recurrent GEMM and the gates for step `t`
+    /// (subclasses).
+    func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) { fatalError("forwardStep is implemented by the subclasses") }
+
+    /// One step back: `dh` is the output gradient in `p.dH`'s row block `t` plus the gradient from
+    /// step `t + 1` in `p.dhNext` (the cell adds them); the gates' gradients go into `p.dZ` and the
+    /// state gradients into `p.dhNext`/`p.dcNext`.
+    func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) { fatalError("backwardStep is implemented by the subclasses") }
+
+    // MARK: Backward
+
+    /// Accumulates the gradients of `kernel`, `recurrent_kernel` and `bias` through every time step
+    /// and returns dLoss/dInput `[B, T, F]`; also sets ``initialStateGradient``.
+    /// - Precondition: `outputGradient` has the shape of the last training-mode forward's output.
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        backward(outputGradient, inputGradient: true)!
+    }
+
+    func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
+        let pass: Pass
+        if let p = tape.popLast() {
+            if let old = lastPopped { freePasses.append(old) }
+            lastPopped = p
+            pass = p
+        } else if let p = lastPopped {
+            pass = p
+        } else {
+            neuritePrecondition(false, "backward of \(label) without a training-mode forward: call forward(_:training: true) first")
+            fatalError()
+        }
+        let (b, steps, features, u, g) = (pass.batch, pass.steps, pass.features, units, Self.gateCount * units)
+        let expected = returnSequences ? [b, steps, u] : [b, u]
+        neuritePrecondition(outputGradient.shape == expected,
+                            "\(label) backward: output gradient has shape \(outputGradient.shape), the output had \(expected)")
+        let kernel = kernel!, recurrentKernel = recurrentKernel!
+        work.prepare(batch: b, steps: steps, units: u, gates: g, features: features,
+                     recurrent: Self.keepsRecurrentProjection)
+        let dH = work.dH.pointer
+        // Time-major output gradient.
+        outputGradient.withUnsafeBufferPointer { src in
+            let s = src.baseAddress!
+            if returnSequences {
+                for t in 0..<steps {
+                    for r in 0..<b { (dH + (t * b + r) * u).update(from: s + (r * steps + t) * u, count: u) }
+                }
+            } else {
+                dH.update(repeating: 0, count: (steps - 1) * b * u)
+                (dH + (steps - 1) * b * u).update(from: s, count: b * u)
+            }
+        }
+        work.dhNext.pointer.update(repeating: 0, count: b * u)
+        work.dcNext.pointer.update(repeating: 0, count: b * u)
+        let dZ = work.dZ.pointer
+        // The recurrent kernel, transposed, packed once for every step's dZ·Uᵀ.
+        let packed = recurrentKernel.value.withUnsafeBufferPointer {
+            PackedMatrix($0.baseAddress!, ldb: g, transposed: true, k: g, n: u)
+        }
+        withBiases { ib, rb in
+            let step = StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed,
+                                    inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction)
+            let chunks = step.batchChunks
+            let partials = work.biasGradient.reserve(chunks * 2 * g)
+            partials.update(repeating: 0, count: chunks * 2 * g)
+            step.parallelBatch { chunk, rows in
+                let r0 = rows.lowerBound
+                for t in stride(from: steps - 1, through: 0, by: -1) {
+                    backwardStep(step, t: t, rows: rows)
+                    if useBias {
+                        // The bias gradient, while this step's gate gradients are in cache.
+                        let sums = partials + chunk * 2 * g
+                        Self.addColumnSums(dZ + (t * b + r0) * g, rows: rows.count, cols: g, into: sums)
+                        if Self.keepsRecurrentProjection {
+                            Self.addColumnSums(work.dR.pointer + (t * b + r0) * g, rows: rows.count, cols: g, into: sums + g)
+                        }
+                    }
+                    if let k = truncateGradient, t % k == 0, t > 0 {
+                        (work.dhNext.pointer + r0 * u).update(repeating: 0, count: rows.count * u)
+                        (work.dcNext.pointer + r0 * u).update(repeating: 0, count: rows.count * u)
+                    }
+                }
+            }
+        }
+        // Weight gradients, each one GEMM over all steps.
+        let dRec = Self.keepsRecurrentProjection ? work.dR.pointer : dZ
+        let rows = steps * b
+        let rowStride = features + u, xh = pass.xh.pointer
+        if Self.keepsRecurrentProjection {
+            // The GRU's input and recurrent parts have different gate gradients: two GEMMs.
+            kernel.gradient.withUnsafeMutableBufferPointer { gk in
+                sgemm(transposeA: true, transposeB: false, m: features, n: g, k: rows, alpha: 1,
+                      a: xh, lda: rowStride, b: dZ, ldb: g, beta: 1, c: gk.baseAddress!, ldc: g)
+            }
+            recurrentKernel.gradient.withUnsafeMutableBufferPointer { gr in
+                sgemm(transposeA: true, transposeB: false, m: u, n: g, k: rows, alpha: 1,
+                      a: xh + features, lda: rowStride, b: dRec, ldb: g, beta: 1, c: gr.baseAddress!, ldc: g)
+            }
+        } else {
+            // [dW; dU] = [x, h]ᵀ·dZ: one GEMM, dZ read once.
+            let both = work.weightGradient.reserve(rowStride * g)
+            sgemm(transposeA: true, transposeB: false, m: rowStride, n: g, k: rows, alpha: 1,
+                  a: xh, lda: rowStride, b: dZ, ldb: g, beta: 0, c: both, ldc: g)
+            kernel.gradient.withUnsafeMutableBufferPointer { gk in
+                for i in 0..<(features * g) { gk[i] += both[i] }
+            }
+            recurrentKernel.gradient.withUnsafeMutableBufferPointer { gr in
+                let part = both + features * g
+                for i in 0..<(u * g) { gr[i] += part[i] }
+            }
+        }
+        if let bias {
+            let chunks = StepPointers.chunks(batch: b, gateWidth: g)
+            bias.gradient.withUnsafeMutableBufferPointer { gb in
+                let p = gb.baseAddress!, sums = work.biasGradient.pointer
+                for c in 0..<chunks {
+                    for j in 0..<bias.value.count { p[j] += sums[c * 2 * g + j] }
+                }
+            }
+        }
+        var states = [Tensor(shape: [b, u]) { $0.baseAddress!.update(from: work.dhNext.pointer, count: b * u) }]
+        if Self.hasCellState {
+            states.append(Tensor(shape: [b, u]) { $0.baseAddress!.update(from: work.dcNext.pointer, count: b * u) })
+        }
+        initialStateGradient = states
+        guard inputGradient else { return nil }
+        // dX = dZ·Wᵀ, back to batch-major (and to input order).
+        let dxT = work.dx.reserve(rows * features)
+        kernel.value.withUnsafeBufferPointer { w in
+            sgemm(transposeA: false, transposeB: true, m: rows, n: features, k: g, alpha: 1,
+                  a: dZ, lda: g, b: w.baseAddress!, ldb: g, beta: 0, c: dxT, ldc: features)
+        }
+        return Tensor(shape: [b, steps, features]) { out in
+            let o = out.baseAddress!
+            for t in 0..<steps {
+                let ts = goBackwards ? steps - 1 - t : t
+                for r in 0..<b { (o + (r * steps + ts) * features).update(from: dxT + (t * b + r) * features, count: features) }
+            }
+        }
+    }
+
+    /// `into[j] += Σ_r m[r, j]`.
+    static func addColumnSums(_ m: UnsafePointer<Float>, rows: Int, cols: Int, into: UnsafeMutablePointer<Float>) {
+        let acc = UnsafeMutableBufferPointer(start: into, count: cols)
+        for r in 0..<rows {
+            let row = UnsafeBufferPointer(start: m + r * cols, count: cols)
+            for j in 0..<cols { acc[j] += row[j] }
+        }
+    }
+}
+
+
+/// What one training-mode forward keeps for its backward pass (time-major).
+final class Pass {
+    var batch = 0, steps = 0, features = 0
+    let xh = FloatBuffer()       // [(T+1)·B, F+U]: rows [x_t, h_(t-1)]; block T holds the final h
+    let gates = FloatBuffer()    // [T·B, G·U]: activated gates
+    let cells = FloatBuffer()    // [(T+1)·B, U]: the LSTM's c
+    let recurrent = FloatBuffer() // [T·B, 3U]: the GRU's h·U + b_rec
+    let mask = FloatBuffer()     // [T·B]: 1 where the step is taken
+    var masked = false
+
+    func prepare(batch: Int, steps: Int, features: Int, units: Int, gates g: Int, cells: Bool, recurrent: Bool, masked: Bool) {
+        self.batch = batch
+        self.steps = steps
+        self.features = features
+        self.masked = masked
+        let rows = batch * steps
+        xh.reserve((steps + 1) * batch * (features + units))
+        gates.reserve(rows * g)
+        if cells { self.cells.reserve((steps + 1) * batch * units) }
+        if recurrent { self.recurrent.reserve(rows * g) }
+        if masked { mask.reserve(rows) }
+    }
+}
+
+/// Backward scratch space, kept by the layer between batches.
+final class Workspace {
+    let dH = FloatBuffer()      // [T·B, U]: output gradient, then dh per step
+    let dZ = FloatBuffer()      // [T·B, G·U]: gate gradients (input side)
+    let dR = FloatBuffer()      // [T·B, 3U]: the GRU's recurrent-side gate gradients
+    let dhNext = FloatBuffer()  // [B, U]
+    let dcNext = FloatBuffer()  // [B, U]
+    let dx = FloatBuffer()      // [T·B, F]
+    let biasGradient = FloatBuffer()  // [chunks, 2·G·U]: each row range's part of the bias gradient
+    let weightGradient = FloatBuffer()  // [F+U, G·U]: both kernels' gradients of one backward pass
+
+    func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
+        let rows = batch * steps
+        dH.reserve(rows * units)
+        dZ.reserve(rows * gates)
+        if recurrent { dR.reserve(rows * gates) }
+        dhNext.reserve(batch * units)
+        dcNext.reserve(batch * units)
+    }
+}
+
+/// Raw pointers of one pass, for the cells' step functions.
+struct StepPointers {
+    let batch: Int, units: Int, gateWidth: Int
+    let x: UnsafeMutablePointer<Float>
+    let gates: UnsafeMutablePointer<Float>
+    /// `h` before step `t` for sample `r` is at `states + (t·B + r)·stateStride`.
+    let states: UnsafeMutablePointer<Float>
+    let stateStride: Int
+    let cells: UnsafeMutablePointer<Float>
+    let recurrent: UnsafeMutablePointer<Float>
+    let mask: UnsafeMutablePointer<Float>?
+    let dH: UnsafeMutablePointer<Float>
+    let dZ: UnsafeMutablePointer<Float>
+    let dR: UnsafeMutablePointer<Float>
+    let dhNext: UnsafeMutablePointer<Float>
+    let dcNext: UnsafeMutablePointer<Float>
+    /// The recurrent kernel `[U, G·U]` packed for the steps' products (forward), or its transpose
+    /// `[G·U, U]` (backward).
+    let packedKernel: PackedMatrix
+    let recurrentBias: UnsafePointer<Float>?
+    let outputGate: GateFunction
+    let gate: GateFunction
+    let isa = KernelISA.current
+    /// The input bias `[G·U]`, added to each row's gates in the step (where the row is in cache).
+    let inputBias: UnsafePointer<Float>?
+
+    /// How many row ranges a batch is cut into: samples are independent through time, so each
+    /// range runs the whole loop over the steps on its own (up to two ranges of at least 32 rows
+    /// per thread, handed out as threads come free). One dispatch per pass, not per step: a step
+    /// is too short (about 0.1 ms) for a barrier per step, which on a machine shared with other
+    /// work costs a scheduling slice whenever one thread is not running.
+    static func chunks(batch: Int, gateWidth: Int) -> Int {
+        let width = ThreadPool.shared.effectiveWidth
+        if width == 1 || batch * gateWidth < 32768 { return 1 }
+        return Swift.max(1, Swift.min(2 * width, batch / 32))
+    }
+
+    var batchChunks: Int { Self.chunks(batch: batch, gateWidth: gateWidth) }
+
+    /// Runs `body(chunk, rows)` for each of ``batchChunks`` row ranges, in parallel; each range's
+    /// GEMMs run on its own thread.
+    func parallelBatch(_ body: (Int, Range<Int>) -> Void) {
+        let chunks = batchChunks, b = batch
+        if chunks == 1 {
+            body(0, 0..<b)
+            return
+        }
+        ThreadPool.shared.parallelFor(chunks) { c, _ in
+            ThreadPool.withWidthLimit(1) { body(c, (b * c / chunks)..<(b * (c + 1) / chunks)) }
+        }
+    }
+
+    init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrent: PackedMatrix,
+         inputBias: UnsafePointer<Float>?, recurrentBias: UnsafePointer<Float>?, outputGate: GateFunction, gate: GateFunction) {
+        self.inputBias = inputBias
+        batch = pass.batch
+        self.units = units
+        self.gateWidth = gateWidth
+        x = pass.xh.pointer
+        stateStride = pass.features + units
+        gates = pass.gates.pointer
+        states = pass.xh.pointer + pass.features
+        cells = pass.cells.pointer
+        self.recurrent = pass.recurrent.pointer
+        mask = pass.masked ? pass.mask.pointer : nil
+        dH = work.dH.pointer
+        dZ = work.dZ.pointer
+        dR = work.dR.pointer
+        dhNext = work.dhNext.pointer
+        dcNext = work.dcNext.pointer
+        packedKernel = recurrent
+        self.recurrentBias = recurrentBias
+        self.outputGate = outputGate
+        self.gate = gate
+    }
+}
+

@@ -1,0 +1,85 @@
+import Layers
+import Optimizers
+import TensorCore
+
+/// A fully connected recurrent layer over `[B, T, F]`, Keras' `SimpleRNN`:
+/// `h' = activation(x·W + h·U + b)`.
+///
+/// ```swift
+/// SimpleRNN(32)                               // [B, T, F] -> [B, 32]
+/// ```
+///
+/// Weights: `kernel` `[F, U]`, `recurrent_kernel` `[U, U]`, `bias` `[U]`; the state is `[h]`.
+/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+public final class SimpleRNN: RecurrentLayer {
+    /// `"SimpleRNN"`.
+    public override class var typeName: String { "SimpleRNN" }
+    override class var gateCount: Int { 1 }
+
+    /// A simple RNN with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
+    /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear.
+    public init(units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true,
+                returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                maskValue: Float? = nil, truncateGradient: Int? = nil,
+                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
+                biasInitializer: Initializer = .zeros, name: String = "") {
+        super.init(units: units, activation: activation, recurrentActivation: .sigmoid, useBias: useBias,
+                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
+                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    }
+
+    /// `SimpleRNN(32, returnSequences: true)`.
+    public convenience init(_ units: Int, activation: ActivationFunction = .tanh, returnSequences: Bool = false,
+                            goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
+                            truncateGradient: Int? = nil, name: String = "") {
+        self.init(units: units, activation: activation, returnSequences: returnSequences, goBackwards: goBackwards,
+                  stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    }
+
+    /// Rebuilds from ``config``; absent keys take Keras' defaults.
+    public required convenience init(config: [String: ConfigValue]) throws {
+        let o = try Options(config: config, type: Self.typeName)
+        self.init(units: o.units, activation: o.activation, useBias: o.useBias, returnSequences: o.returnSequences,
+                  goBackwards: o.goBackwards, stateful: o.stateful, maskValue: o.maskValue,
+                  truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
+                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+    }
+
+    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let z = p.gates + t * b * u
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * u, ldc: u)
+        for r in rows {
+            let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
+            if let m = p.mask, m[t * b + r] == 0 {
+                h.update(from: hPrev, count: u)
+                continue
+            }
+            let zr = z + r * u
+            if let ib = p.inputBias { for j in 0..<u { zr[j] += ib[j] } }
+            p.outputGate.apply(zr, u, isa: p.isa)
+            h.update(from: zr, count: u)
+        }
+    }
+
+    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+        let (b, u) = (p.batch, p.units)
+        let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
+        for r in rows {
+            let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u, next = p.dhNext + r * u
+            for j in 0..<u { dhr[j] += next[j] }
+            if let m = p.mask, m[t * b + r] == 0 {
+                dzr.update(repeating: 0, count: u)
+                continue
+            }
+            for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
+        }
+        let r0 = rows.lowerBound
+        p.packedKernel.multiply(m: rows.count, a: dz + r0 * u, lda: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        if let m = p.mask {
+            for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
+        }
+    }
+}

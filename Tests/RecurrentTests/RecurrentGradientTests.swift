@@ -1,0 +1,131 @@
+import Layers
+import Optimizers
+import Recurrent
+import TensorCore
+import XCTest
+import _NeuriteTestSupport
+
+/// Finite-difference checks of backpropagation through time, for every cell, through several
+/// steps: inputs, every weight and the initial state; with sequences returned or not, reversed,
+/// truncated, with other activations, bidirectional, and masked.
+final class RecurrentGradientTests: XCTestCase {
+    let input = randomTensor([3, 5, 4], seed: 11)
+
+    private func states(_ count: Int, units: Int) -> [Tensor] {
+        (0..<count).map { randomTensor([3, units], seed: 30 + UInt64($0), scale: 0.5) }
+    }
+
+    func testLSTMLastOutput() {
+        checkLayerGradients(LSTM(6), input: input, initialState: states(2, units: 6))
+    }
+
+    func testLSTMSequences() {
+        checkLayerGradients(LSTM(6, returnSequences: true), input: input, initialState: states(2, units: 6))
+    }
+
+    func testLSTMGoBackwards() {
+        checkLayerGradients(LSTM(5, returnSequences: true, goBackwards: true), input: input)
+    }
+
+    func testLSTMOtherActivations() {
+        checkLayerGradients(LSTM(units: 4, activation: .relu, recurrentActivation: .tanh, returnSequences: true),
+                            input: input, rtol: 3e-2, atol: 2e-3)
+    }
+
+    func testGRUOtherActivations() {
+        checkLayerGradients(GRU(units: 4, activation: .linear, recurrentActivation: .tanh, returnSequences: true),
+                            input: input, initialState: states(1, units: 4), rtol: 3e-2, atol: 2e-3)
+    }
+
+    func testGRULastOutput() {
+        checkLayerGradients(GRU(6), input: input, initialState: states(1, units: 6))
+    }
+
+    func testGRUSequences() {
+        checkLayerGradients(GRU(6, returnSequences: true), input: input, initialState: states(1, units: 6))
+    }
+
+    func testSimpleRNNLastOutput() {
+        checkLayerGradients(SimpleRNN(6), input: input, initialState: states(1, units: 6))
+    }
+
+    func testSimpleRNNSequences() {
+        checkLayerGradients(SimpleRNN(6, returnSequences: true), input: input, initialState: states(1, units: 6))
+    }
+
+    func testBidirectionalConcat() {
+        checkLayerGradients(Bidirectional(LSTM(4, returnSequences: true)), input: input)
+    }
+
+    func testBidirectionalMergeModes() {
+        for mode in Bidirectional.MergeMode.allCases {
+            checkLayerGradients(Bidirectional(GRU(3, returnSequences: mode != .sum), mergeMode: mode), input: input)
+        }
+    }
+
+    /// Through an Embedding (masking token 0) and an LSTM: the table's gradient and the LSTM's.
+    func testEmbeddingAndLSTMGradients() throws {
+        let model = Sequential(inputShape: [5]) {
+            Embedding(inputDim: 6, outputDim: 3, maskZero: true)
+            LSTM(units: 4, returnSequences: true, maskValue: 0)
+        }
+        let tokens = Tensor(shape: [2, 5], scalars: [1, 2, 3, 0, 0, 5, 4, 1, 2, 3])
+        checkLayerGradients(model, input: tokens, checkInput: false)
+    }
+
+    /// Masked steps are exactly the mask value, so perturbing one would unmask it: the inputs are
+    /// checked at unmasked steps only (masked ones must get exactly zero), the weights and initial
+    /// state everywhere.
+    func testMaskedGradients() {
+        var x = input
+        // Sample 0: all 5 steps; sample 1: the last 2 are padding; sample 2: the first and last.
+        x.withUnsafeMutableBufferPointer { p in
+            for (b, t) in [(1, 3), (1, 4), (2, 0), (2, 4)] { for f in 0..<4 { p[(b * 5 + t) * 4 + f] = 0 } }
+        }
+        for layer in [LSTM(units: 4, returnSequences: true, maskValue: 0), GRU(units: 4, maskValue: 0),
+                      SimpleRNN(units: 4, returnSequences: true, maskValue: 0)] as [RecurrentLayer] {
+            let count = layer is LSTM ? 2 : 1
+            checkLayerGradients(layer, input: x, initialState: states(count, units: 4), checkInput: false)
+            let w = randomTensor([3] + (layer.returnSequences ? [5, 4] : [4]), seed: 5)
+            _ = layer.forward(x, training: true)
+            let dx = layer.backward(w)
+            for (b, t) in [(1, 3), (1, 4), (2, 0), (2, 4)] {
+                for f in 0..<4 { XCTAssertEqual(dx[b, t, f], 0, "\(type(of: layer).typeName) masked step (\(b), \(t))") }
+            }
+            // Unmasked inputs by finite differences, element by element.
+            let f0: (Tensor) -> Double = { weightedSum(layer.forward($0, training: false), w) }
+            for (b, t) in [(0, 2), (1, 1), (2, 2)] {
+                for f in 0..<4 {
+                    var plus = x, minus = x
+                    let i = (b * 5 + t) * 4 + f
+                    plus.withUnsafeMutableBufferPointer { $0[i] += 5e-3 }
+                    minus.withUnsafeMutableBufferPointer { $0[i] -= 5e-3 }
+                    let numeric = (f0(plus) - f0(minus)) / 1e-2
+                    XCTAssertEqual(Double(dx[b, t, f]), numeric, accuracy: 1e-3 + 2e-2 * abs(numeric))
+                }
+            }
+        }
+    }
+
+    /// With truncation every k steps, the gradient reaching step 0's input from the last output
+    /// passes no chunk boundary only when T <= k.
+    func testTruncatedBackpropagationCutsTheGradient() {
+        let full = LSTM(units: 4, truncateGradient: nil), cut = LSTM(units: 4, truncateGradient: 2)
+        var g1 = SeededGenerator(seed: 3), g2 = SeededGenerator(seed: 3)
+        _ = try? full.build(inputShape: [5, 4], generator: &g1)
+        _ = try? cut.build(inputShape: [5, 4], generator: &g2)
+        let w = randomTensor([3, 4], seed: 9)
+        _ = full.forward(input, training: true)
+        let dFull = full.backward(w)
+        _ = cut.forward(input, training: true)
+        let dCut = cut.backward(w)
+        // The last chunk (step 4) is the same; earlier steps get nothing from the last output.
+        for b in 0..<3 {
+            for f in 0..<4 {
+                XCTAssertEqual(dCut[b, 4, f], dFull[b, 4, f], accuracy: 1e-6)
+                XCTAssertEqual(dCut[b, 1, f], 0)
+                XCTAssertNotEqual(dFull[b, 1, f], 0)
+            }
+        }
+    }
+}

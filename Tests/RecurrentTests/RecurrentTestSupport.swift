@@ -1,0 +1,60 @@
+import Layers
+import Optimizers
+import Recurrent
+import TensorCore
+import XCTest
+import _NeuriteTestSupport
+
+/// A random tensor in [-scale, scale).
+func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: seed).map { $0 * scale })
+}
+
+/// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
+/// random `w`: the input's (unless `checkInput` is false), every parameter's, and (for a recurrent
+/// layer given `initialState`) the initial state's. Numeric sides use inference-mode forwards.
+func checkLayerGradients(
+    _ layer: any Layer, input: Tensor, initialState: [Tensor]? = nil, checkInput: Bool = true,
+    seed: UInt64 = 7, epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    var generator = SeededGenerator(seed: seed)
+    let perSample = Array(input.shape.dropFirst())
+    guard let outShape = try? layer.build(inputShape: perSample, generator: &generator) else {
+        XCTFail("build failed", file: file, line: line)
+        return
+    }
+    let recurrent = layer as? RecurrentLayer
+    recurrent?.initialState = initialState
+    let w = randomTensor([input.shape[0]] + outShape, seed: seed + 1)
+    func loss(_ x: Tensor) -> Double { weightedSum(layer.forward(x, training: false), w) }
+
+    for p in layer.parameters { p.zeroGradient() }
+    _ = layer.forward(input, training: true)
+    let dx = layer.backward(w)
+    if checkInput {
+        checkGradient(of: loss, at: input, analytic: dx, epsilon: epsilon, rtol: rtol, atol: atol,
+                      "input of \(type(of: layer).typeName)", file: file, line: line)
+    }
+    for p in layer.parameters {
+        let original = p.value
+        checkGradient(of: { v in p.value = v; defer { p.value = original }; return loss(input) },
+                      at: original, analytic: p.gradient, epsilon: epsilon, rtol: rtol, atol: atol,
+                      "parameter \(p.name)", file: file, line: line)
+        p.value = original
+    }
+    if let recurrent, let initialState {
+        let analytic = recurrent.initialStateGradient
+        XCTAssertEqual(analytic.count, initialState.count, file: file, line: line)
+        for (i, s) in initialState.enumerated() where i < analytic.count {
+            checkGradient(of: { v in
+                var states = initialState
+                states[i] = v
+                recurrent.initialState = states
+                defer { recurrent.initialState = initialState }
+                return loss(input)
+            }, at: s, analytic: analytic[i], epsilon: epsilon, rtol: rtol, atol: atol,
+               "initial state \(i)", file: file, line: line)
+        }
+    }
+}
