@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Layers", targets: ["Layers"]),
+        .library(name: "Unsupervised", targets: ["Unsupervised"]),
         // Everything above in one import, as swift-numerics' `Numerics` does.
         .library(name: "Neurite", targets: ["Neurite"]),
     ],
@@ -43,6 +44,8 @@ let package = Package(
             dependencies: ["TensorCore", "Optimizers"],
             path: "Packages/Layers"
         ),
+        // Autoencoders, PCA, restricted Boltzmann machines and minority-class oversampling.
+        .target(name: "Unsupervised", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Unsupervised"),
         // zlib, for gzip-compressed IDX files.
         .systemLibrary(
             name: "CZlib",
@@ -78,7 +81,7 @@ let package = Package(
         // Re-exports TensorCore, Optimizers, Layers and Datasets; holds no code of its own.
         .target(
             name: "Neurite",
-            dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets"],
+            dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets", "Unsupervised"],
             path: "Packages/Neurite"
         ),
         // Demo: a shallow network written directly on TensorCore's kernels.
@@ -109,9 +112,16 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/cnn"
         ),
+        // Demos of the Unsupervised module: autoencoders vs PCA, an RBM on MNIST, oversampling.
+        .executableTarget(name: "autoencoder", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                              .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/autoencoder"),
+        .executableTarget(name: "rbm", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                      .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rbm"),
+        .executableTarget(name: "rebalance", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rebalance"),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets", "Optimizers"],
+            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers", "Unsupervised"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.
@@ -148,6 +158,8 @@ let package = Package(
             dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
         ),
+        .testTarget(name: "UnsupervisedTests", dependencies: ["Unsupervised", "Layers", "Optimizers", "_NeuriteTestSupport"],
+                    path: "Tests/UnsupervisedTests"),
         .testTarget(
             name: "NeuriteTests",
             dependencies: ["Neurite"],
