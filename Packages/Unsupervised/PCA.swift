@@ -69,6 +69,20 @@ public struct PCA: Sendable {
         explainedVarianceRatio = variance.map { total > 0 ? $0 / total : 0 }
     }
 
+    /// The same fit keeping only the first `k` components (the `k`-component PCA of the same
+    /// data, without fitting again).
+    /// - Precondition: fitted, and `1 <= k <= componentCount`.
+    public func keepingComponents(_ k: Int) -> PCA {
+        let (mean, components) = fitted("keepingComponents")
+        neuritePrecondition(k >= 1 && k <= componentCount, "PCA.keepingComponents(\(k)) of a \(componentCount)-component fit")
+        var result = PCA(componentCount: k)
+        result.mean = mean
+        result.components = components.slice(0..<k)
+        result.explainedVariance = Array(explainedVariance.prefix(k))
+        result.explainedVarianceRatio = Array(explainedVarianceRatio.prefix(k))
+        return result
+    }
+
     private func fitted(_ op: String) -> (mean: Tensor, components: Tensor) {
         neuritePrecondition(mean != nil, "PCA.\(op) before fit")
         return (mean!, components!)
