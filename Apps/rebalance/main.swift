@@ -142,8 +142,8 @@ struct Rebalance: ParsableCommand {
                                      macroF1: rounded(confusion.macroF1, 4), accuracy: rounded(confusion.accuracy, 4))
                 runs.append(run)
                 if !options.json {
-                    print(String(format: "%-7@ %6d samples  resample %6.2f s  train %6.2f s  macro-F1 %.4f  accuracy %.4f  recall ",
-                                 name, run.trainingSamples, resampleSeconds, trainSeconds, run.macroF1, run.accuracy)
+                    print(name.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: " %6d samples  resample %6.2f s  train %6.2f s  macro-F1 %.4f  accuracy %.4f  recall ",
+                                 run.trainingSamples, resampleSeconds, trainSeconds, run.macroF1, run.accuracy)
                           + minorityClasses.map { String(format: "class %d %.4f", $0, confusion.recall[$0]) }.joined(separator: ", "))
                 }
             }

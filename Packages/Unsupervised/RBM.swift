@@ -267,42 +267,61 @@ public final class RBM {
     public func update(positive: Tensor, negative: Tensor) {
         checkVisible(positive, "update(positive:)")
         checkVisible(negative, "update(negative:)")
+        _ = applyUpdate(positive: positive, negative: negative, sampleChains: false)
+    }
+
+    /// The update; with `sampleChains`, also returns binary samples of `P(h | negative)` drawn
+    /// from the probabilities computed before the update (PCD's next chain states, as
+    /// scikit-learn's `h_samples_`), so no second product is needed for them.
+    private func applyUpdate(positive: Tensor, negative: Tensor, sampleChains: Bool) -> Tensor? {
         let b = positive.shape[0], m = negative.shape[0]
-        guard b > 0, m > 0 else { return }
+        guard b > 0, m > 0 else { return nil }
+        let vc = visibleCount, hc = hiddenCount
         // The hidden probabilities of batch and chains in one product.
         let stacked = Tensor.concatenate([positive, negative], axis: 0)          // [B + M, V]
         var hidden = hiddenProbabilities(stacked)                                 // [B + M, H]
-        var hiddenSums = [Float](repeating: 0, count: hiddenCount)
-        var visibleSums = [Float](repeating: 0, count: visibleCount)
+        var chainStates: Tensor?
+        if sampleChains {
+            chainStates = hidden.withUnsafeBufferPointer { h in
+                Tensor(shape: [m, hc]) { out in
+                    let p = h.baseAddress! + b * hc
+                    for i in 0..<(m * hc) { out[i] = generator.nextUnitFloat() < p[i] ? 1 : 0 }
+                }
+            }
+        }
         let positiveScale = 1 / Float(b), negativeScale = -1 / Float(m)
-        // Scale the rows: 1/B for the batch, -1/M for the chains, so one product gives the
-        // difference of the two correlation means.
+        // Scale the rows (1/B for the batch, -1/M for the chains) so one product gives the
+        // difference of the two correlation means; the column sums are the bias steps.
+        var hiddenSums = [Float](repeating: 0, count: hc)
+        var visibleSums = [Float](repeating: 0, count: vc)
         hidden.withUnsafeMutableBufferPointer { h in
-            let hc = hiddenCount
-            for r in 0..<(b + m) {
-                let s = r < b ? positiveScale : negativeScale
-                let row = h.baseAddress! + r * hc
-                for j in 0..<hc {
-                    row[j] *= s
-                    hiddenSums[j] += row[j]
+            hiddenSums.withUnsafeMutableBufferPointer { sums in
+                for r in 0..<(b + m) {
+                    let s = r < b ? positiveScale : negativeScale
+                    let row = h.baseAddress! + r * hc
+                    for j in 0..<hc {
+                        row[j] *= s
+                        sums[j] += row[j]
+                    }
                 }
             }
         }
         stacked.withUnsafeBufferPointer { x in
-            let vc = visibleCount
-            for r in 0..<(b + m) {
-                let s = r < b ? positiveScale : negativeScale
-                let row = x.baseAddress! + r * vc
-                for i in 0..<vc { visibleSums[i] += s * row[i] }
+            visibleSums.withUnsafeMutableBufferPointer { sums in
+                for r in 0..<(b + m) {
+                    let s = r < b ? positiveScale : negativeScale
+                    let row = x.baseAddress! + r * vc
+                    for i in 0..<vc { sums[i] += s * row[i] }
+                }
             }
         }
         let lr = learningRate
         if momentum == 0 {
             if weightDecay > 0 { weights *= 1 - lr * weightDecay }
             Tensor.gemm(stacked, transposeA: true, hidden, alpha: lr, beta: 1, into: &weights)
-            visibleBias += Tensor(visibleSums) * lr
-            hiddenBias += Tensor(hiddenSums) * lr
-            return
+            RBM.addScaled(visibleSums, lr, to: &visibleBias)
+            RBM.addScaled(hiddenSums, lr, to: &hiddenBias)
+            return chainStates
         }
         var vel = velocity ?? (Tensor.zeros(weights.shape), Tensor.zeros([visibleCount]), Tensor.zeros([hiddenCount]))
         velocity = nil
@@ -313,12 +332,22 @@ public final class RBM {
         } else {
             Tensor.gemm(stacked, transposeA: true, hidden, alpha: lr, beta: momentum, into: &vel.weights)
         }
-        vel.visible = vel.visible * momentum + Tensor(visibleSums) * lr
-        vel.hidden = vel.hidden * momentum + Tensor(hiddenSums) * lr
+        vel.visible *= momentum
+        RBM.addScaled(visibleSums, lr, to: &vel.visible)
+        vel.hidden *= momentum
+        RBM.addScaled(hiddenSums, lr, to: &vel.hidden)
         weights += vel.weights
         visibleBias += vel.visible
         hiddenBias += vel.hidden
         velocity = vel
+        return chainStates
+    }
+
+    /// `target += scale * values`, in place.
+    private static func addScaled(_ values: [Float], _ scale: Float, to target: inout Tensor) {
+        target.withUnsafeMutableBufferPointer { t in
+            for i in 0..<t.count { t[i] += scale * values[i] }
+        }
     }
 
     /// One CD-k or PCD-k update on the batch `batch` `[B, V]`: samples the negative phase from
@@ -339,10 +368,11 @@ public final class RBM {
             v = sampleVisible(h)
         }
         if case .persistent = method {
-            // Advance the chains one more half step, as scikit-learn keeps h ~ P(h | v_k).
-            chains = RBM.bernoulli(hiddenProbabilities(v), using: &generator)
+            // The chains continue from h ~ P(h | v_k), sampled before the update (scikit-learn's h_samples_).
+            chains = applyUpdate(positive: batch, negative: v, sampleChains: true)
+        } else {
+            _ = applyUpdate(positive: batch, negative: v, sampleChains: false)
         }
-        update(positive: batch, negative: v)
     }
 
     /// Trains for `epochs` passes over `data` `[N, V]` in batches of ``batchSize`` (the last one
