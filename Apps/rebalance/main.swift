@@ -46,8 +46,8 @@ struct Rebalance: ParsableCommand {
             The minority classes keep their first --keep training images (or --fraction of them); the other \
             classes and the test set are untouched. Each sampler brings every class up to the largest one \
             (imbalanced-learn's "auto"); the classifier then trains with Adam 1e-3 for --epochs. RBM \
-            oversampling trains an RBM (64 hidden units, 50 epochs) on each minority class and generates by \
-            5 Gibbs steps from its real samples. With --output, minority-samples.png shows real samples (row 0) \
+            oversampling trains an RBM (100 hidden units, at least 2,000 updates) on each minority class and generates by \
+            one Gibbs step from its real samples. With --output, minority-samples.png shows real samples (row 0) \
             and each sampler's new ones (rows 1...).
             """
     )
@@ -118,7 +118,7 @@ struct Rebalance: ParsableCommand {
                 switch name {
                 case "random": resampled = try RandomOverSampler(seed: options.seed).fitResample(xi, yi)
                 case "smote": resampled = try SMOTE(seed: options.seed).fitResample(xi, yi)
-                case "rbm": resampled = try RBMOverSampler(hiddenUnits: 64, epochs: 50, seed: options.seed).fitResample(xi, yi)
+                case "rbm": resampled = try RBMOverSampler(seed: options.seed).fitResample(xi, yi)
                 default: resampled = (xi, yi)
                 }
                 let resampleSeconds = name == "none" ? 0 : clock.seconds

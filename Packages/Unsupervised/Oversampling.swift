@@ -198,13 +198,19 @@ public struct SMOTE: Oversampler, Sendable {
 /// Oversampling with a generative model: an ``RBM`` per class to oversample is trained on that
 /// class's samples (values in `0...1`), and new samples are the visible means after `gibbsSteps`
 /// Gibbs steps started from random samples of the class.
+///
+/// A minority class is small, so each RBM trains for at least `minimumUpdates` updates (more
+/// epochs than `epochs` when the class has few batches); one Gibbs step keeps the new samples near
+/// the data, more steps let them wander towards the RBM's modes.
 public struct RBMOverSampler: Oversampler, Sendable {
     /// How many samples each class should end with.
     public var strategy: SamplingStrategy
     /// Hidden units of each class's RBM.
     public var hiddenUnits: Int
-    /// Training passes over each class's samples.
+    /// Training passes over each class's samples (at least; see ``minimumUpdates``).
     public var epochs: Int
+    /// The fewest parameter updates each RBM gets, whatever the class size.
+    public var minimumUpdates: Int
     /// The RBMs' learning rate.
     public var learningRate: Float
     /// The RBMs' batch size.
@@ -216,13 +222,15 @@ public struct RBMOverSampler: Oversampler, Sendable {
 
     /// An RBM oversampler.
     /// - Precondition: positive sizes and counts.
-    public init(strategy: SamplingStrategy = .balanceAll, hiddenUnits: Int = 64, epochs: Int = 50,
-                learningRate: Float = 0.05, batchSize: Int = 10, gibbsSteps: Int = 5, seed: UInt64 = 0) {
+    public init(strategy: SamplingStrategy = .balanceAll, hiddenUnits: Int = 100, epochs: Int = 20,
+                minimumUpdates: Int = 2000, learningRate: Float = 0.05, batchSize: Int = 10, gibbsSteps: Int = 1,
+                seed: UInt64 = 0) {
         neuritePrecondition(hiddenUnits >= 1 && epochs >= 1 && batchSize >= 1 && gibbsSteps >= 1,
                             "RBMOverSampler needs positive hidden units, epochs, batch size and Gibbs steps")
         self.strategy = strategy
         self.hiddenUnits = hiddenUnits
         self.epochs = epochs
+        self.minimumUpdates = minimumUpdates
         self.learningRate = learningRate
         self.batchSize = batchSize
         self.gibbsSteps = gibbsSteps
@@ -237,7 +245,8 @@ public struct RBMOverSampler: Oversampler, Sendable {
             let rbm = RBM(visibleCount: d, hiddenCount: hiddenUnits, learningRate: learningRate,
                           batchSize: Swift.min(batchSize, n), method: .persistent(steps: 1),
                           seed: seed &+ UInt64(truncatingIfNeeded: label) &* 0x9E37_79B9)
-            rbm.fit(rows, epochs: epochs)
+            let batches = (n + rbm.batchSize - 1) / rbm.batchSize
+            rbm.fit(rows, epochs: Swift.max(epochs, (minimumUpdates + batches - 1) / batches))
             let starts = rows.gather((0..<count).map { _ in generator.nextIndex(below: n) })
             return rbm.gibbs(starts, steps: gibbsSteps, meanField: true)
         }

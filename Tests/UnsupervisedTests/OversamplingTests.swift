@@ -15,7 +15,7 @@ final class OversamplingTests: XCTestCase {
     private func counts(_ y: [Int]) -> [Int: Int] { y.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
 
     private let samplers: [any Oversampler] = [
-        RandomOverSampler(seed: 3), SMOTE(seed: 3), RBMOverSampler(hiddenUnits: 4, epochs: 3, seed: 3),
+        RandomOverSampler(seed: 3), SMOTE(seed: 3), RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 10, seed: 3),
     ]
 
     func testEverySamplerReturnsExactlyTheRequestedCounts() throws {

@@ -65,7 +65,7 @@ enum UnsupervisedBench {
         var r: (x: Tensor, y: [Int]) = (xi, yi)
         let randomSeconds = try! seconds { r = try RandomOverSampler(seed: 0).fitResample(xi, yi) }
         sets.append(("random", r.x, r.y, randomSeconds))
-        let rbmSeconds = try! seconds { r = try RBMOverSampler(hiddenUnits: 64, epochs: 50, seed: 0).fitResample(xi, yi) }
+        let rbmSeconds = try! seconds { r = try RBMOverSampler(seed: 0).fitResample(xi, yi) }
         sets.append(("rbm", r.x, r.y, rbmSeconds))
         for (name, sx, sy, resampleSeconds) in sets {
             let (recall, f1, trainSeconds) = softmaxRegression(sx, sy, test: xt, testLabels: test.labels, minority: 9)
