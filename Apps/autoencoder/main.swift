@@ -41,7 +41,7 @@ struct AutoencoderDemo: ParsableCommand {
         discussion: """
             dense: Flatten, Dense 128 relu, Dense <code> (linear), Dense 128 relu, Dense 784 sigmoid. conv: Conv 16 3x3 \
             relu, pool, Conv 8 3x3 relu, pool, Dense <code>; decoder Dense 392 relu, Conv2DTranspose 8 and 16 (3x3, \
-            stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam 1e-3 on binary cross-entropy; the error is the \
+            stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam (1e-3 dense, 3e-3 conv) on binary cross-entropy; the error is the \
             mean squared error on the test images, as PCA's. Denoising: a dense (code 32) and a convolutional \
             autoencoder (no dense code, a 7x7x8 bottleneck) train on freshly corrupted images each epoch, against \
             the clean ones. With --output: denoising.png (rows: originals, noisy, dense, conv, PCA 32 of the noisy \
@@ -60,6 +60,12 @@ struct AutoencoderDemo: ParsableCommand {
 
     @Option(name: .customLong("conv-samples"), help: "Training images for the convolutional autoencoders (the first ones; 0: all). Their convolutions cost about 30 times the dense network's time per image.")
     var convSamples: Int = 10000
+
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate for the dense autoencoders (Keras' default).")
+    var learningRate: Float = 1e-3
+
+    @Option(name: .customLong("conv-learning-rate"), help: "Adam's learning rate for the convolutional autoencoders, which learn slowly at 1e-3.")
+    var convLearningRate: Float = 3e-3
 
     @Option(help: "Noise of the denoising autoencoders: gaussian, masking, salt-and-pepper or none (skip them).")
     var noise: NoiseChoice = .gaussian
@@ -83,7 +89,7 @@ struct AutoencoderDemo: ParsableCommand {
             let x = data.train.images, xt = data.test.images
             if !options.json {
                 print("\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images; "
-                      + "batch \(options.batchSize), \(options.epochs) epochs, Adam 1e-3, binary cross-entropy, seed \(options.seed), "
+                      + "batch \(options.batchSize), \(options.epochs) epochs, Adam \(learningRate) (conv \(convLearningRate)), binary cross-entropy, seed \(options.seed), "
                       + "\(ThreadPool.shared.width) threads")
             }
 
@@ -103,7 +109,8 @@ struct AutoencoderDemo: ParsableCommand {
                 try ae.build(seed: options.seed)
                 let parameters = ae.model.parameters.reduce(0) { $0 + $1.value.count }
                 let timer = EpochTimer(label: "", quiet: true)
-                try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise, seed: options.seed,
+                try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise,
+                           optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate), seed: options.seed,
                            callbacks: [timer])
                 let run = AutoencoderRun(model: name, codeSize: code, noise: noise?.description ?? "none", parameters: parameters,
                                          trainingImages: name == "conv" ? convX.shape[0] : x.shape[0],
