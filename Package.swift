@@ -78,7 +78,7 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
-        // Re-exports TensorCore, Optimizers, Layers and Datasets; holds no code of its own.
+        // Re-exports TensorCore, Optimizers, Layers, Datasets and Unsupervised; holds no code of its own.
         .target(
             name: "Neurite",
             dependencies: ["TensorCore", "Optimizers", "Layers", "Datasets", "Unsupervised"],

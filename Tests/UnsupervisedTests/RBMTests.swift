@@ -84,6 +84,21 @@ final class RBMTests: XCTestCase {
         }
     }
 
+    func testPartialFitIsSampleThenUpdate() {
+        // CD-1: h ~ P(h | v0), v1 ~ P(v | h), then the update; PCD-1 starts from zero chains.
+        for method in [RBM.Method.contrastiveDivergence(steps: 1), .persistent(steps: 1)] {
+            let (a, b) = (smallRBM(), smallRBM())
+            a.method = method
+            let batch = binaryRows(4, 5, seed: 41)
+            a.partialFit(batch)
+            let h = method == .persistent(steps: 1) ? Tensor.zeros([4, 3]) : b.sampleHidden(batch)
+            b.update(positive: batch, negative: b.sampleVisible(h))
+            XCTAssertEqual(a.weights, b.weights, "\(method)")
+            XCTAssertEqual(a.visibleBias, b.visibleBias, "\(method)")
+            XCTAssertEqual(a.hiddenBias, b.hiddenBias, "\(method)")
+        }
+    }
+
     func testPseudoLikelihoodFlipsOneRandomBitPerRowAsScikitLearn() {
         let rbm = smallRBM()
         let v = binaryRows(6, 5, seed: 31)
