@@ -39,6 +39,30 @@ public final class Autoencoder {
         model = Sequential(inputShape: inputShape, name: "autoencoder", layers: [encoder, decoder])
     }
 
+    /// An autoencoder around a model made of exactly two nested `Sequential`s, encoder then
+    /// decoder (what ``save(to:)`` writes and ``load(from:)`` reads).
+    /// - Throws: `LayerError` when `model` is not shaped so.
+    public init(model: Sequential) throws {
+        guard model.layers.count == 2, let encoder = model.layers[0] as? Sequential,
+              let decoder = model.layers[1] as? Sequential else {
+            throw LayerError("Autoencoder needs a model of two nested Sequential models (encoder, decoder), got \(model.layers.map { type(of: $0).typeName })")
+        }
+        self.encoder = encoder
+        self.decoder = decoder
+        self.model = model
+    }
+
+    /// Saves ``model`` (architecture as JSON, weights as safetensors) into `directory`, with
+    /// `Sequential.save(to:)`.
+    public func save(to directory: String) throws { try model.save(to: directory) }
+
+    /// Loads an autoencoder written by ``save(to:)``.
+    /// - Throws: what `Sequential.load(from:)` throws, or `LayerError` when the saved model is
+    ///   not an encoder and a decoder.
+    public static func load(from directory: String) throws -> Autoencoder {
+        try Autoencoder(model: Sequential.load(from: directory))
+    }
+
     /// A fully connected autoencoder: `Flatten`, `Dense` layers of `hidden` units (relu), a linear
     /// `Dense(codeSize)` code; then the mirror image, ending in `Dense(D, sigmoid)` reshaped to
     /// `inputShape` (inputs in `0...1`). `hidden: [128], codeSize: 32` on MNIST is the

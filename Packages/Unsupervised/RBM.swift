@@ -225,7 +225,8 @@ public final class RBM {
     /// The pseudo-likelihood of each row, exactly as scikit-learn's `BernoulliRBM.score_samples`
     /// computes it: one visible unit per row, chosen at random, is flipped (`v → 1 - v`), and the
     /// score is `V · log σ(F(ṽ) - F(v))`, an estimate of `Σᵢ log P(vᵢ | v₋ᵢ)`. Draws its flips
-    /// from `generator`, so a seeded generator gives a repeatable score.
+    /// from `generator`, so a seeded generator gives a repeatable score. Meaningful for binary
+    /// (Bernoulli) visible units; with Gaussian units compare free energies instead.
     public func pseudoLikelihood(_ visible: Tensor, using generator: inout SeededGenerator) -> [Double] {
         checkVisible(visible, "pseudoLikelihood")
         var flipped = visible

@@ -43,6 +43,19 @@ final class AutoencoderTests: XCTestCase {
         XCTAssertLessThan(ae.reconstructionError(x), before)
     }
 
+    func testSaveAndLoadKeepTheHalves() throws {
+        let x = bars(seed: 5)
+        let ae = Autoencoder.convolutional(inputShape: [8, 8, 1], filters: [4], codeSize: 3)
+        try ae.fit(x, epochs: 1, batchSize: 32, seed: 1)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("neurite-ae-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ae.save(to: dir)
+        let loaded = try Autoencoder.load(from: dir)
+        XCTAssertEqual(loaded.encode(x), ae.encode(x))
+        XCTAssertEqual(loaded.reconstruct(x), ae.reconstruct(x))
+        XCTAssertThrowsError(try Autoencoder(model: Sequential(inputShape: [2]) { Dense(2) }))
+    }
+
     func testNoiseIsSeededAndHasItsKind() {
         let x = Tensor(shape: [1000], repeating: 0.5)
         for noise in [Noise.gaussian(standardDeviation: 0.3), .masking(fraction: 0.25), .saltAndPepper(fraction: 0.2)] {
