@@ -143,9 +143,8 @@ public struct SymmetricEigendecomposition: Sendable {
                 }
             }
         }
-        // QL works on eigenvector columns; transpose so they are contiguous rows.
-        var w = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { w[j * n + i] = v[i * n + j] } }
+        // tred2 kept the transform transposed (its columns are rows of `v`), as QL wants them.
+        var w = v
         w.withUnsafeMutableBufferPointer { wb in
             d.withUnsafeMutableBufferPointer { db in
                 e.withUnsafeMutableBufferPointer { eb in
@@ -160,11 +159,15 @@ public struct SymmetricEigendecomposition: Sendable {
         vectors = sorted
     }
 
-    /// Householder tridiagonalisation: on return `v` holds the orthogonal transform (columns),
-    /// `d` the diagonal and `e` the sub-diagonal (in `e[1...]`).
+    /// Householder tridiagonalisation: on return `v` holds the orthogonal transform, transposed
+    /// (column `j` of the transform is row `j` of `v`), `d` the diagonal and `e` the
+    /// sub-diagonal (in `e[1...]`).
+    ///
+    /// EISPACK's loops walk down columns; element `(i, j)` is kept at `v[j * n + i]` so those
+    /// walks are contiguous (the input is symmetric, so it is its own transpose).
     private static func tred2(_ v: UnsafeMutablePointer<Double>, _ d: UnsafeMutablePointer<Double>,
                               _ e: UnsafeMutablePointer<Double>, _ n: Int) {
-        @inline(__always) func at(_ i: Int, _ j: Int) -> UnsafeMutablePointer<Double> { v + i * n + j }
+        @inline(__always) func at(_ i: Int, _ j: Int) -> UnsafeMutablePointer<Double> { v + j * n + i }
         for j in 0..<n { d[j] = at(n - 1, j).pointee }
         var i = n - 1
         while i > 0 {

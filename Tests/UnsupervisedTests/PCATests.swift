@@ -31,25 +31,26 @@ final class PCATests: XCTestCase {
         assertClose(pca.transform(x).scalars, ts.map { Double($0 - mean) }, atol: 1e-4)
     }
 
-    func testEigendecompositionOfASymmetricMatrix() {
-        let n = 7
-        let r = randomScalars(n * n, seed: 9).map(Double.init)
-        var a = [Double](repeating: 0, count: n * n)
-        for i in 0..<n { for j in 0..<n { a[i * n + j] = r[i * n + j] + r[j * n + i] } }
-        let e = SymmetricEigendecomposition(a, size: n)
-        XCTAssertEqual(e.values, e.values.sorted())
-        for k in 0..<n {
-            let v = Array(e.vector(k))
-            for i in 0..<n {
-                let av = (0..<n).reduce(0.0) { $0 + a[i * n + $1] * v[$1] }
-                XCTAssertEqual(av, e.values[k] * v[i], accuracy: 1e-10)
+    func testEigendecompositionOfSymmetricMatrices() {
+        for n in [1, 2, 7, 50] {
+            let r = randomScalars(n * n, seed: UInt64(9 + n)).map(Double.init)
+            var a = [Double](repeating: 0, count: n * n)
+            for i in 0..<n { for j in 0..<n { a[i * n + j] = r[i * n + j] + r[j * n + i] } }
+            let e = SymmetricEigendecomposition(a, size: n)
+            XCTAssertEqual(e.values, e.values.sorted())
+            for k in 0..<n {
+                let v = e.vector(k)
+                for i in 0..<n {
+                    let av = (0..<n).reduce(0.0) { $0 + a[i * n + $1] * v[$1] }
+                    XCTAssertEqual(av, e.values[k] * v[i], accuracy: 1e-9, "n \(n), eigenpair \(k)")
+                }
+                for l in 0..<n {
+                    let dot = zip(v, e.vector(l)).reduce(0.0) { $0 + $1.0 * $1.1 }
+                    XCTAssertEqual(dot, k == l ? 1 : 0, accuracy: 1e-10)
+                }
             }
-            for l in 0..<n {
-                let dot = zip(v, e.vector(l)).reduce(0.0) { $0 + $1.0 * $1.1 }
-                XCTAssertEqual(dot, k == l ? 1 : 0, accuracy: 1e-10)
-            }
+            // The trace is the sum of the eigenvalues.
+            XCTAssertEqual(e.values.reduce(0, +), (0..<n).reduce(0.0) { $0 + a[$1 * n + $1] }, accuracy: 1e-9)
         }
-        // The trace is the sum of the eigenvalues.
-        XCTAssertEqual(e.values.reduce(0, +), (0..<n).reduce(0.0) { $0 + a[$1 * n + $1] }, accuracy: 1e-10)
     }
 }
