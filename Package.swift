@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Optimizers", targets: ["Optimizers"]),
         .library(name: "Layers", targets: ["Layers"]),
         .library(name: "Recurrent", targets: ["Recurrent"]),
+        .library(name: "Unsupervised", targets: ["Unsupervised"]),
         // Everything above in one import, as swift-numerics' `Numerics` does.
         .library(name: "Neurite", targets: ["Neurite"]),
     ],
@@ -46,6 +47,8 @@ let package = Package(
         ),
         // SimpleRNN, LSTM, GRU, Bidirectional, Embedding: sequences [B, T, F].
         .target(name: "Recurrent", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Recurrent"),
+        // Autoencoders, PCA, restricted Boltzmann machines and minority-class oversampling.
+        .target(name: "Unsupervised", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Unsupervised"),
         // zlib, for gzip-compressed IDX files.
         .systemLibrary(
             name: "CZlib",
@@ -78,10 +81,10 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
-        // Re-exports TensorCore, Optimizers, Layers, Recurrent and Datasets; holds no code of its own.
+        // Re-exports TensorCore, Optimizers, Layers, Recurrent, Datasets and Unsupervised; holds no code of its own.
         .target(
             name: "Neurite",
-            dependencies: ["TensorCore", "Optimizers", "Layers", "Recurrent", "Datasets"],
+            dependencies: ["TensorCore", "Optimizers", "Layers", "Recurrent", "Datasets", "Unsupervised"],
             path: "Packages/Neurite"
         ),
         // Demo: a shallow network written directly on TensorCore's kernels.
@@ -125,9 +128,16 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/text-generator"
         ),
+        // Demos of the Unsupervised module: autoencoders vs PCA, an RBM on MNIST, oversampling.
+        .executableTarget(name: "autoencoder", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                              .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/autoencoder"),
+        .executableTarget(name: "rbm", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                      .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rbm"),
+        .executableTarget(name: "rebalance", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                            .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rebalance"),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent"],
+            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.
@@ -164,6 +174,8 @@ let package = Package(
             dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
             path: "Tests/LayersTests"
         ),
+        .testTarget(name: "UnsupervisedTests", dependencies: ["Unsupervised", "Layers", "Optimizers", "_NeuriteTestSupport"],
+                    path: "Tests/UnsupervisedTests"),
         .testTarget(
             name: "RecurrentTests",
             dependencies: ["Recurrent", "Layers", "Optimizers", "_NeuriteTestSupport"],

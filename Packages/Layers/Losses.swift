@@ -227,7 +227,14 @@ public struct BinaryCrossEntropy: Loss, Sendable {
     }
 
     /// The mean binary cross-entropy and its gradient.
+    ///
+    /// Probabilities against target tensors (an autoencoder's case: every pixel an output) take a
+    /// vectorised path: the two logarithms come from TensorCore's SIMD `log` in Float, and the
+    /// loss is summed in Float64 row by row; other cases compute each element in Float64.
     public func compute(_ predictions: Tensor, _ targets: Targets, sampleWeights: [Float]?) -> LossResult {
+        if !fromLogits, case .values(let t) = targets, t.shape == predictions.shape, predictions.rank >= 1 {
+            return probabilityLoss(predictions, t, sampleWeights)
+        }
         let fromLogits = fromLogits
         let eps = Double(Self.epsilon)
         return elementwiseLoss(predictions, targets, sampleWeights, name: "BinaryCrossEntropy") { p, t in
@@ -242,6 +249,45 @@ public struct BinaryCrossEntropy: Loss, Sendable {
             let inside = raw >= eps && raw <= 1 - eps
             return (loss, inside ? (q - t) / (q * (1 - q)) : 0)
         }
+    }
+
+    /// `compute` for probabilities against a target tensor of their shape, vectorised.
+    private func probabilityLoss(_ predictions: Tensor, _ targets: Tensor, _ sampleWeights: [Float]?) -> LossResult {
+        let batch = predictions.shape[0]
+        let perSample = predictions.count / Swift.max(batch, 1)
+        checkWeights(sampleWeights, batch)
+        let eps = Self.epsilon
+        // 1 - p is clipped on its own: 1 - 1e-7 is not a Float, so log(1 - clip(p)) would lose
+        // the bound's exact value.
+        let q = predictions.clipped(to: eps...(1 - eps)), notQ = (1 - predictions).clipped(to: eps...(1 - eps))
+        let logQ = q.log(), logNotQ = notQ.log()
+        var total = 0.0
+        let gradient = predictions.withUnsafeBufferPointer { p in
+            targets.withUnsafeBufferPointer { t in
+                q.withUnsafeBufferPointer { q in
+                  notQ.withUnsafeBufferPointer { nq in
+                    logQ.withUnsafeBufferPointer { lq in
+                        logNotQ.withUnsafeBufferPointer { ln in
+                            Tensor(shape: predictions.shape) { g in
+                                for s in 0..<batch {
+                                    let scale = (sampleWeights?[s] ?? 1) / Float(batch * perSample)
+                                    var row: Float = 0
+                                    for j in (s * perSample)..<((s + 1) * perSample) {
+                                        let (tj, qj) = (t[j], q[j])
+                                        row -= tj * lq[j] + (1 - tj) * ln[j]
+                                        let inside = p[j] >= eps && p[j] <= 1 - eps
+                                        g[j] = inside ? scale * (qj - tj) / (qj * nq[j]) : 0
+                                    }
+                                    total += Double(scale) * Double(row)
+                                }
+                            }
+                        }
+                    }
+                  }
+                }
+            }
+        }
+        return LossResult(loss: Float(total), gradient: gradient)
     }
 }
 

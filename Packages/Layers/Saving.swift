@@ -38,7 +38,7 @@ public enum LayerRegistry {
         var table: [String: any Layer.Type] = [:]
         let all: [any Layer.Type] = [
             Dense.self, Conv2D.self, BatchNormalization.self, Dropout.self, MaxPool2D.self, AveragePool2D.self,
-            GlobalAveragePool2D.self, Flatten.self, Reshape.self, ActivationLayer.self, Sequential.self, Input.self,
+            GlobalAveragePool2D.self, Flatten.self, Reshape.self, ActivationLayer.self, Sequential.self, Input.self, UpSampling2D.self, Conv2DTranspose.self,
         ]
         for type in all { table[type.typeName] = type }
         table["MaxPool2D"] = MaxPool2D.self

@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|all] [--quick] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
@@ -29,7 +29,7 @@ struct Options {
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "layers", "recurrent"] : [first]
+    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "layers", "recurrent", "unsupervised"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
@@ -179,6 +179,12 @@ if options.suites.contains("datasets") {
         print("datasets suite skipped: \(error)")
     }
     DatasetsBench.run(minSeconds: options.minSeconds, dataDirectory: options.dataDirectory)
+}
+
+if options.suites.contains("unsupervised") {
+    // RBM and SMOTE on Fashion-MNIST (--data: its folder); Tools/reference/sklearn_unsupervised.py is the reference.
+    UnsupervisedBench.run(minSeconds: max(options.minSeconds, 1), dataDirectory: options.dataDirectory,
+                          quick: options.minSeconds < 0.5)
 }
 
 func measureThrowing(minSeconds: Double, _ body: () throws -> Void) throws -> Double {

@@ -1,0 +1,240 @@
+// autoencoder: dense and convolutional autoencoders on Fashion-MNIST (or MNIST) against PCA.
+// Prints a table of test reconstruction error (MSE) for each autoencoder and for PCA at the same
+// code sizes (2, 16, 32 by default), trains denoising autoencoders, and with --output draws
+// originals, noisy inputs and reconstructions, and the test set's 2-D codes beside PCA's 2-D
+// projection.
+//
+//   swift run -c release autoencoder [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
+//       [--seed N] [--output DIR] [--json] [--code-sizes 2,16,32] [--models dense,conv]
+//       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3]
+import ArgumentParser
+import Foundation
+import Layers
+import Optimizers
+import TensorCore
+import Unsupervised
+import _AppSupport
+
+enum NoiseChoice: String, ExpressibleByArgument, CaseIterable {
+    case gaussian, masking, saltAndPepper = "salt-and-pepper", none
+}
+
+/// One trained autoencoder's figures.
+struct AutoencoderRun: Encodable {
+    var model: String
+    var codeSize: Int
+    var noise: String
+    var parameters: Int
+    var trainingImages: Int
+    var epochSeconds: [Double]
+    var testMSE: Double
+
+    enum CodingKeys: String, CodingKey {
+        case model, codeSize = "code_size", noise, parameters, trainingImages = "training_images", epochSeconds = "epoch_seconds", testMSE = "test_mse"
+    }
+}
+
+struct AutoencoderDemo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "autoencoder",
+        abstract: "Dense and convolutional autoencoders against PCA: reconstruction error, denoising, 2-D codes.",
+        discussion: """
+            dense: Flatten, Dense 128 relu, Dense <code> (linear), Dense 128 relu, Dense 784 sigmoid. conv: Conv 16 3x3 \
+            relu, pool, Conv 8 3x3 relu, pool, Dense <code>; decoder Dense 392 relu, Conv2DTranspose 8 and 16 (3x3, \
+            stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam (1e-3 dense, 3e-3 conv) on binary cross-entropy; the error is the \
+            mean squared error on the test images, as PCA's. Denoising: a dense (code 32) and a convolutional \
+            autoencoder (no dense code, a 7x7x8 bottleneck) train on freshly corrupted images each epoch, against \
+            the clean ones. With --output: denoising.png (rows: originals, noisy, dense, conv, PCA 32 of the noisy \
+            input) and codes-2d.png (test codes of the 2-D dense autoencoder, left, and PCA's 2-D projection, right, \
+            coloured by class).
+            """
+    )
+
+    @OptionGroup var options: DemoOptions
+
+    @Option(name: .customLong("code-sizes"), help: "Code sizes to compare, comma-separated.")
+    var codeSizes: String = "2,16,32"
+
+    @Option(help: "Autoencoders to train, comma-separated: dense, conv.")
+    var models: String = "dense,conv"
+
+    @Option(name: .customLong("conv-samples"), help: "Training images for the convolutional autoencoders (the first ones; 0: all). Their convolutions cost about 30 times the dense network's time per image.")
+    var convSamples: Int = 10000
+
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate for the dense autoencoders (Keras' default).")
+    var learningRate: Float = 1e-3
+
+    @Option(name: .customLong("conv-learning-rate"), help: "Adam's learning rate for the convolutional autoencoders, which learn slowly at 1e-3.")
+    var convLearningRate: Float = 3e-3
+
+    @Option(help: "Noise of the denoising autoencoders: gaussian, masking, salt-and-pepper or none (skip them).")
+    var noise: NoiseChoice = .gaussian
+
+    @Option(name: .customLong("noise-level"), help: "Standard deviation (gaussian) or fraction of pixels (masking, salt-and-pepper).")
+    var noiseLevel: Float = 0.3
+
+    func run() throws {
+        try reportingFailures(of: "autoencoder") {
+            let sizes = try codeSizes.split(separator: ",").map { text -> Int in
+                guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 1, n <= 784 else {
+                    throw DemoFailure("--code-sizes: \"\(text)\" is not a size in 1...784")
+                }
+                return n
+            }
+            let kinds = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            for kind in kinds where kind != "dense" && kind != "conv" {
+                throw DemoFailure("--models: unknown model \"\(kind)\"; use dense, conv")
+            }
+            let data = try DemoData(options)
+            let x = data.train.images, xt = data.test.images
+            if !options.json {
+                print("\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images; "
+                      + "batch \(options.batchSize), \(options.epochs) epochs, Adam \(learningRate) (conv \(convLearningRate)), binary cross-entropy, seed \(options.seed), "
+                      + "\(ThreadPool.shared.width) threads")
+            }
+
+            // PCA once with the largest code, truncated for the others.
+            let clock = Stopwatch()
+            var pca = PCA(componentCount: Swift.max(sizes.max() ?? 2, 2))
+            pca.fit(x)
+            let pcaSeconds = clock.seconds
+            var pcaMSE: [Int: Double] = [:]
+            for size in sizes { pcaMSE[size] = pca.keepingComponents(size).reconstructionError(xt) }
+            if !options.json { print(String(format: "PCA fitted in %.2f s", pcaSeconds)) }
+
+            var runs: [AutoencoderRun] = []
+            var trained: [String: Autoencoder] = [:]
+            let convX = convSamples > 0 && convSamples < x.shape[0] ? x.slice(0..<convSamples) : x
+            func train(_ ae: Autoencoder, _ name: String, code: Int, noise: Noise?) throws -> AutoencoderRun {
+                try ae.build(seed: options.seed)
+                let parameters = ae.model.parameters.reduce(0) { $0 + $1.value.count }
+                let timer = EpochTimer(label: "", quiet: true)
+                try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise,
+                           optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate), seed: options.seed,
+                           callbacks: [timer])
+                let run = AutoencoderRun(model: name, codeSize: code, noise: noise?.description ?? "none", parameters: parameters,
+                                         trainingImages: name == "conv" ? convX.shape[0] : x.shape[0],
+                                         epochSeconds: timer.seconds.map { rounded($0, 3) },
+                                         testMSE: rounded(noise == nil ? ae.reconstructionError(xt) : Self.denoisedError(ae, xt, noise!, options.seed), 5))
+                if !options.json {
+                    let median = timer.seconds.sorted()[timer.seconds.count / 2]
+                    print(name.padding(toLength: 5, withPad: " ", startingAt: 0)
+                          + String(format: " code %3d%@: %@ parameters, %@ training images, %.2f s per epoch (median), test MSE %.5f",
+                                   code, noise.map { ", denoising \($0)" } ?? "", grouped(parameters), grouped(run.trainingImages),
+                                   median, run.testMSE))
+                }
+                return run
+            }
+            for size in sizes {
+                for kind in kinds {
+                    let ae = kind == "dense"
+                        ? Autoencoder.dense(inputShape: [28, 28, 1], hidden: [128], codeSize: size)
+                        : Autoencoder.convolutional(inputShape: [28, 28, 1], filters: [16, 8], codeSize: size)
+                    runs.append(try train(ae, kind, code: size, noise: nil))
+                    trained["\(kind)-\(size)"] = ae
+                }
+            }
+
+            // Denoising autoencoders.
+            let corruption: Noise? = switch noise {
+            case .gaussian: .gaussian(standardDeviation: noiseLevel)
+            case .masking: .masking(fraction: noiseLevel)
+            case .saltAndPepper: .saltAndPepper(fraction: noiseLevel)
+            case .none: nil
+            }
+            var denoisers: [(String, Autoencoder)] = []
+            if let corruption {
+                for kind in kinds {
+                    let ae = kind == "dense"
+                        ? Autoencoder.dense(inputShape: [28, 28, 1], hidden: [128], codeSize: 32)
+                        : Autoencoder.convolutional(inputShape: [28, 28, 1], filters: [16, 8])
+                    runs.append(try train(ae, kind, code: kind == "dense" ? 32 : 392, noise: corruption))
+                    denoisers.append((kind, ae))
+                }
+            }
+
+            if !options.json {
+                print("")
+                let columns = ["PCA"] + kinds
+                print(sideBySide(columns: columns, rows: sizes.map { size in
+                    ("test MSE, code \(size)", [String(format: "%.5f", pcaMSE[size]!)] + kinds.map { kind in
+                        runs.first { $0.model == kind && $0.codeSize == size && $0.noise == "none" }.map { String(format: "%.5f", $0.testMSE) } ?? "-"
+                    })
+                }))
+                if let corruption {
+                    print("denoising (\(corruption)): MSE between the clean test images and the reconstruction of their noisy copies; "
+                          + "PCA 32 of the noisy copies: " + String(format: "%.5f", Self.pcaDenoisedError(pca.keepingComponents(Swift.min(32, pca.componentCount)), xt, corruption, options.seed)))
+                }
+            }
+
+            var files: [String] = []
+            if let output = options.output {
+                let directory = try makeOutputDirectory(output)
+                let shown = xt.slice(0..<12)
+                if let corruption {
+                    let noisy = corruption.apply(to: shown, seed: options.seed)
+                    var rows = [shown, noisy]
+                    for (_, ae) in denoisers { rows.append(ae.reconstruct(noisy)) }
+                    let projection = pca.keepingComponents(Swift.min(32, pca.componentCount))
+                    rows.append(projection.inverseTransform(projection.transform(noisy)).reshaped([12, 28, 28, 1]))
+                    try writeImageRows(rows, rowNumbers: Array(0..<rows.count), to: directory + "/denoising.png")
+                    files.append(directory + "/denoising.png")
+                }
+                // 2-D codes: the dense autoencoder with code 2 (trained here if the table had none).
+                let twoD: Autoencoder
+                if let ae = trained["dense-2"] { twoD = ae } else {
+                    twoD = Autoencoder.dense(inputShape: [28, 28, 1], hidden: [128], codeSize: 2)
+                    runs.append(try train(twoD, "dense", code: 2, noise: nil))
+                }
+                let count = Swift.min(5000, xt.shape[0])
+                let sample = xt.slice(0..<count), labels = Array(data.test.labels.prefix(count))
+                func points(_ t: Tensor) -> [(Float, Float)] { let v = t.scalars; return (0..<count).map { (v[2 * $0], v[2 * $0 + 1]) } }
+                let side = 420, gap = 16, legend = 24
+                var canvas = PictureCanvas(height: side + 2 * gap + legend, width: 2 * side + 3 * gap, background: (1, 1, 1))
+                canvas.scatter(points(twoD.encode(sample)), labels: labels, top: gap, left: gap, size: side)
+                canvas.scatter(points(pca.keepingComponents(2).transform(sample)), labels: labels, top: gap, left: 2 * gap + side, size: side)
+                for c in 0..<10 {
+                    let left = gap + c * 40
+                    canvas.fill(top: side + gap + 8, left: left, height: 10, width: 10, classPalette[c])
+                    canvas.number(c, top: side + gap + 8, left: left + 14, scale: 2, (0, 0, 0))
+                }
+                try canvas.writePNG(to: directory + "/codes-2d.png")
+                files.append(directory + "/codes-2d.png")
+                if !options.json {
+                    print("wrote " + files.joined(separator: ", ")
+                          + " (denoising rows: originals, noisy, " + denoisers.map(\.0).joined(separator: ", ")
+                          + ", PCA 32; codes: dense autoencoder left, PCA right, classes " + data.dataset.classNames.enumerated().map { "\($0.offset) \($0.element)" }.joined(separator: ", ") + ")")
+                }
+            }
+            if options.json {
+                struct Report: Encodable {
+                    var app = "autoencoder"
+                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64
+                    var pcaTestMSE: [String: Double], pcaSeconds: Double, autoencoders: [AutoencoderRun], files: [String]
+                    enum CodingKeys: String, CodingKey {
+                        case app, dataset, epochs, batchSize = "batch_size", seed, pcaTestMSE = "pca_test_mse",
+                             pcaSeconds = "pca_seconds", autoencoders, files
+                    }
+                }
+                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                                         seed: options.seed,
+                                         pcaTestMSE: Dictionary(uniqueKeysWithValues: pcaMSE.map { ("\($0.key)", rounded($0.value, 5)) }),
+                                         pcaSeconds: rounded(pcaSeconds, 3), autoencoders: runs, files: files))
+            }
+        }
+    }
+
+    static func corrupt(_ x: Tensor, _ noise: Noise, seed: UInt64) -> Tensor { noise.apply(to: x, seed: seed &+ 7919) }
+
+    /// MSE between the clean images and the reconstruction of their corrupted copies.
+    static func denoisedError(_ ae: Autoencoder, _ x: Tensor, _ noise: Noise, _ seed: UInt64) -> Double {
+        meanSquaredError(ae.reconstruct(corrupt(x, noise, seed: seed)), x)
+    }
+
+    static func pcaDenoisedError(_ pca: PCA, _ x: Tensor, _ noise: Noise, _ seed: UInt64) -> Double {
+        let noisy = corrupt(x, noise, seed: seed)
+        return meanSquaredError(pca.inverseTransform(pca.transform(noisy)), x)
+    }
+}
+
+AutoencoderDemo.main()

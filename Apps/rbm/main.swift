@@ -1,0 +1,162 @@
+// rbm: a restricted Boltzmann machine on binarised MNIST (or Fashion-MNIST). Trains it with
+// persistent or plain contrastive divergence, prints per epoch the time, the reconstruction error
+// and the test pseudo-likelihood, then compares a softmax classifier on the RBM's hidden
+// probabilities with one on the raw pixels. With --output it draws the learned filters and
+// chains of Gibbs samples, and saves the RBM (safetensors + JSON).
+//
+//   swift run -c release rbm --dataset mnist [--data DIR] [--epochs N] [--batch-size N] [--seed N]
+//       [--output DIR] [--json] [--hidden 256] [--learning-rate 0.05] [--method pcd|cd] [--steps 1]
+//       [--momentum 0] [--classifier-epochs 10]
+import ArgumentParser
+import Foundation
+import Layers
+import Optimizers
+import TensorCore
+import Unsupervised
+import _AppSupport
+
+enum MethodChoice: String, ExpressibleByArgument, CaseIterable { case pcd, cd }
+
+struct RBMDemo: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rbm",
+        abstract: "A restricted Boltzmann machine on binarised MNIST: filters, Gibbs samples, features for a classifier.",
+        discussion: """
+            Pixels are binarised at 0.5. The RBM trains for --epochs with batches of --batch-size; the features \
+            are its hidden probabilities. Both classifiers are softmax regressions (Dense 10, Adam 1e-3, batch \
+            128, --classifier-epochs). With --output: rbm-filters.png (the first 100 hidden units' weights, each \
+            scaled to its own range), rbm-gibbs.png (10 chains started at test images; rows after 0, 1, 10, 100 \
+            and 1000 Gibbs steps, drawn as visible means) and the model in rbm/.
+            """
+    )
+
+    @OptionGroup var options: DemoOptions
+
+    @Option(help: "Hidden units.")
+    var hidden: Int = 256
+
+    @Option(name: .customLong("learning-rate"), help: "The RBM's learning rate.")
+    var learningRate: Float = 0.05
+
+    @Option(help: "pcd (persistent contrastive divergence, scikit-learn's) or cd.")
+    var method: MethodChoice = .pcd
+
+    @Option(help: "Gibbs steps per update (the k of CD-k).")
+    var steps: Int = 1
+
+    @Option(help: "Momentum of the updates, in [0, 1).")
+    var momentum: Float = 0
+
+    @Option(name: .customLong("classifier-epochs"), help: "Epochs of each softmax classifier.")
+    var classifierEpochs: Int = 10
+
+    func validate() throws {
+        guard hidden >= 1, steps >= 1, classifierEpochs >= 1 else { throw ValidationError("--hidden, --steps and --classifier-epochs must be at least 1.") }
+        guard momentum >= 0 && momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum).") }
+    }
+
+    func run() throws {
+        try reportingFailures(of: "rbm") {
+            let data = try DemoData(options)
+            let binary = { (t: Tensor) in t.reshaped([t.shape[0], 784]).map { $0 > 0.5 ? 1 : 0 } }
+            let x = binary(data.train.images), xt = binary(data.test.images)
+            let rbm = RBM(visibleCount: 784, hiddenCount: hidden, learningRate: learningRate, momentum: momentum,
+                          batchSize: options.batchSize,
+                          method: method == .pcd ? .persistent(steps: steps) : .contrastiveDivergence(steps: steps),
+                          seed: options.seed)
+            if !options.json {
+                print("binarised \(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images; "
+                      + "RBM 784-\(hidden), \(method.rawValue.uppercased())-\(steps), learning rate \(learningRate), momentum \(momentum), "
+                      + "batch \(options.batchSize), seed \(options.seed), \(ThreadPool.shared.width) threads")
+            }
+            var epochSeconds: [Double] = [], pseudoLikelihood: [Double] = [], reconstruction: [Double] = []
+            rbm.fit(x, epochs: options.epochs) { epoch, seconds in
+                epochSeconds.append(seconds)
+                pseudoLikelihood.append(rbm.meanPseudoLikelihood(xt, seed: options.seed))
+                reconstruction.append(rbm.reconstructionError(xt))
+                if !options.json {
+                    print(String(format: "epoch %2d/%d  %6.2f s  test pseudo-likelihood %8.2f  test reconstruction MSE %.4f",
+                                 epoch + 1, options.epochs, seconds, pseudoLikelihood.last!, reconstruction.last!))
+                }
+            }
+
+            func softmaxAccuracy(_ train: Tensor, _ test: Tensor) throws -> (Double, Double) {
+                let model = Sequential(inputShape: [train.shape[1]]) { Dense(10) }
+                model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
+                let clock = Stopwatch()
+                try model.fit(x: train, y: data.train.labels, epochs: classifierEpochs, batchSize: 128, seed: options.seed, verbose: 0)
+                let seconds = clock.seconds
+                let predicted = model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
+                return (ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10).accuracy, seconds)
+            }
+            let raw = try softmaxAccuracy(x, xt)
+            let features = try softmaxAccuracy(rbm.transform(x), rbm.transform(xt))
+            if !options.json {
+                print(String(format: "softmax classifier on raw pixels (784):        test accuracy %.4f (%.1f s)", raw.0, raw.1))
+                print(String(format: "softmax classifier on RBM features (%d): %@test accuracy %.4f (%.1f s)", hidden,
+                             String(repeating: " ", count: Swift.max(0, 10 - String(hidden).count)), features.0, features.1))
+            }
+
+            var files: [String] = []
+            if let output = options.output {
+                let directory = try makeOutputDirectory(output)
+                // Filters: each hidden unit's weights as a 28x28 image, scaled to its own range.
+                let w = rbm.weights.transposed()           // [H, 784]
+                let shown = Swift.min(100, hidden)
+                var filters: [Tensor] = []
+                for row in 0..<((shown + 9) / 10) {
+                    let units = (row * 10)..<Swift.min(shown, row * 10 + 10)
+                    let tiles = w.slice(units).reshaped([units.count, 784])
+                    let scaled = (0..<units.count).map { i -> Tensor in
+                        let t = tiles.slice(i..<(i + 1))
+                        let (lo, hi) = (t.min(), t.max())
+                        return (t - lo) / Swift.max(hi - lo, 1e-6)
+                    }
+                    filters.append(Tensor.concatenate(scaled, axis: 0).reshaped([units.count, 28, 28, 1]))
+                }
+                try writeImageRows(filters, to: directory + "/rbm-filters.png")
+                // Gibbs chains from 10 test images.
+                var generator = SeededGenerator(seed: options.seed)
+                var v = xt.gather((0..<10).map { _ in generator.nextIndex(below: xt.shape[0]) })
+                var rows = [v.reshaped([10, 28, 28, 1])]
+                var done = 0
+                for target in [1, 10, 100, 1000] {
+                    if target - 1 > done { v = rbm.gibbs(v, steps: target - 1 - done) }
+                    rows.append(rbm.visibleMeans(rbm.sampleHidden(v)).reshaped([10, 28, 28, 1]))
+                    v = rbm.gibbs(v, steps: 1)
+                    done = target
+                }
+                try writeImageRows(rows, rowNumbers: [0, 1, 10, 100, 1000], to: directory + "/rbm-gibbs.png")
+                try rbm.save(to: directory + "/rbm")
+                files = [directory + "/rbm-filters.png", directory + "/rbm-gibbs.png", directory + "/rbm"]
+                if !options.json {
+                    print("wrote \(files[0]) (filters), \(files[1]) (Gibbs chains: rows after 0, 1, 10, 100, 1000 steps) and the model in \(files[2])")
+                }
+            }
+            if options.json {
+                struct Report: Encodable {
+                    var app = "rbm"
+                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64, hidden: Int, method: String, steps: Int
+                    var learningRate: Float, momentum: Float
+                    var epochSeconds: [Double], testPseudoLikelihood: [Double], testReconstructionMSE: [Double]
+                    var rawPixelAccuracy: Double, rbmFeatureAccuracy: Double, files: [String]
+                    enum CodingKeys: String, CodingKey {
+                        case app, dataset, epochs, batchSize = "batch_size", seed, hidden, method, steps,
+                             learningRate = "learning_rate", momentum, epochSeconds = "epoch_seconds",
+                             testPseudoLikelihood = "test_pseudo_likelihood", testReconstructionMSE = "test_reconstruction_mse",
+                             rawPixelAccuracy = "raw_pixel_accuracy", rbmFeatureAccuracy = "rbm_feature_accuracy", files
+                    }
+                }
+                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                                         seed: options.seed, hidden: hidden, method: method.rawValue, steps: steps,
+                                         learningRate: learningRate, momentum: momentum,
+                                         epochSeconds: epochSeconds.map { rounded($0, 3) },
+                                         testPseudoLikelihood: pseudoLikelihood.map { rounded($0, 3) },
+                                         testReconstructionMSE: reconstruction.map { rounded($0, 5) },
+                                         rawPixelAccuracy: rounded(raw.0, 4), rbmFeatureAccuracy: rounded(features.0, 4), files: files))
+            }
+        }
+    }
+}
+
+RBMDemo.main()

@@ -1,0 +1,238 @@
+import Optimizers
+import TensorCore
+
+/// A transposed 2-D convolution over NHWC images (Keras `Conv2DTranspose`, sometimes called a
+/// deconvolution): `[B, H, W, Cin]` to `[B, OH, OW, filters]`, the adjoint of a ``Conv2D`` that
+/// would map `[OH, OW, filters]` back to `[H, W, Cin]`.
+///
+/// The kernel is `[KH, KW, filters, Cin]`, Keras' layout (output channels before input channels,
+/// the reverse of ``Conv2D``), so Keras weights load unchanged; PyTorch's `ConvTranspose2d.weight`
+/// is `[Cin, Cout, KH, KW]`: convert ours with `permute(3, 2, 0, 1)`. Output extents follow
+/// Keras' rules (no `output_padding`, dilation 1):
+/// - `.valid`: `OH = H * sh + max(KH - sh, 0)`;
+/// - `.same`: `OH = H * sh`;
+/// and the output's padding is the one a ``Padding/same`` convolution of `OH` would use, as
+/// TensorFlow's `conv2d_transpose` does.
+///
+/// **Cost.** Forward is ``Conv2D``'s input gradient: one GEMM `[B·H·W, Cin] x [Cin, KH·KW·filters]`
+/// and a col2im fold (`Tensor.col2im`). Backward unfolds the output gradient once
+/// (`Tensor.im2col`, `[B·H·W, KH·KW·filters]`, kept only during the call) and multiplies it by the
+/// input for the kernel gradient and by the kernel for the input gradient: about twice the
+/// forward flops. A training-mode forward keeps its input and output.
+///
+/// ```swift
+/// let up = Conv2DTranspose(filters: 8, kernelSize: (3, 3), strides: (2, 2), padding: .same)
+/// var g = SeededGenerator(seed: 1)
+/// try up.build(inputShape: [7, 7, 16], generator: &g)   // [14, 14, 8]
+/// ```
+public final class Conv2DTranspose: Layer {
+    /// `"Conv2DTranspose"`, Keras' class name.
+    public static let typeName = "Conv2DTranspose"
+
+    /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
+    public var name: String {
+        didSet {
+            kernel?.name = "\(name).kernel"
+            bias?.name = "\(name).bias"
+        }
+    }
+    /// Output channels.
+    public let filters: Int
+    /// `(KH, KW)`.
+    public let kernelSize: (Int, Int)
+    /// `(sh, sw)`: the output grows by these factors.
+    public let strides: (Int, Int)
+    /// `.valid` or `.same`; see the type's description for the output extents.
+    public let padding: Padding
+    /// Whether a `[filters]` bias is added.
+    public let useBias: Bool
+    /// The function applied after the bias.
+    public let activation: ActivationFunction
+    /// How the kernel is filled at build (`.glorotUniform`, Keras' default).
+    public let kernelInitializer: Initializer
+
+    /// The kernel `[KH, KW, filters, Cin]`, or nil before `build`.
+    public private(set) var kernel: Parameter?
+    /// The bias `[filters]`, or nil before `build` or without ``useBias``.
+    public private(set) var bias: Parameter?
+    /// The per-sample input shape `[H, W, Cin]` the layer was built for.
+    public private(set) var builtInputShape: [Int]?
+
+    private struct Saved {
+        var input: Tensor
+        var preActivation: Tensor?
+        var output: Tensor
+    }
+    private var tape = Tape<Saved>()
+
+    /// A transposed convolution; weights are created by ``build(inputShape:generator:)``.
+    /// - Precondition: `filters`, kernel extents and strides are at least 1.
+    public init(filters: Int, kernelSize: (Int, Int), strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                useBias: Bool = true, activation: ActivationFunction = .linear,
+                kernelInitializer: Initializer = .glorotUniform, name: String = "") {
+        let problem = Conv2DTranspose.problem(filters: filters, kernelSize: kernelSize, strides: strides)
+        neuritePrecondition(problem == nil, "Conv2DTranspose: \(problem ?? "")")
+        self.filters = filters
+        self.kernelSize = kernelSize
+        self.strides = strides
+        self.padding = padding
+        self.useBias = useBias
+        self.activation = activation
+        self.kernelInitializer = kernelInitializer
+        self.name = name
+    }
+
+    private static func problem(filters: Int, kernelSize: (Int, Int), strides: (Int, Int)) -> String? {
+        if filters < 1 { return "filters \(filters) must be at least 1" }
+        if let p = SpatialLayerConfig.pairProblem("kernel size", kernelSize) { return p }
+        return SpatialLayerConfig.pairProblem("strides", strides)
+    }
+
+    /// Keras' keys: `name`, `filters`, `kernel_size`, `strides`, `padding`, `data_format`,
+    /// `dilation_rate` (always `[1, 1]`), `output_padding` (always null), `activation`,
+    /// `use_bias`, `kernel_initializer`.
+    public var config: [String: ConfigValue] {
+        [
+            "name": .string(name), "filters": .int(filters),
+            "kernel_size": .ints([kernelSize.0, kernelSize.1]), "strides": .ints([strides.0, strides.1]),
+            "padding": .string(padding.rawValue), "data_format": .string("channels_last"),
+            "dilation_rate": .ints([1, 1]), "output_padding": .null,
+            "activation": .string(activation.configName), "use_bias": .bool(useBias),
+            "kernel_initializer": .string(kernelInitializer.configName),
+        ]
+    }
+
+    /// Rebuilds an unbuilt layer from ``config``. Throws `LayerError` for a missing or ill-typed
+    /// entry, a dilation other than 1 or an `output_padding`, which Neurite does not support.
+    public convenience init(config: [String: ConfigValue]) throws {
+        let type = Self.typeName
+        try SpatialLayerConfig.checkDataFormat(config, of: type)
+        let filters = try config.int("filters", of: type)
+        let kernelSize = try SpatialLayerConfig.pair(config, "kernel_size", of: type)
+        let strides = try SpatialLayerConfig.optionalPair(config, "strides", of: type) ?? (1, 1)
+        if let dilation = try SpatialLayerConfig.optionalPair(config, "dilation_rate", of: type), dilation != (1, 1) {
+            throw LayerError("\(type) config has dilation_rate (\(dilation.0), \(dilation.1)); Neurite supports only (1, 1)")
+        }
+        switch config["output_padding"] {
+        case nil, .null?: break
+        case let other?: throw LayerError("\(type) config has output_padding \(other); Neurite supports only null")
+        }
+        let padding = try SpatialLayerConfig.padding(config, of: type)
+        let useBias = config["use_bias"] == nil ? true : try config.bool("use_bias", of: type)
+        let activation: ActivationFunction
+        let initializer: Initializer
+        do {
+            activation = try config["activation"].flatMap { $0 == .null ? nil : $0 }
+                .map { _ in try ActivationFunction(configName: config.string("activation", of: type)) } ?? .linear
+            initializer = try config["kernel_initializer"]
+                .map { _ in try Initializer(configName: config.string("kernel_initializer", of: type)) } ?? .glorotUniform
+        } catch let error as LayerError {
+            throw LayerError("\(type) config: \(error.message)")
+        }
+        if let problem = Conv2DTranspose.problem(filters: filters, kernelSize: kernelSize, strides: strides) {
+            throw LayerError("\(type) config: \(problem)")
+        }
+        self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, useBias: useBias,
+                  activation: activation, kernelInitializer: initializer, name: try config.optionalName(of: type))
+    }
+
+    /// Keras' output extent along one axis.
+    private func extent(_ input: Int, kernel: Int, stride: Int) -> Int {
+        padding == .same ? input * stride : input * stride + Swift.max(kernel - stride, 0)
+    }
+
+    /// `[OH, OW, filters]` for `[H, W, Cin]`; throws for another rank, an empty extent, or (once
+    /// built) another channel count.
+    public func outputShape(for inputShape: [Int]) throws -> [Int] {
+        let label = SpatialLayerConfig.label(Self.typeName, name)
+        guard inputShape.count == 3, inputShape.allSatisfy({ $0 >= 1 }) else {
+            throw LayerError("\(label) needs a per-sample input [H, W, C] with positive extents, got \(inputShape)")
+        }
+        if let built = builtInputShape, built[2] != inputShape[2] {
+            throw LayerError("\(label) was built for \(built[2]) input channels (input \(built)), got input \(inputShape)")
+        }
+        return [extent(inputShape[0], kernel: kernelSize.0, stride: strides.0),
+                extent(inputShape[1], kernel: kernelSize.1, stride: strides.1), filters]
+    }
+
+    /// Creates the kernel `[KH, KW, filters, Cin]` and the zero bias; building again with the
+    /// same shape keeps the weights, another throws.
+    @discardableResult
+    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
+        let output = try outputShape(for: inputShape)
+        if let built = builtInputShape {
+            guard built == inputShape else {
+                throw LayerError("\(SpatialLayerConfig.label(Self.typeName, name)) was built for input \(built), cannot build again for \(inputShape)")
+            }
+            return output
+        }
+        let shape = [kernelSize.0, kernelSize.1, filters, inputShape[2]]
+        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator))
+        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters])) }
+        builtInputShape = inputShape
+        return output
+    }
+
+    /// `[kernel, bias]` (or `[kernel]`); empty before `build`.
+    public var parameters: [Parameter] { [kernel, bias].compactMap { $0 } }
+
+    /// The geometry of the convolution this layer is the adjoint of, for an input `H x W`:
+    /// from the output `[OH, OW, filters]` back to `[H, W]`.
+    private func geometry(height: Int, width: Int) -> Conv2DGeometry {
+        Conv2DGeometry(inputHeight: extent(height, kernel: kernelSize.0, stride: strides.0),
+                       inputWidth: extent(width, kernel: kernelSize.1, stride: strides.1), channels: filters,
+                       kernelHeight: kernelSize.0, kernelWidth: kernelSize.1, strides: strides, padding: padding)
+    }
+
+    private func builtKernel(_ operation: String) -> Parameter {
+        neuritePrecondition(kernel != nil,
+                            "\(SpatialLayerConfig.label(Self.typeName, name)) \(operation) before build(inputShape:generator:)")
+        return kernel!
+    }
+
+    /// `[B, H, W, Cin]` to `[B, OH, OW, filters]`.
+    /// - Precondition: the layer is built and the input is `[B, H, W, Cin]` with the built `Cin`.
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        let kernel = builtKernel("forward")
+        let k = kernel.value
+        neuritePrecondition(input.rank == 4 && input.shape[3] == k.shape[3] && input.shape[1] >= 1 && input.shape[2] >= 1,
+                            "\(SpatialLayerConfig.label(Self.typeName, name)) forward: input \(input.shape) does not match [B, H, W, \(k.shape[3])] (kernel \(k.shape))")
+        let (b, h, w, cin) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
+        let g = geometry(height: h, width: w)
+        let columns = Tensor.matmul(input.reshaped([b * h * w, cin]), k.reshaped([g.columnCount, cin]), transposeB: true)
+        var output = Tensor.col2im(columns, geometry: g, batch: b)
+        var preActivation: Tensor?
+        if activation.needsInputForBackward {
+            if let bias { output.addBias(bias.value) }
+            preActivation = output
+            output = activation.forward(output)
+        } else if let bias {
+            activation.addBiasAndActivate(&output, bias: bias.value)
+        } else {
+            output = activation.forward(output)
+        }
+        if training { tape.push(Saved(input: input, preActivation: preActivation, output: output)) }
+        return output
+    }
+
+    /// Accumulates the kernel and bias gradients and returns the input gradient `[B, H, W, Cin]`.
+    /// - Precondition: a training-mode forward ran, and the gradient has its output's shape.
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let kernel = builtKernel("backward")
+        let saved = tape.pop(layer: self)
+        neuritePrecondition(outputGradient.shape == saved.output.shape,
+                            "\(SpatialLayerConfig.label(Self.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
+        let dz = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
+        let (b, h, w, cin) = (saved.input.shape[0], saved.input.shape[1], saved.input.shape[2], saved.input.shape[3])
+        let g = geometry(height: h, width: w)
+        let columns = Tensor.im2col(dz, geometry: g)                 // [B·H·W, KH·KW·filters]
+        let x = saved.input.reshaped([b * h * w, cin])
+        kernel.accumulateGradient(Tensor.matmul(columns, transposeA: true, x).reshaped(kernel.value.shape))
+        if let bias { bias.accumulateGradient(dz.reshaped([-1, filters]).sum(alongAxis: 0)) }
+        return Tensor.matmul(columns, kernel.value.reshaped([g.columnCount, cin])).reshaped(saved.input.shape)
+    }
+}
+
+extension Conv2DTranspose: TrainingCacheOwner {
+    func clearTrainingCache() { tape.clear() }
+}

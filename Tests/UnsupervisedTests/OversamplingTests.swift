@@ -1,0 +1,98 @@
+import Foundation
+import TensorCore
+import Unsupervised
+import XCTest
+import _NeuriteTestSupport
+
+final class OversamplingTests: XCTestCase {
+    /// 40, 12 and 5 samples of classes 0, 1 and 2, as [N, 2, 2] images in 0...1.
+    private func imbalanced() -> (x: Tensor, y: [Int]) {
+        let y = Array(repeating: 0, count: 40) + Array(repeating: 1, count: 12) + Array(repeating: 2, count: 5)
+        let x = Tensor(shape: [y.count, 2, 2], scalars: randomScalars(y.count * 4, seed: 1).map { ($0 + 1) / 2 })
+        return (x, y)
+    }
+
+    private func counts(_ y: [Int]) -> [Int: Int] { y.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
+
+    private let samplers: [any Oversampler] = [
+        RandomOverSampler(seed: 3), SMOTE(seed: 3), RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 10, seed: 3),
+    ]
+
+    func testEverySamplerReturnsExactlyTheRequestedCounts() throws {
+        let (x, y) = imbalanced()
+        let strategies: [(SamplingStrategy, [Int: Int])] = [
+            (.balanceAll, [0: 40, 1: 40, 2: 40]),
+            (.ratio(0.5), [0: 40, 1: 20, 2: 20]),
+            (.counts([2: 9]), [0: 40, 1: 12, 2: 9]),
+        ]
+        for var sampler in samplers {
+            for (strategy, expected) in strategies {
+                switch sampler {
+                case var s as RandomOverSampler: s.strategy = strategy; sampler = s
+                case var s as SMOTE: s.strategy = strategy; sampler = s
+                case var s as RBMOverSampler: s.strategy = strategy; sampler = s
+                default: XCTFail("unknown sampler")
+                }
+                let (rx, ry) = try sampler.fitResample(x, y)
+                XCTAssertEqual(counts(ry), expected, "\(type(of: sampler)) \(strategy)")
+                XCTAssertEqual(rx.shape, [ry.count, 2, 2])
+                XCTAssertEqual(rx.slice(0..<y.count), x, "the original samples come first, unchanged")
+                XCTAssertEqual(Array(ry.prefix(y.count)), y)
+            }
+        }
+    }
+
+    func testSamplersAreSeededAndRepeatable() throws {
+        let (x, y) = imbalanced()
+        for sampler in samplers {
+            XCTAssertEqual(try sampler.fitResample(x, y).x, try sampler.fitResample(x, y).x, "\(type(of: sampler))")
+        }
+        XCTAssertNotEqual(try SMOTE(seed: 1).fitResample(x, y).x, try SMOTE(seed: 2).fitResample(x, y).x)
+    }
+
+    func testSMOTESamplesLieOnSegmentsBetweenSameClassNeighbours() throws {
+        let (x, y) = imbalanced()
+        let k = 3
+        let (rx, ry) = try SMOTE(neighbours: k, seed: 7).fitResample(x, y)
+        let flat = rx.reshaped([ry.count, 4]).scalars
+        func row(_ i: Int) -> [Float] { Array(flat[(i * 4)..<(i * 4 + 4)]) }
+        for label in [1, 2] {
+            let members = y.indices.filter { y[$0] == label }
+            let neighbours = SMOTE.nearestNeighbours(x.reshaped([y.count, 4]).gather(members), k: k)
+            for s in y.count..<ry.count where ry[s] == label {
+                let p = row(s)
+                let onSegment = members.indices.contains { a in
+                    neighbours[a].contains { b in
+                        let (xa, xb) = (row(members[a]), row(members[b]))
+                        let d = zip(xb, xa).map { $0 - $1 }, q = zip(p, xa).map { $0 - $1 }
+                        let dd = d.reduce(0) { $0 + $1 * $1 }
+                        let u = zip(q, d).reduce(0) { $0 + $1.0 * $1.1 } / dd
+                        let residual = zip(q, d).reduce(Float(0)) { $0 + ($1.0 - u * $1.1) * ($1.0 - u * $1.1) }
+                        return u >= -1e-5 && u <= 1 + 1e-5 && residual < 1e-9
+                    }
+                }
+                XCTAssertTrue(onSegment, "sample \(s) of class \(label) lies on no segment to a neighbour")
+            }
+        }
+    }
+
+    func testNearestNeighboursThroughGEMMMatchBruteForce() {
+        let rows = Tensor(shape: [30, 5], scalars: randomScalars(150, seed: 4))
+        let found = SMOTE.nearestNeighbours(rows, k: 4)
+        let v = rows.scalars
+        for i in 0..<30 {
+            let distances = (0..<30).filter { $0 != i }.map { j in
+                (j, (0..<5).reduce(Float(0)) { $0 + (v[i * 5 + $1] - v[j * 5 + $1]) * (v[i * 5 + $1] - v[j * 5 + $1]) })
+            }
+            XCTAssertEqual(found[i], distances.sorted { $0.1 < $1.1 }.prefix(4).map(\.0), "row \(i)")
+        }
+    }
+
+    func testImpossibleRequestsThrow() {
+        let (x, y) = imbalanced()
+        XCTAssertThrowsError(try RandomOverSampler(strategy: .counts([0: 10])).fitResample(x, y))
+        XCTAssertThrowsError(try SMOTE(strategy: .counts([7: 10])).fitResample(x, y))
+        XCTAssertThrowsError(try SMOTE(strategy: .ratio(1.5)).fitResample(x, y))
+        XCTAssertThrowsError(try SMOTE().fitResample(x, Array(y.prefix(10))))
+    }
+}
