@@ -14,7 +14,36 @@ public final class Parameter {
     public var value: Tensor
     /// The gradient of the loss with respect to `value`, summed over every use since the last
     /// `zeroGradient()` (a weight used twice receives both contributions).
-    public var gradient: Tensor
+    public var gradient: Tensor {
+        get {
+            if gradientIsZero {
+                storedGradient = Tensor.zeros(value.shape)
+                gradientIsZero = false
+            }
+            return storedGradient
+        }
+        set {
+            storedGradient = newValue
+            gradientIsZero = false
+        }
+        // In-place mutation (`p.gradient += g`, `p.gradient.withUnsafeMutableBufferPointer`)
+        // reaches the storage itself, without a copy-on-write copy of a getter's result.
+        _modify {
+            if gradientIsZero {
+                storedGradient = Tensor.zeros(value.shape)
+                gradientIsZero = false
+            }
+            yield &storedGradient
+        }
+    }
+
+    /// The gradient's storage; stale while `gradientIsZero`.
+    private var storedGradient: Tensor
+    /// Whether the gradient is zero without `storedGradient` having been cleared: zeroing is
+    /// free, and the first contribution after it is taken as it is instead of being added to
+    /// zeros (which saved a write and a read of every parameter per training step).
+    private var gradientIsZero = true
+
     /// Whether optimizers update it (frozen layers and running statistics are not trainable).
     public var isTrainable: Bool
 
@@ -22,7 +51,7 @@ public final class Parameter {
     public init(name: String, value: Tensor, isTrainable: Bool = true) {
         self.name = name
         self.value = value
-        self.gradient = Tensor.zeros(value.shape)
+        self.storedGradient = Tensor.zeros(value.shape)
         self.isTrainable = isTrainable
     }
 
@@ -30,11 +59,16 @@ public final class Parameter {
     public func accumulateGradient(_ contribution: Tensor) {
         neuritePrecondition(contribution.shape == value.shape,
                             "gradient for \(name) has shape \(contribution.shape), parameter has \(value.shape)")
-        gradient += contribution
+        if gradientIsZero {
+            storedGradient = contribution
+            gradientIsZero = false
+        } else {
+            storedGradient += contribution
+        }
     }
 
-    /// Sets the gradient to zero, keeping its buffer.
+    /// Sets the gradient to zero (in O(1): the next contribution replaces it).
     public func zeroGradient() {
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        gradientIsZero = true
     }
 }
