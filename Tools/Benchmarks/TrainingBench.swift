@@ -5,7 +5,7 @@ import Optimizers
 import TensorCore
 
 /// The `training` suite: the demo models trained on Fashion-MNIST as a user would train them
-/// (`fit`, batch 128, Adam 1e-3, seed 1), with seconds per epoch (median over the epochs, training
+/// (`fit`, batch 128, Adam 1e-3, `--seed`, default 1), with seconds per epoch (median over the epochs, training
 /// steps only), test accuracy, single-image prediction latency and the process's peak memory, one
 /// JSON line per model. When a Python with Keras is found (`--python PATH`, else
 /// `~/.cache/neurite/keras-venv/bin/python`), it then runs `Tools/reference/keras_training.py`
@@ -24,7 +24,7 @@ enum TrainingBench {
         }
     }
 
-    static func run(epochs: Int, dataDirectory: String?, only: Set<String>?, python: String?) {
+    static func run(epochs: Int, seed: UInt64, dataDirectory: String?, only: Set<String>?, python: String?) {
         let train: MNISTDataset, test: MNISTDataset
         do {
             train = try FashionMNIST.load(.train, from: dataDirectory)
@@ -39,7 +39,7 @@ enum TrainingBench {
             model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
             let timer = EpochTimer()
             do {
-                try model.fit(x: train.images, y: train.labels, epochs: epochs, batchSize: 128, seed: 1,
+                try model.fit(x: train.images, y: train.labels, epochs: epochs, batchSize: 128, seed: seed,
                               callbacks: [timer], verbose: 0)
                 let accuracy = try model.evaluate(x: test.images, y: test.labels, batchSize: 1000)["accuracy"] ?? .nan
                 let one = test.images.slice(0..<1)
@@ -52,18 +52,18 @@ enum TrainingBench {
                 }
                 let epoch = median(timer.seconds), predict = median(times) * 1e3
                 ours[name] = ["epoch_s": epoch, "test_accuracy": accuracy, "predict_one_ms": predict]
-                emit([("bench", "training"), ("impl", "neurite"), ("model", name), ("epochs", epochs),
+                emit([("bench", "training"), ("impl", "neurite"), ("model", name), ("epochs", epochs), ("seed", seed),
                       ("threads", ThreadPool.shared.effectiveWidth), ("epoch_s", epoch), ("test_accuracy", accuracy),
                       ("predict_one_ms", predict), ("peak_rss_mb", peakResidentMegabytes())])
             } catch {
                 print("training \(name) failed: \(error)")
             }
         }
-        compareWithKeras(ours, epochs: epochs, dataDirectory: train.directory, python: python)
+        compareWithKeras(ours, epochs: epochs, seed: seed, dataDirectory: train.directory, python: python)
     }
 
     /// Runs the Keras script, echoes its lines and prints `neurite / keras` ratios per model.
-    private static func compareWithKeras(_ ours: [String: [String: Double]], epochs: Int, dataDirectory: String,
+    private static func compareWithKeras(_ ours: [String: [String: Double]], epochs: Int, seed: UInt64, dataDirectory: String,
                                          python: String?) {
         let defaultPython = FileManager.default.homeDirectoryForCurrentUser.path + "/.cache/neurite/keras-venv/bin/python"
         let interpreter = python ?? defaultPython
@@ -75,7 +75,7 @@ enum TrainingBench {
             .appendingPathComponent("../reference/keras_training.py").standardized.path
         let process = Process()
         process.executableURL = URL(fileURLWithPath: interpreter)
-        process.arguments = [script, "--data", dataDirectory, "--epochs", "\(epochs)", "--models", ours.keys.sorted().joined(separator: ",")]
+        process.arguments = [script, "--data", dataDirectory, "--epochs", "\(epochs)", "--seed", "\(seed)", "--models", ours.keys.sorted().joined(separator: ",")]
         let pipe = Pipe()
         process.standardOutput = pipe
         do { try process.run() } catch {

@@ -1,7 +1,7 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
 //   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick] [--sizes 1024,2048] [--data DIR]
-//   swift run -c release neurite-bench training [--epochs N] [--models course_cnn,...] [--data DIR] [--python PATH]
+//   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
@@ -20,6 +20,8 @@ struct Options {
     var gemmSizes: Set<Int>?
     /// Epochs per model in the training suite.
     var epochs = 2
+    /// The seed of the training suite's runs (both sides).
+    var seed: UInt64 = 1
     /// Only these models in the training and layers suites (all when nil).
     var models: Set<String>?
     /// The Python interpreter with Keras for the training suite's comparison.
@@ -42,6 +44,10 @@ if let i = arguments.firstIndex(of: "--data"), arguments.index(after: i) < argum
 if let i = arguments.firstIndex(of: "--epochs"), arguments.index(after: i) < arguments.endIndex,
    let epochs = Int(arguments[arguments.index(after: i)]), epochs >= 1 {
     options.epochs = epochs
+}
+if let i = arguments.firstIndex(of: "--seed"), arguments.index(after: i) < arguments.endIndex,
+   let seed = UInt64(arguments[arguments.index(after: i)]) {
+    options.seed = seed
 }
 if let i = arguments.firstIndex(of: "--models"), arguments.index(after: i) < arguments.endIndex {
     options.models = Set(arguments[arguments.index(after: i)].split(separator: ",").map(String.init))
@@ -153,7 +159,7 @@ if options.suites.contains("optimizers") {
 }
 
 if options.suites.contains("training") {
-    TrainingBench.run(epochs: options.epochs, dataDirectory: options.dataDirectory, only: options.models,
+    TrainingBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory, only: options.models,
                       python: options.python)
 }
 

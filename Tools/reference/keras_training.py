@@ -6,7 +6,7 @@ Adam 1e-3, inputs scaled to 0...1, no shuffling differences that matter for spee
 JSON line per model in the format `neurite-bench training` prints for Neurite:
 
     ~/.cache/neurite/keras-venv/bin/python Tools/reference/keras_training.py \
-        [--data DIR] [--epochs N] [--models shallow_mlp,deep_mlp,course_cnn,batchnorm_cnn]
+        [--data DIR] [--epochs N] [--seed N] [--models shallow_mlp,deep_mlp,course_cnn,batchnorm_cnn]
 
 Seconds per epoch is the median over the epochs of the time `fit` spends per epoch (measured by a
 callback, so data loading and evaluation are left out, as on Neurite's side). Single-image
@@ -81,6 +81,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--models", default="shallow_mlp,deep_mlp,course_cnn,batchnorm_cnn")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
     import keras
@@ -89,7 +90,7 @@ def main():
     x, y, tx, ty = load(args.data)
     makers = models(keras)
     for name in args.models.split(","):
-        keras.utils.set_random_seed(1)
+        keras.utils.set_random_seed(args.seed)
         model = makers[name]()
         model.compile(optimizer=keras.optimizers.Adam(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -114,7 +115,7 @@ def main():
             times.append(time.perf_counter() - t0)
         print(json.dumps({
             "bench": "training", "impl": "keras", "version": f"keras {keras.__version__}, tensorflow {tf.__version__}",
-            "model": name, "epochs": args.epochs, "batch_size": args.batch_size,
+            "model": name, "epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed,
             "epoch_s": round(statistics.median(epoch_seconds), 3), "test_accuracy": round(float(accuracy), 4),
             "predict_one_ms": round(statistics.median(times) * 1e3, 4),
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
