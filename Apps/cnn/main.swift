@@ -71,35 +71,11 @@ struct CNN: ParsableCommand {
             var models: [(name: String, architecture: String, model: Sequential)] = []
             if model != .batchnorm {
                 models.append(("course", "Conv 16 5x5 relu, pool, Conv 8 2x2 relu, pool, Dense 100 relu, Dense 10",
-                               Sequential(inputShape: [28, 28, 1]) {
-                                   Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu)
-                                   MaxPool2D(poolSize: (2, 2))
-                                   Conv2D(filters: 8, kernelSize: (2, 2), activation: .relu)
-                                   MaxPool2D(poolSize: (2, 2))
-                                   Flatten()
-                                   Dense(100, activation: .relu)
-                                   Dense(10)
-                               }))
+                               DemoModels.courseCNN()))
             }
             if model != .course {
-                // The convolutions have no bias: the batch normalisation after each subtracts the
-                // mean of every channel, which would cancel it, and adds its own offset (beta).
                 models.append(("batchnorm", "Conv 32 3x3 + BN + relu, pool, Conv 64 3x3 + BN + relu, pool, "
-                               + "Dense 128 relu, Dropout 0.3, Dense 10",
-                               Sequential(inputShape: [28, 28, 1]) {
-                                   Conv2D(filters: 32, kernelSize: (3, 3), useBias: false)
-                                   BatchNormalization()
-                                   ActivationLayer(.relu)
-                                   MaxPool2D(poolSize: (2, 2))
-                                   Conv2D(filters: 64, kernelSize: (3, 3), useBias: false)
-                                   BatchNormalization()
-                                   ActivationLayer(.relu)
-                                   MaxPool2D(poolSize: (2, 2))
-                                   Flatten()
-                                   Dense(128, activation: .relu)
-                                   Dropout(0.3)
-                                   Dense(10)
-                               }))
+                               + "Dense 128 relu, Dropout 0.3, Dense 10", DemoModels.batchNormCNN()))
             }
 
             var runs: [ModelRun] = []

@@ -34,18 +34,8 @@ struct ShallowVsDeep: ParsableCommand {
             let data = try DemoData(options)
             if !options.json { print(runHeader(data, options: options)) }
             let models: [(name: String, architecture: String, hidden: String, model: Sequential)] = [
-                ("shallow", "784-128-10, relu", "128", Sequential(inputShape: [28, 28, 1]) {
-                    Flatten()
-                    Dense(128, activation: .relu)
-                    Dense(10)
-                }),
-                ("deep", "784-512-256-128-10, relu", "512-256-128", Sequential(inputShape: [28, 28, 1]) {
-                    Flatten()
-                    Dense(512, activation: .relu)
-                    Dense(256, activation: .relu)
-                    Dense(128, activation: .relu)
-                    Dense(10)
-                }),
+                ("shallow", "784-128-10, relu", "128", DemoModels.shallowMLP()),
+                ("deep", "784-512-256-128-10, relu", "512-256-128", DemoModels.deepMLP()),
             ]
             var runs: [ModelRun] = []
             for entry in models {

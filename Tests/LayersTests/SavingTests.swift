@@ -278,23 +278,20 @@ final class SavingTests: XCTestCase {
 
     // MARK: Resuming
 
-    func testResumedTrainingEqualsAnUninterruptedRun() throws {
-        let (x, y) = spiralData(perClass: 24, seed: 11)
-        func model() -> Sequential {
-            Sequential(inputShape: [2]) {
-                Dense(12, activation: .relu)
-                BatchNormalization()
-                Dense(2)
-            }
-        }
+    /// Trains `model()` for 4 epochs straight, and for 2 epochs, saved with its optimizer state,
+    /// reloaded and resumed at epoch 2; checks that both runs give the same losses, history and
+    /// weights, bit for bit, and returns what a caller needs for further checks.
+    private func checkResumeEqualsUninterrupted(_ model: () -> Sequential, x: Tensor, y: [Int], seed: UInt64,
+                                                file: StaticString = #filePath, line: UInt = #line) throws
+        -> (full: History, tail: History, directory: String) {
         let straight = model()
         straight.compile(optimizer: Adam(learningRate: 0.02), loss: SoftmaxCrossEntropy())
-        let full = try straight.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: 6, verbose: 0)
+        let full = try straight.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: seed, verbose: 0)
 
         let first = model()
         let adam = Adam(learningRate: 0.02)
         first.compile(optimizer: adam, loss: SoftmaxCrossEntropy())
-        let head = try first.fit(x: x, y: y, epochs: 2, batchSize: 10, seed: 6, verbose: 0)
+        let head = try first.fit(x: x, y: y, epochs: 2, batchSize: 10, seed: seed, verbose: 0)
         let dir = temporaryDirectory()
         try first.save(to: dir, optimizer: adam)
 
@@ -302,15 +299,27 @@ final class SavingTests: XCTestCase {
         let freshAdam = Adam(learningRate: 0.02)
         try resumed.loadOptimizerState(into: freshAdam, from: dir)
         resumed.compile(optimizer: freshAdam, loss: SoftmaxCrossEntropy())
-        let tail = try resumed.fit(x: x, y: y, epochs: 4, initialEpoch: 2, batchSize: 10, seed: 6, verbose: 0)
+        let tail = try resumed.fit(x: x, y: y, epochs: 4, initialEpoch: 2, batchSize: 10, seed: seed, verbose: 0)
 
-        XCTAssertEqual(tail.epochs, [2, 3])
-        XCTAssertEqual(head["loss"]! + tail["loss"]!, full["loss"]!)
+        XCTAssertEqual(tail.epochs, [2, 3], file: file, line: line)
+        XCTAssertEqual(head["loss"]! + tail["loss"]!, full["loss"]!, file: file, line: line)
         var joined = History()
         joined.append(head)
         joined.append(tail)
-        XCTAssertEqual(joined, full)
-        XCTAssertEqual(resumed.weights().mapValues(bits), straight.weights().mapValues(bits))
+        XCTAssertEqual(joined, full, file: file, line: line)
+        XCTAssertEqual(resumed.weights().mapValues(bits), straight.weights().mapValues(bits), file: file, line: line)
+        return (full, tail, dir)
+    }
+
+    func testResumedTrainingEqualsAnUninterruptedRun() throws {
+        let (x, y) = spiralData(perClass: 24, seed: 11)
+        let (_, tail, dir) = try checkResumeEqualsUninterrupted({
+            Sequential(inputShape: [2]) {
+                Dense(12, activation: .relu)
+                BatchNormalization()
+                Dense(2)
+            }
+        }, x: x, y: y, seed: 6)
 
         // Without the optimizer's state the curve differs: the test above can fail.
         let cold = try Sequential.load(from: dir)
@@ -321,38 +330,17 @@ final class SavingTests: XCTestCase {
 
     func testResumedTrainingWithDropoutEqualsAnUninterruptedRun() throws {
         let (x, y) = spiralData(perClass: 24, seed: 12)
-        func model() -> Sequential {
+        func model(rate: Float) -> Sequential {
             Sequential(inputShape: [2]) {
                 Dense(16, activation: .relu)
-                Dropout(0.4)
+                Dropout(rate)
                 Dense(2)
             }
         }
-        let straight = model()
-        straight.compile(optimizer: Adam(learningRate: 0.02), loss: SoftmaxCrossEntropy())
-        let full = try straight.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: 7, verbose: 0)
-
-        let first = model()
-        let adam = Adam(learningRate: 0.02)
-        first.compile(optimizer: adam, loss: SoftmaxCrossEntropy())
-        let head = try first.fit(x: x, y: y, epochs: 2, batchSize: 10, seed: 7, verbose: 0)
-        let dir = temporaryDirectory()
-        try first.save(to: dir, optimizer: adam)
-
-        let resumed = try Sequential.load(from: dir)
-        let freshAdam = Adam(learningRate: 0.02)
-        try resumed.loadOptimizerState(into: freshAdam, from: dir)
-        resumed.compile(optimizer: freshAdam, loss: SoftmaxCrossEntropy())
-        let tail = try resumed.fit(x: x, y: y, epochs: 4, initialEpoch: 2, batchSize: 10, seed: 7, verbose: 0)
-        XCTAssertEqual(head["loss"]! + tail["loss"]!, full["loss"]!)
-        XCTAssertEqual(resumed.weights().mapValues(bits), straight.weights().mapValues(bits))
+        let (full, _, _) = try checkResumeEqualsUninterrupted({ model(rate: 0.4) }, x: x, y: y, seed: 7)
 
         // The masks matter: the same run without dropout ends elsewhere.
-        let plain = Sequential(inputShape: [2]) {
-            Dense(16, activation: .relu)
-            Dropout(0)
-            Dense(2)
-        }
+        let plain = model(rate: 0)
         plain.compile(optimizer: Adam(learningRate: 0.02), loss: SoftmaxCrossEntropy())
         XCTAssertNotEqual(try plain.fit(x: x, y: y, epochs: 4, batchSize: 10, seed: 7, verbose: 0)["loss"]!, full["loss"]!)
     }

@@ -1,4 +1,5 @@
 import Layers
+import _AppSupport
 import Optimizers
 import TensorCore
 
@@ -12,51 +13,10 @@ import TensorCore
 /// (469 steps). Compare against Keras with `Tools/reference/keras_training.py`.
 enum LayersBench {
     /// The models measured, as `Apps/shallow-vs-deep` and `Apps/cnn` build them.
-    static var models: [(name: String, make: () -> Sequential)] { [
-        ("shallow_mlp", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Flatten()
-                Dense(128, activation: .relu)
-                Dense(10)
-            }
-        }),
-        ("deep_mlp", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Flatten()
-                Dense(512, activation: .relu)
-                Dense(256, activation: .relu)
-                Dense(128, activation: .relu)
-                Dense(10)
-            }
-        }),
-        ("course_cnn", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Conv2D(filters: 16, kernelSize: (5, 5), activation: .relu)
-                MaxPool2D(poolSize: (2, 2))
-                Conv2D(filters: 8, kernelSize: (2, 2), activation: .relu)
-                MaxPool2D(poolSize: (2, 2))
-                Flatten()
-                Dense(100, activation: .relu)
-                Dense(10)
-            }
-        }),
-        ("batchnorm_cnn", {
-            Sequential(inputShape: [28, 28, 1]) {
-                Conv2D(filters: 32, kernelSize: (3, 3), useBias: false)
-                BatchNormalization()
-                ActivationLayer(.relu)
-                MaxPool2D(poolSize: (2, 2))
-                Conv2D(filters: 64, kernelSize: (3, 3), useBias: false)
-                BatchNormalization()
-                ActivationLayer(.relu)
-                MaxPool2D(poolSize: (2, 2))
-                Flatten()
-                Dense(128, activation: .relu)
-                Dropout(0.3)
-                Dense(10)
-            }
-        }),
-    ] }
+    static var models: [(name: String, make: () -> Sequential)] {
+        [("shallow_mlp", DemoModels.shallowMLP), ("deep_mlp", DemoModels.deepMLP),
+         ("course_cnn", DemoModels.courseCNN), ("batchnorm_cnn", DemoModels.batchNormCNN)]
+    }
 
     /// Measures every model with each thread count, printing one JSON line per case.
     static func run(minSeconds: Double, threadCounts: [Int], isa: String, only: Set<String>?, batch: Int = 128) {
