@@ -4,7 +4,7 @@
 // Forward: a block of P adjacent output pixels times V vectors of 16 output channels is held in
 // P*V accumulators; each kernel tap loads V weight vectors and P input scalars (broadcast) for
 // P*V multiply-adds, so the weights are reused P times from registers. P and V are compile-time
-// constants in each instantiation (forward_block), so the accumulators live in registers.
+// constants in each instantiation (CK_FORWARD_BLOCK), so the accumulators live in registers.
 //
 // Kernel gradient: a block of T taps (kh, kw, ci) times V vectors of output channels is held in
 // T*V accumulators while the kernel walks every output pixel of one image; each pixel loads V

@@ -88,7 +88,6 @@ enum DirectConvolution {
                           left: Int, right: Int, channelStride: Int? = nil) -> ScratchBuffer {
         let ph = h + top + bottom, pw = w + left + right, cs = channelStride ?? c
         let padded = ScratchBuffer(count: Swift.max(1, n * ph * pw * cs))
-        let total = n * ph * pw * cs
         ThreadPool.shared.parallelChunks(n, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, ph * pw * cs))) { images in
             for image in images {
                 let dst = padded.base + image * ph * pw * cs
@@ -104,7 +103,6 @@ enum DirectConvolution {
                 }
             }
         }
-        _ = total
         return padded
     }
 
@@ -180,28 +178,29 @@ enum DirectConvolution {
         args.dy = dyPadded.map { UnsafePointer($0.base) } ?? dy
         let rows = withUnsafePointer(to: args) { Int(ck_conv2d_kernel_grad_rows($0)) }
         let isa = KernelISA.current.rawValue
-        // One partial sum per lane, added in lane order afterwards.
-        let lanes = Swift.max(1, Swift.min(ThreadPool.shared.effectiveWidth, n))
-        let partials = ScratchBuffer(count: lanes * rows * cp)
-        partials.base.update(repeating: 0, count: lanes * rows * cp)
+        // One partial sum per block of images, added in block order afterwards. The blocks do not
+        // depend on the thread count or on which thread claims which, so neither do the bits.
+        let imagesPerBlock = 16
+        let blocks = Swift.max(1, (n + imagesPerBlock - 1) / imagesPerBlock)
+        let partials = ScratchBuffer(count: blocks * rows * cp)
+        partials.base.update(repeating: 0, count: blocks * rows * cp)
         let imageWork = g.outputHeight * g.outputWidth * g.columnCount * cp / 16
         withUnsafePointer(to: args) { a in
-            if lanes == 1 || n * imageWork < 2 * convolutionParallelGrain {
-                ck_conv2d_kernel_grad(isa, a, partials.base, 0, Int64(n))
+            let run = { (b: Int) in
+                let lo = b * imagesPerBlock, hi = Swift.min(n, lo + imagesPerBlock)
+                ck_conv2d_kernel_grad(isa, a, partials.base + b * rows * cp, Int64(lo), Int64(hi - lo))
+            }
+            if blocks == 1 || n * imageWork < 2 * convolutionParallelGrain {
+                for b in 0..<blocks { run(b) }
             } else {
-                // Blocks of images claimed dynamically; each lane sums into its own partial.
-                let blocks = Swift.min(n, 4 * lanes)
-                ThreadPool.shared.parallelFor(blocks) { b, lane in
-                    let lo = n * b / blocks, hi = n * (b + 1) / blocks
-                    ck_conv2d_kernel_grad(isa, a, partials.base + lane * rows * cp, Int64(lo), Int64(hi - lo))
-                }
+                ThreadPool.shared.parallelFor(blocks) { b, _ in run(b) }
             }
         }
         let taps = g.columnCount
         for t in 0..<taps {
             for o in 0..<cout {
                 var s: Float = 0
-                for lane in 0..<lanes { s += partials.base[(lane * rows + t) * cp + o] }
+                for b in 0..<blocks { s += partials.base[(b * rows + t) * cp + o] }
                 dk[t * cout + o] += s
             }
         }

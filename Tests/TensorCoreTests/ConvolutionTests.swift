@@ -422,4 +422,22 @@ final class ConvolutionTests: XCTestCase {
             }
         }
     }
+
+    /// The kernel gradient sums over the batch in fixed blocks of images: the same bits on one
+    /// thread and on all, and from one run to the next.
+    func testDirectKernelGradientIsTheSameOnAnyThreadCount() {
+        let c = ConvCase(batch: 70, h: 12, w: 12, cin: 16, cout: 32, kh: 3, kw: 3)
+        let x = Tensor(shape: c.inputShape, scalars: randomScalars(c.inputShape.reduce(1, *), seed: 77))
+        let k = Tensor(shape: c.kernelShape, scalars: randomScalars(c.kernelShape.reduce(1, *), seed: 78))
+        let dy = Tensor(shape: c.outputShape, scalars: randomScalars(c.outputShape.reduce(1, *), seed: 79))
+        ConvolutionAlgorithm.with(.direct) {
+            let one = ThreadPool.withWidthLimit(1) { Tensor.conv2DBackward(input: x, kernel: k, outputGradient: dy) }
+            for _ in 0..<3 {
+                let all = Tensor.conv2DBackward(input: x, kernel: k, outputGradient: dy)
+                XCTAssertEqual(all.kernel, one.kernel)
+                XCTAssertEqual(all.input, one.input)
+                XCTAssertEqual(all.bias, one.bias)
+            }
+        }
+    }
 }
