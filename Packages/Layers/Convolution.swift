@@ -110,8 +110,6 @@ public final class Conv2D: Layer {
     /// `"Conv2D"`, Keras' class name (Keras also exports it as `Convolution2D`).
     public static let typeName = "Conv2D"
 
-    /// The kernel initialisers this layer can draw from, by Keras name.
-
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
     public var name: String {
         didSet {

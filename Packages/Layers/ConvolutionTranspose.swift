@@ -14,11 +14,11 @@ import TensorCore
 /// and the output's padding is the one a ``Padding/same`` convolution of `OH` would use, as
 /// TensorFlow's `conv2d_transpose` does.
 ///
-/// **Cost.** Forward is ``Conv2D``'s input gradient: one GEMM `[B·H·W, Cin] x [Cin, KH·KW·filters]`
-/// and a col2im fold (`Tensor.col2im`). Backward unfolds the output gradient once
-/// (`Tensor.im2col`, `[B·H·W, KH·KW·filters]`, kept only during the call) and multiplies it by the
-/// input for the kernel gradient and by the kernel for the input gradient: about twice the
-/// forward flops. A training-mode forward keeps its input and output.
+/// **Cost.** Forward is the input gradient of the convolution this layer reverses
+/// (`Tensor.conv2DBackwardInput`); backward is that convolution's kernel gradient
+/// (`Tensor.conv2DBackwardKernel`) and its forward pass (`Tensor.conv2D`): about twice the
+/// forward flops, through the same kernels as ``Conv2D`` (direct ones for few channels, chunked
+/// im2col + GEMM otherwise). A training-mode forward keeps its input and output.
 ///
 /// ```swift
 /// let up = Conv2DTranspose(filters: 8, kernelSize: (3, 3), strides: (2, 2), padding: .same)
@@ -197,10 +197,12 @@ public final class Conv2DTranspose: Layer {
         let k = kernel.value
         neuritePrecondition(input.rank == 4 && input.shape[3] == k.shape[3] && input.shape[1] >= 1 && input.shape[2] >= 1,
                             "\(SpatialLayerConfig.label(Self.typeName, name)) forward: input \(input.shape) does not match [B, H, W, \(k.shape[3])] (kernel \(k.shape))")
-        let (b, h, w, cin) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
-        let g = geometry(height: h, width: w)
-        let columns = Tensor.matmul(input.reshaped([b * h * w, cin]), k.reshaped([g.columnCount, cin]), transposeB: true)
-        var output = Tensor.col2im(columns, geometry: g, batch: b)
+        // The transposed convolution is the input gradient of the convolution it reverses, whose
+        // input is this layer's output: TensorCore's kernels for that (direct or chunked GEMM).
+        let g = geometry(height: input.shape[1], width: input.shape[2])
+        var output = Tensor.conv2DBackwardInput(outputGradient: input, kernel: k,
+                                                inputShape: [input.shape[0], g.inputHeight, g.inputWidth, filters],
+                                                strides: strides, padding: padding)
         var preActivation: Tensor?
         if activation.needsInputForBackward {
             if let bias { output.addBias(bias.value) }
@@ -223,13 +225,13 @@ public final class Conv2DTranspose: Layer {
         neuritePrecondition(outputGradient.shape == saved.output.shape,
                             "\(SpatialLayerConfig.label(Self.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
         let dz = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
-        let (b, h, w, cin) = (saved.input.shape[0], saved.input.shape[1], saved.input.shape[2], saved.input.shape[3])
-        let g = geometry(height: h, width: w)
-        let columns = Tensor.im2col(dz, geometry: g)                 // [B·H·W, KH·KW·filters]
-        let x = saved.input.reshaped([b * h * w, cin])
-        kernel.accumulateGradient(Tensor.matmul(columns, transposeA: true, x).reshaped(kernel.value.shape))
+        // The reversed convolution's kernel gradient (its input is dz, its output gradient this
+        // layer's input) and its forward pass (the input gradient here).
+        kernel.accumulateGradient(Tensor.conv2DBackwardKernel(input: dz, outputGradient: saved.input,
+                                                              kernelShape: kernel.value.shape, strides: strides,
+                                                              padding: padding))
         if let bias { bias.accumulateGradient(dz.reshaped([-1, filters]).sum(alongAxis: 0)) }
-        return Tensor.matmul(columns, kernel.value.reshaped([g.columnCount, cin])).reshaped(saved.input.shape)
+        return Tensor.conv2D(dz, kernel: kernel.value, strides: strides, padding: padding)
     }
 }
 

@@ -278,19 +278,29 @@ extension Tensor {
     /// The geometry of `conv2D(input, kernel, ...)`, with shape checks that name both shapes.
     private static func convolutionGeometry(_ op: String, input: Tensor, kernel: Tensor, strides: (Int, Int),
                                             padding: Padding, dilation: (Int, Int)) -> Conv2DGeometry {
-        neuritePrecondition(input.rank == 4, "\(op) input must be [N, H, W, Cin], got \(input.shape)")
-        neuritePrecondition(kernel.rank == 4, "\(op) kernel must be [KH, KW, Cin, Cout], got \(kernel.shape)")
-        neuritePrecondition(input.shape[3] == kernel.shape[2],
-                     "\(op) input \(input.shape) has \(input.shape[3]) channels, kernel \(kernel.shape) expects \(kernel.shape[2])")
-        neuritePrecondition(kernel.shape[0] >= 1 && kernel.shape[1] >= 1,
-                     "\(op) kernel \(kernel.shape) must be at least 1x1")
+        convolutionGeometry(op, inputShape: input.shape, kernelShape: kernel.shape, strides: strides, padding: padding,
+                            dilation: dilation)
+    }
+
+    /// The geometry of a convolution of `inputShape` with `kernelShape`, with shape checks that
+    /// name both shapes.
+    private static func convolutionGeometry(_ op: String, inputShape: [Int], kernelShape: [Int], strides: (Int, Int),
+                                            padding: Padding, dilation: (Int, Int)) -> Conv2DGeometry {
+        neuritePrecondition(inputShape.count == 4, "\(op) input must be [N, H, W, Cin], got \(inputShape)")
+        neuritePrecondition(kernelShape.count == 4, "\(op) kernel must be [KH, KW, Cin, Cout], got \(kernelShape)")
+        neuritePrecondition(inputShape.allSatisfy { $0 >= 0 } && kernelShape.allSatisfy { $0 >= 0 },
+                     "\(op) shapes \(inputShape) and \(kernelShape) must not have negative extents")
+        neuritePrecondition(inputShape[3] == kernelShape[2],
+                     "\(op) input \(inputShape) has \(inputShape[3]) channels, kernel \(kernelShape) expects \(kernelShape[2])")
+        neuritePrecondition(kernelShape[0] >= 1 && kernelShape[1] >= 1,
+                     "\(op) kernel \(kernelShape) must be at least 1x1")
         if padding == .valid {
-            let kh = (kernel.shape[0] - 1) * Swift.max(1, dilation.0) + 1, kw = (kernel.shape[1] - 1) * Swift.max(1, dilation.1) + 1
-            neuritePrecondition(input.shape[1] >= kh && input.shape[2] >= kw,
-                         "\(op) input \(input.shape) is \(input.shape[1])x\(input.shape[2]), smaller than kernel \(kernel.shape) (\(kh)x\(kw) after dilation (\(dilation.0), \(dilation.1))) with valid padding")
+            let kh = (kernelShape[0] - 1) * Swift.max(1, dilation.0) + 1, kw = (kernelShape[1] - 1) * Swift.max(1, dilation.1) + 1
+            neuritePrecondition(inputShape[1] >= kh && inputShape[2] >= kw,
+                         "\(op) input \(inputShape) is \(inputShape[1])x\(inputShape[2]), smaller than kernel \(kernelShape) (\(kh)x\(kw) after dilation (\(dilation.0), \(dilation.1))) with valid padding")
         }
-        return Conv2DGeometry(inputHeight: input.shape[1], inputWidth: input.shape[2], channels: input.shape[3],
-                              kernelHeight: kernel.shape[0], kernelWidth: kernel.shape[1],
+        return Conv2DGeometry(inputHeight: inputShape[1], inputWidth: inputShape[2], channels: inputShape[3],
+                              kernelHeight: kernelShape[0], kernelWidth: kernelShape[1],
                               strides: strides, dilation: dilation, padding: padding)
     }
 
@@ -437,77 +447,134 @@ extension Tensor {
                                       needsInputGradient: Bool) -> (input: Tensor?, kernel: Tensor, bias: Tensor) {
         let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
                                     padding: padding, dilation: dilation)
-        let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
-        let expected = [n, g.outputHeight, g.outputWidth, cout]
-        neuritePrecondition(outputGradient.shape == expected,
-                     "conv2DBackward output gradient \(outputGradient.shape) does not match input \(input.shape) and kernel \(kernel.shape): expected \(expected)")
-        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
-        let directKernel = !g.isPointwise && DirectConvolution.applies(to: g, outputChannels: cout)
-        let directInput = !g.isPointwise && DirectConvolution.inputGradientApplies(to: g, outputChannels: cout)
-        var inputGradient = needsInputGradient ? Tensor.zeros(input.shape) : nil
-        var kernelGradient = Tensor.zeros(kernel.shape)
-        input.withUnsafeBufferPointer { xb in
-            kernel.withUnsafeBufferPointer { kb in
-                outputGradient.withUnsafeBufferPointer { dyb in
-                    kernelGradient.withUnsafeMutableBufferPointer { dkb in
-                        let x = xb.baseAddress!, w = kb.baseAddress!, dy = dyb.baseAddress!
-                        let dk = dkb.baseAddress!
-                        guard positions > 0 else { return }
-                        if g.isPointwise {
-                            sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
-                                  alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
-                                  beta: 0, c: dk, ldc: Swift.max(1, cout))
-                            inputGradient?.withUnsafeMutableBufferPointer { dxb in
-                                sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
-                                      alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
-                                      beta: 0, c: dxb.baseAddress!, ldc: Swift.max(1, k))
-                            }
-                            return
-                        }
-                        if directKernel {
-                            DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
-                        }
-                        if directInput {
-                            inputGradient?.withUnsafeMutableBufferPointer { dxb in
-                                DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g,
-                                                                into: dxb.baseAddress!)
-                            }
-                        }
-                        let gemmKernel = !directKernel, gemmInput = needsInputGradient && !directInput
-                        guard gemmKernel || gemmInput else { return }
-                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
-                        let columns = ScratchBuffer(count: chunk * rowLength)
-                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                            let r1 = Swift.min(totalRows, r0 + chunk)
-                            let m = (r1 - r0) * g.outputWidth
-                            let dyChunk = dy + r0 * g.outputWidth * cout
-                            if gemmKernel {
-                                g.im2colParallel(x, rows: r0..<r1, into: columns.base)
-                                sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: m,
-                                      alpha: 1, a: columns.base, lda: Swift.max(1, k), b: dyChunk, ldb: Swift.max(1, cout),
-                                      beta: 1, c: dk, ldc: Swift.max(1, cout))
-                            }
-                            if gemmInput {
-                                // The columns are spent: reuse the buffer for their gradient.
-                                sgemm(transposeA: false, transposeB: true, m: m, n: k, k: cout,
-                                      alpha: 1, a: dyChunk, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
-                                      beta: 0, c: columns.base, ldc: Swift.max(1, k))
-                                inputGradient!.withUnsafeMutableBufferPointer { dxb in
-                                    g.col2imParallel(columns.base, rows: r0..<r1, into: dxb.baseAddress!)
-                                }
-                            }
-                        }
-                        withExtendedLifetime(columns) {}
-                    }
-                }
-            }
-        }
+        let n = input.shape[0], cout = kernel.shape[3]
+        checkOutputGradient("conv2DBackward", outputGradient, n: n, cout: cout, g, inputShape: input.shape,
+                            kernelShape: kernel.shape)
+        let kernelGradient = convolutionKernelGradient(input, outputGradient, kernelShape: kernel.shape, g)
+        let inputGradient = needsInputGradient
+            ? convolutionInputGradient(outputGradient, kernel: kernel, inputShape: input.shape, g) : nil
+        let positions = n * g.outputHeight * g.outputWidth
         let biasGradient = outputGradient.withUnsafeBufferPointer { dyb in
             Tensor(shape: [cout]) { db in
                 columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!)
             }
         }
         return (inputGradient, kernelGradient, biasGradient)
+    }
+
+    /// The input gradient of ``conv2D(_:kernel:bias:strides:padding:dilation:)`` alone (TensorFlow's
+    /// `conv2d_backprop_input`): `[N, H, W, Cin]` for the output gradient `[N, OH, OW, Cout]` of a
+    /// convolution of an `inputShape` input with `kernel`. It is also the transposed convolution
+    /// of `outputGradient` (Keras' `Conv2DTranspose`, whose output is `inputShape`).
+    ///
+    /// Direct kernels for few channels with stride 1 (the output gradient convolved with the
+    /// flipped kernel), else `dY * K^T` a chunk of images at a time, folded back by col2im.
+    /// - Precondition: `inputShape` is `[N, H, W, Cin]` with `Cin` the kernel's, and
+    ///   `outputGradient` is the convolution's output shape; the messages name the shapes.
+    public static func conv2DBackwardInput(outputGradient: Tensor, kernel: Tensor, inputShape: [Int],
+                                           strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                                           dilation: (Int, Int) = (1, 1)) -> Tensor {
+        let g = convolutionGeometry("conv2DBackwardInput", inputShape: inputShape, kernelShape: kernel.shape,
+                                    strides: strides, padding: padding, dilation: dilation)
+        checkOutputGradient("conv2DBackwardInput", outputGradient, n: inputShape[0], cout: kernel.shape[3], g,
+                            inputShape: inputShape, kernelShape: kernel.shape)
+        return convolutionInputGradient(outputGradient, kernel: kernel, inputShape: inputShape, g)
+    }
+
+    /// The kernel gradient of ``conv2D(_:kernel:bias:strides:padding:dilation:)`` alone
+    /// (TensorFlow's `conv2d_backprop_filter`): `[KH, KW, Cin, Cout]` for `input` `[N, H, W, Cin]`
+    /// and the output gradient `[N, OH, OW, Cout]`.
+    ///
+    /// Direct kernels (per-image sums of outer products, in fixed blocks of images) for few
+    /// channels, else `X^T * dY` over im2col columns recomputed a chunk of images at a time.
+    /// - Precondition: `kernelShape` is `[KH, KW, Cin, Cout]` with `Cin` the input's, and
+    ///   `outputGradient` is the convolution's output shape; the messages name the shapes.
+    public static func conv2DBackwardKernel(input: Tensor, outputGradient: Tensor, kernelShape: [Int],
+                                            strides: (Int, Int) = (1, 1), padding: Padding = .valid,
+                                            dilation: (Int, Int) = (1, 1)) -> Tensor {
+        let g = convolutionGeometry("conv2DBackwardKernel", inputShape: input.shape, kernelShape: kernelShape,
+                                    strides: strides, padding: padding, dilation: dilation)
+        checkOutputGradient("conv2DBackwardKernel", outputGradient, n: input.shape[0], cout: kernelShape[3], g,
+                            inputShape: input.shape, kernelShape: kernelShape)
+        return convolutionKernelGradient(input, outputGradient, kernelShape: kernelShape, g)
+    }
+
+    /// Checks that `outputGradient` is `[N, OH, OW, Cout]` for geometry `g`.
+    private static func checkOutputGradient(_ op: String, _ outputGradient: Tensor, n: Int, cout: Int, _ g: Conv2DGeometry,
+                                            inputShape: [Int], kernelShape: [Int]) {
+        let expected = [n, g.outputHeight, g.outputWidth, cout]
+        neuritePrecondition(outputGradient.shape == expected,
+                     "\(op) output gradient \(outputGradient.shape) does not match input \(inputShape) and kernel \(kernelShape): expected \(expected)")
+    }
+
+    /// The input gradient for checked shapes (see ``conv2DBackwardInput(outputGradient:kernel:inputShape:strides:padding:dilation:)``).
+    private static func convolutionInputGradient(_ outputGradient: Tensor, kernel: Tensor, inputShape: [Int],
+                                                 _ g: Conv2DGeometry) -> Tensor {
+        let n = inputShape[0], cout = kernel.shape[3], k = g.columnCount
+        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
+        var inputGradient = Tensor.zeros(inputShape)
+        guard positions > 0 else { return inputGradient }
+        outputGradient.withUnsafeBufferPointer { dyb in
+            kernel.withUnsafeBufferPointer { kb in
+                inputGradient.withUnsafeMutableBufferPointer { dxb in
+                    let dy = dyb.baseAddress!, w = kb.baseAddress!, dx = dxb.baseAddress!
+                    if g.isPointwise {
+                        sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
+                              alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
+                              beta: 0, c: dx, ldc: Swift.max(1, k))
+                    } else if DirectConvolution.inputGradientApplies(to: g, outputChannels: cout) {
+                        DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g, into: dx)
+                    } else {
+                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
+                        let columns = ScratchBuffer(count: chunk * rowLength)
+                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
+                            let r1 = Swift.min(totalRows, r0 + chunk)
+                            sgemm(transposeA: false, transposeB: true, m: (r1 - r0) * g.outputWidth, n: k, k: cout,
+                                  alpha: 1, a: dy + r0 * g.outputWidth * cout, lda: Swift.max(1, cout), b: w,
+                                  ldb: Swift.max(1, cout), beta: 0, c: columns.base, ldc: Swift.max(1, k))
+                            g.col2imParallel(columns.base, rows: r0..<r1, into: dx)
+                        }
+                        withExtendedLifetime(columns) {}
+                    }
+                }
+            }
+        }
+        return inputGradient
+    }
+
+    /// The kernel gradient for checked shapes (see ``conv2DBackwardKernel(input:outputGradient:kernelShape:strides:padding:dilation:)``).
+    private static func convolutionKernelGradient(_ input: Tensor, _ outputGradient: Tensor, kernelShape: [Int],
+                                                  _ g: Conv2DGeometry) -> Tensor {
+        let n = input.shape[0], cout = kernelShape[3], k = g.columnCount
+        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
+        var kernelGradient = Tensor.zeros(kernelShape)
+        guard positions > 0 else { return kernelGradient }
+        input.withUnsafeBufferPointer { xb in
+            outputGradient.withUnsafeBufferPointer { dyb in
+                kernelGradient.withUnsafeMutableBufferPointer { dkb in
+                    let x = xb.baseAddress!, dy = dyb.baseAddress!, dk = dkb.baseAddress!
+                    if g.isPointwise {
+                        sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
+                              alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
+                              beta: 0, c: dk, ldc: Swift.max(1, cout))
+                    } else if DirectConvolution.applies(to: g, outputChannels: cout) {
+                        DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
+                    } else {
+                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
+                        let columns = ScratchBuffer(count: chunk * rowLength)
+                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
+                            let r1 = Swift.min(totalRows, r0 + chunk)
+                            g.im2colParallel(x, rows: r0..<r1, into: columns.base)
+                            sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: (r1 - r0) * g.outputWidth,
+                                  alpha: 1, a: columns.base, lda: Swift.max(1, k), b: dy + r0 * g.outputWidth * cout,
+                                  ldb: Swift.max(1, cout), beta: 1, c: dk, ldc: Swift.max(1, cout))
+                        }
+                        withExtendedLifetime(columns) {}
+                    }
+                }
+            }
+        }
+        return kernelGradient
     }
 }
 

@@ -440,4 +440,34 @@ final class ConvolutionTests: XCTestCase {
             }
         }
     }
+
+    /// The two halves of the backward pass on their own (TensorFlow's conv2d_backprop_input and
+    /// conv2d_backprop_filter) give what the whole backward pass gives, against the references.
+    func testBackwardInputAndKernelAloneMatchTheReferences() {
+        let cases = [
+            ConvCase(batch: 2, h: 9, w: 7, cin: 9, cout: 20, kh: 3, kw: 3, padding: .same),
+            ConvCase(batch: 3, h: 8, w: 11, cin: 3, cout: 5, kh: 3, kw: 2, strides: (2, 2), padding: .same),
+            ConvCase(batch: 1, h: 10, w: 10, cin: 4, cout: 6, kh: 4, kw: 4, strides: (3, 2)),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(1_200 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 2)
+            let expected = c.referenceBackward(x: x, k: k, dy: dy)
+            forEachAlgorithm {
+                let dx = Tensor.conv2DBackwardInput(outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                    kernel: Tensor(shape: c.kernelShape, scalars: k), inputShape: c.inputShape,
+                                                    strides: c.strides, padding: c.padding, dilation: c.dilation)
+                let dk = Tensor.conv2DBackwardKernel(input: Tensor(shape: c.inputShape, scalars: x),
+                                                     outputGradient: Tensor(shape: c.outputShape, scalars: dy),
+                                                     kernelShape: c.kernelShape, strides: c.strides, padding: c.padding,
+                                                     dilation: c.dilation)
+                XCTAssertEqual(dx.shape, c.inputShape)
+                XCTAssertEqual(dk.shape, c.kernelShape)
+                assertClose(dx.scalars, expected.dx, rtol: 1e-5, atol: 5e-5, "\(ConvolutionAlgorithm.current) input, \(c)")
+                assertClose(dk.scalars, expected.dk, rtol: 1e-4, atol: 1e-4, "\(ConvolutionAlgorithm.current) kernel, \(c)")
+            }
+        }
+    }
 }
