@@ -74,12 +74,7 @@ public struct ModelRun: Encodable, Sendable {
 
     /// The median of ``epochSeconds``: the first epoch, which warms caches and buffers, and a
     /// noisy neighbour on a shared machine move it less than they move the mean.
-    public var medianEpochSeconds: Double {
-        let sorted = epochSeconds.sorted()
-        guard !sorted.isEmpty else { return 0 }
-        let mid = sorted.count / 2
-        return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-    }
+    public var medianEpochSeconds: Double { epochSeconds.isEmpty ? 0 : median(epochSeconds) }
 
     private enum CodingKeys: String, CodingKey {
         case name, architecture, parameters, secondsPerEpoch = "seconds_per_epoch", epochSeconds = "epoch_seconds"
@@ -168,6 +163,14 @@ public func demoOptimizer(_ options: DemoOptions, trainingSamples: Int) -> Adam 
         let steps = options.epochs * ((trainingSamples + options.batchSize - 1) / options.batchSize)
         return Adam(learningRate: rate, schedule: CosineDecay(initial: rate, decaySteps: Swift.max(1, steps)))
     }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+public func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    let mid = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 /// `12345` as `"12,345"`, as Keras summaries print counts.

@@ -117,11 +117,11 @@ struct AutoencoderDemo: ParsableCommand {
                                          epochSeconds: timer.seconds.map { rounded($0, 3) },
                                          testMSE: rounded(noise == nil ? ae.reconstructionError(xt) : Self.denoisedError(ae, xt, noise!, options.seed), 5))
                 if !options.json {
-                    let median = timer.seconds.sorted()[timer.seconds.count / 2]
+                    let medianSeconds = median(timer.seconds)
                     print(name.padding(toLength: 5, withPad: " ", startingAt: 0)
                           + String(format: " code %3d%@: %@ parameters, %@ training images, %.2f s per epoch (median), test MSE %.5f",
                                    code, noise.map { ", denoising \($0)" } ?? "", grouped(parameters), grouped(run.trainingImages),
-                                   median, run.testMSE))
+                                   medianSeconds, run.testMSE))
                 }
                 return run
             }

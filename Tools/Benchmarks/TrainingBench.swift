@@ -3,6 +3,7 @@ import Foundation
 import Layers
 import Optimizers
 import TensorCore
+import _AppSupport
 
 /// The `training` suite: the demo models trained on Fashion-MNIST as a user would train them
 /// (`fit`, batch 128, Adam 1e-3, `--seed`, default 1), with seconds per epoch (median over the epochs, training
@@ -13,16 +14,6 @@ import TensorCore
 enum TrainingBench {
     /// The models, as `Apps/shallow-vs-deep` and `Apps/cnn` build them.
     static var models: [(name: String, make: () -> Sequential)] { LayersBench.models }
-
-    /// Records the wall-clock seconds of every epoch.
-    final class EpochTimer: Callback {
-        var seconds: [Double] = []
-        private var start = 0.0
-        func onEpochBegin(_ epoch: Int, context: TrainingContext) throws { start = now() }
-        func onEpochEnd(_ epoch: Int, logs: [String: Double], context: TrainingContext) throws {
-            seconds.append(now() - start)
-        }
-    }
 
     static func run(epochs: Int, seed: UInt64, dataDirectory: String?, only: Set<String>?, python: String?) {
         let train: MNISTDataset, test: MNISTDataset
@@ -37,7 +28,7 @@ enum TrainingBench {
         for (name, make) in models where only?.contains(name) ?? true {
             let model = make()
             model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
-            let timer = EpochTimer()
+            let timer = EpochTimer(label: name, quiet: true)
             do {
                 try model.fit(x: train.images, y: train.labels, epochs: epochs, batchSize: 128, seed: seed,
                               callbacks: [timer], verbose: 0)
@@ -96,12 +87,6 @@ enum TrainingBench {
                   ("accuracy_points", (mine["test_accuracy"]! - kerasAccuracy) * 100),
                   ("predict_time_ratio", mine["predict_one_ms"]! / kerasPredict)])
         }
-    }
-
-    private static func median(_ values: [Double]) -> Double {
-        let sorted = values.sorted()
-        guard !sorted.isEmpty else { return .nan }
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     /// The process's peak resident memory, in MiB (Linux reports `ru_maxrss` in KiB).
