@@ -106,11 +106,9 @@ CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, i
     int64_t stack_offsets[512];
     int64_t *offsets = tap_offsets(&a, taps, stack_offsets, 512);
     float *bias = (float *)calloc((size_t)a.cout_padded, sizeof(float));
-    if (!offsets || !bias) {
-        if (offsets != stack_offsets) free(offsets);
-        free(bias);
-        return;
-    }
+    // Out of memory for a few kilobytes: stop, as a Swift allocation would, rather than leave
+    // the output unwritten.
+    if (!offsets || !bias) abort();
     if (a.bias) memcpy(bias, a.bias, (size_t)a.cout * sizeof(float));
     const int64_t q0 = row_start * a.ow, q1 = (row_start + row_count) * a.ow;
     int64_t cb = 0;
@@ -217,7 +215,7 @@ CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t imag
     // rows the caller ignores.
     int64_t stack_offsets[512];
     int64_t *offsets = tap_offsets(&a, rows, stack_offsets, 512);
-    if (!offsets) return;
+    if (!offsets) abort();  // as above: never a silently unwritten gradient
     const int64_t image_size = a.h * a.w * a.cin, dy_size = a.oh * a.ow * a.cout_padded;
     for (int64_t n = image_start; n < image_start + image_count; ++n) {
         const float *img = a.x + n * image_size, *dyimg = a.dy + n * dy_size;
