@@ -66,7 +66,6 @@ public final class PackedMatrix: @unchecked Sendable {
         let plan = GemmPlan(m: m, n: n, k: k, isa: isa, lanes: 1)
         let (mr, mc) = (plan.mr, plan.mc)
         let aBlock = ScratchBuffer(count: mc * kc)
-        let isaCode = isa.rawValue
         for (q, jc) in stride(from: 0, to: n, by: nc).enumerated() {
             let ncNow = Swift.min(nc, n - jc), panels = (ncNow + nr - 1) / nr, panelStride = panels * nr
             for i0 in stride(from: 0, to: m, by: mc) {
@@ -75,19 +74,10 @@ public final class PackedMatrix: @unchecked Sendable {
                     let depth = Swift.min(kc, k - p0)
                     plan.packBlockA(transposed: transposeA, a: a, lda: lda, row0: i0, rows: rows, p0: p0, depth: depth,
                                     mr: mr, into: aBlock.base)
-                    let bBlock = buffer.base + blockOffsets[q] + p0 * panelStride
-                    let betaNow: Float = p0 == 0 ? beta : 1
-                    for panel in 0..<panels {
-                        let j = panel * nr, cols = Swift.min(nr, ncNow - j)
-                        let bPanel = bBlock + panel * nr * depth
-                        var ir = 0
-                        while ir < rows {
-                            ck_sgemm_ukernel(isaCode, Int64(depth), aBlock.base + ir * depth, bPanel,
-                                             c + (i0 + ir) * ldc + jc + j, Int64(ldc),
-                                             Int64(Swift.min(mr, rows - ir)), Int64(cols), alpha, betaNow)
-                            ir += mr
-                        }
-                    }
+                    plan.multiplyBlock(depth: depth, a: aBlock.base, rows: rows,
+                                       b: buffer.base + blockOffsets[q] + p0 * panelStride, panels: 0..<panels,
+                                       columns: ncNow, c: c + i0 * ldc + jc, ldc: ldc, alpha: alpha,
+                                       beta: p0 == 0 ? beta : 1)
                 }
             }
         }

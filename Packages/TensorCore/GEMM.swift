@@ -95,7 +95,7 @@ struct GemmPlan {
     static let sharedPackingFlops = 64_000_000
     static let kcMax = 256
     static let mcMax = 192
-    static let packedBBudget = 2 << 20  // floats (8 MiB)
+    static let packedBBudget = 4 << 20  // floats (16 MiB)
 
     /// The number of MR x NR register tiles that cover C.
     var tiles: Int { ((m + mr - 1) / mr) * ((n + nr - 1) / nr) }
@@ -131,7 +131,6 @@ struct GemmPlan {
         let scratch = ScratchBuffer(count: lanes * laneFloats + (sharedB ? k * ncPanels * nr : 0))
         let sharedBBase = scratch.base + lanes * laneFloats
         let pool = ThreadPool.shared
-        let isaCode = isa.rawValue
 
         for jc in stride(from: 0, to: n, by: nc) {
             let ncNow = min(nc, n - jc)
@@ -173,24 +172,44 @@ struct GemmPlan {
                                        into: bBlock + panel * nr * depth)
                         }
                     }
-                    let betaNow: Float = p0 == 0 ? beta : 1
-                    for panel in firstPanel..<endPanel {
-                        let j = panel * nr, cols = min(nr, ncNow - j)
-                        let bPanel = bBlock + panel * nr * depth
-                        var ir = 0
-                        while ir < rows {
-                            ck_sgemm_ukernel(isaCode, Int64(depth), aPanel + ir * depth, bPanel,
-                                             c + (i0 + ir) * ldc + jc + j, Int64(ldc),
-                                             Int64(min(mr, rows - ir)), Int64(cols), alpha, betaNow)
-                            ir += mr
-                        }
-                    }
+                    multiplyBlock(depth: depth, a: aPanel, rows: rows, b: bBlock, panels: firstPanel..<endPanel,
+                                  columns: ncNow, c: c + i0 * ldc + jc, ldc: ldc, alpha: alpha,
+                                  beta: p0 == 0 ? beta : 1)
                 }
             }
             let tasks = rowBlocks * splits
             if lanes > 1 { pool.parallelFor(tasks, compute) } else { for t in 0..<tasks { compute(t, 0) } }
         }
         withExtendedLifetime(scratch) {}
+    }
+
+    /// The macro-kernel: `C = alpha * A * B + beta * C` for a packed `rows x depth` block of A
+    /// (`a`, panels of `mr` rows) and packed panels `panels` of a depth block of B (panel `q` at
+    /// `b + q * nr * depth`), into C's columns `panels.lowerBound * nr ..< columns` from `c`.
+    ///
+    /// Each panel of B is reused from L1 by every row panel of A. While one panel is in use, the
+    /// micro-kernels fetch the next one, each its equal share, so it is not fetched all at once
+    /// from the last-level cache when its turn comes.
+    func multiplyBlock(depth: Int, a: UnsafePointer<Float>, rows: Int, b: UnsafePointer<Float>, panels: Range<Int>,
+                       columns: Int, c: UnsafeMutablePointer<Float>, ldc: Int, alpha: Float, beta: Float) {
+        let isaCode = isa.rawValue
+        let panelFloats = nr * depth
+        let tilesDown = (rows + mr - 1) / mr
+        let share = (panelFloats + tilesDown - 1) / tilesDown
+        for panel in panels {
+            let j = panel * nr, cols = min(nr, columns - j)
+            let bPanel = b + panel * panelFloats
+            let hasNext = panel + 1 < panels.upperBound
+            var ir = 0, tile = 0
+            while ir < rows {
+                let start = min(tile * share, panelFloats)
+                ck_sgemm_ukernel(isaCode, Int64(depth), a + ir * depth, bPanel, c + ir * ldc + j, Int64(ldc),
+                                 Int64(min(mr, rows - ir)), Int64(cols), alpha, beta,
+                                 bPanel + panelFloats + start, hasNext ? Int64(min(share, panelFloats - start)) : 0)
+                ir += mr
+                tile += 1
+            }
+        }
     }
 
     /// Packs rows `row0..<row0+rows`, depths `p0..<p0+depth` of op(A) into panels of `mr` rows:
@@ -210,11 +229,7 @@ struct GemmPlan {
                     for i in h..<mr { out[i] = 0 }
                 }
             } else {
-                for i in 0..<h {
-                    let src = a + (row0 + ir + i) * lda + p0
-                    var out = panel + i
-                    for p in 0..<depth { out.pointee = src[p]; out += mr }
-                }
+                ck_pack_transposed(a + (row0 + ir) * lda + p0, Int64(lda), Int64(h), Int64(depth), panel, Int64(mr))
                 if h < mr {
                     for p in 0..<depth { (panel + p * mr + h).update(repeating: 0, count: mr - h) }
                 }
@@ -229,11 +244,7 @@ struct GemmPlan {
                             col0: Int, cols: Int, into dst: UnsafeMutablePointer<Float>) {
         if transposed {
             // op(B)(p, j) = B[j * ldb + p]: each column of op(B) is a contiguous stored row.
-            for j in 0..<cols {
-                let src = b + (col0 + j) * ldb + p0
-                var out = dst + j
-                for p in 0..<depth { out.pointee = src[p]; out += nr }
-            }
+            ck_pack_transposed(b + col0 * ldb + p0, Int64(ldb), Int64(cols), Int64(depth), dst, Int64(nr))
             if cols < nr {
                 for p in 0..<depth { (dst + p * nr + cols).update(repeating: 0, count: nr - cols) }
             }

@@ -108,6 +108,14 @@ final class GEMMTests: XCTestCase {
         }
     }
 
+    func testProductWiderThanOnePackedColumnRange() {
+        // K x N beyond the packed-B budget (4 Mi floats) makes several column ranges (NC) of B,
+        // each packed and multiplied in turn; the next-panel prefetch stops at each range's end.
+        forEachISA { _ in
+            check(m: 13, n: 1100, k: 4097, transposeA: false, transposeB: true, alpha: 1, beta: 0.5)
+        }
+    }
+
     func testSmallOutputWithLongDepthSplitsTheDepthAcrossThreads() {
         // Fewer register tiles than threads and a long K: the depth-split path (partial products
         // summed into C), as in a convolution's kernel gradient columns^T x dy.

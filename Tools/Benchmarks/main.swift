@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
@@ -35,6 +35,10 @@ if let first = arguments.first, !first.hasPrefix("--") {
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
+if let i = arguments.firstIndex(of: "--min-seconds"), arguments.index(after: i) < arguments.endIndex,
+   let seconds = Double(arguments[arguments.index(after: i)]), seconds > 0 {
+    options.minSeconds = seconds
+}
 if let i = arguments.firstIndex(of: "--sizes"), arguments.index(after: i) < arguments.endIndex {
     options.gemmSizes = Set(arguments[arguments.index(after: i)].split(separator: ",").compactMap { Int($0) })
 }

@@ -6,6 +6,7 @@ Thread count comes from the environment, so run it once per count:
 
     OPENBLAS_NUM_THREADS=1 python3 Tools/reference/numpy_reference.py
     OPENBLAS_NUM_THREADS=2 python3 Tools/reference/numpy_reference.py
+    OPENBLAS_NUM_THREADS=1 python3 Tools/reference/numpy_reference.py gemm --sizes 1024,2048 --min-seconds 3
 
 Timing follows neurite-bench: a warm-up, then the best of repetitions lasting >= 0.5 s.
 """
@@ -17,6 +18,8 @@ import time
 import numpy as np
 
 MIN_SECONDS = 0.1 if "--quick" in sys.argv else 0.5
+if "--min-seconds" in sys.argv:
+    MIN_SECONDS = float(sys.argv[sys.argv.index("--min-seconds") + 1])
 THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS", os.cpu_count()))
 
 
@@ -43,6 +46,9 @@ if "gemm" in suites:
     for m, n, k in ((128, 784, 128), (128, 128, 784), (784, 128, 128)):
         for ta, tb in ((False, False), (True, False), (False, True)):
             cases.append((m, n, k, ta, tb, "layer"))
+    if "--sizes" in sys.argv:  # like neurite-bench: only cases whose largest dimension is listed
+        sizes = {int(x) for x in sys.argv[sys.argv.index("--sizes") + 1].split(",")}
+        cases = [case for case in cases if max(case[:3]) in sizes]
     for m, n, k, ta, tb, label in cases:
         a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(np.float32)
         b = rng.uniform(-1, 1, (n, k) if tb else (k, n)).astype(np.float32)

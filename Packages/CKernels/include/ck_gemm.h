@@ -12,9 +12,21 @@ void ck_sgemm_tile(int isa, int64_t *mr, int64_t *nr);
 /// - `b`: packed B panel, `kc` groups of NR floats (`b[p*NR + j]` is B(p, j)), zero-padded columns.
 /// - `c`: row-major C with leading dimension `ldc`. When `beta == 0`, C is never read
 ///   (so NaN or garbage in C does not leak into the result, as in BLAS).
+/// - `prefetch`, `prefetch_count`: floats to pull into L1 while computing, spread over the kc
+///   steps (the caller's share of the next B panel). Only prefetched, never read, so the range
+///   need not be valid memory; `prefetch_count == 0` (with any `prefetch`, NULL included) asks
+///   for nothing.
 void ck_sgemm_ukernel(int isa, int64_t kc, const float *a, const float *b,
                       float *c, int64_t ldc, int64_t m, int64_t n,
-                      float alpha, float beta);
+                      float alpha, float beta, const float *prefetch, int64_t prefetch_count);
+
+/// Packing transpose: `dst[p * stride + i] = src[i * ld + p]` for `i < count`, `p < depth`.
+///
+/// Packs `count` rows of a row-major matrix into the interleaved layout of a GEMM panel
+/// (`stride` = MR for A's panels, NR for a transposed B's). Destination floats with
+/// `i >= count` are left as they are.
+void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t depth,
+                        float *dst, int64_t stride);
 
 /// SGEMM for a few rows of C (a batch of one image, a matrix-vector product), without packing:
 /// `C = alpha * op(A) * op(B) + beta * C` for `m` rows (meant for m <= 4), row-major operands.
