@@ -64,16 +64,16 @@ public final class PackedMatrix: @unchecked Sendable {
                             "PackedMatrix.multiply: m=\(m), lda=\(lda), ldc=\(ldc) do not fit op(A) \(m)x\(k) and C \(m)x\(n)")
         if m == 0 { return }
         let plan = GemmPlan(m: m, n: n, k: k, isa: isa, lanes: 1)
-        let (mr, mc) = (plan.mr, plan.mc)
-        let aBlock = ScratchBuffer(count: mc * kc)
+        let aBlock = ScratchBuffer(count: plan.mc * kc)
         for (q, jc) in stride(from: 0, to: n, by: nc).enumerated() {
             let ncNow = Swift.min(nc, n - jc), panels = (ncNow + nr - 1) / nr, panelStride = panels * nr
-            for i0 in stride(from: 0, to: m, by: mc) {
-                let rows = Swift.min(mc, m - i0)
+            for block in 0..<plan.rowBlocks {
+                let blockRows = plan.rowRange(block: block)
+                let i0 = blockRows.lowerBound, rows = blockRows.count
                 for p0 in stride(from: 0, to: k, by: kc) {
                     let depth = Swift.min(kc, k - p0)
                     plan.packBlockA(transposed: transposeA, a: a, lda: lda, row0: i0, rows: rows, p0: p0, depth: depth,
-                                    mr: mr, into: aBlock.base)
+                                    mr: plan.mr, into: aBlock.base)
                     plan.multiplyBlock(depth: depth, a: aBlock.base, rows: rows,
                                        b: buffer.base + blockOffsets[q] + p0 * panelStride, panels: 0..<panels,
                                        columns: ncNow, c: c + i0 * ldc + jc, ldc: ldc, alpha: alpha,

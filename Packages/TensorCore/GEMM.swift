@@ -82,8 +82,10 @@ struct GemmPlan {
     let mr: Int, nr: Int
     /// Depth of a packed block: a `KC x NR` panel of B (32 KiB at NR = 32) stays in L1.
     let kc: Int
-    /// Rows of A packed per block: an `MC x KC` block stays in L2.
+    /// Rows of A packed per block, at most: an `MC x KC` block stays in L2.
     let mc: Int
+    /// The number of row blocks; see ``rowRange(block:)``.
+    let rowBlocks: Int
     /// Columns of B packed at once: `K x NC` floats, kept within a few MiB of the last-level cache.
     let nc: Int
     let lanes: Int
@@ -113,10 +115,22 @@ struct GemmPlan {
         let flops = 2 * m * n * k
         lanes = requestedLanes ?? (flops < 1_000_000 ? 1 : ThreadPool.shared.effectiveWidth)
         sharedB = flops >= GemmPlan.sharedPackingFlops
-        // Balanced row blocks: as few as fit MC, rounded up to a multiple of the thread count.
+        // Balanced row blocks: as few as fit MC, rounded up to a multiple of the thread count,
+        // and never more than there are row tiles.
+        let rowTiles = (m + self.mr - 1) / self.mr
         var blocks = (m + GemmPlan.mcMax - 1) / GemmPlan.mcMax
         if lanes > 1 { blocks = (blocks + lanes - 1) / lanes * lanes }
-        mc = min(GemmPlan.roundUp(m, self.mr), GemmPlan.roundUp((m + blocks - 1) / blocks, self.mr))
+        rowBlocks = max(1, min(blocks, rowTiles))
+        mc = (rowTiles + rowBlocks - 1) / rowBlocks * self.mr
+    }
+
+    /// Rows of C in row block `block`: the row tiles shared out as evenly as whole tiles allow
+    /// (2048 rows in 12 blocks are 14 or 15 tiles of 12 each, where equal 180-row blocks would
+    /// leave a last block of 68 rows and one thread with 10% more work than the other).
+    func rowRange(block: Int) -> Range<Int> {
+        let rowTiles = (m + mr - 1) / mr
+        let lower = rowTiles * block / rowBlocks * mr, upper = rowTiles * (block + 1) / rowBlocks * mr
+        return lower..<min(upper, m)
     }
 
     static func roundUp(_ x: Int, _ multiple: Int) -> Int { (x + multiple - 1) / multiple * multiple }
@@ -125,7 +139,6 @@ struct GemmPlan {
              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         let ncPanels = (nc + nr - 1) / nr
-        let rowBlocks = (m + mc - 1) / mc
         // Per lane: one packed MC x KC block of A, and (without shared packing) one KC x NC slice of B.
         let laneFloats = mc * kc + (sharedB ? 0 : kc * ncPanels * nr)
         let scratch = ScratchBuffer(count: lanes * laneFloats + (sharedB ? k * ncPanels * nr : 0))
@@ -152,7 +165,8 @@ struct GemmPlan {
             let splits = lanes > 1 ? min(panels, max(1, (2 * lanes + rowBlocks - 1) / rowBlocks)) : 1
             let compute = { (task: Int, lane: Int) in
                 let block = task / splits, split = task % splits
-                let i0 = block * mc, rows = min(mc, m - i0)
+                let blockRows = rowRange(block: block)
+                let i0 = blockRows.lowerBound, rows = blockRows.count
                 let firstPanel = panels * split / splits, endPanel = panels * (split + 1) / splits
                 let aPanel = scratch.base + lane * laneFloats
                 let privateB = aPanel + mc * kc
