@@ -600,3 +600,33 @@ float ck_vmax(int isa, const float *x, int64_t n) {
 float ck_vmin(int isa, const float *x, int64_t n) {
     CK_DISPATCH(isa, return v16_vmin(x, n), return a2_vmin(x, n), return p_vmin(x, n))
 }
+
+// ---------------------------------------------------------------- streaming stores
+
+typedef float ck_q4a __attribute__((vector_size(16)));
+
+void ck_stream_store(float *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    while (i < n && ((uintptr_t)(dst + i) & 15) != 0) {
+        dst[i] = src[i];
+        ++i;
+    }
+    for (; i + 4 <= n; i += 4) {
+        ck_q4a v;
+        memcpy(&v, src + i, sizeof v);
+        __builtin_nontemporal_store(v, (ck_q4a *)(dst + i));
+    }
+    for (; i < n; ++i) dst[i] = src[i];
+}
+
+void ck_stream_fence(void) {
+#if defined(__x86_64__) || defined(_M_X64)
+    __builtin_ia32_sfence();
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
+}
+
+void ck_prefetch(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}

@@ -154,6 +154,53 @@ extension Tensor {
 /// about as much as adding 32Ki floats).
 internal let elementwiseGrain = 1 << 15
 
+/// Results of at least this many floats (16 MiB) are streamed past the caches by `writeChunks`:
+/// beyond the last-level cache they would be evicted before anyone read them again.
+internal let streamingCount = 4 << 20
+
+/// Elements computed into a stack block (in L1) before each streaming copy to the result.
+internal let streamingBlock = 512
+
+/// Runs `body(out, range)` over chunks of `0..<count` on the pool, where `body` writes the
+/// `range.count` results for `range` to `out`.
+///
+/// `out` is `destination + range.lowerBound`, except for a large `streaming` result: then it is
+/// a block on the stack, copied to the destination with non-temporal stores
+/// (`ck_stream_store`). An ordinary store to memory that is not in cache first reads the line
+/// (write-allocate), so writing a new 64 MiB tensor moved 128 MiB; streamed, `x + y` and
+/// `relu(x)` move only the bytes they must. Pass `streaming: false` when `destination` is
+/// also an input, which is then in cache anyway.
+///
+/// `inputs` are operands read at the same element offsets as the result; while one block is
+/// computed, the next block of each is prefetched. Measured on one core with 64 MiB tensors:
+/// `x + y` went from 0.62x to 0.78-0.80x of a copy's bandwidth, `relu(x)` from 0.53x to 0.80-0.84x
+/// (`neurite-bench elementwise`).
+@inline(__always)
+internal func writeChunks(_ count: Int, into destination: UnsafeMutablePointer<Float>, streaming: Bool = true,
+                          reading inputs: [UnsafePointer<Float>] = [],
+                          _ body: (UnsafeMutablePointer<Float>, Range<Int>) -> Void) {
+    let pool = ThreadPool.shared
+    guard streaming && count >= streamingCount else {
+        pool.parallelChunks(count, grain: elementwiseGrain) { r in body(destination + r.lowerBound, r) }
+        return
+    }
+    pool.parallelChunks(count, grain: elementwiseGrain) { r in
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: streamingBlock) { block in
+            let scratch = block.baseAddress!
+            var start = r.lowerBound
+            while start < r.upperBound {
+                let end = Swift.min(start + streamingBlock, r.upperBound)
+                let next = Int64(Swift.min(streamingBlock, r.upperBound - end))
+                for input in inputs { ck_prefetch(input + end, next) }
+                body(scratch, start..<end)
+                ck_stream_store(destination + start, scratch, Int64(end - start))
+                start = end
+            }
+        }
+        ck_stream_fence()
+    }
+}
+
 /// A binary element-wise operation, as a type so that generic kernels specialise and inline it.
 internal protocol BinaryElementOp {
     static func apply(_ a: Float, _ b: Float) -> Float
@@ -309,20 +356,19 @@ extension Tensor {
     ) {
         if count == 0 { return }
         let pool = ThreadPool.shared
+        let streaming = UnsafePointer(z) != a && UnsafePointer(z) != b
         if aShape == bShape {
-            pool.parallelChunks(count, grain: elementwiseGrain) { r in
+            writeChunks(count, into: z, streaming: streaming, reading: [a, b]) { out, r in
                 let o = r.lowerBound
-                binaryRun(op, z + o, a + o, 1, b + o, 1, r.count)
+                binaryRun(op, out, a + o, 1, b + o, 1, r.count)
             }
         } else if isUnit(bShape) {
-            pool.parallelChunks(count, grain: elementwiseGrain) { r in
-                let o = r.lowerBound
-                binaryRun(op, z + o, a + o, 1, b, 0, r.count)
+            writeChunks(count, into: z, streaming: streaming, reading: [a]) { out, r in
+                binaryRun(op, out, a + r.lowerBound, 1, b, 0, r.count)
             }
         } else if isUnit(aShape) {
-            pool.parallelChunks(count, grain: elementwiseGrain) { r in
-                let o = r.lowerBound
-                binaryRun(op, z + o, a, 0, b + o, 1, r.count)
+            writeChunks(count, into: z, streaming: streaming, reading: [b]) { out, r in
+                binaryRun(op, out, a, 0, b + r.lowerBound, 1, r.count)
             }
         } else if let n = rowVectorLength(bShape, of: aShape) {
             pool.parallelChunks(count / n, grain: Swift.max(1, elementwiseGrain / n)) { rows in

@@ -200,9 +200,9 @@ extension Tensor {
     internal func mapChunks(_ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
         withUnsafeBufferPointer { src in
             Tensor(shape: shape) { dst in
-                let s = src.baseAddress!, d = dst.baseAddress!
-                ThreadPool.shared.parallelChunks(dst.count, grain: elementwiseGrain) { r in
-                    kernel(s + r.lowerBound, d + r.lowerBound, r.count)
+                let s = src.baseAddress!
+                writeChunks(dst.count, into: dst.baseAddress!, reading: [s]) { out, r in
+                    kernel(s + r.lowerBound, out, r.count)
                 }
             }
         }
@@ -226,10 +226,10 @@ extension Tensor {
         return a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 Tensor(shape: a.shape) { dst in
-                    let sa = pa.baseAddress!, sb = pb.baseAddress!, d = dst.baseAddress!
-                    ThreadPool.shared.parallelChunks(dst.count, grain: elementwiseGrain) { r in
+                    let sa = pa.baseAddress!, sb = pb.baseAddress!
+                    writeChunks(dst.count, into: dst.baseAddress!, reading: [sa, sb]) { out, r in
                         let o = r.lowerBound
-                        kernel(sa + o, sb + o, d + o, r.count)
+                        kernel(sa + o, sb + o, out, r.count)
                     }
                 }
             }

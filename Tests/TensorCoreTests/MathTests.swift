@@ -265,3 +265,40 @@ final class MathTests: XCTestCase {
         XCTAssertEqual(before, x.withUnsafeBufferPointer { $0.baseAddress })
     }
 }
+
+final class StreamedResultTests: XCTestCase {
+    /// Results of 4Mi floats or more are computed in stack blocks and streamed to the new tensor
+    /// (non-temporal stores, with unaligned chunk heads and tails). They must hold exactly what the
+    /// same operations give on small tensors, which take the ordinary path, on one thread and on all.
+    func testLargeResultsEqualTheSameOperationsInSmallPieces() {
+        let count = (4 << 20) + 37
+        let xs = randomScalars(count, seed: 5).map { $0 * 8 }, ys = randomScalars(count, seed: 6)
+        let x = Tensor(xs), y = Tensor(ys)
+        for width in [1, ThreadPool.shared.width] {
+            ThreadPool.withWidthLimit(width) {
+                let results: [(String, Tensor, (Tensor, Tensor) -> Tensor)] = [
+                    ("x + y", x + y, { $0 + $1 }),
+                    ("x * 3", x * 3, { a, _ in a * 3 }),
+                    ("2 - x", 2 - x, { a, _ in 2 - a }),
+                    ("relu", x.relu(), { a, _ in a.relu() }),
+                    ("exp", x.exp(), { a, _ in a.exp() }),
+                    ("reluBackward", Tensor.reluBackward(gradient: y, input: x), { a, b in Tensor.reluBackward(gradient: b, input: a) }),
+                ]
+                for (name, big, small) in results {
+                    XCTAssertEqual(big.shape, [count], name)
+                    let got = big.scalars
+                    // Pieces at odd offsets and lengths, spread over the whole result.
+                    for start in stride(from: 3, to: count, by: 499_979) {
+                        let n = Swift.min(1_001, count - start)
+                        let piece = small(Tensor(Array(xs[start..<start + n])), Tensor(Array(ys[start..<start + n])))
+                        if piece.scalars != Array(got[start..<start + n]) {
+                            XCTFail("\(name) differs at \(start)..<\(start + n) on \(width) threads")
+                            break
+                        }
+                    }
+                    XCTAssertEqual(got[count - 1], small(Tensor([xs[count - 1]]), Tensor([ys[count - 1]])).scalars[0], name)
+                }
+            }
+        }
+    }
+}

@@ -44,4 +44,16 @@ float ck_vmax(int isa, const float *x, int64_t n);
 /// The smallest element of x[0..<n]; NaN if any element is NaN; +inf for n = 0.
 float ck_vmin(int isa, const float *x, int64_t n);
 
+/// dst[i] = src[i] for i < n, written with non-temporal (streaming) stores where dst is 16-byte
+/// aligned: the destination's cache lines are not read from memory first, as ordinary stores
+/// would (write-allocate). For results too large to stay in cache. Call `ck_stream_fence` before
+/// another thread reads the destination.
+void ck_stream_store(float *dst, const float *src, int64_t n);
+
+/// Orders the streaming stores before it ahead of every later store (sfence on x86-64).
+void ck_stream_fence(void);
+
+/// Asks for the cache lines of p[0..<n] to be loaded into L1 (prefetches only; p need not be valid).
+void ck_prefetch(const float *p, int64_t n);
+
 #endif
