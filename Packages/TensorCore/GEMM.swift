@@ -8,7 +8,7 @@ import CKernels
 /// `lda >= m`). When `beta` is 0, `C` is not read, so it may hold anything (NaN included).
 ///
 /// The algorithm is the classic Goto/BLIS one: `B` is packed into panels of `NR` columns
-/// (shared by all threads, for a range of columns that fits the last-level cache), each
+/// (shared by all threads, for a range of columns of at most 16 MiB), each
 /// thread packs `MC x KC` blocks of `A` into panels of `MR` rows that stay in its L2 cache,
 /// and an ISA-specific micro-kernel (see `KernelISA`) multiplies one `MR x NR` register tile
 /// at a time. Work is split over the shared `ThreadPool` by blocks of rows of `C` (and, when
@@ -86,7 +86,8 @@ struct GemmPlan {
     let mc: Int
     /// The number of row blocks; see ``rowRange(block:)``.
     let rowBlocks: Int
-    /// Columns of B packed at once: `K x NC` floats, kept within a few MiB of the last-level cache.
+    /// Columns of B packed at once: `K x NC` floats, at most 16 MiB. A is packed again for every
+    /// range of NC columns, so a 2048 x 2048 B is packed whole (packing A twice cost 7% there).
     let nc: Int
     let lanes: Int
     /// Whether B is packed once for all threads (large products) or each task packs the panels
@@ -149,7 +150,19 @@ struct GemmPlan {
             let ncNow = min(nc, n - jc)
             let panels = (ncNow + nr - 1) / nr
             let panelStride = panels * nr  // floats per packed row of this column range
-            if sharedB {
+            if sharedB && !transposeB {
+                // Pack all of B's columns jc..<jc+ncNow, a group of its rows per task, each row
+                // read once from start to end and spread over the panels of its depth block.
+                let rowsPerTask = 16, tasks = (k + rowsPerTask - 1) / rowsPerTask
+                let packRows = { (task: Int, _: Int) in
+                    for p in (task * rowsPerTask)..<min(k, (task + 1) * rowsPerTask) {
+                        let p0 = p / kc * kc, depth = min(kc, k - p0)
+                        ck_pack_row_panels(b + p * ldb + jc, Int64(ncNow), Int64(nr),
+                                           sharedBBase + p0 * panelStride + (p - p0) * nr, Int64(nr * depth))
+                    }
+                }
+                if lanes > 1 { pool.parallelFor(tasks, packRows) } else { for t in 0..<tasks { packRows(t, 0) } }
+            } else if sharedB {
                 // Pack all of B's columns jc..<jc+ncNow, block by block of KC rows, panel by panel.
                 let depthBlocks = (k + kc - 1) / kc
                 let packB = { (task: Int, _: Int) in

@@ -113,6 +113,7 @@ final class GEMMTests: XCTestCase {
         // each packed and multiplied in turn; the next-panel prefetch stops at each range's end.
         forEachISA { _ in
             check(m: 13, n: 1100, k: 4097, transposeA: false, transposeB: true, alpha: 1, beta: 0.5)
+            check(m: 14, n: 1100, k: 4097, transposeA: true, transposeB: false)
         }
     }
 

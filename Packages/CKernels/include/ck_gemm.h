@@ -28,6 +28,12 @@ void ck_sgemm_ukernel(int isa, int64_t kc, const float *a, const float *b,
 void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t depth,
                         float *dst, int64_t stride);
 
+/// Packs one row of B (`cols` contiguous floats) into consecutive panels of `nr` columns:
+/// floats `q * nr ..< (q + 1) * nr` go to `dst + q * panel_stride`, and the last panel's missing
+/// columns are zeros. Reading B row by row keeps its loads sequential, where packing a panel at a
+/// time would read `nr` floats from each of `kc` rows far apart.
+void ck_pack_row_panels(const float *src, int64_t cols, int64_t nr, float *dst, int64_t panel_stride);
+
 /// SGEMM for a few rows of C (a batch of one image, a matrix-vector product), without packing:
 /// `C = alpha * op(A) * op(B) + beta * C` for `m` rows (meant for m <= 4), row-major operands.
 /// With B not transposed each row of C accumulates `A(i, p) * B(p, :)` over p, streaming B's rows;
