@@ -379,14 +379,15 @@ A2_EXTREMUM(a2_vmin, _mm256_min_ps, scalar_min, INFINITY)
 // ---------------------------------------------------------------- AVX-512F (16 lanes)
 #define A512 __attribute__((target("avx512f,fma")))
 
-A512 static inline __m512 v16_exp(__m512 x) {
+// e^x for x in [-104, 88.8] or NaN (NaN in, NaN out). The scaling by 2^n is one vscalefps, which
+// rounds p * 2^n once, as the other paths' two-factor product does, so the bits are the same
+// (checked over all 2^32 inputs), in 12 instructions instead of 21 with integer exponent
+// arithmetic. tanh and sigmoid, whose arguments are in range by construction, call it directly.
+A512 static inline __m512 v16_exp_in_range(__m512 x) {
     const __m512 round = _mm512_set1_ps(C_ROUND);
-    __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(C_EXP_LO));  // NaN -> EXP_LO, fixed below
-    xc = _mm512_min_ps(xc, _mm512_set1_ps(C_EXP_HI));
-    __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(C_LOG2E), round);
+    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(C_LOG2E), round);
     __m512 n = _mm512_sub_ps(t, round);
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(round));
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_LN2_HI), xc);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_LN2_HI), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(C_LN2_LO), r);
     __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(C_E4), r, _mm512_set1_ps(C_E3));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C_E2));
@@ -394,11 +395,13 @@ A512 static inline __m512 v16_exp(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(C_E0));
     p = _mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r);
     p = _mm512_add_ps(p, _mm512_set1_ps(1.0f));
-    __m512i n1 = _mm512_srai_epi32(ni, 1), n2 = _mm512_sub_epi32(ni, n1);
-    const __m512i bias = _mm512_set1_epi32(127);
-    __m512 s1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n1, bias), 23));
-    __m512 s2 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(n2, bias), 23));
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(p, s1), s2);
+    return _mm512_scalef_ps(p, n);
+}
+
+A512 static inline __m512 v16_exp(__m512 x) {
+    __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(C_EXP_LO));  // NaN -> EXP_LO, fixed below
+    xc = _mm512_min_ps(xc, _mm512_set1_ps(C_EXP_HI));
+    __m512 y = v16_exp_in_range(xc);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), y, x);
 }
 
@@ -441,8 +444,8 @@ A512 static inline __m512 v16_tanh(__m512 x) {
     q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(C_T1));
     q = _mm512_fmadd_ps(q, z, _mm512_set1_ps(C_T0));
     __m512 ys = _mm512_fmadd_ps(_mm512_mul_ps(a, z), q, a);
-    __m512 ac = _mm512_min_ps(a, _mm512_set1_ps(C_TANH_CLAMP));
-    __m512 e = v16_exp(_mm512_add_ps(ac, ac));
+    __m512 ac = _mm512_min_ps(_mm512_set1_ps(C_TANH_CLAMP), a);  // NaN stays NaN
+    __m512 e = v16_exp_in_range(_mm512_add_ps(ac, ac));
     __m512 yl = _mm512_sub_ps(one, _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, one)));
     __m512 y = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_set1_ps(C_TANH_SMALL), _CMP_LT_OQ), yl, ys);
     __m512i sign = _mm512_and_epi32(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
@@ -452,7 +455,8 @@ A512 static inline __m512 v16_tanh(__m512 x) {
 
 A512 static inline __m512 v16_sigmoid(__m512 x) {
     const __m512 one = _mm512_set1_ps(1.0f);
-    __m512 e = v16_exp(_mm512_sub_ps(_mm512_setzero_ps(), v16_abs(x)));
+    // max(-104, -|x|) keeps a NaN (vmaxps returns its second operand when either is NaN).
+    __m512 e = v16_exp_in_range(_mm512_max_ps(_mm512_set1_ps(C_EXP_LO), _mm512_sub_ps(_mm512_setzero_ps(), v16_abs(x))));
     __m512 num = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ), one, e);
     return _mm512_div_ps(num, _mm512_add_ps(one, e));
 }
