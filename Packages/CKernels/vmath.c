@@ -634,3 +634,183 @@ void ck_stream_fence(void) {
 void ck_prefetch(const float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
 }
+
+// ---------------------------------------------------------------- streaming maps
+//
+// For results too large to stay in cache: each vector of results goes straight to memory with a
+// non-temporal store (no read of the destination line first), and the inputs are prefetched
+// 2 KiB ahead. Computing and storing vector by vector keeps the memory traffic flowing while the
+// arithmetic runs; computing a block into L1 and then streaming it out left them taking turns
+// (exp on one core: 1.5 G elements/s that way, 2.5 G fused, memcpy 2.5 G).
+// The results are bit for bit those of ck_vexp & co. on the same path.
+
+#define CK_STREAM_AHEAD 512  // floats of each input prefetched ahead
+
+// Unary: the regular kernel does the unaligned head and the tail.
+typedef void (*ck_unary_fn)(int, const float *, float *, int64_t);
+
+// max(x, 0) with NaN kept and -0 kept, as TensorCore's relu: x < 0 ? 0 : x.
+static void relu_regular(int isa, const float *x, float *y, int64_t n) {
+    (void)isa;
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0 ? 0.0f : x[i];
+}
+
+static ck_unary_fn unary_kernel(int op) {
+    switch (op) {
+    case CK_MAP_RELU: return relu_regular;
+    case CK_MAP_EXP: return ck_vexp;
+    case CK_MAP_LOG: return ck_vlog;
+    case CK_MAP_SQRT: return ck_vsqrt;
+    case CK_MAP_TANH: return ck_vtanh;
+    default: return ck_vsigmoid;
+    }
+}
+
+#ifdef CK_X86
+#define A512_STREAM(fname, core)                                               \
+    A512 static void fname(const float *x, float *y, int64_t n) {              \
+        for (int64_t i = 0; i < n; i += 16) {                                  \
+            _mm_prefetch((const char *)(x + i + CK_STREAM_AHEAD), _MM_HINT_T0); \
+            _mm512_stream_ps(y + i, core(_mm512_loadu_ps(x + i)));             \
+        }                                                                      \
+        _mm_sfence();                                                          \
+    }
+A512 static inline __m512 v16_sqrt(__m512 x) { return _mm512_sqrt_ps(x); }
+// vmaxps returns its second operand when either is NaN or both are zeros: NaN and -0 pass through.
+A512 static inline __m512 v16_relu(__m512 x) { return _mm512_max_ps(_mm512_setzero_ps(), x); }
+A512_STREAM(v16_sexp, v16_exp)
+A512_STREAM(v16_slog, v16_log)
+A512_STREAM(v16_ssqrt, v16_sqrt)
+A512_STREAM(v16_stanh, v16_tanh)
+A512_STREAM(v16_ssigmoid, v16_sigmoid)
+A512_STREAM(v16_srelu, v16_relu)
+
+#define A2_STREAM(fname, core)                                                 \
+    A2 static void fname(const float *x, float *y, int64_t n) {                \
+        for (int64_t i = 0; i < n; i += 8) {                                   \
+            _mm_prefetch((const char *)(x + i + CK_STREAM_AHEAD), _MM_HINT_T0); \
+            _mm256_stream_ps(y + i, core(_mm256_loadu_ps(x + i)));             \
+        }                                                                      \
+        _mm_sfence();                                                          \
+    }
+A2 static inline __m256 a2_sqrt(__m256 x) { return _mm256_sqrt_ps(x); }
+A2 static inline __m256 a2_relu(__m256 x) { return _mm256_max_ps(_mm256_setzero_ps(), x); }
+A2_STREAM(a2_sexp, a2_exp)
+A2_STREAM(a2_slog, a2_log)
+A2_STREAM(a2_ssqrt, a2_sqrt)
+A2_STREAM(a2_stanh, a2_tanh)
+A2_STREAM(a2_ssigmoid, a2_sigmoid)
+A2_STREAM(a2_srelu, a2_relu)
+
+// The number of leading floats of y before a `bytes`-aligned address (y is float-aligned), at most n.
+static int64_t head_count(const float *y, int64_t n, int64_t bytes) {
+    const int64_t head = (int64_t)((bytes - ((uintptr_t)y & (uintptr_t)(bytes - 1))) & (uintptr_t)(bytes - 1)) / 4;
+    return head < n ? head : n;
+}
+#endif
+
+void ck_vmap_stream(int isa, int op, const float *x, float *y, int64_t n) {
+    const ck_unary_fn regular = unary_kernel(op);
+#ifdef CK_X86
+    if (isa == CK_ISA_AVX512 || isa == CK_ISA_AVX2) {
+        const int64_t lanes = isa == CK_ISA_AVX512 ? 16 : 8;
+        const int64_t head = head_count(y, n, lanes * 4);
+        const int64_t body = (n - head) / lanes * lanes;
+        regular(isa, x, y, head);
+        const float *xb = x + head;
+        float *yb = y + head;
+        if (isa == CK_ISA_AVX512) {
+            switch (op) {
+            case CK_MAP_EXP: v16_sexp(xb, yb, body); break;
+            case CK_MAP_LOG: v16_slog(xb, yb, body); break;
+            case CK_MAP_SQRT: v16_ssqrt(xb, yb, body); break;
+            case CK_MAP_TANH: v16_stanh(xb, yb, body); break;
+            case CK_MAP_RELU: v16_srelu(xb, yb, body); break;
+            default: v16_ssigmoid(xb, yb, body); break;
+            }
+        } else {
+            switch (op) {
+            case CK_MAP_EXP: a2_sexp(xb, yb, body); break;
+            case CK_MAP_LOG: a2_slog(xb, yb, body); break;
+            case CK_MAP_SQRT: a2_ssqrt(xb, yb, body); break;
+            case CK_MAP_TANH: a2_stanh(xb, yb, body); break;
+            case CK_MAP_RELU: a2_srelu(xb, yb, body); break;
+            default: a2_ssigmoid(xb, yb, body); break;
+            }
+        }
+        regular(isa, xb + body, yb + body, n - head - body);
+        return;
+    }
+#endif
+    regular(isa, x, y, n);
+}
+
+// Binary: y = a op b, element by element, as IEEE single-precision operations (the same bits as
+// any other correctly rounded evaluation).
+#define CK_ZIP_SCALAR(op, a, b) \
+    ((op) == CK_ZIP_ADD ? (a) + (b) : (op) == CK_ZIP_SUBTRACT ? (a) - (b) : (op) == CK_ZIP_MULTIPLY ? (a) * (b) : (a) / (b))
+
+static void zip_scalar(int op, const float *a, const float *b, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = CK_ZIP_SCALAR(op, a[i], b[i]);
+}
+
+#ifdef CK_X86
+#define A512_ZIP_STREAM(fname, vop)                                                      \
+    A512 static void fname(const float *a, const float *b, float *y, int64_t n) {        \
+        for (int64_t i = 0; i < n; i += 16) {                                            \
+            _mm_prefetch((const char *)(a + i + CK_STREAM_AHEAD), _MM_HINT_T0);           \
+            _mm_prefetch((const char *)(b + i + CK_STREAM_AHEAD), _MM_HINT_T0);           \
+            _mm512_stream_ps(y + i, vop(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i))); \
+        }                                                                                \
+        _mm_sfence();                                                                    \
+    }
+A512_ZIP_STREAM(v16_sadd, _mm512_add_ps)
+A512_ZIP_STREAM(v16_ssub, _mm512_sub_ps)
+A512_ZIP_STREAM(v16_smul, _mm512_mul_ps)
+A512_ZIP_STREAM(v16_sdiv, _mm512_div_ps)
+
+#define A2_ZIP_STREAM(fname, vop)                                                        \
+    A2 static void fname(const float *a, const float *b, float *y, int64_t n) {          \
+        for (int64_t i = 0; i < n; i += 8) {                                             \
+            _mm_prefetch((const char *)(a + i + CK_STREAM_AHEAD), _MM_HINT_T0);           \
+            _mm_prefetch((const char *)(b + i + CK_STREAM_AHEAD), _MM_HINT_T0);           \
+            _mm256_stream_ps(y + i, vop(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i))); \
+        }                                                                                \
+        _mm_sfence();                                                                    \
+    }
+A2_ZIP_STREAM(a2_sadd, _mm256_add_ps)
+A2_ZIP_STREAM(a2_ssub, _mm256_sub_ps)
+A2_ZIP_STREAM(a2_smul, _mm256_mul_ps)
+A2_ZIP_STREAM(a2_sdiv, _mm256_div_ps)
+#endif
+
+void ck_vzip_stream(int isa, int op, const float *a, const float *b, float *y, int64_t n) {
+#ifdef CK_X86
+    if (isa == CK_ISA_AVX512 || isa == CK_ISA_AVX2) {
+        const int64_t lanes = isa == CK_ISA_AVX512 ? 16 : 8;
+        const int64_t head = head_count(y, n, lanes * 4);
+        const int64_t body = (n - head) / lanes * lanes;
+        zip_scalar(op, a, b, y, head);
+        const float *ab = a + head, *bb = b + head;
+        float *yb = y + head;
+        if (isa == CK_ISA_AVX512) {
+            switch (op) {
+            case CK_ZIP_ADD: v16_sadd(ab, bb, yb, body); break;
+            case CK_ZIP_SUBTRACT: v16_ssub(ab, bb, yb, body); break;
+            case CK_ZIP_MULTIPLY: v16_smul(ab, bb, yb, body); break;
+            default: v16_sdiv(ab, bb, yb, body); break;
+            }
+        } else {
+            switch (op) {
+            case CK_ZIP_ADD: a2_sadd(ab, bb, yb, body); break;
+            case CK_ZIP_SUBTRACT: a2_ssub(ab, bb, yb, body); break;
+            case CK_ZIP_MULTIPLY: a2_smul(ab, bb, yb, body); break;
+            default: a2_sdiv(ab, bb, yb, body); break;
+            }
+        }
+        zip_scalar(op, ab + body, bb + body, yb + body, n - head - body);
+        return;
+    }
+#endif
+    zip_scalar(op, a, b, y, n);
+}

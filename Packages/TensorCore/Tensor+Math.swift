@@ -8,11 +8,11 @@ extension Tensor {
     /// Runs the vectorised kernel of the current `KernelISA` (about 1 ulp from the exact result;
     /// exp(-inf) = 0, exp(+inf) and exp(x > 88.72) = +inf, subnormal results are kept, NaN stays
     /// NaN). One pass; 64Ki elements or more are split over `ThreadPool.shared`.
-    public func exp() -> Tensor { applyingKernel(ck_vexp) }
+    public func exp() -> Tensor { applyingKernel(ck_vexp, streaming: CK_MAP_EXP) }
 
     /// The natural logarithm of every element: log(0) = -inf, log(x < 0) = NaN, log(+inf) = +inf.
     /// Vectorised C kernel (about 1 ulp); cost as for `exp()`.
-    public func log() -> Tensor { applyingKernel(ck_vlog) }
+    public func log() -> Tensor { applyingKernel(ck_vlog, streaming: CK_MAP_LOG) }
 
     /// The square root of every element, correctly rounded (so exactly `Float.squareRoot()`):
     /// sqrt(-0) = -0, sqrt(+inf) = +inf, NaN for negative elements and for NaN.
@@ -20,7 +20,7 @@ extension Tensor {
     /// Runs the vectorised kernel of the current `KernelISA` (vsqrtps; a Swift loop over
     /// `squareRoot()` stays scalar on Linux, where each square root may call libm's `sqrtf` to set
     /// errno). Cost as for `exp()`.
-    public func sqrt() -> Tensor { applyingKernel(ck_vsqrt) }
+    public func sqrt() -> Tensor { applyingKernel(ck_vsqrt, streaming: CK_MAP_SQRT) }
 
     /// Every element times itself. One vectorised pass.
     public func squared() -> Tensor {
@@ -34,16 +34,17 @@ extension Tensor {
 
     /// The hyperbolic tangent of every element: exactly ±1 for |x| > 9.1, NaN stays NaN.
     /// Vectorised C kernel (about 1.5 ulp); cost as for `exp()`.
-    public func tanh() -> Tensor { applyingKernel(ck_vtanh) }
+    public func tanh() -> Tensor { applyingKernel(ck_vtanh, streaming: CK_MAP_TANH) }
 
     /// The logistic function 1 / (1 + e^-x) of every element: 0 at -inf, 1 at +inf, never NaN for
     /// non-NaN input, and accurate (not flushed to 0) for large negative x.
     /// Vectorised C kernel (about 2 ulp); cost as for `exp()`.
-    public func sigmoid() -> Tensor { applyingKernel(ck_vsigmoid) }
+    public func sigmoid() -> Tensor { applyingKernel(ck_vsigmoid, streaming: CK_MAP_SIGMOID) }
 
     /// max(x, 0) for every element (NaN stays NaN). One vectorised pass.
     public func relu() -> Tensor {
-        mapChunks { x, y, n in for i in 0..<n { let v = x[i]; y[i] = v < 0 ? 0 : v } }
+        if count >= streamingCount { return streamingMap(CK_MAP_RELU) }
+        return mapChunks { x, y, n in for i in 0..<n { let v = x[i]; y[i] = v < 0 ? 0 : v } }
     }
 
     /// x for x >= 0, `alpha * x` for x < 0. One vectorised pass.
@@ -210,10 +211,27 @@ extension Tensor {
 
     /// The result of a CKernels vector-math function (`ck_vexp`, ...) on the path of the current
     /// `KernelISA`, which is read here, on the calling thread: workers do not see its task-local override.
+    /// A result of `streamingCount` floats or more is computed by `ck_vmap_stream` with `op`
+    /// instead (the same bits, streamed to memory).
     @inline(__always)
-    internal func applyingKernel(_ kernel: (Int32, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64) -> Void) -> Tensor {
+    internal func applyingKernel(_ kernel: (Int32, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int64) -> Void,
+                                 streaming op: ck_map_op) -> Tensor {
+        if count >= streamingCount { return streamingMap(op) }
         let isa = KernelISA.current.rawValue
         return mapChunks { x, y, n in kernel(isa, x, y, Int64(n)) }
+    }
+
+    /// `op` applied to every element by `ck_vmap_stream`: for results too large to stay in cache.
+    internal func streamingMap(_ op: ck_map_op) -> Tensor {
+        let isa = KernelISA.current.rawValue
+        return withUnsafeBufferPointer { src in
+            Tensor(shape: shape) { dst in
+                let x = src.baseAddress!, y = dst.baseAddress!
+                ThreadPool.shared.parallelChunks(dst.count, grain: elementwiseGrain) { r in
+                    ck_vmap_stream(isa, Int32(op.rawValue), x + r.lowerBound, y + r.lowerBound, Int64(r.count))
+                }
+            }
+        }
     }
 
     /// Like `mapChunks` for two operands of one shape.

@@ -56,4 +56,21 @@ void ck_stream_fence(void);
 /// Asks for the cache lines of p[0..<n] to be loaded into L1 (prefetches only; p need not be valid).
 void ck_prefetch(const float *p, int64_t n);
 
+/// The operations of `ck_vmap_stream`.
+typedef enum { CK_MAP_EXP = 0, CK_MAP_LOG = 1, CK_MAP_SQRT = 2, CK_MAP_TANH = 3, CK_MAP_SIGMOID = 4, CK_MAP_RELU = 5 } ck_map_op;
+
+/// y[i] = f(x[i]) for the `ck_map_op` `op`, with the same bits as `ck_vexp`, `ck_vlog`, `ck_vsqrt`,
+/// `ck_vtanh` or `ck_vsigmoid` (relu: `x < 0 ? 0 : x`, NaN and -0 kept), for results too large
+/// to stay in cache: on the AVX2 and AVX-512
+/// paths each vector is written with a non-temporal store as soon as it is computed, and x is
+/// prefetched ahead. The stores are fenced before it returns.
+void ck_vmap_stream(int isa, int op, const float *x, float *y, int64_t n);
+
+/// The operations of `ck_vzip_stream`.
+typedef enum { CK_ZIP_ADD = 0, CK_ZIP_SUBTRACT = 1, CK_ZIP_MULTIPLY = 2, CK_ZIP_DIVIDE = 3 } ck_zip_op;
+
+/// y[i] = a[i] op b[i] for the `ck_zip_op` `op` (IEEE single precision), streamed to memory as
+/// `ck_vmap_stream` does. y must not overlap a or b.
+void ck_vzip_stream(int isa, int op, const float *a, const float *b, float *y, int64_t n);
+
 #endif
