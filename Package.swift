@@ -137,7 +137,7 @@ let package = Package(
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rebalance"),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport"],
+            dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport"],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.

@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
@@ -31,7 +31,7 @@ struct Options {
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "elementwise", "optimizers", "datasets", "layers", "recurrent", "unsupervised"] : [first]
+    options.suites = first == "all" ? ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers", "recurrent", "unsupervised"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
@@ -156,6 +156,10 @@ if options.suites.contains("elementwise") {
             }
         }
     }
+}
+
+if options.suites.contains("microkernel") {
+    MicroKernelBench.run(minSeconds: options.minSeconds, isa: isa)
 }
 
 if options.suites.contains("optimizers") {
