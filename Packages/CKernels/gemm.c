@@ -188,7 +188,7 @@ void ck_sgemm_ukernel(int isa, int64_t kc, const float *a, const float *b,
 
 // ---------------------------------------------------------------- packing
 
-typedef float ck_q4 __attribute__((vector_size(16), aligned(4)));
+typedef float ck_q4 __attribute__((vector_size(16), aligned(4), may_alias));
 
 void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t depth,
                         float *dst, int64_t stride) {
@@ -223,7 +223,7 @@ void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t dep
     }
 }
 
-// Copies `n` floats; a separate function per constant size so the copy is inlined as vector moves.
+// Copies one row of a panel (`nr` floats); a function per constant `nr`, so the copy is inlined as vector moves.
 #define CK_COPY_PANEL_ROW(nr)                                                   \
     static inline void copy_panel_row_##nr(float *dst, const float *src) {   \
         memcpy(dst, src, (nr) * sizeof(float));                              \

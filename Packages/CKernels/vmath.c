@@ -607,7 +607,7 @@ float ck_vmin(int isa, const float *x, int64_t n) {
 
 // ---------------------------------------------------------------- streaming stores
 
-typedef float ck_q4a __attribute__((vector_size(16)));
+typedef float ck_q4a __attribute__((vector_size(16), may_alias));
 
 void ck_stream_store(float *dst, const float *src, int64_t n) {
     int64_t i = 0;
