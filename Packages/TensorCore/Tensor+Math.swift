@@ -202,7 +202,7 @@ extension Tensor {
         withUnsafeBufferPointer { src in
             Tensor(shape: shape) { dst in
                 let s = src.baseAddress!
-                writeChunks(dst.count, into: dst.baseAddress!, reading: [s]) { out, r in
+                writeChunks(dst.count, into: dst.baseAddress!, reading: s) { out, r in
                     kernel(s + r.lowerBound, out, r.count)
                 }
             }
@@ -245,7 +245,7 @@ extension Tensor {
             b.withUnsafeBufferPointer { pb in
                 Tensor(shape: a.shape) { dst in
                     let sa = pa.baseAddress!, sb = pb.baseAddress!
-                    writeChunks(dst.count, into: dst.baseAddress!, reading: [sa, sb]) { out, r in
+                    writeChunks(dst.count, into: dst.baseAddress!, reading: sa, sb) { out, r in
                         let o = r.lowerBound
                         kernel(sa + o, sb + o, out, r.count)
                     }
