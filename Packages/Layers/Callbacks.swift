@@ -256,6 +256,15 @@ public final class EarlyStopping: Callback {
         case min
         /// Higher is better (accuracies).
         case max
+
+        /// Whether larger values of `monitor` are better under this mode.
+        public func maximizes(_ monitor: String) -> Bool {
+            switch self {
+            case .min: false
+            case .max: true
+            case .auto: monitor.contains("acc")
+            }
+        }
     }
     /// The logged value watched (`"val_loss"`, `"val_accuracy"`, `"loss"`, ...).
     public let monitor: String
@@ -296,13 +305,7 @@ public final class EarlyStopping: Callback {
         self.output = output
     }
 
-    private var maximizes: Bool {
-        switch mode {
-        case .min: false
-        case .max: true
-        case .auto: monitor.contains("acc")
-        }
-    }
+    private var maximizes: Bool { mode.maximizes(monitor) }
 
     /// Resets the state, so one instance serves several `fit` calls.
     public func onTrainBegin(_ context: TrainingContext) throws {

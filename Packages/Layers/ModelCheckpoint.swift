@@ -64,13 +64,7 @@ public final class ModelCheckpoint: Callback {
         self.output = output
     }
 
-    private var maximizes: Bool {
-        switch mode {
-        case .min: false
-        case .max: true
-        case .auto: monitor.contains("acc")
-        }
-    }
+    private var maximizes: Bool { mode.maximizes(monitor) }
 
     /// Resets the best value, so one instance serves several `fit` calls.
     public func onTrainBegin(_ context: TrainingContext) throws {

@@ -12,6 +12,15 @@ final class CallbackTests: XCTestCase {
         return model
     }
 
+    func testModeDecidesWhichDirectionImproves() {
+        // `.auto` follows Keras: names with "acc" are maximised, everything else minimised.
+        XCTAssertTrue(EarlyStopping.Mode.auto.maximizes("val_accuracy"))
+        XCTAssertTrue(EarlyStopping.Mode.auto.maximizes("acc"))
+        XCTAssertFalse(EarlyStopping.Mode.auto.maximizes("val_loss"))
+        XCTAssertTrue(ModelCheckpoint.Mode.max.maximizes("loss"))
+        XCTAssertFalse(ModelCheckpoint.Mode.min.maximizes("val_accuracy"))
+    }
+
     func testProgressBarOffATerminalWritesOnePlainLinePerEpoch() throws {
         let (x, y) = spiralData(perClass: 20, seed: 1)
         let output = TextBuffer(isTerminal: false)
