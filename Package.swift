@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "Layers", targets: ["Layers"]),
         .library(name: "Recurrent", targets: ["Recurrent"]),
         .library(name: "Unsupervised", targets: ["Unsupervised"]),
+        // Data-parallel training over Open MPI: the only product that needs MPI.
+        .library(name: "DistributedTraining", targets: ["DistributedTraining"]),
         // Everything above in one import, as swift-numerics' `Numerics` does.
         .library(name: "Neurite", targets: ["Neurite"]),
     ],
@@ -81,6 +83,21 @@ let package = Package(
             dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
+        // Open MPI (pkg-config ompi-c), reached only by DistributedTraining, so users of the other
+        // products never need it installed.
+        .systemLibrary(
+            name: "CMPI",
+            path: "Packages/CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"]), .brew(["open-mpi"])]
+        ),
+        // Communicator over MPI and data-parallel training (DataParallel). Not named `Distributed`:
+        // that is the Swift toolchain's module for distributed actors.
+        .target(
+            name: "DistributedTraining",
+            dependencies: ["CMPI", "Layers", "Optimizers", "Datasets", "TensorCore"],
+            path: "Packages/DistributedTraining"
+        ),
         // Re-exports TensorCore, Optimizers, Layers, Recurrent, Datasets and Unsupervised; holds no code of its own.
         .target(
             name: "Neurite",
@@ -135,6 +152,9 @@ let package = Package(
                                                       .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rbm"),
         .executableTarget(name: "rebalance", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
                                                             .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/rebalance"),
+        // Demo: a demo model trained data-parallel on the ranks of an MPI job; the only demo that needs MPI.
+        .executableTarget(name: "distributed-train", dependencies: ["DistributedTraining", "Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                                    .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/distributed-train"),
         .executableTarget(
             name: "neurite-bench",
             dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport"],
@@ -145,6 +165,12 @@ let package = Package(
             name: "neurite-data",
             dependencies: ["Datasets", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/neurite-data"
+        ),
+        // neurite-mpi-check: the small data-parallel runs DistributedTrainingTests start under mpirun.
+        .executableTarget(
+            name: "neurite-mpi-check",
+            dependencies: ["DistributedTraining", "Layers", "Optimizers", "TensorCore"],
+            path: "Tools/neurite-mpi-check"
         ),
         // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers.
         .executableTarget(
@@ -185,6 +211,12 @@ let package = Package(
             name: "NeuriteTests",
             dependencies: ["Neurite"],
             path: "Tests/NeuriteTests"
+        ),
+        // Runs neurite-mpi-check under mpirun (so Open MPI must be installed, as CI does).
+        .testTarget(
+            name: "DistributedTrainingTests",
+            dependencies: ["DistributedTraining", "Layers", "TensorCore"],
+            path: "Tests/DistributedTrainingTests"
         ),
         .testTarget(
             name: "DatasetsTests",

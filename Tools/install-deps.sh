@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Neurite builds and tests with, when they are missing:
 # zlib, libpng and libjpeg headers (Datasets links them), pkg-config (SwiftPM finds them
-# through it) and Fashion-MNIST (the demos' default data). The Swift toolchain, with the
-# clang that compiles our C targets, is part of the machine image.
+# through it), Fashion-MNIST (the demos' default data) and Open MPI (headers, library and mpirun,
+# for the DistributedTraining module, its tests and the distributed-train demo). The Swift
+# toolchain, with the clang that compiles our C targets, is part of the machine image.
+# macOS: brew install pkg-config libpng jpeg-turbo open-mpi
 set -euo pipefail
-packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist)
+packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

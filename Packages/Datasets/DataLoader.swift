@@ -348,3 +348,22 @@ final class PrefetchBuffer<D: Dataset>: @unchecked Sendable {
         condition.unlock()
     }
 }
+
+// MARK: - Batch source
+
+/// A loader is what `fit`, `evaluate` and `predict` read batches from (Layers' `fit(_:epochs:...)`):
+/// epoch `e`'s stream is ``DataLoader/batches(epoch:)``, its labels as `.labels`, so the same
+/// seed gives the same batches, and prefetching overlaps decoding with the training step.
+extension DataLoader: BatchSource {
+    /// ``DataLoader/batches(epoch:)`` as a stream of ``TrainingBatch``es (labels as `.labels`).
+    public func makeBatchStream(epoch: Int) -> any BatchStream {
+        batches(epoch: epoch)
+    }
+}
+
+extension DataLoader.BatchIterator: BatchStream {
+    /// ``next()`` as a ``TrainingBatch`` with the labels as `.labels`.
+    public func nextBatch() throws -> TrainingBatch? {
+        try next().map { TrainingBatch(x: $0.x, labels: $0.y) }
+    }
+}

@@ -201,3 +201,62 @@ public struct WeightedSampler: Sampler {
         draw(count, using: &generator)
     }
 }
+
+/// One replica's share of a data set in data-parallel training, reshuffled every epoch from the
+/// one seed that all replicas share (PyTorch's `DistributedSampler`).
+///
+/// ```swift
+/// let sampler = try DistributedSampler(count: folder.count, rank: comm.rank, replicas: comm.size)
+/// let loader = DataLoader(folder, batchSize: 64, seed: 7, sampler: sampler, prefetch: 4)
+/// ```
+///
+/// Epoch `e`'s indices are ``replicaShard(of:rank:replicas:padded:)`` of the order a plain
+/// `DataLoader` with the same seed would visit: `0..<count` shuffled by
+/// `SeededGenerator(seed: seed, stream: e)`. Every replica draws the same permutation and keeps
+/// the positions `rank, rank + replicas, ...`, so the replicas' shards are disjoint, together
+/// cover the data set, and `R` replicas with batch `b` see the samples one process with batch
+/// `R * b` sees. With `padded` (the default, for training) each replica gets `ceil(count / R)`
+/// indices, so all take the same number of steps. `O(count)` time and memory per epoch.
+public struct DistributedSampler: Sampler {
+    /// The number of samples of the whole data set.
+    public let datasetCount: Int
+    /// This replica's rank, in `0..<replicas`.
+    public let rank: Int
+    /// The number of replicas.
+    public let replicas: Int
+    /// Whether each epoch's permutation is shuffled (otherwise index order, interleaved).
+    public let shuffle: Bool
+    /// Whether shards are padded to equal length (training) or not (evaluation, each sample once).
+    public let padded: Bool
+
+    /// A sampler of replica `rank`'s share of a data set of `count` samples.
+    ///
+    /// - Throws: ``DatasetError`` (`.invalidArgument`) when `count` is negative, `replicas < 1`
+    ///   or `rank` is outside `0..<replicas`.
+    public init(count: Int, rank: Int, replicas: Int, shuffle: Bool = true, padded: Bool = true) throws {
+        guard count >= 0 else {
+            throw DatasetError(.invalidArgument, "DistributedSampler needs a non-negative sample count, got \(count)")
+        }
+        guard replicas >= 1, rank >= 0, rank < replicas else {
+            throw DatasetError(.invalidArgument, "DistributedSampler needs 0 <= rank < replicas, got rank \(rank) of \(replicas) replicas")
+        }
+        self.datasetCount = count
+        self.rank = rank
+        self.replicas = replicas
+        self.shuffle = shuffle
+        self.padded = padded
+    }
+
+    /// The indices per epoch: `ceil(count / replicas)` when padded, else this rank's share.
+    public var count: Int {
+        padded ? (datasetCount + replicas - 1) / replicas
+               : datasetCount / replicas + (rank < datasetCount % replicas ? 1 : 0)
+    }
+
+    /// This replica's indices for the epoch whose generator is `generator`.
+    public func indices(using generator: inout SeededGenerator) -> [Int] {
+        var order = Array(0..<datasetCount)
+        if shuffle { order.seededShuffle(using: &generator) }
+        return replicaShard(of: order, rank: rank, replicas: replicas, padded: padded)
+    }
+}

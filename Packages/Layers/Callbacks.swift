@@ -18,13 +18,20 @@ public final class TrainingContext {
     public let batchSize: Int
     /// `fit`'s verbosity.
     public let verbose: Int
+    /// This process's rank in a data-parallel run (0 alone): callbacks that write files or
+    /// print do so on rank 0 only.
+    public let rank: Int
+    /// The number of replicas in a data-parallel run (1 alone).
+    public let replicas: Int
     /// The current epoch, counted from 0.
     public internal(set) var epoch = 0
     /// Set to true to end training after the current step (checked after each step and epoch).
     public var stopTraining = false
 
     init(model: Sequential, optimizer: any Optimizer, epochs: Int, stepsPerEpoch: Int, samples: Int,
-         batchSize: Int, verbose: Int) {
+         batchSize: Int, verbose: Int, rank: Int = 0, replicas: Int = 1) {
+        self.rank = rank
+        self.replicas = replicas
         self.model = model
         self.optimizer = optimizer
         self.epochs = epochs

@@ -1,39 +1,6 @@
 import Foundation
 import TensorCore
 
-/// What a model is trained to produce for each sample: a class label, or a tensor of values
-/// (one-hot or probability rows, binary targets, regression values).
-public enum Targets: Sendable {
-    /// One class index per sample.
-    case labels([Int])
-    /// One tensor per sample, stacked: `[N, ...]`, the shape of the model's output.
-    case values(Tensor)
-
-    /// The number of samples.
-    public var count: Int {
-        switch self {
-        case .labels(let l): l.count
-        case .values(let t): t.rank == 0 ? 1 : t.shape[0]
-        }
-    }
-
-    /// The samples at `indices`, in that order.
-    public func gathered(_ indices: [Int]) -> Targets {
-        switch self {
-        case .labels(let l): .labels(indices.map { l[$0] })
-        case .values(let t): .values(t.gather(indices))
-        }
-    }
-
-    /// The samples in `range`.
-    public func sliced(_ range: Range<Int>) -> Targets {
-        switch self {
-        case .labels(let l): .labels(Array(l[range]))
-        case .values(let t): .values(t.slice(range))
-        }
-    }
-}
-
 /// A loss's value on a batch and its gradient with respect to the predictions.
 public struct LossResult {
     /// The weighted mean loss: `Σ_i w_i * loss_i / B` over the `B` samples (`w_i = 1` without

@@ -17,6 +17,9 @@ import TensorCore
 /// let best = try Sequential.load(from: "checkpoints/best")
 /// ```
 ///
+/// In a data-parallel run (`fit` with a strategy) every replica decides alike, on the same
+/// combined logs, but only rank 0 prints and writes the files.
+///
 /// Cost: one save (a few small files, each synced to disk) per improvement.
 public final class ModelCheckpoint: Callback {
     /// Whether smaller or larger values are better (as for `EarlyStopping`).
@@ -89,19 +92,21 @@ public final class ModelCheckpoint: Callback {
                 improved = !current.isNaN
             }
             guard improved else { return }
-            if verbose > 0 {
+            if verbose > 0 && context.rank == 0 {
                 let previous = best.map(formatLogValue) ?? (maximizes ? "-inf" : "inf")
                 output.write("Epoch \(epoch + 1): \(monitor) improved from \(previous) to \(formatLogValue(current)), saving model to \(directory)\n")
             }
             best = current
-        } else if verbose > 0 {
+        } else if verbose > 0 && context.rank == 0 {
             output.write("Epoch \(epoch + 1): saving model to \(directory)\n")
         }
-        do {
-            try context.model.save(to: directory, optimizer: saveOptimizer ? context.optimizer : nil,
-                                   classNames: classNames, metadata: metadata)
-        } catch {
-            throw TrainingError("ModelCheckpoint cannot save the model: \(error)", epoch: epoch)
+        if context.rank == 0 {
+            do {
+                try context.model.save(to: directory, optimizer: saveOptimizer ? context.optimizer : nil,
+                                       classNames: classNames, metadata: metadata)
+            } catch {
+                throw TrainingError("ModelCheckpoint cannot save the model: \(error)", epoch: epoch)
+            }
         }
         lastSavedEpoch = epoch
         savedEpochs.append(epoch)

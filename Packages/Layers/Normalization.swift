@@ -68,8 +68,15 @@ public final class BatchNormalization: Layer {
     /// saves a tensor the size of the input and a pass that writes it.
     /// With a relu fused in (see `forward(_:training:fusingReLU:)`), also the output, whose
     /// positive entries are where the relu let the gradient through.
+    /// `elements` is the number of elements per channel the statistics were taken over: this
+    /// batch's, or the global batch's when they were combined across replicas.
     private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout,
-                        reluOutput: Tensor?)?
+                        reluOutput: Tensor?, elements: Int)?
+
+    /// Set by `fit` with a ``DistributionStrategy`` that synchronises batch normalisation: the
+    /// training-mode passes then combine their per-channel sums with the other replicas' (two
+    /// small collectives per layer and step), so the layer sees the global batch.
+    var replicaStatistics: ReplicaStatistics?
 
     private var label: String { SpatialLayerConfig.label(BatchNormalization.typeName, name) }
 
@@ -210,7 +217,11 @@ public final class BatchNormalization: Layer {
             }
             return layout.affine(input, factor: factor, shift: shift, relu: relu)
         }
-        let (mean, variance) = layout.moments(input)
+        var (mean, variance) = layout.moments(input)
+        var elements = layout.elementsPerChannel
+        if let replicaStatistics {
+            (elements, mean, variance) = replicaStatistics.combine(count: elements, mean: mean, variance: variance)
+        }
         var inverseDeviation = [Float](repeating: 0, count: channels)
         var factor = inverseDeviation, shift = inverseDeviation
         for c in 0..<channels {
@@ -222,7 +233,7 @@ public final class BatchNormalization: Layer {
         }
         updateRunningStatistics(mean: mean, variance: variance)
         let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
-        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil)
+        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil, elements)
         return output
     }
 
@@ -244,16 +255,23 @@ public final class BatchNormalization: Layer {
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         neuritePrecondition(saved != nil, "\(label) backward needs a forward pass with training: true first")
-        let (input, mean, inverseDeviation, layout, reluOutput) = saved!
+        let (input, mean, inverseDeviation, layout, reluOutput, elements) = saved!
         neuritePrecondition(outputGradient.shape == input.shape,
                             "\(label) backward: output gradient \(outputGradient.shape) does not match output \(input.shape)")
         let channels = layout.channels
-        let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, reluOutput: reluOutput,
+        var (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, reluOutput: reluOutput,
                                                                        mean: mean, inverseDeviation: inverseDeviation)
+        // gamma and beta take this replica's share (the strategy sums them with the others');
+        // the input gradient needs the sums over the global batch its statistics came from.
         gamma?.accumulateGradient(Tensor(shape: [channels], scalars: gradientDotNormalized.map { Float($0) }))
         beta?.accumulateGradient(Tensor(shape: [channels], scalars: gradientSum.map { Float($0) }))
+        if let replicaStatistics {
+            let both = replicaStatistics.sum(gradientSum + gradientDotNormalized)
+            gradientSum = Array(both[..<channels])
+            gradientDotNormalized = Array(both[channels...])
+        }
         let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
-        let m = Double(layout.elementsPerChannel)
+        let m = Double(elements)
         // dx = gamma s (dy - Σdy / M - x̂ Σ(dy x̂) / M) with x̂ = (x - mean) s, written as
         // a dy + b x + d per channel: one pass over dy and x.
         var a = [Float](repeating: 0, count: channels), b = a, d = a

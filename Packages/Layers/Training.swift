@@ -82,10 +82,12 @@ extension Sequential {
     public func fit(x: Tensor, y: [Int], epochs: Int = 1, initialEpoch: Int = 0, batchSize: Int = 32,
                     validationData: (x: Tensor, y: [Int])? = nil, validationSplit: Double = 0,
                     shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
-                    callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
+                    callbacks: [any Callback] = [], verbose: Int = 1,
+                    strategy: (any DistributionStrategy)? = nil) throws -> History {
         try train(x: x, targets: .labels(y), epochs: epochs, initialEpoch: initialEpoch, batchSize: batchSize,
                   validation: validationData.map { ($0.x, .labels($0.y)) }, validationSplit: validationSplit,
-                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
+                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose,
+                  strategy: strategy)
     }
 
     /// Trains the model for `epochs` passes over `x` `[N, ...]` and its targets `y` `[N, ...]`
@@ -118,6 +120,11 @@ extension Sequential {
     ///   - callbacks: called at train, epoch and batch boundaries, in order; see ``Callback``.
     ///   - verbose: 0 silent, 1 a progress bar (animated only on a terminal), 2 one line per epoch,
     ///     3 also a closing line. A `ProgressBar` among `callbacks` replaces the default one.
+    ///   - strategy: train as one replica of a data-parallel run (see ``DistributionStrategy``):
+    ///     each replica takes its interleaved share of every epoch's order (`batchSize` samples
+    ///     per replica and step, the last share padded from the start so that all take the same
+    ///     steps) and of the validation data, and gradients, losses and metrics are combined
+    ///     across replicas. `nil` (the default) trains in this process alone.
     /// - Throws: `TrainingError` for arguments that do not fit (before any step), and when the loss
     ///   becomes NaN or infinite, naming the epoch and step (callbacks' `onTrainEnd` still runs, so
     ///   `EarlyStopping` restores its best weights); `LayerError` when the model cannot be built.
@@ -125,10 +132,12 @@ extension Sequential {
     public func fit(x: Tensor, y: Tensor, epochs: Int = 1, initialEpoch: Int = 0, batchSize: Int = 32,
                     validationData: (x: Tensor, y: Tensor)? = nil, validationSplit: Double = 0,
                     shuffle: Bool = true, classWeights: [Int: Float]? = nil, seed: UInt64 = 0,
-                    callbacks: [any Callback] = [], verbose: Int = 1) throws -> History {
+                    callbacks: [any Callback] = [], verbose: Int = 1,
+                    strategy: (any DistributionStrategy)? = nil) throws -> History {
         try train(x: x, targets: .values(y), epochs: epochs, initialEpoch: initialEpoch, batchSize: batchSize,
                   validation: validationData.map { ($0.x, .values($0.y)) }, validationSplit: validationSplit,
-                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose)
+                  shuffle: shuffle, classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose,
+                  strategy: strategy)
     }
 
     /// One optimisation step on one batch, as Keras' `train_on_batch`: zeroes the gradients, runs
@@ -198,12 +207,13 @@ extension Sequential {
         guard let built = builtInputShape else { throw TrainingError("\(label) is not built: build or fit it before evaluate") }
         try checkData(x: x, targets: targets, what: "evaluate", built: built, batchSize: batchSize)
         try validateTargets(targets, setup)
-        return measure(x: x, targets: targets, batchSize: batchSize, setup: setup)
+        let source = TensorBatches(x: x, targets: targets, batchSize: batchSize, shuffle: false, seed: 0, shard: nil, padded: false)
+        return try measure(source, what: "evaluate", setup: setup, strategy: nil)
     }
 
     // MARK: Machinery
 
-    private func checkData(x: Tensor, targets: Targets, what: String, built: [Int], batchSize: Int) throws {
+    func checkData(x: Tensor, targets: Targets, what: String, built: [Int], batchSize: Int) throws {
         guard batchSize > 0 else { throw TrainingError("\(what) needs a positive batch size, got \(batchSize)") }
         guard x.rank == built.count + 1, Array(x.shape.dropFirst()) == built else {
             throw TrainingError("\(what): x has shape \(x.shape), \(label) takes [N] + \(built)")
@@ -213,36 +223,14 @@ extension Sequential {
         }
     }
 
-    private func validateTargets(_ targets: Targets, _ setup: CompiledSetup) throws {
+    func validateTargets(_ targets: Targets, _ setup: CompiledSetup) throws {
         let out = builtOutputShape ?? []
         try setup.loss.validate(predictionShape: out, targets: targets)
         for m in setup.metrics { try m.validate(predictionShape: out, targets: targets) }
     }
 
-    /// Loss and metrics, in inference mode, as means over the samples.
-    func measure(x: Tensor, targets: Targets, batchSize: Int, setup: CompiledSetup) -> [String: Double] {
-        let n = x.shape[0]
-        let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false
-        var lossSum = 0.0
-        var sums = [Double](repeating: 0, count: setup.metrics.count), counts = [Int](repeating: 0, count: setup.metrics.count)
-        for start in stride(from: 0, to: n, by: batchSize) {
-            let range = start..<Swift.min(start + batchSize, n)
-            let out = forward(x.slice(range), training: false)
-            let t = targets.sliced(range)
-            lossSum += Double(setup.loss.compute(out, t, sampleWeights: nil).loss) * Double(range.count)
-            for (i, m) in setup.metrics.enumerated() {
-                let s = m.score(out, t, logits: logits)
-                sums[i] += s.sum
-                counts[i] += s.count
-            }
-        }
-        var logs = ["loss": n == 0 ? 0 : lossSum / Double(n)]
-        for (i, m) in setup.metrics.enumerated() { logs[m.name] = counts[i] == 0 ? 0 : sums[i] / Double(counts[i]) }
-        return logs
-    }
-
     /// The class of every sample, for class weights.
-    private func classes(of targets: Targets, loss: any Loss) throws -> [Int] {
+    func classes(of targets: Targets, loss: any Loss) throws -> [Int] {
         guard loss.isClassification else {
             throw TrainingError("classWeights need a classification loss, and \(loss.name) compares values: "
                                 + "drop classWeights, or pass per-sample weights through a classification loss")
@@ -269,12 +257,10 @@ extension Sequential {
 
     private func train(x: Tensor, targets: Targets, epochs: Int, initialEpoch: Int, batchSize: Int,
                        validation: (Tensor, Targets)?, validationSplit: Double, shuffle: Bool,
-                       classWeights: [Int: Float]?, seed: UInt64, callbacks: [any Callback], verbose: Int) throws -> History {
+                       classWeights: [Int: Float]?, seed: UInt64, callbacks: [any Callback], verbose: Int,
+                       strategy: (any DistributionStrategy)?) throws -> History {
         guard let setup = compiled else { throw TrainingError("compile(optimizer:loss:metrics:) the model before fit") }
-        guard epochs >= 0 else { throw TrainingError("fit needs epochs >= 0, got \(epochs)") }
-        guard initialEpoch >= 0 && initialEpoch <= epochs else {
-            throw TrainingError("fit needs 0 <= initialEpoch <= epochs, got initialEpoch \(initialEpoch) and epochs \(epochs)")
-        }
+        try checkEpochs(epochs: epochs, initialEpoch: initialEpoch)
         guard validationSplit >= 0 && validationSplit < 1 else {
             throw TrainingError("validationSplit must be in 0..<1, got \(validationSplit)")
         }
@@ -312,103 +298,21 @@ extension Sequential {
             try checkData(x: vx, targets: vt, what: "fit validation data", built: built, batchSize: batchSize)
             try validateTargets(vt, setup)
         }
-
-        var sampleWeights: [Float]?
         if let classWeights {
-            if let bad = classWeights.first(where: { !$0.value.isFinite || $0.value < 0 }) {
-                throw TrainingError("class weight \(bad.value) for class \(bad.key) must be finite and non-negative")
-            }
-            let classes = try classes(of: trainTargets, loss: setup.loss)
-            sampleWeights = try classes.enumerated().map { i, c in
-                guard let w = classWeights[c] else {
-                    throw TrainingError("classWeights has no weight for class \(c) (first seen at sample \(i)); "
-                                        + "it gives weights for classes \(classWeights.keys.sorted())")
-                }
-                return w
-            }
+            // Every class must have a weight: say so before the first step, not at the batch
+            // where the class first appears.
+            _ = try sampleWeights(for: trainTargets, classWeights: classWeights, loss: setup.loss)
         }
+        guard trainX.shape[0] > 0 else { throw TrainingError("fit needs at least one training sample") }
 
-        let n = trainX.shape[0]
-        guard n > 0 else { throw TrainingError("fit needs at least one training sample") }
-        let steps = (n + batchSize - 1) / batchSize
-        let context = TrainingContext(model: self, optimizer: setup.optimizer, epochs: epochs, stepsPerEpoch: steps,
-                                      samples: n, batchSize: batchSize, verbose: verbose)
-        var allCallbacks = callbacks
-        if verbose > 0 && !callbacks.contains(where: { $0 is ProgressBar }) {
-            allCallbacks.insert(ProgressBar(verbose: verbose), at: 0)
+        let shard = strategy.map { (rank: $0.rank, replicas: $0.replicas) }
+        let source = TensorBatches(x: trainX, targets: trainTargets, batchSize: batchSize, shuffle: shuffle,
+                                   seed: seed, shard: shard, padded: true)
+        let validationSource = validationSet.map { vx, vt in
+            TensorBatches(x: vx, targets: vt, batchSize: batchSize, shuffle: false, seed: seed, shard: shard, padded: false)
         }
-        let params = parameters
-        let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false
-        var history = History()
-        var lastLogs: [String: Double] = [:]
-
-        do {
-            for c in allCallbacks { try c.onTrainBegin(context) }
-            epochLoop: for epoch in initialEpoch..<epochs {
-                context.epoch = epoch
-                for c in allCallbacks { try c.onEpochBegin(epoch, context: context) }
-                var order = Array(0..<n)
-                if shuffle {
-                    var g = SeededGenerator(seed: seed, stream: UInt64(epoch))
-                    order.seededShuffle(using: &g)
-                }
-                var lossSum = 0.0, seen = 0
-                var sums = [Double](repeating: 0, count: setup.metrics.count), counts = [Int](repeating: 0, count: setup.metrics.count)
-                for step in 0..<steps {
-                    let range = (step * batchSize)..<Swift.min((step + 1) * batchSize, n)
-                    let xb: Tensor, tb: Targets
-                    var wb: [Float]?
-                    if shuffle {
-                        let indices = Array(order[range])
-                        xb = trainX.gather(indices)
-                        tb = trainTargets.gathered(indices)
-                        wb = sampleWeights.map { w in indices.map { w[$0] } }
-                    } else {
-                        xb = trainX.slice(range)
-                        tb = trainTargets.sliced(range)
-                        wb = sampleWeights.map { Array($0[range]) }
-                    }
-                    for p in params { p.zeroGradient() }
-                    beginTrainingStep(epoch * steps + step)
-                    let out = forward(xb, training: true)
-                    let result = setup.loss.compute(out, tb, sampleWeights: wb)
-                    guard result.loss.isFinite else {
-                        throw TrainingError("loss became \(result.loss) at epoch \(epoch + 1) of \(epochs), step \(step + 1) of \(steps) "
-                                            + "(counting from 1): lower the learning rate, or check the data for NaN or infinite values",
-                                            epoch: epoch, step: step)
-                    }
-                    backwardForTraining(result.gradient)
-                    setup.optimizer.step(params)
-
-                    lossSum += Double(result.loss) * Double(range.count)
-                    seen += range.count
-                    for (i, m) in setup.metrics.enumerated() {
-                        let s = m.score(out, tb, logits: logits)
-                        sums[i] += s.sum
-                        counts[i] += s.count
-                    }
-                    var logs = ["loss": lossSum / Double(seen)]
-                    for (i, m) in setup.metrics.enumerated() { logs[m.name] = counts[i] == 0 ? 0 : sums[i] / Double(counts[i]) }
-                    lastLogs = logs
-                    for c in allCallbacks { try c.onBatchEnd(step, logs: logs, context: context) }
-                    if context.stopTraining { break }
-                }
-                if let (vx, vt) = validationSet {
-                    for (key, value) in measure(x: vx, targets: vt, batchSize: batchSize, setup: setup) {
-                        lastLogs["val_" + key] = value
-                    }
-                }
-                history.append(epoch: epoch, logs: lastLogs)
-                for c in allCallbacks { try c.onEpochEnd(epoch, logs: lastLogs, context: context) }
-                if context.stopTraining { break epochLoop }
-            }
-        } catch {
-            // However training ends, callbacks finish (EarlyStopping restores its best weights,
-            // the progress bar ends its line); the first error is the one reported.
-            for c in allCallbacks { try? c.onTrainEnd(context, logs: lastLogs) }
-            throw error
-        }
-        for c in allCallbacks { try c.onTrainEnd(context, logs: lastLogs) }
-        return history
+        return try runFit(source: source, validation: validationSource, epochs: epochs, initialEpoch: initialEpoch,
+                          classWeights: classWeights, seed: seed, callbacks: callbacks, verbose: verbose,
+                          strategy: strategy, setup: setup)
     }
 }

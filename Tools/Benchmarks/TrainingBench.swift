@@ -90,7 +90,7 @@ enum TrainingBench {
     }
 
     /// The process's peak resident memory, in MiB (Linux reports `ru_maxrss` in KiB).
-    private static func peakResidentMegabytes() -> Double {
+    static func peakResidentMegabytes() -> Double {
         var usage = rusage()
         #if os(Linux)
         getrusage(RUSAGE_SELF.rawValue, &usage)
