@@ -46,6 +46,7 @@ struct Summary: Encodable {
     var testLoss: Double
     var gradientMegabytesPerStep: Double
     var allreducesPerStep: Double
+    var communicationShare: Double
     var baselineTestAccuracy: Double?
 }
 
@@ -152,11 +153,12 @@ struct DistributedTrain: ParsableCommand {
                   + "batch \(batch) per rank (\(batch * world.size) in all), \(sourceName)")
         }
         let network = model.make()
-        let before = (strategy.gradientAllreduces, strategy.gradientBytes)
+        let before = (strategy.gradientAllreduces, strategy.gradientBytes, strategy.communicationSeconds)
         let (timer, result) = try fit(network, label: model.rawValue, quiet: json)
         let steps = Double(source.batchesPerEpoch * epochs)
         let allreduces = Double(strategy.gradientAllreduces - before.0) / steps
         let megabytes = Double(strategy.gradientBytes - before.1) / steps / 1_048_576
+        let communication = strategy.communicationSeconds - before.2
         if let output, chief {
             try makeOutputDirectory(output)
             try network.save(to: output, classNames: FashionMNIST.classNames)
@@ -176,7 +178,8 @@ struct DistributedTrain: ParsableCommand {
             epochSeconds: timer.seconds.map { rounded($0, 3) }, secondsPerEpoch: rounded(perEpoch, 3),
             imagesPerSecond: rounded(samples / perEpoch, 1), testAccuracy: rounded(result["accuracy"] ?? 0, 4),
             testLoss: rounded(result["loss"] ?? 0, 4), gradientMegabytesPerStep: rounded(megabytes, 3),
-            allreducesPerStep: rounded(allreduces, 2), baselineTestAccuracy: baseline.map { rounded($0["accuracy"] ?? 0, 4) })
+            allreducesPerStep: rounded(allreduces, 2),
+            communicationShare: rounded(communication / Swift.max(timer.seconds.reduce(0, +), 1e-9), 3), baselineTestAccuracy: baseline.map { rounded($0["accuracy"] ?? 0, 4) })
         if json {
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -185,8 +188,9 @@ struct DistributedTrain: ParsableCommand {
             return
         }
         print(String(format: "%@: test accuracy %.4f, %.2f s per epoch (median), %.0f images/s over %d rank(s); "
-                     + "%.2f MB of gradients in %.1f all-reduce(s) per step",
-                     model.rawValue, summary.testAccuracy, perEpoch, summary.imagesPerSecond, world.size, megabytes, allreduces))
+                     + "%.2f MB of gradients in %.1f all-reduce(s) per step; %.1f%% of the time in collectives",
+                     model.rawValue, summary.testAccuracy, perEpoch, summary.imagesPerSecond, world.size, megabytes, allreduces,
+                     100 * summary.communicationShare))
         if let accuracy = summary.baselineTestAccuracy {
             let verdict = summary.testAccuracy > accuracy ? "\(model.rawValue) wins" : "the baseline wins"
             print(String(format: "baseline, softmax regression trained the same way: test accuracy %.4f; %@", accuracy, verdict))

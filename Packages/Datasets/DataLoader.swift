@@ -185,7 +185,10 @@ public struct DataLoader<D: Dataset>: Sendable {
                 let buffer = PrefetchBuffer(plan: plan, capacity: prefetch)
                 self.buffer = buffer
                 self.plan = nil
-                let thread = Thread { buffer.produce() }
+                // Decoding stays on this thread: a data set that spreads its batch over
+                // ThreadPool.shared (ImageFolder does) would otherwise take the pool from the
+                // training step, whose kernels would then run serially.
+                let thread = Thread { ThreadPool.withWidthLimit(1) { buffer.produce() } }
                 thread.name = "neurite-prefetch"
                 thread.stackSize = 4 << 20  // image decoders want more than the default 512 KiB
                 thread.start()

@@ -1,4 +1,5 @@
 import Datasets
+import Dispatch
 import Layers
 import Optimizers
 import TensorCore
@@ -46,6 +47,10 @@ public final class DataParallel: DistributionStrategy {
     public private(set) var gradientAllreduces = 0
     /// The number of gradient bytes all-reduced so far (each rank's contribution).
     public private(set) var gradientBytes = 0
+
+    /// Seconds spent in this strategy's collectives so far (waiting for the other ranks
+    /// included): how much of a step communication takes.
+    public private(set) var communicationSeconds = 0.0
 
     /// The packing buffer of the buckets, kept between steps.
     private var packed: [Float] = []
@@ -97,21 +102,27 @@ public final class DataParallel: DistributionStrategy {
 
     /// Element-wise sums over the ranks (one `MPI_Allreduce` in Float64).
     public func sumAcrossReplicas(_ values: [Double]) throws -> [Double] {
-        var sums = values
-        try communicator.allreduce(&sums, .sum)
-        return sums
+        try timed {
+            var sums = values
+            try communicator.allreduce(&sums, .sum)
+            return sums
+        }
     }
 
     /// Every rank's values in rank order (one `MPI_Allgather`; the counts agree by the
     /// strategy's construction, so they are not checked).
     public func gatherAcrossReplicas(_ values: [Double]) throws -> [Double] {
-        try communicator.allgatherUnchecked(values)
+        try timed { try communicator.allgatherUnchecked(values) }
     }
 
     /// Sums the trainable parameters' gradients over the ranks, bucket by bucket.
     public func sumGradients(of parameters: [Parameter]) throws {
         guard replicas > 1 else { return }
         let trainable = Array(parameters.filter(\.isTrainable).reversed())
+        try timed { try sumGradientBuckets(trainable) }
+    }
+
+    private func sumGradientBuckets(_ trainable: [Parameter]) throws {
         try forEachBucket(trainable, values: { $0.gradient }, setValues: { $0.gradient = $1 }) { buffer in
             gradientAllreduces += 1
             gradientBytes += buffer.count * MemoryLayout<Float>.size
@@ -126,11 +137,21 @@ public final class DataParallel: DistributionStrategy {
     /// Sets every parameter (running statistics included) to rank 0's value, bucket by bucket.
     public func broadcastValues(of parameters: [Parameter]) throws {
         guard replicas > 1 else { return }
+        try timed { try broadcastBuckets(parameters) }
+    }
+
+    private func broadcastBuckets(_ parameters: [Parameter]) throws {
         try forEachBucket(parameters, values: { $0.value }, setValues: { $0.value = $1 }) { buffer in
             try communicator.broadcast(buffer, root: 0)
         } inPlace: { parameter in
             try parameter.value.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: 0) }
         }
+    }
+
+    private func timed<R>(_ body: () throws -> R) rethrows -> R {
+        let start = DispatchTime.now().uptimeNanoseconds
+        defer { communicationSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+        return try body()
     }
 
     /// Packs each bucket of `parameters` into one buffer, runs `collective` on it and unpacks

@@ -219,7 +219,7 @@ extension Sequential {
     func runFit(source: any BatchSource, validation: (any BatchSource)?, epochs: Int, initialEpoch: Int,
                 classWeights: [Int: Float]?, seed: UInt64, callbacks: [any Callback], verbose requested: Int,
                 strategy: (any DistributionStrategy)?, setup: CompiledSetup) throws -> History {
-        let rank = strategy?.rank ?? 0
+        let rank = strategy?.rank ?? 0, replicas = strategy?.replicas ?? 1
         let verbose = rank == 0 ? requested : 0
         var history = History()
 
@@ -257,7 +257,7 @@ extension Sequential {
         let steps = source.batchesPerEpoch
         let context = TrainingContext(model: self, optimizer: setup.optimizer, epochs: epochs, stepsPerEpoch: steps,
                                       samples: source.samplesPerEpoch, batchSize: source.batchSize, verbose: verbose,
-                                      rank: rank, replicas: strategy?.replicas ?? 1)
+                                      rank: rank, replicas: replicas)
         var allCallbacks = callbacks
         if verbose > 0 && !callbacks.contains(where: { $0 is ProgressBar }) {
             allCallbacks.insert(ProgressBar(verbose: verbose), at: 0)
@@ -310,7 +310,9 @@ extension Sequential {
                     let b = batch!
 
                     for p in params { p.zeroGradient() }
-                    beginTrainingStep(epoch * steps + step)
+                    // Dropout masks: one stream per step and replica, so replicas draw different
+                    // masks and a resumed run draws the ones an uninterrupted run drew.
+                    beginTrainingStep((epoch * steps + step) * replicas + rank)
                     let out = forward(b.x, training: true)
                     try statistics?.rethrowFailure()
                     let result = setup.loss.compute(out, b.targets, sampleWeights: weights)

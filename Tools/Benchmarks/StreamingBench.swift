@@ -11,14 +11,14 @@ import _AppSupport
 /// with the epoch's seconds, images per second and the process's peak resident memory. Run each
 /// source in its own process, so that one's memory does not count in the other's peak:
 ///
-///     neurite-bench streaming --source folder --data /tmp/fmnist-png [--prefetch 4] [--epochs 1]
+///     neurite-bench streaming --source folder --data /tmp/fmnist-png [--prefetch 4] [--epochs 1] [--models batchnorm_cnn]
 ///     neurite-bench streaming --source memory [--data IDX_DIR]
 ///     neurite-bench streaming --source decode --data /tmp/fmnist-png     (the loader alone, no training)
 ///
 /// Tools/reference/torch_streaming.py and keras_streaming.py measure PyTorch's `DataLoader` and
 /// Keras' `image_dataset_from_directory` on the same folder.
 enum StreamingBench {
-    static func run(source: String, dataDirectory: String?, prefetch: Int, epochs: Int, seed: UInt64) {
+    static func run(source: String, dataDirectory: String?, prefetch: Int, epochs: Int, seed: UInt64, modelName: String) {
         do {
             let loader: any BatchSource
             let started = now()
@@ -52,12 +52,16 @@ enum StreamingBench {
                 }
                 return
             }
-            let model = DemoModels.courseCNN()
+            guard let make = LayersBench.models.first(where: { $0.name == modelName })?.make else {
+                print("streaming suite: no model \(modelName); models: \(LayersBench.models.map(\.name))")
+                return
+            }
+            let model = make()
             model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
-            let timer = EpochTimer(label: "course_cnn", quiet: true)
+            let timer = EpochTimer(label: modelName, quiet: true)
             try model.fit(loader, epochs: epochs, seed: seed, callbacks: [timer], verbose: 0)
             for (epoch, seconds) in timer.seconds.enumerated() {
-                emit([("bench", "streaming"), ("impl", "neurite"), ("source", source), ("what", "train"), ("model", "course_cnn"),
+                emit([("bench", "streaming"), ("impl", "neurite"), ("source", source), ("what", "train"), ("model", modelName),
                       ("epoch", epoch + 1), ("images", Int(images)), ("seconds", seconds), ("images_per_second", images / seconds),
                       ("batch_size", 128), ("prefetch", source == "folder" ? prefetch : 0), ("threads", ThreadPool.shared.width),
                       ("setup_seconds", setupSeconds), ("peak_rss_mb", TrainingBench.peakResidentMegabytes())])

@@ -179,7 +179,7 @@ if options.suites.contains("streaming") {
     }
     StreamingBench.run(source: value("--source") ?? "folder", dataDirectory: options.dataDirectory,
                        prefetch: value("--prefetch").flatMap { Int($0) } ?? 4, epochs: options.epochs == 2 && value("--epochs") == nil ? 1 : options.epochs,
-                       seed: options.seed)
+                       seed: options.seed, modelName: options.models?.first ?? "course_cnn")
 }
 
 if options.suites.contains("layers") {
