@@ -6,6 +6,8 @@
 //   mpirun -np 2 neurite-mpi-check train --model dense|batchnorm --batch 64 --epochs 2 --out DIR
 //       [--checkpoint DIR] [--resume] [--fail MODE --fail-rank R --fail-epoch E --fail-step S]
 //
+//   mpirun -np 2 neurite-mpi-check bandwidth      (all-reduce bandwidth, 1 to 64 MiB; a benchmark)
+//
 // MODE is throw (the rank's data source throws, as for an unreadable file), nan (the rank's batch
 // holds NaN), kill (the rank sends itself SIGKILL) or exit (the rank calls exit(3) without MPI).
 // Rank 0 saves the final model to --out (Sequential.save). Every rank's final weights are
@@ -167,10 +169,40 @@ final class EpochRecorder: Callback {
     }
 }
 
+/// All-reduce bandwidth for 1 to 64 MiB of Float32, one JSON line per size on rank 0: the best
+/// and median seconds of 20 calls after 3 warm-ups, and the "bus bandwidth" `2 (R-1)/R * bytes /
+/// seconds` (what each rank sends and receives in a ring all-reduce, NCCL's convention).
+func bandwidth(_ world: Communicator) throws {
+    for megabytes in [1, 2, 4, 8, 16, 32, 64] {
+        let count = megabytes * 1_048_576 / 4
+        var values = [Float](repeating: 1, count: count)
+        var times: [Double] = []
+        for i in 0..<23 {
+            try world.barrier()
+            let start = DispatchTime.now().uptimeNanoseconds
+            try world.allreduce(&values, .mean)
+            if i >= 3 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+        }
+        guard values[0] == 1 else { throw TrainingError("all-reduce of ones by mean gave \(values[0])") }
+        times.sort()
+        if world.rank == 0 {
+            let bytes = Double(count * 4)
+            let bus = 2 * Double(world.size - 1) / Double(world.size) * bytes / times[0] / 1e9
+            print("{\"bench\": \"allreduce\", \"ranks\": \(world.size), \"megabytes\": \(megabytes), "
+                  + "\"best_seconds\": \(times[0]), \"median_seconds\": \(times[times.count / 2]), "
+                  + "\"bus_gigabytes_per_second\": \(bus)}")
+        }
+    }
+}
+
 Communicator.run { world in
+    if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "bandwidth" {
+        try bandwidth(world)
+        return
+    }
     let options = try Options(Array(CommandLine.arguments.dropFirst(2)))
     guard CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "train" else {
-        throw TrainingError("usage: neurite-mpi-check train [options]")
+        throw TrainingError("usage: neurite-mpi-check train [options] | bandwidth")
     }
     let strategy = DataParallel(world, synchronizeBatchNormalization: options.syncBatchNorm)
     let (x, y) = syntheticData(samples: options.samples)
