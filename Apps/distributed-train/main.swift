@@ -144,7 +144,8 @@ struct DistributedTrain: ParsableCommand {
         func fit(_ network: Sequential, label: String, quiet: Bool) throws -> (timer: EpochTimer, test: [String: Double]) {
             network.compile(optimizer: Adam(learningRate: Float(learningRate)), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
             let timer = EpochTimer(label: label, quiet: quiet || !chief)
-            try network.fit(source, epochs: epochs, seed: seed, callbacks: [timer], verbose: 0, strategy: strategy)
+            try network.fit(source, epochs: epochs, validationData: testLoader, seed: seed, callbacks: [timer], verbose: 0,
+                            strategy: strategy)
             return (timer, try network.evaluate(testLoader, strategy: strategy))
         }
 
