@@ -88,6 +88,9 @@ struct DistributedTrain: ParsableCommand {
     @Option(help: "Batches each rank decodes ahead on a background thread when streaming.")
     var prefetch: Int = 4
 
+    @Option(help: "Background threads that decode batches when streaming.")
+    var workers: Int = 1
+
     @Option(help: "A folder for the trained model (written by rank 0, atomically file by file).")
     var output: String?
 
@@ -101,6 +104,7 @@ struct DistributedTrain: ParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs).") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
         guard prefetch >= 0 else { throw ValidationError("--prefetch must be at least 0, got \(prefetch).") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers).") }
     }
 
     func run() throws {
@@ -127,7 +131,7 @@ struct DistributedTrain: ParsableCommand {
         if let data {
             let folder = try ImageFolder(directory: data, imageSize: (28, 28), channels: 1)
             source = DataLoader(folder, batchSize: batch, seed: seed, sampler: try strategy.sampler(count: folder.count),
-                                prefetch: prefetch)
+                                prefetch: prefetch, workers: workers)
             sourceName = "image folder \(data) (\(folder.count) images)"
         } else {
             let train: MNISTDataset

@@ -68,13 +68,15 @@ extension SeededGenerator {
 /// **Batches.** Batch `k` is `dataset.batch(at:)` of the order's `k`-th run of `batchSize`
 /// indices: `x` is `[B, ...]`, `y` has `B` labels, `B == batchSize` except perhaps the last.
 ///
-/// **Prefetching.** With `prefetch: n > 0`, a background thread prepares up to `n` batches ahead
-/// of the consumer in a bounded queue, so reading and decoding files overlaps training. It yields
-/// exactly the batches the consumer's thread would. An error from the data set or the transform
-/// is thrown by ``BatchIterator/next()`` at the batch where it happened, after every earlier
-/// batch; the epoch then ends. Dropping an iterator stops its thread (after the batch it is
-/// preparing) and releases the data set; nothing waits on it. This is a thread of its own, not
-/// `ThreadPool.shared`: it does I/O-bound work that must run while the pool computes.
+/// **Prefetching.** With `prefetch: n > 0`, `workers` background threads (one by default)
+/// prepare up to `n` batches ahead of the consumer in a bounded queue, so reading and decoding
+/// files overlaps training; each thread makes whole batches, claimed in order. The consumer gets
+/// exactly the batches, in the order, its own thread would make. An error from the data set or
+/// the transform is thrown by ``BatchIterator/next()`` at the batch where it happened, after
+/// every earlier batch; the epoch then ends. Dropping an iterator stops its threads (after the
+/// batch each is preparing) and releases the data set; nothing waits on them. These are threads
+/// of their own, not `ThreadPool.shared`, and a data set that spreads a batch over the pool
+/// (`ImageFolder`) runs serially on them, leaving the pool to the training step.
 /// Use prefetching for file-backed data; for a ``TensorDataset`` a batch is one `gather`, and
 /// the thread costs more than it hides.
 public struct DataLoader<D: Dataset>: Sendable {
@@ -98,6 +100,9 @@ public struct DataLoader<D: Dataset>: Sendable {
     public let prefetch: Int
     /// Applied to each sample's `x` when set; see ``SampleTransform``.
     public let transform: SampleTransform?
+    /// The number of background threads that prepare batches when prefetching (PyTorch's
+    /// `num_workers`): each makes whole batches, in parallel with the others.
+    public let workers: Int
 
     /// A loader over `dataset`.
     ///
@@ -108,14 +113,17 @@ public struct DataLoader<D: Dataset>: Sendable {
     ///   - lastBatch: keep (default) or drop a final partial batch.
     ///   - sampler: chooses each epoch's indices instead of the shuffle; its indices must be in
     ///     `0..<dataset.count`.
-    ///   - prefetch: batches prepared ahead on a background thread (0, the default, for none).
+    ///   - prefetch: batches prepared ahead on background threads (0, the default, for none).
+    ///   - workers: the number of those threads (1 by default): more when making a batch (decoding
+    ///     large JPEGs, heavy augmentation) takes longer than a training step.
     ///   - transform: a per-sample augmentation.
-    /// - Precondition: `batchSize >= 1` and `prefetch >= 0`.
+    /// - Precondition: `batchSize >= 1`, `prefetch >= 0` and `workers >= 1`.
     public init(_ dataset: D, batchSize: Int, shuffle: Bool = true, seed: UInt64 = 0,
                 lastBatch: LastBatchPolicy = .keep, sampler: (any Sampler)? = nil, prefetch: Int = 0,
-                transform: SampleTransform? = nil) {
+                workers: Int = 1, transform: SampleTransform? = nil) {
         neuritePrecondition(batchSize >= 1, "DataLoader needs a batch size of at least 1, got \(batchSize)")
         neuritePrecondition(prefetch >= 0, "DataLoader needs a non-negative prefetch depth, got \(prefetch)")
+        neuritePrecondition(workers >= 1, "DataLoader needs at least one worker, got \(workers)")
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -124,6 +132,7 @@ public struct DataLoader<D: Dataset>: Sendable {
         self.sampler = sampler
         self.prefetch = prefetch
         self.transform = transform
+        self.workers = workers
     }
 
     /// Samples visited per epoch (before dropping a partial batch): the sampler's count, else the data set's.
@@ -165,7 +174,7 @@ public struct DataLoader<D: Dataset>: Sendable {
     public func batches(epoch: Int) -> BatchIterator {
         let plan = EpochPlan(dataset: dataset, order: order(epoch: epoch), batchSize: batchSize,
                              batchCount: batchesPerEpoch, seed: seed, epoch: epoch, transform: transform)
-        return BatchIterator(plan: plan, prefetch: prefetch)
+        return BatchIterator(plan: plan, prefetch: prefetch, workers: workers)
     }
 
     /// The batches of one epoch, in order; made by ``DataLoader/batches(epoch:)``.
@@ -180,18 +189,21 @@ public struct DataLoader<D: Dataset>: Sendable {
         private var cursor = 0
         private var finished = false
 
-        init(plan: EpochPlan<D>, prefetch: Int) {
+        init(plan: EpochPlan<D>, prefetch: Int, workers: Int) {
             if prefetch > 0 && plan.batchCount > 0 {
-                let buffer = PrefetchBuffer(plan: plan, capacity: prefetch)
+                let threads = Swift.max(1, Swift.min(workers, plan.batchCount))
+                let buffer = PrefetchBuffer(plan: plan, capacity: prefetch, producers: threads)
                 self.buffer = buffer
                 self.plan = nil
                 // Decoding stays on this thread: a data set that spreads its batch over
                 // ThreadPool.shared (ImageFolder does) would otherwise take the pool from the
                 // training step, whose kernels would then run serially.
-                let thread = Thread { ThreadPool.withWidthLimit(1) { buffer.produce() } }
-                thread.name = "neurite-prefetch"
-                thread.stackSize = 4 << 20  // image decoders want more than the default 512 KiB
-                thread.start()
+                for worker in 0..<threads {
+                    let thread = Thread { ThreadPool.withWidthLimit(1) { buffer.produce() } }
+                    thread.name = "neurite-prefetch-\(worker)"
+                    thread.stackSize = 4 << 20  // image decoders want more than the default 512 KiB
+                    thread.start()
+                }
             } else {
                 self.buffer = nil
                 self.plan = plan
@@ -271,78 +283,81 @@ struct EpochPlan<D: Dataset>: Sendable {
     }
 }
 
-/// The bounded queue between one prefetch thread (producer) and one iterator (consumer).
+/// The bounded queue between the prefetch threads (producers) and one iterator (consumer).
+///
+/// Producers claim batch indices in order from a shared counter, but never more than `capacity`
+/// beyond the batch the consumer will take next plus the one being made (so at most
+/// `capacity + 1` batches are ready or in the making); the consumer takes them strictly in
+/// order, waiting for the next one even when later ones are ready. A batch that fails ends the
+/// epoch after it: no producer starts a later one, and the consumer receives the earlier ones
+/// and then the error.
 ///
 /// `@unchecked Sendable`: every mutable property is read and written only while `condition` is
-/// locked. The producer blocks while `capacity` results wait; the consumer blocks while none do.
-/// `cancel()` wakes both and makes the producer stop. The plan (and with it the data set) is
-/// handed to the producer thread when it starts, so it is released when that thread ends.
+/// locked. `cancel()` wakes everyone and makes producers stop after the batch each is making. The
+/// plan (and with it the data set) is dropped when the last producer ends.
 final class PrefetchBuffer<D: Dataset>: @unchecked Sendable {
     private let condition = NSCondition()
     private let capacity: Int
     private var plan: EpochPlan<D>?
-    private var ready: [Result<(x: Tensor, y: [Int]), any Error>] = []
-    private var done = false
+    private var ready: [Int: Result<(x: Tensor, y: [Int]), any Error>] = [:]
+    /// The next batch a producer will claim, and the next the consumer will take.
+    private var nextToMake = 0, nextToTake = 0
+    /// One past the last batch of the epoch: the batch count, or one past a failed batch.
+    private var end: Int
+    private var producers: Int
     private var cancelled = false
 
-    init(plan: EpochPlan<D>, capacity: Int) {
+    init(plan: EpochPlan<D>, capacity: Int, producers: Int) {
         self.plan = plan
         self.capacity = capacity
+        self.end = plan.batchCount
+        self.producers = producers
     }
 
-    /// The producer's loop: makes each batch in turn and queues it, until the epoch ends, a batch
-    /// fails (its error is queued in its place), or the consumer cancels.
+    /// One producer's loop: claims the next batch while there is room, makes it and files it,
+    /// until the epoch ends, a batch fails or the consumer cancels.
     func produce() {
-        condition.lock()
-        let taken = plan
-        plan = nil
-        condition.unlock()
-        defer { finish() }
-        guard let plan = taken else { return }
-        for k in 0..<plan.batchCount {
-            if isCancelled { return }
+        while true {
+            condition.lock()
+            while !cancelled && nextToMake < end && nextToMake > nextToTake + capacity { condition.wait() }
+            guard !cancelled, nextToMake < end, let plan else {
+                producers -= 1
+                if producers == 0 { plan = nil }  // the data set goes with the last producer
+                condition.broadcast()
+                condition.unlock()
+                return
+            }
+            let k = nextToMake
+            nextToMake += 1
+            condition.unlock()
+
             let result = Result { try plan.batch(k) }
-            guard put(result) else { return }
-            if case .failure = result { return }
+
+            condition.lock()
+            if !cancelled && k < end {
+                ready[k] = result
+                if case .failure = result { end = k + 1 }
+            }
+            condition.broadcast()
+            condition.unlock()
         }
     }
 
-    private var isCancelled: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return cancelled
-    }
-
-    /// Queues a result, waiting for room; false when the consumer has cancelled.
-    private func put(_ result: Result<(x: Tensor, y: [Int]), any Error>) -> Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        while ready.count >= capacity && !cancelled { condition.wait() }
-        if cancelled { return false }
-        ready.append(result)
-        condition.broadcast()
-        return true
-    }
-
-    private func finish() {
-        condition.lock()
-        done = true
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    /// The next result in order, waiting for the producer; nil when it has finished and none is left.
+    /// The next result in order, waiting for the producers; nil when the epoch has ended.
     func take() -> Result<(x: Tensor, y: [Int]), any Error>? {
         condition.lock()
         defer { condition.unlock() }
-        while ready.isEmpty && !done && !cancelled { condition.wait() }
-        if ready.isEmpty { return nil }
-        let result = ready.removeFirst()
+        while !cancelled && nextToTake < end && ready[nextToTake] == nil {
+            if producers == 0 { return nil }  // nobody left to make it (cannot happen before the end)
+            condition.wait()
+        }
+        guard !cancelled, nextToTake < end, let result = ready.removeValue(forKey: nextToTake) else { return nil }
+        nextToTake += 1
         condition.broadcast()
         return result
     }
 
-    /// Stops the producer (after the batch it is making) and drops queued batches.
+    /// Stops the producers (after the batch each is making) and drops queued batches.
     func cancel() {
         condition.lock()
         cancelled = true

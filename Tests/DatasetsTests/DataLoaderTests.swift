@@ -189,14 +189,15 @@ final class DataLoaderTests: XCTestCase {
         ]
         for (c, (data, sampler, transform)) in configurations.enumerated() {
             let inline = DataLoader(data, batchSize: 6, seed: 21, sampler: sampler, transform: transform)
-            for depth in [1, 3, 16] {
-                let ahead = DataLoader(data, batchSize: 6, seed: 21, sampler: sampler, prefetch: depth, transform: transform)
+            for (depth, workers) in [(1, 1), (3, 1), (16, 1), (1, 3), (4, 2), (16, 5)] {
+                let ahead = DataLoader(data, batchSize: 6, seed: 21, sampler: sampler, prefetch: depth, workers: workers,
+                                       transform: transform)
                 for epoch in 0..<2 {
                     let expected = collect(inline, epoch: epoch), got = collect(ahead, epoch: epoch)
-                    XCTAssertEqual(got.count, expected.count, "configuration \(c), depth \(depth)")
+                    XCTAssertEqual(got.count, expected.count, "configuration \(c), depth \(depth), workers \(workers)")
                     XCTAssertEqual(got.count, inline.batchesPerEpoch)
                     for (e, g) in zip(expected, got) {
-                        XCTAssertEqual(g.x, e.x, "configuration \(c), depth \(depth), epoch \(epoch)")
+                        XCTAssertEqual(g.x, e.x, "configuration \(c), depth \(depth), workers \(workers), epoch \(epoch)")
                         XCTAssertEqual(g.y, e.y, "configuration \(c), depth \(depth), epoch \(epoch)")
                     }
                 }
@@ -207,9 +208,10 @@ final class DataLoaderTests: XCTestCase {
     // MARK: Errors and early stops
 
     func testDataSetErrorSurfacesAtItsBatchAndEndsTheEpoch() {
-        for prefetch in [0, 1, 3] {
+        for (prefetch, workers) in [(0, 1), (1, 1), (3, 1), (3, 3), (8, 2)] {
             for failAt in [0, 13, 30] {
-                let loader = DataLoader(LazyDataset(n: 31, failAt: failAt), batchSize: 4, seed: 8, prefetch: prefetch)
+                let loader = DataLoader(LazyDataset(n: 31, failAt: failAt), batchSize: 4, seed: 8, prefetch: prefetch,
+                                        workers: workers)
                 let failingBatch = loader.order(epoch: 1).firstIndex(of: failAt)! / 4
                 let iterator = loader.batches(epoch: 1)
                 var good = 0
@@ -219,7 +221,7 @@ final class DataLoaderTests: XCTestCase {
                 } catch {
                     caught = error
                 }
-                let context = "prefetch \(prefetch), failing sample \(failAt)"
+                let context = "prefetch \(prefetch), workers \(workers), failing sample \(failAt)"
                 XCTAssertEqual(good, failingBatch, "batches before the failure, \(context)")
                 XCTAssertEqual(caught as? DatasetError, DatasetError(.corrupt, path: "sample-\(failAt).png", "bad chunk"), context)
                 XCTAssertNil(try iterator.next(), "the epoch ends after an error, \(context)")
@@ -265,6 +267,20 @@ final class DataLoaderTests: XCTestCase {
         }
         // The only other owner of the data set is the prefetch thread: once it has stopped, the probe goes.
         XCTAssertTrue(eventually(within: 5) { released == nil }, "the prefetch thread did not stop")
+
+        // Several workers stop too, and release the data set once the last one has.
+        weak var sharedProbe: Probe?
+        do {
+            let data = LazyDataset(n: 1000, delay: 0.001)
+            sharedProbe = data.probe
+            let iterator = DataLoader(data, batchSize: 10, seed: 4, prefetch: 3, workers: 3).batches(epoch: 0)
+            XCTAssertEqual(try iterator.next()?.y.count, 10)
+            XCTAssertTrue(eventually(within: 5) { data.probe.samplesRead.load(ordering: .relaxed) >= 40 })
+            Thread.sleep(forTimeInterval: 0.05)
+            XCTAssertLessThanOrEqual(data.probe.samplesRead.load(ordering: .relaxed), 50, "consumed 1 batch, at most 3 + 1 ahead")
+            withExtendedLifetime(iterator) {}
+        }
+        XCTAssertTrue(eventually(within: 5) { sharedProbe == nil }, "the prefetch threads did not stop")
 
         // Abandoned while the producer is still busy with a batch.
         weak var busyProbe: Probe?

@@ -11,14 +11,14 @@ import _AppSupport
 /// with the epoch's seconds, images per second and the process's peak resident memory. Run each
 /// source in its own process, so that one's memory does not count in the other's peak:
 ///
-///     neurite-bench streaming --source folder --data /tmp/fmnist-png [--prefetch 4] [--epochs 1] [--models batchnorm_cnn]
+///     neurite-bench streaming --source folder --data /tmp/fmnist-png [--prefetch 4] [--workers 1] [--epochs 1] [--models batchnorm_cnn]
 ///     neurite-bench streaming --source memory [--data IDX_DIR]
 ///     neurite-bench streaming --source decode --data /tmp/fmnist-png     (the loader alone, no training)
 ///
 /// Tools/reference/torch_streaming.py and keras_streaming.py measure PyTorch's `DataLoader` and
 /// Keras' `image_dataset_from_directory` on the same folder.
 enum StreamingBench {
-    static func run(source: String, dataDirectory: String?, prefetch: Int, epochs: Int, seed: UInt64, modelName: String) {
+    static func run(source: String, dataDirectory: String?, prefetch: Int, workers: Int, epochs: Int, seed: UInt64, modelName: String) {
         do {
             let loader: any BatchSource
             let started = now()
@@ -29,7 +29,7 @@ enum StreamingBench {
                     return
                 }
                 let folder = try ImageFolder(directory: dataDirectory, imageSize: (28, 28), channels: 1)
-                loader = DataLoader(folder, batchSize: 128, seed: seed, prefetch: prefetch)
+                loader = DataLoader(folder, batchSize: 128, seed: seed, prefetch: prefetch, workers: workers)
             case "memory":
                 let train = try FashionMNIST.load(.train, from: dataDirectory)
                 loader = DataLoader(TensorDataset(x: train.images, y: train.labels), batchSize: 128, seed: seed)
@@ -47,7 +47,7 @@ enum StreamingBench {
                     let seconds = now() - t0
                     emit([("bench", "streaming"), ("impl", "neurite"), ("source", source), ("what", "decode"),
                           ("images", Int(images)), ("seconds", seconds), ("images_per_second", images / seconds),
-                          ("prefetch", prefetch), ("threads", ThreadPool.shared.width),
+                          ("prefetch", prefetch), ("workers", workers), ("threads", ThreadPool.shared.width),
                           ("peak_rss_mb", TrainingBench.peakResidentMegabytes())])
                 }
                 return
@@ -63,7 +63,7 @@ enum StreamingBench {
             for (epoch, seconds) in timer.seconds.enumerated() {
                 emit([("bench", "streaming"), ("impl", "neurite"), ("source", source), ("what", "train"), ("model", modelName),
                       ("epoch", epoch + 1), ("images", Int(images)), ("seconds", seconds), ("images_per_second", images / seconds),
-                      ("batch_size", 128), ("prefetch", source == "folder" ? prefetch : 0), ("threads", ThreadPool.shared.width),
+                      ("batch_size", 128), ("prefetch", source == "folder" ? prefetch : 0), ("workers", workers), ("threads", ThreadPool.shared.width),
                       ("setup_seconds", setupSeconds), ("peak_rss_mb", TrainingBench.peakResidentMegabytes())])
             }
         } catch {

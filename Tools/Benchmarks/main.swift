@@ -2,7 +2,7 @@
 //
 //   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
-//   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--epochs N]
+//   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--workers N] [--epochs N]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
@@ -178,7 +178,8 @@ if options.suites.contains("streaming") {
         return arguments[arguments.index(after: i)]
     }
     StreamingBench.run(source: value("--source") ?? "folder", dataDirectory: options.dataDirectory,
-                       prefetch: value("--prefetch").flatMap { Int($0) } ?? 4, epochs: options.epochs == 2 && value("--epochs") == nil ? 1 : options.epochs,
+                       prefetch: value("--prefetch").flatMap { Int($0) } ?? 4,
+                       workers: max(1, value("--workers").flatMap { Int($0) } ?? 1), epochs: options.epochs == 2 && value("--epochs") == nil ? 1 : options.epochs,
                        seed: options.seed, modelName: options.models?.first ?? "course_cnn")
 }
 
