@@ -141,7 +141,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "text-generator",
-            dependencies: ["Recurrent", "Layers", "Optimizers", "TensorCore", "_AppSupport",
+            dependencies: ["Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/text-generator"
         ),

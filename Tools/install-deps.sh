@@ -2,11 +2,15 @@
 # Installs the Debian packages Neurite builds and tests with, when they are missing:
 # zlib, libpng and libjpeg headers (Datasets links them), pkg-config (SwiftPM finds them
 # through it), Fashion-MNIST (the demos' default data) and Open MPI (headers, library and mpirun,
-# for the DistributedTraining module, its tests and the distributed-train demo). The Swift
+# for the DistributedTraining module, its tests and the distributed-train demo), and the sequence
+# demos' data: stock prices and Seattle weather (python3-vega-datasets, CSV files under
+# /usr/lib/python3/dist-packages/vega_datasets/_data) and the lambda phage genome
+# (bowtie2-examples, /usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz). The Swift
 # toolchain, with the clang that compiles our C targets, is part of the machine image.
 # macOS: brew install pkg-config libpng jpeg-turbo open-mpi
 set -euo pipefail
-packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
+          python3-vega-datasets bowtie2-examples)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

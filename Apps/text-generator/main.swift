@@ -11,6 +11,7 @@
 // (its vocabulary as class names, the window in the metadata); --load DIR reloads such a model and
 // only generates.
 import ArgumentParser
+import Datasets
 import Foundation
 import Layers
 import Optimizers
@@ -96,10 +97,10 @@ struct TextGenerator: ParsableCommand {
         try reportingFailures(of: "text-generator") {
             var generator = SeededGenerator(seed: seed, stream: 99)
             let model: Sequential
-            let vocabulary: [Character]
+            let vocabulary: Vocabulary
             let windowLength: Int
             var report: Report
-            var corpus: [Character] = []
+            var corpus: [String] = []
             if let load {
                 RecurrentLayers.register()
                 let saved: SavedModel
@@ -109,7 +110,11 @@ struct TextGenerator: ParsableCommand {
                     throw DemoFailure("\(load) does not hold a text-generator model (no vocabulary or window)")
                 }
                 model = saved.model
-                vocabulary = names.map { $0.first! }
+                do {
+                    vocabulary = try Vocabulary(tokens: names, split: .characters, reservingSpecialTokens: false)
+                } catch {
+                    throw DemoFailure("\(load) holds no usable vocabulary: \(error)")
+                }
                 windowLength = w
                 report = Report(vocabulary: vocabulary.count, window: w, epochs: 0, loss: [], accuracy: [], samples: [:], files: [])
                 if !json { print("loaded \(load): \(vocabulary.count) characters, window \(w)") }
@@ -117,14 +122,14 @@ struct TextGenerator: ParsableCommand {
                 guard let text = try? String(contentsOfFile: data, encoding: .utf8) else {
                     throw DemoFailure("cannot read \(data) as UTF-8 text")
                 }
-                corpus = Array(text)
-                guard corpus.count > window + 1 else {
-                    throw DemoFailure("\(data) has \(corpus.count) characters; it needs more than the window (\(window))")
+                guard text.count > window + 1 else {
+                    throw DemoFailure("\(data) has \(text.count) characters; it needs more than the window (\(window))")
                 }
-                vocabulary = Array(Set(corpus)).sorted()
+                // Characters as tokens, most frequent first; the output layer predicts one of them.
+                vocabulary = try Vocabulary(fitting: [text], split: .characters, reservingSpecialTokens: false)
+                corpus = vocabulary.tokenize(text)
                 windowLength = window
-                let index = Dictionary(uniqueKeysWithValues: vocabulary.enumerated().map { ($1, $0) })
-                let tokens = corpus.map { Float(index[$0]!) }
+                let tokens = try vocabulary.encode(text).map(Float.init)
                 let starts = Array(stride(from: 0, to: tokens.count - window, by: 3))
                 var x = [Float](), y = [Int]()
                 x.reserveCapacity(starts.count * window)
@@ -156,28 +161,28 @@ struct TextGenerator: ParsableCommand {
                                 samples: [:], files: [])
             }
             if let output, load == nil {
-                try model.save(to: output, classNames: vocabulary.map { String($0) },
+                try model.save(to: output, classNames: vocabulary.tokens,
                                metadata: ["app": "text-generator", "window": String(windowLength), "text": data])
                 report.files.append(output)
             }
             // The text to start from, as known characters.
-            var start: [Character]
+            var start: [String]
             if let prime {
-                start = prime.filter { vocabulary.contains($0) }
+                start = vocabulary.tokenize(prime).filter { vocabulary.id(of: $0) != nil }
             } else if !corpus.isEmpty {
                 let at = generator.nextIndex(below: corpus.count - windowLength)
                 start = Array(corpus[at..<(at + windowLength)])
             } else {
                 start = []
             }
-            let pad = vocabulary.contains(" ") ? Character(" ") : vocabulary[0]
+            let pad = vocabulary.id(of: " ") != nil ? " " : vocabulary.tokens[0]
             for t in temperatures {
                 let text = sample(model: model, vocabulary: vocabulary, window: windowLength, start: start, pad: pad,
                                   temperature: t, generator: &generator)
                 report.samples[String(t)] = text
                 if !json {
                     print("\n--- temperature \(t) ---")
-                    print(String(start) + text)
+                    print(start.joined() + text)
                 }
             }
             if json { try printJSONLine(report) } else { for f in report.files { print("wrote \(f)") } }
@@ -185,10 +190,10 @@ struct TextGenerator: ParsableCommand {
     }
 
     /// `length` characters drawn one at a time from the model's softmax at `temperature`.
-    func sample(model: Sequential, vocabulary: [Character], window: Int, start: [Character], pad: Character,
+    func sample(model: Sequential, vocabulary: Vocabulary, window: Int, start: [String], pad: String,
                 temperature: Double, generator: inout SeededGenerator) -> String {
-        let index = Dictionary(uniqueKeysWithValues: vocabulary.enumerated().map { ($1, $0) })
-        var context = (Array(repeating: pad, count: Swift.max(0, window - start.count)) + start).suffix(window).map { index[$0]! }
+        var context = (Array(repeating: pad, count: Swift.max(0, window - start.count)) + start).suffix(window)
+            .map { vocabulary.id(of: $0)! }
         var out = ""
         for _ in 0..<length {
             let logits = model.predict(Tensor(shape: [1, window], scalars: context.map(Float.init))).scalars
@@ -201,7 +206,7 @@ struct TextGenerator: ParsableCommand {
                 u -= w
                 if u <= 0 { choice = i; break }
             }
-            out.append(vocabulary[choice])
+            out += vocabulary.tokens[choice]
             context.removeFirst()
             context.append(choice)
         }
