@@ -1,12 +1,12 @@
 import TensorCore
 
 // Why a parser of our own rather than the mirrored packages: every error here must name the
-// file, the 1-based line and the 1-based column. yaslab/CSV.swift 2.5.2 reports only
-// `CSVError` cases without a position (`cannotReadHeaderRow`, `stringEncodingMismatch`...) and
-// reads through a character stream with no line count; SwiftCSV 0.10.0 reports
-// `CSVParseError.quotation(message:)` with no line or column and keeps ragged rows silently
-// (short rows padded, long rows cut in its named view). Neither can say "line 17, column 3",
-// and RFC 4180 is small enough to parse exactly in one pass over the bytes.
+// file, the 1-based line and the 1-based column. yaslab/CSV.swift 2.5.2 throws `CSVError`
+// cases that carry no position (`cannotReadHeaderRow`, `invalidCSVFormat`...), and SwiftCSV
+// 0.10.0 throws `CSVParseError.quotation(message:)` / `.generic(message:)` with only a text;
+// neither says at which line or column a file went wrong. RFC 4180 is small enough to parse
+// exactly in one pass over the bytes, counting lines as we go, so we do that instead of adding
+// a dependency.
 
 /// How ``CSVTable`` reads a delimited text file.
 public struct CSVOptions: Sendable, Equatable {

@@ -89,6 +89,9 @@ public struct TimeseriesWindows: Sendable {
         guard end > start && end <= n else {
             throw bad("endIndex must be in \(start + 1)...\(n) (after startIndex \(start), at most the \(n) rows of data), got \(end)")
         }
+        if case .values(let t)? = targets, t.rank == 0 {
+            throw bad("value targets must be [N, ...] with one row per time step, got a scalar")
+        }
         if let targets, targets.count != n {
             throw bad("targets have \(targets.count) rows but data has \(n) (shift both to the same length; see the documentation)")
         }

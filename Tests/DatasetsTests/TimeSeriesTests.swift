@@ -149,6 +149,9 @@ final class TimeSeriesTests: XCTestCase {
         assertDatasetError(.invalidArgument, path: nil, ["targets have 9 rows but data has 10"]) {
             try TimeseriesWindows(data: data, targets: .labels(Array(0..<9)), sequenceLength: 2)
         }
+        assertDatasetError(.invalidArgument, path: nil, ["scalar"]) {
+            try TimeseriesWindows(data: Tensor(shape: [1, 1], scalars: [0]), targets: .values(Tensor(scalar: 1)), sequenceLength: 1)
+        }
         assertDatasetError(.invalidArgument, path: nil, ["endIndex", "got 11"]) {
             try TimeseriesWindows(data: data, sequenceLength: 2, endIndex: 11)
         }
