@@ -70,7 +70,7 @@ public struct TimeseriesWindows: Sendable {
     /// defaults to 0, `endIndex` to `N`).
     ///
     /// - Throws: ``DatasetError`` `.invalidArgument` naming the values when `data` has rank 0,
-    ///   `sequenceLength`, `sequenceStride`, `samplingRate` or `batchSize` is below 1,
+    ///   or no rows, `sequenceLength`, `sequenceStride`, `samplingRate` or `batchSize` is below 1,
     ///   `startIndex`/`endIndex` are outside `0 <= startIndex < endIndex <= N`, not even one
     ///   window fits between them, or `targets` does not have `N` rows.
     public init(data: Tensor, targets: Targets? = nil, sequenceLength: Int, sequenceStride: Int = 1,
@@ -79,6 +79,7 @@ public struct TimeseriesWindows: Sendable {
         func bad(_ message: String) -> DatasetError { DatasetError(.invalidArgument, "TimeseriesWindows: " + message) }
         guard data.rank >= 1 else { throw bad("data must have rank >= 1 (time along the first axis), shape is \(data.shape)") }
         let n = data.shape[0]
+        guard n >= 1 else { throw bad("data has no rows, shape is \(data.shape)") }
         guard sequenceLength >= 1 else { throw bad("sequenceLength must be >= 1, got \(sequenceLength)") }
         guard sequenceStride >= 1 else { throw bad("sequenceStride must be >= 1, got \(sequenceStride)") }
         guard samplingRate >= 1 else { throw bad("samplingRate must be >= 1, got \(samplingRate)") }
@@ -111,7 +112,7 @@ public struct TimeseriesWindows: Sendable {
         self.batchSize = batchSize
         self.shuffle = shuffle
         self.seed = seed
-        self.count = (m + sequenceStride - 1) / sequenceStride
+        self.count = (m - 1) / sequenceStride + 1  // ceil(m / stride) for m >= 1, without overflow
     }
 
     /// The row of `data` where window `index` starts: `startIndex + index * sequenceStride`.

@@ -167,6 +167,10 @@ final class TimeSeriesTests: XCTestCase {
         assertDatasetError(.invalidArgument, path: nil, ["too many"]) {
             try TimeseriesWindows(data: data, sequenceLength: Int.max, samplingRate: 3)
         }
+        assertDatasetError(.invalidArgument, path: nil, ["no rows"]) {
+            try TimeseriesWindows(data: Tensor.zeros([0, 2]), sequenceLength: 1)
+        }
+        XCTAssertEqual(try TimeseriesWindows(data: data, sequenceLength: 2, sequenceStride: Int.max).count, 1)
         assertDatasetError(.invalidArgument, path: nil, ["rank"]) {
             try TimeseriesWindows(data: Tensor(scalar: 1), sequenceLength: 1)
         }
