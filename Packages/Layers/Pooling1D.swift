@@ -345,11 +345,11 @@ extension AveragePool1D: TrainingCacheOwner {
 /// The largest value over all steps of each sequence and feature (Keras `GlobalMaxPooling1D`):
 /// `[B, T, F]` to `[B, F]`, or `[B, 1, F]` with `keepDimensions`.
 ///
-/// Ties go to the earliest step, which alone receives the gradient (TensorFlow's `reduce_max`
-/// shares it among tied steps instead; both are valid subgradients, and after a relu ties are
-/// usually zeros whose gradient the relu drops anyway). **Cost:** `Tensor.maxPool2D` with a
-/// `1 x T` window on `[B, 1, T, F]`, one pass over the input; a training-mode forward keeps the
-/// winners' indices (4 bytes per output element). No parameters.
+/// The gradient goes to the step that holds the maximum, shared equally among tied steps, as
+/// TensorFlow's `reduce_max` (which Keras' layer runs) shares it. **Cost:** `Tensor.maxPool2D`
+/// with a `1 x T` window on `[B, 1, T, F]`, one pass over the input; a training-mode forward keeps
+/// references to its input and output (no copies), and ``backward(_:)`` makes two passes over
+/// the input (counting the ties, then writing the gradient). No parameters.
 public final class GlobalMaxPool1D: Layer {
     /// `"GlobalMaxPooling1D"`, Keras' class name (Keras also exports it as `GlobalMaxPool1D`;
     /// the registry accepts both).
@@ -362,7 +362,8 @@ public final class GlobalMaxPool1D: Layer {
     /// The per-sample input shape `[T, F]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?
 
-    private var tape = Tape<(indices: [Int32], inputShape: [Int])>()
+    /// The input `[B, T, F]` and output `[B, F]` of the training-mode forward passes.
+    private var tape = Tape<(input: Tensor, output: Tensor)>()
 
     private var label: String { SpatialLayerConfig.label(GlobalMaxPool1D.typeName, name) }
 
@@ -410,21 +411,43 @@ public final class GlobalMaxPool1D: Layer {
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         let features = SequencePoolingWindow.checkInput(input, builtInputShape: builtInputShape, label: label)
         let image = input.reshaped([input.shape[0], 1, input.shape[1], features])
-        let (output, indices) = Tensor.maxPool2D(image, poolSize: (1, input.shape[1]), strides: (1, 1), padding: .valid)
-        if training { tape.push((indices, input.shape)) }
-        return output.reshaped(keepDimensions ? [input.shape[0], 1, features] : [input.shape[0], features])
+        let output = Tensor.maxPool2D(image, poolSize: (1, input.shape[1]), strides: (1, 1), padding: .valid).output
+            .reshaped([input.shape[0], features])
+        if training { tape.push((input, output)) }
+        return keepDimensions ? output.reshaped([input.shape[0], 1, features]) : output
     }
 
-    /// Routes each output gradient element to the step that won and returns the input gradient
-    /// `[B, T, F]` (zero elsewhere).
+    /// Shares each output gradient element equally among the steps that hold the maximum and
+    /// returns the input gradient `[B, T, F]` (zero elsewhere).
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        let (indices, inputShape) = tape.pop(layer: self)
+        let (input, output) = tape.pop(layer: self)
+        let inputShape = input.shape
         let gradient = GlobalSequencePooling.outputGradientImage(outputGradient, inputShape: inputShape,
                                                                  keepDimensions: keepDimensions, label: label)
-        return Tensor.maxPool2DBackward(outputGradient: gradient, indices: indices,
-                                        inputShape: [inputShape[0], 1, inputShape[1], inputShape[2]])
-            .reshaped(inputShape)
+        let (batch, length, features) = (inputShape[0], inputShape[1], inputShape[2])
+        var counts = [Float](repeating: 0, count: features)
+        return input.withUnsafeBufferPointer { xb in
+            output.withUnsafeBufferPointer { yb in
+                gradient.withUnsafeBufferPointer { gb in
+                    Tensor(shape: inputShape, unsafeUninitialized: { dxb in
+                        for b in 0..<batch {
+                            let x = xb.baseAddress! + b * length * features, dx = dxb.baseAddress! + b * length * features
+                            let y = yb.baseAddress! + b * features, g = gb.baseAddress! + b * features
+                            // Two passes over the sequence, each vectorised over the features.
+                            for f in 0..<features { counts[f] = 0 }
+                            for t in 0..<length {
+                                for f in 0..<features where x[t * features + f] == y[f] { counts[f] += 1 }
+                            }
+                            for f in 0..<features { counts[f] = counts[f] > 0 ? g[f] / counts[f] : 0 }
+                            for t in 0..<length {
+                                for f in 0..<features { dx[t * features + f] = x[t * features + f] == y[f] ? counts[f] : 0 }
+                            }
+                        }
+                    })
+                }
+            }
+        }
     }
 }
 

@@ -124,11 +124,13 @@ final class Pooling1DTests: XCTestCase {
                 }
             }
         }
-        // Ties: the earliest step wins and alone receives the gradient.
+        // Ties share the gradient equally, as TensorFlow's reduce_max (Keras' layer) shares it;
+        // each feature and sequence counts its own ties.
         let layer = GlobalMaxPool1D()
-        convTestBuild(layer, [4, 1])
-        _ = layer.forward(Tensor(shape: [1, 4, 1], scalars: [0, 2, 2, 1]), training: true)
-        XCTAssertEqual(layer.backward(Tensor(shape: [1, 1], scalars: [3])).scalars, [0, 3, 0, 0])
+        convTestBuild(layer, [4, 2])
+        _ = layer.forward(Tensor(shape: [2, 4, 2], scalars: [0, 5, 2, 1, 2, 1, 1, 1,   7, 7, 7, 7, 7, 7, 7, 7]), training: true)
+        XCTAssertEqual(layer.backward(Tensor(shape: [2, 2], scalars: [3, 4, 8, 2])).scalars,
+                       [0, 4, 1.5, 0, 1.5, 0, 0, 0,   2, 0.5, 2, 0.5, 2, 0.5, 2, 0.5])
         // The mean shares its gradient evenly over the steps.
         let mean = GlobalAveragePool1D()
         convTestBuild(mean, [4, 1])
