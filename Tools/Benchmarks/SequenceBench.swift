@@ -59,24 +59,27 @@ enum SequenceBench {
                 emit(common + [("op", "forward_backward"), ("ms", forwardBackward * 1e3)])
                 emit(common + [("op", "train_step"), ("ms", step * 1e3)])
 
-                // The second convolution's three products alone, [64, 1, 66, 64] with a [1, 9, 64, 64]
-                // kernel, by each method TensorCore has (NEURITE_BENCH_PARTS=1; for choosing paths).
+                // Each convolution's three products alone ([64, 1, 200, 4] and [64, 1, 66, 64] with
+                // [1, 9, Cin, 64] kernels), by each method TensorCore has (NEURITE_BENCH_PARTS=1;
+                // for choosing paths).
                 if ProcessInfo.processInfo.environment["NEURITE_BENCH_PARTS"] != nil {
                     var g = SeededGenerator(seed: 3)
-                    let input = Tensor.randomUniform([batch, 1, 66, filters], in: -1...1, using: &g)
-                    let kernel = Tensor.randomUniform([1, kernelSize, filters, filters], in: -1...1, using: &g)
-                    let dy = Tensor.randomUniform([batch, 1, 66, filters], in: -1...1, using: &g)
-                    for (label, algorithm) in [("automatic", ConvolutionAlgorithm.automatic), ("direct", .direct), ("im2col", .im2col)] {
-                        ConvolutionAlgorithm.with(algorithm) {
-                            let f = measure(minSeconds: minSeconds / 4) { _ = Tensor.conv2D(input, kernel: kernel, padding: .same) }
-                            let dk = measure(minSeconds: minSeconds / 4) {
-                                _ = Tensor.conv2DBackwardKernel(input: input, outputGradient: dy, kernelShape: kernel.shape, padding: .same)
+                    for (steps, channels) in [(length, bases), (66, filters)] {
+                        let input = Tensor.randomUniform([batch, 1, steps, channels], in: -1...1, using: &g)
+                        let kernel = Tensor.randomUniform([1, kernelSize, channels, filters], in: -1...1, using: &g)
+                        let dy = Tensor.randomUniform([batch, 1, steps, filters], in: -1...1, using: &g)
+                        for (label, algorithm) in [("automatic", ConvolutionAlgorithm.automatic), ("direct", .direct), ("im2col", .im2col)] {
+                            ConvolutionAlgorithm.with(algorithm) {
+                                let f = measure(minSeconds: minSeconds / 4) { _ = Tensor.conv2D(input, kernel: kernel, padding: .same) }
+                                let dk = measure(minSeconds: minSeconds / 4) {
+                                    _ = Tensor.conv2DBackwardKernel(input: input, outputGradient: dy, kernelShape: kernel.shape, padding: .same)
+                                }
+                                let dx = measure(minSeconds: minSeconds / 4) {
+                                    _ = Tensor.conv2DBackwardInput(outputGradient: dy, kernel: kernel, inputShape: input.shape, padding: .same)
+                                }
+                                emit(common + [("op", "conv_parts"), ("steps", steps), ("channels", channels), ("algorithm", label),
+                                               ("forward_us", f * 1e6), ("kernel_gradient_us", dk * 1e6), ("input_gradient_us", dx * 1e6)])
                             }
-                            let dx = measure(minSeconds: minSeconds / 4) {
-                                _ = Tensor.conv2DBackwardInput(outputGradient: dy, kernel: kernel, inputShape: input.shape, padding: .same)
-                            }
-                            emit(common + [("op", "conv_parts"), ("algorithm", label), ("forward_us", f * 1e6),
-                                           ("kernel_gradient_us", dk * 1e6), ("input_gradient_us", dx * 1e6)])
                         }
                     }
                 }
