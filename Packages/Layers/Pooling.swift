@@ -70,8 +70,8 @@ private struct PoolingWindow {
 }
 
 /// Records the built input shape of a weightless layer, throwing when it is built again for
-/// another shape (the `Layer` contract). Returns the output shape.
-private func buildWeightless(_ builtInputShape: inout [Int]?, inputShape: [Int], output: [Int], label: String) throws -> [Int] {
+/// another shape (the `Layer` contract). Returns the output shape. Shared with Pooling1D.swift.
+func buildWeightless(_ builtInputShape: inout [Int]?, inputShape: [Int], output: [Int], label: String) throws -> [Int] {
     if let built = builtInputShape, built != inputShape {
         throw LayerError("\(label) was built for input \(built), cannot build again for \(inputShape)")
     }

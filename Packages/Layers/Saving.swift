@@ -8,7 +8,8 @@ import TensorCore
 /// ``Sequential/load(from:)`` calls `init(config:)` on.
 ///
 /// Every layer type of this module is registered, with Keras' aliases (`"MaxPool2D"`,
-/// `"AvgPool2D"`, `"GlobalAvgPool2D"`, `"Convolution2D"`). A layer type of your own is added with
+/// `"AvgPool2D"`, `"GlobalAvgPool2D"`, `"Convolution2D"`, and the same for the 1-D layers:
+/// `"Convolution1D"`, `"MaxPool1D"`, `"AvgPool1D"`, `"GlobalMaxPool1D"`, `"GlobalAvgPool1D"`). A layer type of your own is added with
 /// ``register(_:)`` before loading a model that uses it:
 ///
 /// ```swift
@@ -39,12 +40,18 @@ public enum LayerRegistry {
         let all: [any Layer.Type] = [
             Dense.self, Conv2D.self, BatchNormalization.self, Dropout.self, MaxPool2D.self, AveragePool2D.self,
             GlobalAveragePool2D.self, Flatten.self, Reshape.self, ActivationLayer.self, Sequential.self, Input.self, UpSampling2D.self, Conv2DTranspose.self,
+            Conv1D.self, MaxPool1D.self, AveragePool1D.self, GlobalMaxPool1D.self, GlobalAveragePool1D.self,
         ]
         for type in all { table[type.typeName] = type }
         table["MaxPool2D"] = MaxPool2D.self
         table["AvgPool2D"] = AveragePool2D.self
         table["GlobalAvgPool2D"] = GlobalAveragePool2D.self
         table["Convolution2D"] = Conv2D.self
+        table["Convolution1D"] = Conv1D.self
+        table["MaxPool1D"] = MaxPool1D.self
+        table["AvgPool1D"] = AveragePool1D.self
+        table["GlobalMaxPool1D"] = GlobalMaxPool1D.self
+        table["GlobalAvgPool1D"] = GlobalAveragePool1D.self
         return table
     }
 

@@ -1,6 +1,6 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
-//   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
+//   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|sequence|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--workers N] [--epochs N]
 //
@@ -32,7 +32,7 @@ struct Options {
 var options = Options()
 var arguments = CommandLine.arguments.dropFirst()
 if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers", "recurrent", "unsupervised"] : [first]
+    options.suites = first == "all" ? ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers", "recurrent", "sequence", "unsupervised"] : [first]
     arguments = arguments.dropFirst()
 }
 if arguments.contains("--quick") { options.minSeconds = 0.1 }
@@ -189,6 +189,12 @@ if options.suites.contains("layers") {
 
 if options.suites.contains("recurrent") {
     RecurrentBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
+}
+
+if options.suites.contains("sequence") {
+    // Conv1D, pooling and a whole training step of issue 13's genome model; the references are
+    // Tools/reference/keras_conv1d.py and Tools/reference/torch_conv1d.py.
+    SequenceBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
 }
 
 if options.suites.contains("datasets") {
