@@ -18,45 +18,8 @@ func checkLayerGradients(
     seed: UInt64 = 7, epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
     file: StaticString = #filePath, line: UInt = #line
 ) {
-    var generator = SeededGenerator(seed: seed)
-    let perSample = Array(input.shape.dropFirst())
-    guard let outShape = try? layer.build(inputShape: perSample, generator: &generator) else {
-        XCTFail("build failed", file: file, line: line)
-        return
-    }
-    let recurrent = layer as? RecurrentLayer
-    recurrent?.initialState = initialState
-    let w = randomTensor([input.shape[0]] + outShape, seed: seed + 1)
-    func loss(_ x: Tensor) -> Double { weightedSum(layer.forward(x, training: false), w) }
-
-    for p in layer.parameters { p.zeroGradient() }
-    _ = layer.forward(input, training: true)
-    let dx = layer.backward(w)
-    if checkInput {
-        checkGradient(of: loss, at: input, analytic: dx, epsilon: epsilon, rtol: rtol, atol: atol,
-                      "input of \(type(of: layer).typeName)", file: file, line: line)
-    }
-    for p in layer.parameters {
-        let original = p.value
-        checkGradient(of: { v in p.value = v; defer { p.value = original }; return loss(input) },
-                      at: original, analytic: p.gradient, epsilon: epsilon, rtol: rtol, atol: atol,
-                      "parameter \(p.name)", file: file, line: line)
-        p.value = original
-    }
-    if let recurrent, let initialState {
-        let analytic = recurrent.initialStateGradient
-        XCTAssertEqual(analytic.count, initialState.count, file: file, line: line)
-        for (i, s) in initialState.enumerated() where i < analytic.count {
-            checkGradient(of: { v in
-                var states = initialState
-                states[i] = v
-                recurrent.initialState = states
-                defer { recurrent.initialState = initialState }
-                return loss(input)
-            }, at: s, analytic: analytic[i], epsilon: epsilon, rtol: rtol, atol: atol,
-               "initial state \(i)", file: file, line: line)
-        }
-    }
+    checkTrainingGradients(layer, input: input, initialState: initialState, checkInput: checkInput, step: nil,
+                           seed: seed, epsilon: epsilon, rtol: rtol, atol: atol, file: file, line: line)
 }
 
 /// The layer's forward pass returning its final state, and the matching backward pass, for the
@@ -68,12 +31,13 @@ private func statePasses(_ layer: any Layer)
     return nil
 }
 
-/// Checks a recurrent layer's gradients against central finite differences where
-/// `checkLayerGradients` cannot: in training mode with dropout (every evaluation restarts the
-/// layer's stream at `step`, so it draws the masks of the analytic pass), and, with `withState`,
-/// for `Σ output ⊙ w + Σ_i state_i ⊙ v_i` through `forwardReturningState`/`backward(_:stateGradient:)`.
-/// Checks the input's gradient (unless `checkInput` is false), every parameter's and the initial
-/// state's (for a recurrent layer given `initialState`).
+/// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
+/// random `w`, and with `withState` for `Σ output ⊙ w + Σ_i state_i ⊙ v_i` through
+/// `forwardReturningState`/`backward(_:stateGradient:)`: the input's gradient (unless
+/// `checkInput` is false), every parameter's and (for a recurrent layer given `initialState`) the
+/// initial state's. With a `step`, the numeric sides are training-mode forwards that restart the
+/// layer's dropout stream at `step`, so every evaluation draws the masks of the analytic pass;
+/// with nil, inference-mode forwards.
 func checkTrainingGradients(
     _ layer: any Layer, input: Tensor, initialState: [Tensor]? = nil, checkInput: Bool = true,
     step: Int? = 3, withState: Bool = false, seed: UInt64 = 7,
@@ -95,7 +59,7 @@ func checkTrainingGradients(
         return (layer.forward(x, training: training), [])
     }
     let w = randomTensor([input.shape[0]] + outShape, seed: seed + 1)
-    let stateShapes = run(input, training: false).1.map(\.shape)
+    let stateShapes = withState ? run(input, training: false).1.map(\.shape) : []
     let v = stateShapes.enumerated().map { randomTensor($0.element, seed: seed + 10 + UInt64($0.offset)) }
     func loss(_ x: Tensor) -> Double {
         let training = step != nil
