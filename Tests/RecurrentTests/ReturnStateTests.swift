@@ -50,6 +50,30 @@ final class ReturnStateTests: XCTestCase {
                                input: input, withState: true)
     }
 
+    /// The use `returnState` is for: an encoder's final state starts a decoder, and the decoder's
+    /// initial-state gradient flows back into the encoder as its state gradient.
+    func testEncoderDecoderChainMatchesFiniteDifferences() throws {
+        let encoder = LSTM(units: 4, returnState: true), decoder = LSTM(units: 4, returnSequences: true)
+        var g = SeededGenerator(seed: 3)
+        _ = try encoder.build(inputShape: [5, 4], generator: &g)
+        _ = try decoder.build(inputShape: [3, 2], generator: &g)
+        let target = randomTensor([3, 3, 2], seed: 76)
+        let w = randomTensor([3, 3, 4], seed: 77)
+        func loss(_ x: Tensor) -> Double {
+            decoder.initialState = encoder.forwardReturningState(x, training: false).state
+            return weightedSum(decoder.forward(target, training: false), w)
+        }
+        for p in encoder.parameters { p.zeroGradient() }
+        decoder.initialState = encoder.forwardReturningState(input, training: true).state
+        _ = decoder.forward(target, training: true)
+        _ = decoder.backward(w)
+        let dx = encoder.backward(Tensor.zeros([3, 4]), stateGradient: decoder.initialStateGradient)
+        checkGradient(of: loss, at: input, analytic: dx, epsilon: 5e-3, rtol: 2e-2, atol: 1e-3, "encoder input")
+        let kernel = encoder.kernel!, original = kernel.value
+        checkGradient(of: { v in kernel.value = v; defer { kernel.value = original }; return loss(input) },
+                      at: original, analytic: kernel.gradient, epsilon: 5e-3, rtol: 2e-2, atol: 1e-3, "encoder kernel")
+    }
+
     /// Without a state gradient the backward passes are the plain ones; with one, they differ.
     func testZeroStateGradientIsThePlainBackward() throws {
         let layer = GRU(units: 4, returnSequences: true)
