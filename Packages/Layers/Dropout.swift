@@ -108,7 +108,7 @@ extension Dropout: TrainingCacheOwner, StepSeeded {
 
     /// `fit` calls this before each training step: the masks of step `step` come from the stream
     /// `(seed, step)`, so a run resumed at any epoch draws the masks an uninterrupted run drew.
-    func beginStep(_ step: Int) {
+    public func beginStep(_ step: Int) {
         guard let streamSeed else { return }
         generator = SeededGenerator(seed: streamSeed, stream: UInt64(step))
     }

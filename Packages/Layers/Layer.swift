@@ -42,6 +42,17 @@ public protocol Layer: AnyObject {
     func backward(_ outputGradient: Tensor) -> Tensor
 }
 
+/// A layer that can be configured to produce several tensors, as Keras' recurrent layers with
+/// `return_state` produce `[output, state_h(, state_c)]`. `Layer.forward` returns the first of them;
+/// the others come from the layer's own API. A `Sequential` passes exactly one tensor from layer to
+/// layer, so building one that holds such a layer with ``outputCount`` above 1 throws a
+/// `LayerError` (Keras refuses the same: "All layers in a Sequential model should have a single
+/// output tensor"), rather than silently dropping the other outputs.
+public protocol MultipleOutputLayer: Layer {
+    /// How many tensors the layer produces as configured (1 when it is an ordinary layer).
+    var outputCount: Int { get }
+}
+
 /// A JSON-compatible configuration value of a layer (or of a whole model's architecture).
 public enum ConfigValue: Codable, Equatable, Sendable, CustomStringConvertible {
     case int(Int)

@@ -39,8 +39,13 @@ struct Tape<Entry> {
 }
 
 /// A layer with randomness that `fit` reseeds at every training step from the step's number
-/// (dropout), so that resuming a run at an epoch reproduces the uninterrupted run exactly.
-protocol StepSeeded: AnyObject {
+/// (``Dropout``, and the recurrent layers' dropout in the Recurrent module), so that resuming a run
+/// at an epoch reproduces the uninterrupted run exactly. A `Sequential` calls ``beginStep(_:)`` on
+/// each such layer, nested models included, before every training step of `fit`.
+public protocol StepSeeded: AnyObject {
+    /// Restarts the layer's random stream at `(seed, step)`, where `step` counts training steps
+    /// from 0 over the whole run (times the replicas, plus the rank, under data parallelism).
+    /// Does nothing before the layer is built. Cost: one generator seeding.
     func beginStep(_ step: Int)
 }
 

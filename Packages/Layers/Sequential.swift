@@ -135,7 +135,10 @@ public final class Sequential: LayerContainer {
         try checkDeclared(inputShape)
         var shape = inputShape
         for (i, layer) in layers.enumerated() {
-            do { shape = try layer.outputShape(for: shape) } catch { throw wrap(error, layer: layer, index: i, input: shape) }
+            do {
+                try checkSingleOutput(layer)
+                shape = try layer.outputShape(for: shape)
+            } catch { throw wrap(error, layer: layer, index: i, input: shape) }
         }
         return shape
     }
@@ -152,7 +155,10 @@ public final class Sequential: LayerContainer {
         var shape = inputShape
         var shapes: [[Int]] = []
         for (i, layer) in layers.enumerated() {
-            do { shape = try layer.build(inputShape: shape, generator: &generator) } catch { throw wrap(error, layer: layer, index: i, input: shape) }
+            do {
+                try checkSingleOutput(layer)
+                shape = try layer.build(inputShape: shape, generator: &generator)
+            } catch { throw wrap(error, layer: layer, index: i, input: shape) }
             shapes.append(shape)
         }
         layerOutputShapes = shapes
@@ -338,6 +344,14 @@ public final class Sequential: LayerContainer {
         if let declared = inputShape, declared != shape {
             throw LayerError("\(label) declares input shape \(declared) but gets input shape \(shape)")
         }
+    }
+
+    /// Throws for a layer configured to produce several tensors (see `MultipleOutputLayer`).
+    private func checkSingleOutput(_ layer: any Layer) throws {
+        guard let multiple = layer as? any MultipleOutputLayer, multiple.outputCount > 1 else { return }
+        throw LayerError("produces \(multiple.outputCount) tensors (return_state), but a Sequential passes a single "
+                         + "tensor from layer to layer: configure it without return_state, or run it outside a Sequential "
+                         + "and take its states from its own API")
     }
 
     private func wrap(_ error: any Error, layer: any Layer, index: Int, input: [Int]) -> any Error {

@@ -17,7 +17,13 @@ import TensorCore
 /// parameter of a non-container layer; Keras nests them as `forward_lstm/...`). Masking and
 /// states are the wrapped layers' own (set ``forwardLayer``'s and ``backwardLayer``'s
 /// `initialState`). Cost: twice the wrapped layer's, plus one pass to merge.
-public final class Bidirectional: Layer, TrainingStateOwner {
+///
+/// **Dropout** is the wrapped layers' own: each direction draws its own masks from its own stream
+/// (the backward layer's seed is saved as `backward_seed`, so a reloaded model draws the same).
+/// **States**: with the wrapped layer's `returnState`, the layer counts as producing
+/// `[output, forward states..., backward states...]`, Keras' order, which a `Sequential` refuses;
+/// ``forwardReturningState(_:training:)`` and ``backward(_:stateGradient:)`` give and take them.
+public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, MultipleOutputLayer {
     /// `"Bidirectional"`.
     public static let typeName = "Bidirectional"
 
@@ -51,10 +57,16 @@ public final class Bidirectional: Layer, TrainingStateOwner {
 
     /// Wraps `layer` (which runs forwards) and a fresh copy of its configuration that runs backwards.
     /// - Precondition: `layer` is not built yet and not `stateful` in only one direction (it is copied).
-    public init(_ layer: RecurrentLayer, mergeMode: MergeMode = .concat, name: String = "") {
+    public convenience init(_ layer: RecurrentLayer, mergeMode: MergeMode = .concat, name: String = "") {
+        self.init(layer, mergeMode: mergeMode, name: name, backwardSeed: nil)
+    }
+
+    /// `backwardSeed`: the backward layer's dropout seed when it differs from `layer`'s (a reloaded model's).
+    private init(_ layer: RecurrentLayer, mergeMode: MergeMode, name: String, backwardSeed: UInt64?) {
         neuritePrecondition(layer.kernel == nil, "Bidirectional needs an unbuilt layer, got \(layer.label), already built")
         var c = layer.config
         c["go_backwards"] = .bool(!layer.goBackwards)
+        if let backwardSeed { c["seed"] = .int(Int(truncatingIfNeeded: backwardSeed)) }
         forwardLayer = layer
         backwardLayer = try! type(of: layer).init(config: c)
         self.mergeMode = mergeMode
@@ -67,7 +79,7 @@ public final class Bidirectional: Layer, TrainingStateOwner {
     }
 
     /// `name`, `merge_mode`, and the wrapped layer as `layer` (its type name) with its config under
-    /// `layer.<key>` keys.
+    /// `layer.<key>` keys; with dropout, once built, `backward_seed`, the backward layer's seed.
     ///
     /// Why flattened keys: a layer config holds flat JSON values only (`ConfigValue`), and the
     /// saved-architecture format nests layers only inside a `Sequential`. Prefixed keys keep the
@@ -77,12 +89,27 @@ public final class Bidirectional: Layer, TrainingStateOwner {
         var c: [String: ConfigValue] = ["name": .string(name), "merge_mode": .string(mergeMode.rawValue),
                                         "layer": .string(type(of: forwardLayer).typeName)]
         for (k, v) in forwardLayer.config where k != "name" { c["layer." + k] = v }
+        if let s = backwardLayer.streamSeed { c["backward_seed"] = .int(Int(truncatingIfNeeded: s)) }
         return c
     }
 
-    /// Rebuilds from ``config``.
+    /// Rebuilds from ``config``. The wrapped layer's keys are checked by it; other keys than
+    /// `name`, `merge_mode`, `layer`, `backward_seed`, and Keras' `trainable` (true) and `dtype`
+    /// (null or `"float32"`), throw a `LayerError` naming the key and the value.
     public convenience init(config: [String: ConfigValue]) throws {
         let t = Self.typeName
+        for key in config.keys.sorted() where !key.hasPrefix("layer.") {
+            let v = config[key]!
+            switch key {
+            case "name", "merge_mode", "layer", "backward_seed": continue
+            case "trainable" where v == .bool(true): continue
+            case "dtype" where v == .null || v == .string("float32"): continue
+            case "trainable", "dtype":
+                throw LayerError("Bidirectional config \"\(key)\": \(v) is not supported (trainable true, dtype float32 only)")
+            default:
+                throw LayerError("Bidirectional config has key \"\(key)\" (value \(v)), which Bidirectional does not implement")
+            }
+        }
         let typeName = try config.string("layer", of: t)
         guard let type = [SimpleRNN.self, LSTM.self, GRU.self].first(where: { $0.typeName == typeName }) as RecurrentLayer.Type? else {
             throw LayerError("Bidirectional config \"layer\" must be SimpleRNN, LSTM or GRU, got \"\(typeName)\"")
@@ -101,7 +128,42 @@ public final class Bidirectional: Layer, TrainingStateOwner {
         }
         var name = ""
         if case .string(let s)? = config["name"] { name = s }
-        self.init(layer, mergeMode: mode, name: name)
+        var backwardSeed: UInt64?
+        if config["backward_seed"] != nil && config["backward_seed"] != .null {
+            backwardSeed = UInt64(truncatingIfNeeded: try config.int("backward_seed", of: t))
+        }
+        self.init(layer, mergeMode: mode, name: name, backwardSeed: backwardSeed)
+    }
+
+    /// 1, or with the wrapped layer's `returnState` the output and both directions' states.
+    public var outputCount: Int {
+        forwardLayer.returnState ? 1 + 2 * type(of: forwardLayer).stateCount : 1
+    }
+
+    /// Restarts both directions' dropout streams for training step `step` (see ``RecurrentLayer/beginStep(_:)``).
+    public func beginStep(_ step: Int) {
+        forwardLayer.beginStep(step)
+        backwardLayer.beginStep(step)
+    }
+
+    /// The merged output and the final states, forward layer's then backward layer's (Keras'
+    /// `[output, forward_h(, forward_c), backward_h(, backward_c)]`), each `[B, U]`. Works whatever
+    /// the wrapped layer's `returnState` says. Cost: the forward pass's.
+    public func forwardReturningState(_ input: Tensor, training: Bool) -> (output: Tensor, state: [Tensor]) {
+        let output = forward(input, training: training)
+        return (output, forwardLayer.finalState + backwardLayer.finalState)
+    }
+
+    /// The backward pass of ``forwardReturningState(_:training:)``: `stateGradient` holds the
+    /// gradients of the final states in the order they were returned. Returns dLoss/dInput.
+    /// - Precondition: shapes of the last training-mode forward's output and states.
+    public func backward(_ outputGradient: Tensor, stateGradient: [Tensor]) -> Tensor {
+        let n = forwardLayer.finalState.count
+        neuritePrecondition(stateGradient.count == n + backwardLayer.finalState.count,
+                            "Bidirectional '\(name)' backward: \(n + backwardLayer.finalState.count) state gradients expected, got \(stateGradient.count)")
+        let (da, db) = split(outputGradient)
+        return forwardLayer.backward(da, stateGradient: Array(stateGradient[..<n]))
+            + backwardLayer.backward(db, stateGradient: Array(stateGradient[n...]))
     }
 
     /// The wrapped layer's output shape, with twice the features for `concat`.

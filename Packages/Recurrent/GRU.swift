@@ -13,7 +13,10 @@ import TensorCore
 /// and `q = h·U + b_rec`: `z = σ(a_z + q_z)`, `r = σ(a_r + q_r)`, `ĥ = tanh(a_h + r⊙q_h)`,
 /// `h' = z⊙h + (1 − z)⊙ĥ`. Weights: `kernel` `[F, 3U]`, `recurrent_kernel` `[U, 3U]`, `bias`
 /// `[2, 3U]` (the input bias, then the recurrent one). The state is `[h]`.
-/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+/// With `dropout`, `x` is `x ⊙ m` (one mask per sequence); with `recurrentDropout`, each gate `k`
+/// has its own masks, `a_k = (x ⊙ m_k)·W_k + b_in,k` and `q_k = (h ⊙ r_k)·U_k + b_rec,k`, while
+/// `h' = z⊙h + (1 − z)⊙ĥ` mixes the undropped `h`, as in Keras 3.
+/// Cost, masking, states, dropout and truncated backpropagation: see ``RecurrentLayer``.
 public final class GRU: RecurrentLayer {
     /// `"GRU"`.
     public override class var typeName: String { "GRU" }
@@ -21,35 +24,43 @@ public final class GRU: RecurrentLayer {
     override class var keepsRecurrentProjection: Bool { true }
 
     /// A GRU with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
-    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear.
+    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear; rates in `0..<1`.
     public override init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
-                useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                maskValue: Float? = nil, truncateGradient: Int? = nil,
+                useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
+                stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
+                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
                 biasInitializer: Initializer = .zeros, name: String = "") {
         super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
-                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
-                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
+                   maskValue: maskValue, truncateGradient: truncateGradient,
+                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
     }
 
-    /// `GRU(64, returnSequences: true)`.
-    public convenience init(_ units: Int, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                            maskValue: Float? = nil, truncateGradient: Int? = nil, name: String = "") {
-        self.init(units: units, returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful,
-                  maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    /// `GRU(64, returnSequences: true, dropout: 0.2)`.
+    public convenience init(_ units: Int, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
+                            stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
+                            dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil, name: String = "") {
+        self.init(units: units, returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
+                  stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
+                  dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults. Only `reset_after: true` is supported.
+    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
+    /// throw (see ``RecurrentLayer/init(config:)``). Only `reset_after: true` is supported.
     public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName)
-        if case .bool(false)? = config["reset_after"] {
-            throw LayerError("GRU supports reset_after true only (Keras 3's default), got false")
+        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount, own: ["reset_after"])
+        switch config["reset_after"] {
+        case nil, .null?, .bool(true)?: break
+        case let v?: throw LayerError("\(o.who) config \"reset_after\": \(v) is not supported (true only, Keras 3's default)")
         }
         self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
-                  returnSequences: o.returnSequences, goBackwards: o.goBackwards, stateful: o.stateful,
-                  maskValue: o.maskValue, truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
-                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+                  returnSequences: o.returnSequences, returnState: o.returnState, goBackwards: o.goBackwards,
+                  stateful: o.stateful, maskValue: o.maskValue, truncateGradient: o.truncateGradient,
+                  dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
+                  kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
+                  biasInitializer: o.biasInitializer, name: o.name)
     }
 
     /// The common keys (see ``RecurrentLayer/config``) and `reset_after: true`.
@@ -68,8 +79,7 @@ public final class GRU: RecurrentLayer {
         let g = 3 * u
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride,
-                                beta: 0, c: q + r0 * g, ldc: g)
+        p.multiplyRecurrent(t: t, rows: rows, into: q, beta: 0)
         if p.gate == .sigmoid && p.outputGate == .tanh {
             // Keras' defaults: the fused, vectorised kernel.
             GRUKernels.forwardRows(inputGates: zx + r0 * g, recurrentGates: q + r0 * g, inputBias: p.inputBias,
@@ -113,7 +123,7 @@ public final class GRU: RecurrentLayer {
         } else {
             backwardRowsGeneric(p, t: t, rows: rows)
         }
-        p.packedKernel.multiply(m: rows.count, a: dq + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        p.multiplyRecurrentBack(dq, rows: rows)
         for i in (r0 * u)..<(rows.upperBound * u) { p.dhNext[i] += dh[i] }
     }
 

@@ -13,7 +13,9 @@ import TensorCore
 /// `c' = σ(f)⊙c + σ(i)⊙tanh(g)`, `h' = σ(o)⊙tanh(c')` (σ is `recurrentActivation`, tanh is
 /// `activation`). Weights: `kernel` `[F, 4U]`, `recurrent_kernel` `[U, 4U]`, `bias` `[4U]`; with
 /// `unitForgetBias` (the default) the forget gate's bias starts at 1. The state is `[h, c]`.
-/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+/// With `dropout`, `x` is `x ⊙ m` (one mask per sequence); with `recurrentDropout`, each gate `k`
+/// has its own masks: `z_k = (x ⊙ m_k)·W_k + (h ⊙ r_k)·U_k + b_k`, as in Keras 3.
+/// Cost, masking, states, dropout and truncated backpropagation: see ``RecurrentLayer``.
 public final class LSTM: RecurrentLayer {
     /// `"LSTM"`.
     public override class var typeName: String { "LSTM" }
@@ -24,34 +26,42 @@ public final class LSTM: RecurrentLayer {
     public let unitForgetBias: Bool
 
     /// An LSTM with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
-    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear.
+    /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear; rates in `0..<1`.
     public init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
-                useBias: Bool = true, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                maskValue: Float? = nil, truncateGradient: Int? = nil, unitForgetBias: Bool = true,
+                useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
+                stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
+                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil, unitForgetBias: Bool = true,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
                 biasInitializer: Initializer = .zeros, name: String = "") {
         self.unitForgetBias = unitForgetBias
         super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
-                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
-                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
+                   maskValue: maskValue, truncateGradient: truncateGradient,
+                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
     }
 
-    /// `LSTM(128, returnSequences: true)`: ``init(units:activation:recurrentActivation:useBias:returnSequences:goBackwards:stateful:maskValue:truncateGradient:unitForgetBias:kernelInitializer:recurrentInitializer:biasInitializer:name:)``.
-    public convenience init(_ units: Int, returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                            maskValue: Float? = nil, truncateGradient: Int? = nil, name: String = "") {
-        self.init(units: units, returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful,
-                  maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+    /// `LSTM(128, returnSequences: true, dropout: 0.2, recurrentDropout: 0.2)`: ``init(units:activation:recurrentActivation:useBias:returnSequences:returnState:goBackwards:stateful:maskValue:truncateGradient:dropout:recurrentDropout:seed:unitForgetBias:kernelInitializer:recurrentInitializer:biasInitializer:name:)``.
+    public convenience init(_ units: Int, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
+                            stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
+                            dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil, name: String = "") {
+        self.init(units: units, returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
+                  stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
+                  dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults.
+    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
+    /// throw (see ``RecurrentLayer/init(config:)``).
     public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName)
+        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount, own: ["unit_forget_bias"])
         var forget = true
-        if case .bool(let v)? = config["unit_forget_bias"] { forget = v }
+        if config["unit_forget_bias"] != nil && config["unit_forget_bias"] != .null {
+            forget = try config.bool("unit_forget_bias", of: o.who)
+        }
         self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
-                  returnSequences: o.returnSequences, goBackwards: o.goBackwards, stateful: o.stateful,
-                  maskValue: o.maskValue, truncateGradient: o.truncateGradient, unitForgetBias: forget,
+                  returnSequences: o.returnSequences, returnState: o.returnState, goBackwards: o.goBackwards,
+                  stateful: o.stateful, maskValue: o.maskValue, truncateGradient: o.truncateGradient,
+                  dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed, unitForgetBias: forget,
                   kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
                   biasInitializer: o.biasInitializer, name: o.name)
     }
@@ -77,7 +87,7 @@ public final class LSTM: RecurrentLayer {
         let g = 4 * u
         let z = p.gates + t * b * g
         let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * g, ldc: g)
+        p.multiplyRecurrent(t: t, rows: rows, into: z, beta: 1)
         if p.gate == .sigmoid && p.outputGate == .tanh {
             // Keras' defaults: the fused, vectorised kernel.
             LSTMKernels.forwardRows(gates: z + r0 * g, bias: p.inputBias, cellPrevious: p.cells + (t * b + r0) * u,
@@ -121,7 +131,7 @@ public final class LSTM: RecurrentLayer {
         } else {
             backwardRowsGeneric(p, t: t, rows: rows)
         }
-        p.packedKernel.multiply(m: rows.count, a: dz + r0 * g, lda: g, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        p.multiplyRecurrentBack(dz, rows: rows)
         if let m = p.mask {
             for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
         }

@@ -10,7 +10,9 @@ import TensorCore
 /// ```
 ///
 /// Weights: `kernel` `[F, U]`, `recurrent_kernel` `[U, U]`, `bias` `[U]`; the state is `[h]`.
-/// Cost, masking, states and truncated backpropagation: see ``RecurrentLayer``.
+/// With dropout (one input mask `m` and one recurrent mask `r` per sequence, in training):
+/// `h' = activation((x ⊙ m)·W + (h ⊙ r)·U + b)`.
+/// Cost, masking, states, dropout and truncated backpropagation: see ``RecurrentLayer``.
 public final class SimpleRNN: RecurrentLayer {
     /// `"SimpleRNN"`.
     public override class var typeName: String { "SimpleRNN" }
@@ -18,39 +20,45 @@ public final class SimpleRNN: RecurrentLayer {
 
     /// A simple RNN with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
     /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear.
+    /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear; rates in `0..<1`.
     public init(units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true,
-                returnSequences: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
+                returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
                 maskValue: Float? = nil, truncateGradient: Int? = nil,
+                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
                 kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
                 biasInitializer: Initializer = .zeros, name: String = "") {
         super.init(units: units, activation: activation, recurrentActivation: .sigmoid, useBias: useBias,
-                   returnSequences: returnSequences, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
-                   truncateGradient: truncateGradient, kernelInitializer: kernelInitializer,
+                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
+                   maskValue: maskValue, truncateGradient: truncateGradient,
+                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
                    recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
     }
 
-    /// `SimpleRNN(32, returnSequences: true)`.
+    /// `SimpleRNN(32, returnSequences: true, dropout: 0.2)`.
     public convenience init(_ units: Int, activation: ActivationFunction = .tanh, returnSequences: Bool = false,
-                            goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
-                            truncateGradient: Int? = nil, name: String = "") {
-        self.init(units: units, activation: activation, returnSequences: returnSequences, goBackwards: goBackwards,
-                  stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient, name: name)
+                            returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
+                            truncateGradient: Int? = nil, dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
+                            name: String = "") {
+        self.init(units: units, activation: activation, returnSequences: returnSequences, returnState: returnState,
+                  goBackwards: goBackwards, stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
+                  dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults.
+    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
+    /// throw (see ``RecurrentLayer/init(config:)``).
     public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName)
+        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount)
         self.init(units: o.units, activation: o.activation, useBias: o.useBias, returnSequences: o.returnSequences,
-                  goBackwards: o.goBackwards, stateful: o.stateful, maskValue: o.maskValue,
-                  truncateGradient: o.truncateGradient, kernelInitializer: o.kernelInitializer,
-                  recurrentInitializer: o.recurrentInitializer, biasInitializer: o.biasInitializer, name: o.name)
+                  returnState: o.returnState, goBackwards: o.goBackwards, stateful: o.stateful, maskValue: o.maskValue,
+                  truncateGradient: o.truncateGradient, dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
+                  kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
+                  biasInitializer: o.biasInitializer, name: o.name)
     }
 
     override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let z = p.gates + t * b * u
-        let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: p.states + (t * b + r0) * p.stateStride, lda: p.stateStride, beta: 1, c: z + r0 * u, ldc: u)
+        p.multiplyRecurrent(t: t, rows: rows, into: z, beta: 1)
         for r in rows {
             let hPrev = p.states + (t * b + r) * p.stateStride, h = p.states + ((t + 1) * b + r) * p.stateStride
             if let m = p.mask, m[t * b + r] == 0 {
@@ -76,8 +84,7 @@ public final class SimpleRNN: RecurrentLayer {
             }
             for j in 0..<u { dzr[j] = dhr[j] * p.outputGate.derivative(output: zr[j]) }
         }
-        let r0 = rows.lowerBound
-        p.packedKernel.multiply(m: rows.count, a: dz + r0 * u, lda: u, beta: 0, c: p.dhNext + r0 * u, ldc: u)
+        p.multiplyRecurrentBack(dz, rows: rows)
         if let m = p.mask {
             for r in rows where m[t * b + r] == 0 { (p.dhNext + r * u).update(from: dh + r * u, count: u) }
         }

@@ -18,6 +18,32 @@ func checkLayerGradients(
     seed: UInt64 = 7, epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
     file: StaticString = #filePath, line: UInt = #line
 ) {
+    checkTrainingGradients(layer, input: input, initialState: initialState, checkInput: checkInput, step: nil,
+                           seed: seed, epsilon: epsilon, rtol: rtol, atol: atol, file: file, line: line)
+}
+
+/// The layer's forward pass returning its final state, and the matching backward pass, for the
+/// recurrent layers and `Bidirectional` (nil for other layers).
+private func statePasses(_ layer: any Layer)
+    -> (forward: (Tensor, Bool) -> (output: Tensor, state: [Tensor]), backward: (Tensor, [Tensor]) -> Tensor)? {
+    if let r = layer as? RecurrentLayer { return (r.forwardReturningState, r.backward(_:stateGradient:)) }
+    if let b = layer as? Bidirectional { return (b.forwardReturningState, b.backward(_:stateGradient:)) }
+    return nil
+}
+
+/// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
+/// random `w`, and with `withState` for `Σ output ⊙ w + Σ_i state_i ⊙ v_i` through
+/// `forwardReturningState`/`backward(_:stateGradient:)`: the input's gradient (unless
+/// `checkInput` is false), every parameter's and (for a recurrent layer given `initialState`) the
+/// initial state's. With a `step`, the numeric sides are training-mode forwards that restart the
+/// layer's dropout stream at `step`, so every evaluation draws the masks of the analytic pass;
+/// with nil, inference-mode forwards.
+func checkTrainingGradients(
+    _ layer: any Layer, input: Tensor, initialState: [Tensor]? = nil, checkInput: Bool = true,
+    step: Int? = 3, withState: Bool = false, seed: UInt64 = 7,
+    epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
+    file: StaticString = #filePath, line: UInt = #line
+) {
     var generator = SeededGenerator(seed: seed)
     let perSample = Array(input.shape.dropFirst())
     guard let outShape = try? layer.build(inputShape: perSample, generator: &generator) else {
@@ -26,19 +52,34 @@ func checkLayerGradients(
     }
     let recurrent = layer as? RecurrentLayer
     recurrent?.initialState = initialState
+    let passes = withState ? statePasses(layer) : nil
+    if withState && passes == nil { XCTFail("\(type(of: layer)) returns no state", file: file, line: line) }
+    func run(_ x: Tensor, training: Bool) -> (Tensor, [Tensor]) {
+        if let passes { return passes.forward(x, training) }
+        return (layer.forward(x, training: training), [])
+    }
     let w = randomTensor([input.shape[0]] + outShape, seed: seed + 1)
-    func loss(_ x: Tensor) -> Double { weightedSum(layer.forward(x, training: false), w) }
+    let stateShapes = withState ? run(input, training: false).1.map(\.shape) : []
+    let v = stateShapes.enumerated().map { randomTensor($0.element, seed: seed + 10 + UInt64($0.offset)) }
+    func loss(_ x: Tensor) -> Double {
+        let training = step != nil
+        if let step { (layer as? StepSeeded)?.beginStep(step) }
+        let (y, states) = run(x, training: training)
+        if training { (layer as? TrainingStateOwner)?.clearTrainingState() }
+        return weightedSum(y, w) + zip(states, v).reduce(0) { $0 + weightedSum($1.0, $1.1) }
+    }
 
     for p in layer.parameters { p.zeroGradient() }
-    _ = layer.forward(input, training: true)
-    let dx = layer.backward(w)
+    if let step { (layer as? StepSeeded)?.beginStep(step) }
+    _ = run(input, training: true)
+    let dx = passes.map { $0.backward(w, v) } ?? layer.backward(w)
     if checkInput {
         checkGradient(of: loss, at: input, analytic: dx, epsilon: epsilon, rtol: rtol, atol: atol,
                       "input of \(type(of: layer).typeName)", file: file, line: line)
     }
     for p in layer.parameters {
         let original = p.value
-        checkGradient(of: { v in p.value = v; defer { p.value = original }; return loss(input) },
+        checkGradient(of: { value in p.value = value; defer { p.value = original }; return loss(input) },
                       at: original, analytic: p.gradient, epsilon: epsilon, rtol: rtol, atol: atol,
                       "parameter \(p.name)", file: file, line: line)
         p.value = original
@@ -47,9 +88,9 @@ func checkLayerGradients(
         let analytic = recurrent.initialStateGradient
         XCTAssertEqual(analytic.count, initialState.count, file: file, line: line)
         for (i, s) in initialState.enumerated() where i < analytic.count {
-            checkGradient(of: { v in
+            checkGradient(of: { value in
                 var states = initialState
-                states[i] = v
+                states[i] = value
                 recurrent.initialState = states
                 defer { recurrent.initialState = initialState }
                 return loss(input)

@@ -9,7 +9,9 @@ import TensorCore
 /// cross-entropy and Adam, as `fit` runs it (the LSTM, first, skips its input gradient), on
 /// random data of that shape (the arithmetic does not depend on the
 /// values). `s_per_epoch` is the best step time times 469, the steps of one epoch of 60,000
-/// samples; the inference forward pass alone and the GRU and SimpleRNN versions are reported too.
+/// samples; the inference forward pass alone and the GRU and SimpleRNN versions are reported too,
+/// and `lstm_dropout`, the LSTM with `dropout: 0.2, recurrentDropout: 0.2` (masks per gate, four
+/// recurrent products per step; the reference is `keras_lstm.py --dropout 0.2 --recurrent-dropout 0.2`).
 /// The reference is Tools/reference/keras_lstm.py (Keras 3 on TensorFlow: 9.8-11.3 s per epoch
 /// on this 2-core machine, as measured for issue 5).
 enum RecurrentBench {
@@ -19,8 +21,9 @@ enum RecurrentBench {
         let x = Tensor.randomUniform([batch, steps, features], in: 0...1, using: &g)
         let labels = (0..<batch).map { $0 % classes }
         let cells: [(String, () -> RecurrentLayer)] = [("lstm", { LSTM(units) }), ("gru", { GRU(units) }),
-                                                         ("simple_rnn", { SimpleRNN(units) })]
-        // NEURITE_BENCH_CELL=lstm|gru|simple_rnn|gemm runs only that part (for profiling).
+                                                         ("simple_rnn", { SimpleRNN(units) }),
+                                                         ("lstm_dropout", { LSTM(units, dropout: 0.2, recurrentDropout: 0.2) })]
+        // NEURITE_BENCH_CELL=lstm|gru|simple_rnn|lstm_dropout|gemm runs only that part (for profiling).
         let only = ProcessInfo.processInfo.environment["NEURITE_BENCH_CELL"]
         // The products of one LSTM step alone: h·U [128x128]x[128x512] (forward, beta 1), dZ·Uᵀ
         // (backward), and the recurrent weight gradient over all steps [128x3584]x[3584x512].

@@ -56,6 +56,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dropout", type=float, default=0.0, help="the LSTM's dropout (neurite-bench's lstm_dropout: 0.2)")
+    parser.add_argument("--recurrent-dropout", type=float, default=0.0, help="the LSTM's recurrent_dropout (lstm_dropout: 0.2)")
     args = parser.parse_args()
 
     directory = args.data or os.environ.get("NEURITE_DATA") or (
@@ -75,7 +77,7 @@ def main():
 
     model = keras.Sequential([
         keras.Input(shape=(28, 28)),
-        keras.layers.LSTM(128),
+        keras.layers.LSTM(128, dropout=args.dropout, recurrent_dropout=args.recurrent_dropout),
         keras.layers.Dense(10),
     ])
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -104,6 +106,7 @@ def main():
     _, test_accuracy = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     print(json.dumps({"bench": "keras_lstm", "impl": f"keras-{keras.__version__}", "dataset": args.dataset,
                       "epochs": args.epochs, "batch_size": args.batch_size, "threads": os.cpu_count(),
+                      "dropout": args.dropout, "recurrent_dropout": args.recurrent_dropout,
                       "median_seconds_per_epoch": round(float(np.median(timer.seconds)), 3),
                       "test_accuracy": round(float(test_accuracy), 4)}))
 
