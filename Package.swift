@@ -145,6 +145,11 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/text-generator"
         ),
+        // Demos of sequences: forecasting stock prices and weather, learning a genome.
+        .executableTarget(name: "forecast", dependencies: ["Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                           .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/forecast"),
+        .executableTarget(name: "genome", dependencies: ["Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+                                                         .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/genome"),
         // Demos of the Unsupervised module: autoencoders vs PCA, an RBM on MNIST, oversampling.
         .executableTarget(name: "autoencoder", dependencies: ["Unsupervised", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
                                                               .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/autoencoder"),
