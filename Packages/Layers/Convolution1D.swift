@@ -17,7 +17,6 @@ enum SequenceLayerConfig {
     static let defaultOnlyKeys: [String: [ConfigValue]] = [
         "trainable": [.bool(true)],
         "dtype": [.null, .string("float32")],
-        "data_format": [.null, .string("channels_last")],
         "groups": [.int(1)],
         "bias_initializer": [.string("zeros")],
         "kernel_regularizer": [.null], "bias_regularizer": [.null], "activity_regularizer": [.null],
@@ -66,7 +65,7 @@ enum SequenceLayerConfig {
     }
 
     /// Output length of a window along time (Keras' formula), or nil when the sequence is empty
-    /// or, with `causalOrSame` false (valid padding), shorter than the dilated window.
+    /// or, with `padded` false (valid padding), shorter than the dilated window.
     /// Same and causal padding both give `ceil(T / s)`; valid gives `(T - K') / s + 1`.
     static func outputLength(input: Int, window: Int, stride: Int, dilation: Int, padded: Bool) -> Int? {
         guard input >= 1 else { return nil }

@@ -426,7 +426,8 @@ public final class GlobalMaxPool1D: Layer {
         let gradient = GlobalSequencePooling.outputGradientImage(outputGradient, inputShape: inputShape,
                                                                  keepDimensions: keepDimensions, label: label)
         let (batch, length, features) = (inputShape[0], inputShape[1], inputShape[2])
-        var counts = [Float](repeating: 0, count: features)
+        let shares = UnsafeMutablePointer<Float>.allocate(capacity: features)
+        defer { shares.deallocate() }
         return input.withUnsafeBufferPointer { xb in
             output.withUnsafeBufferPointer { yb in
                 gradient.withUnsafeBufferPointer { gb in
@@ -434,14 +435,20 @@ public final class GlobalMaxPool1D: Layer {
                         for b in 0..<batch {
                             let x = xb.baseAddress! + b * length * features, dx = dxb.baseAddress! + b * length * features
                             let y = yb.baseAddress! + b * features, g = gb.baseAddress! + b * features
-                            // Two passes over the sequence, each vectorised over the features.
-                            for f in 0..<features { counts[f] = 0 }
+                            // Two branch-free passes over the sequence, vectorised over the features:
+                            // count each feature's ties, then give each tied step its share.
+                            shares.update(repeating: 0, count: features)
                             for t in 0..<length {
-                                for f in 0..<features where x[t * features + f] == y[f] { counts[f] += 1 }
+                                let row = x + t * features
+                                for f in 0..<features { shares[f] += row[f] == y[f] ? 1 : 0 }
                             }
-                            for f in 0..<features { counts[f] = counts[f] > 0 ? g[f] / counts[f] : 0 }
+                            for f in 0..<features { shares[f] = shares[f] > 0 ? g[f] / shares[f] : 0 }
                             for t in 0..<length {
-                                for f in 0..<features { dx[t * features + f] = x[t * features + f] == y[f] ? counts[f] : 0 }
+                                let row = x + t * features, out = dx + t * features
+                                for f in 0..<features {
+                                    let tied: Float = row[f] == y[f] ? 1 : 0   // a mask, so the loop vectorises
+                                    out[f] = tied * shares[f]
+                                }
                             }
                         }
                     })

@@ -2,6 +2,7 @@ import Foundation
 import Layers
 import Optimizers
 import TensorCore
+import Testing
 import XCTest
 import _NeuriteTestSupport
 
@@ -249,5 +250,73 @@ final class Pooling1DTests: XCTestCase {
             XCTAssertTrue(LayerRegistry.type(named: alias) == type, alias)
             XCTAssertTrue(LayerRegistry.type(named: type.typeName) == type, type.typeName)
         }
+    }
+}
+
+/// Misuse of a built pooling layer stops with a message naming the layer and the shapes (exit
+/// tests, as in TensorCore's `ShapeErrorTests`).
+@Suite struct Pooling1DShapeErrorTests {
+    private func expectStop(mentioning parts: [String], sourceLocation: SourceLocation = #_sourceLocation,
+                            _ result: ExitTest.Result?) {
+        let stderr = String(decoding: result?.standardErrorContent ?? [], as: UTF8.self)
+        for part in parts {
+            #expect(stderr.contains(part), "stderr should mention \(part): \(stderr)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func maxPoolWithAnotherFeatureCountNamesBothShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let layer = MaxPool1D(poolSize: 3, name: "pool_a")
+            var g = SeededGenerator(seed: 1)
+            _ = try? layer.build(inputShape: [12, 4], generator: &g)
+            _ = layer.forward(Tensor.zeros([2, 12, 5]), training: false)
+        }
+        expectStop(mentioning: ["MaxPooling1D \"pool_a\"", "[2, 12, 5]", "[B, T, 4]"], result)
+    }
+
+    @Test func averagePoolOnATooShortSequenceNamesTheLength() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let layer = AveragePool1D(poolSize: 5, name: "pool_b")
+            var g = SeededGenerator(seed: 1)
+            _ = try? layer.build(inputShape: [12, 4], generator: &g)
+            _ = layer.forward(Tensor.zeros([2, 3, 4]), training: false)
+        }
+        expectStop(mentioning: ["pool_b", "[2, 3, 4]", "5-step"], result)
+    }
+
+    @Test func globalPoolingOnAnImageNamesTheShape() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let layer = GlobalMaxPool1D(name: "gmp")
+            var g = SeededGenerator(seed: 1)
+            _ = try? layer.build(inputShape: [12, 4], generator: &g)
+            _ = layer.forward(Tensor.zeros([2, 12, 12, 4]), training: false)
+        }
+        expectStop(mentioning: ["GlobalMaxPooling1D \"gmp\"", "[2, 12, 12, 4]", "[B, T, 4]"], result)
+    }
+
+    @Test func backwardWithAnotherShapeNamesBothShapes() async {
+        let result = await #expect(processExitsWith: .failure, observing: [\.standardErrorContent]) {
+            let layer = GlobalAveragePool1D(name: "gap")
+            var g = SeededGenerator(seed: 1)
+            _ = try? layer.build(inputShape: [12, 4], generator: &g)
+            _ = layer.forward(Tensor.zeros([2, 12, 4]), training: true)
+            _ = layer.backward(Tensor.zeros([2, 5]))
+        }
+        expectStop(mentioning: ["gap", "[2, 5]", "[2, 4]"], result)
+    }
+
+    @Test func validUseDoesNotStop() {
+        // The same calls with fitting shapes run, so the cases above stop for the shapes alone.
+        var g = SeededGenerator(seed: 1)
+        let pool = MaxPool1D(poolSize: 3)
+        _ = try? pool.build(inputShape: [12, 4], generator: &g)
+        #expect(pool.forward(Tensor.zeros([2, 12, 4]), training: false).shape == [2, 4, 4])
+        let average = AveragePool1D(poolSize: 5)
+        _ = try? average.build(inputShape: [12, 4], generator: &g)
+        #expect(average.forward(Tensor.zeros([2, 5, 4]), training: false).shape == [2, 1, 4])
+        let global = GlobalAveragePool1D()
+        _ = try? global.build(inputShape: [12, 4], generator: &g)
+        _ = global.forward(Tensor.zeros([2, 12, 4]), training: true)
+        #expect(global.backward(Tensor.zeros([2, 4])).shape == [2, 12, 4])
     }
 }

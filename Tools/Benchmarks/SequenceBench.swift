@@ -15,6 +15,18 @@ import TensorCore
 /// (the first layer skips its input gradient). Then every layer's inference forward and its
 /// training forward plus backward. One JSON line per case. The references, timed the same way
 /// with the same shapes, are Tools/reference/keras_conv1d.py and Tools/reference/torch_conv1d.py.
+///
+/// Figures for issue 13 (2-core AMD EPYC, AVX-512, shared and busy: another job held about one
+/// core, so the 2-thread figures are unreliable; best of 3 alternating rounds, ms):
+///
+///     1 thread     forward  forward+backward  train step
+///     Neurite        3.65        12.45*           11.09
+///     Keras 3.15     3.57        11.12            11.35    (TensorFlow 2.21, tf.function)
+///     PyTorch 2.15   8.84        20.40            22.42    (eager)
+///     2 threads: Neurite 2.04 / 13.8* / 9.03, Keras 2.76 / 12.2 / 8.93, PyTorch 10.4 / 60 / 42
+///
+/// (* Neurite's forward+backward also computes the first layer's input gradient, about 1.4 ms,
+/// which the others skip; its train step skips it too.)
 enum SequenceBench {
     static let (batch, length, bases, filters, kernelSize) = (64, 200, 4, 64, 9)
 
