@@ -29,6 +29,8 @@ import TensorCore
 /// gradient. Padding a batch of sequences of different lengths with the mask value therefore gives
 /// each sample the result of its own length. ``Embedding`` with `maskZero` writes zero vectors for
 /// token 0, so an `Embedding(maskZero: true)` followed by a layer with `maskValue: 0` masks padding.
+/// There is no separate `Masking` layer: a `Sequential` passes one tensor from layer to layer and
+/// no mask beside it, so the mask is recomputed from the values by the layer that needs it.
 ///
 /// **States.** ``initialState`` sets the state the next forward passes start from (`[h]`, or
 /// `[h, c]` for an LSTM, each `[B, U]`); ``finalState`` is the state after the last forward, and
