@@ -55,7 +55,7 @@ struct Genome: ParsableCommand {
     @Option(help: "The seed of the initial weights, shuffles and batch order.")
     var seed: UInt64 = 1
 
-    @Option(help: "A folder for the saved next-base model (next-base/) and classifier (real-or-shuffled/).")
+    @Option(help: "A folder for the saved next-base model (next-base/), classifier (real-or-shuffled/) and next-base-surprise.png (bits per base along the test region, network against Markov model).")
     var output: String?
 
     @Flag(help: "Print only one JSON line with the results.")
@@ -135,18 +135,34 @@ struct Genome: ParsableCommand {
                       seed: seed, callbacks: [timer, stopping], verbose: 0)
         let testLoss = try model.evaluate(x: oneHot(bases, starts: test, length: c), y: test.map { bases[$0 + c] }, batchSize: 512)["loss"]!
         let modelBits = testLoss / log(2)
-        if let output { try model.save(to: try makeOutputDirectory(output) + "/next-base", metadata: ["app": "genome", "context": "\(c)"]) }
-
         // Markov models of order 0...8 on the training region; the best on validation is scored on test.
-        var best: (k: Int, validation: Double, test: Double)?
+        var best: (k: Int, validation: Double, test: Double, model: MarkovModel)?
         for k in 0...8 {
             let markov = MarkovModel(order: k, bases: Array(bases[regions.train]))
             let v = markov.bitsPerBase(bases, positions: validation.map { $0 + c })
             if best == nil || v < best!.validation {
-                best = (k, v, markov.bitsPerBase(bases, positions: test.map { $0 + c }))
+                best = (k, v, markov.bitsPerBase(bases, positions: test.map { $0 + c }), markov)
             }
         }
         let baseline = best!
+        if let output {
+            let folder = try makeOutputDirectory(output)
+            try model.save(to: folder + "/next-base", metadata: ["app": "genome", "context": "\(c)"])
+            // The surprise of each base, -log2 p(base), along the first 2,000 test bases,
+            // averaged over 50 bases: network (orange) against the Markov model (blue).
+            let shown = Array(test.prefix(2000))
+            let probabilities = model.predict(oneHot(bases, starts: shown, length: c), batchSize: 512).softmax().scalars
+            let network = shown.indices.map { -log2(Double(probabilities[$0 * 4 + bases[shown[$0] + c]])) }
+            let markov = shown.map { baseline.model.bitsPerBase(bases, positions: [$0 + c]) }
+            func smoothed(_ v: [Double]) -> [Double] {
+                stride(from: 0, to: v.count - 49, by: 10).map { v[$0..<($0 + 50)].reduce(0, +) / 50 }
+            }
+            var canvas = PictureCanvas(height: 260, width: 920, background: (0.08, 0.08, 0.1))
+            canvas.plot([(smoothed(markov), (0.35, 0.55, 0.95)), (smoothed(network), (1.0, 0.55, 0.1))],
+                        top: 10, left: 10, height: 240, width: 900)
+            try canvas.writePNG(to: folder + "/next-base-surprise.png")
+            if !json { print("wrote \(folder)/next-base-surprise.png (bits per base along the test region: orange network, blue Markov)") }
+        }
         return TaskResult(task: "next base", metric: "bits per base (lower is better)", model: rounded(modelBits, 4),
                           baseline: rounded(baseline.test, 4), baselineName: "order-\(baseline.k) Markov model",
                           winner: modelBits < baseline.test ? "Conv1D+LSTM" : "order-\(baseline.k) Markov model",
