@@ -115,7 +115,7 @@ struct AutoencoderDemo: ParsableCommand {
                 let run = AutoencoderRun(model: name, codeSize: code, noise: noise?.description ?? "none", parameters: parameters,
                                          trainingImages: name == "conv" ? convX.shape[0] : x.shape[0],
                                          epochSeconds: timer.seconds.map { rounded($0, 3) },
-                                         testMSE: rounded(noise == nil ? ae.reconstructionError(xt) : Self.denoisedError(ae, xt, noise!, options.seed), 5))
+                                         testMSE: rounded(noise == nil ? try ae.reconstructionError(xt) : try Self.denoisedError(ae, xt, noise!, options.seed), 5))
                 if !options.json {
                     let medianSeconds = median(timer.seconds)
                     print(name.padding(toLength: 5, withPad: " ", startingAt: 0)
@@ -174,7 +174,7 @@ struct AutoencoderDemo: ParsableCommand {
                 if let corruption {
                     let noisy = corruption.apply(to: shown, seed: options.seed)
                     var rows = [shown, noisy]
-                    for (_, ae) in denoisers { rows.append(ae.reconstruct(noisy)) }
+                    for (_, ae) in denoisers { rows.append(try ae.reconstruct(noisy)) }
                     let projection = pca.keepingComponents(Swift.min(32, pca.componentCount))
                     rows.append(projection.inverseTransform(projection.transform(noisy)).reshaped([12, 28, 28, 1]))
                     try writeImageRows(rows, rowNumbers: Array(0..<rows.count), to: directory + "/denoising.png")
@@ -191,7 +191,7 @@ struct AutoencoderDemo: ParsableCommand {
                 func points(_ t: Tensor) -> [(Float, Float)] { let v = t.scalars; return (0..<count).map { (v[2 * $0], v[2 * $0 + 1]) } }
                 let side = 420, gap = 16, legend = 24
                 var canvas = PictureCanvas(height: side + 2 * gap + legend, width: 2 * side + 3 * gap, background: (1, 1, 1))
-                canvas.scatter(points(twoD.encode(sample)), labels: labels, top: gap, left: gap, size: side)
+                canvas.scatter(points(try twoD.encode(sample)), labels: labels, top: gap, left: gap, size: side)
                 canvas.scatter(points(pca.keepingComponents(2).transform(sample)), labels: labels, top: gap, left: 2 * gap + side, size: side)
                 for c in 0..<10 {
                     let left = gap + c * 40
@@ -227,8 +227,8 @@ struct AutoencoderDemo: ParsableCommand {
     static func corrupt(_ x: Tensor, _ noise: Noise, seed: UInt64) -> Tensor { noise.apply(to: x, seed: seed &+ 7919) }
 
     /// MSE between the clean images and the reconstruction of their corrupted copies.
-    static func denoisedError(_ ae: Autoencoder, _ x: Tensor, _ noise: Noise, _ seed: UInt64) -> Double {
-        meanSquaredError(ae.reconstruct(corrupt(x, noise, seed: seed)), x)
+    static func denoisedError(_ ae: Autoencoder, _ x: Tensor, _ noise: Noise, _ seed: UInt64) throws -> Double {
+        meanSquaredError(try ae.reconstruct(corrupt(x, noise, seed: seed)), x)
     }
 
     static func pcaDenoisedError(_ pca: PCA, _ x: Tensor, _ noise: Noise, _ seed: UInt64) -> Double {

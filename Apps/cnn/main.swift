@@ -86,7 +86,7 @@ struct CNN: ParsableCommand {
                 let run = try trainAndEvaluate(entry.model, name: entry.name, architecture: entry.architecture,
                                                data: data, options: options)
                 runs.append(run)
-                let predicted = entry.model.predict(data.test.images, batchSize: 1000).argmax(alongAxis: 1)
+                let predicted = try entry.model.predict(data.test.images, batchSize: 1000).argmax(alongAxis: 1)
                 let confusion = ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10)
                 matrices[entry.name] = confusion.counts
                 if !options.json {
@@ -210,7 +210,7 @@ func classifyImage(_ path: String, with model: Sequential, classNames: [String])
     }
     let inverted = border.reduce(0, +) / Float(border.count) > 0.5
     if inverted { image = Tensor(shape: image.shape, scalars: pixels.map { 1 - $0 }) }
-    let probabilities = model.predict(image.reshaped([1, 28, 28, 1]), batchSize: 1).softmax().scalars
+    let probabilities = try model.predict(image.reshaped([1, 28, 28, 1]), batchSize: 1).softmax().scalars
     let order = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }
     func name(_ c: Int) -> String { c < classNames.count ? classNames[c] : "\(c)" }
     let top = order.prefix(3).map { Classification.TopClass(label: $0, name: name($0), probability: Double(probabilities[$0])) }

@@ -151,7 +151,7 @@ struct Genome: ParsableCommand {
             // The surprise of each base, -log2 p(base), along the first 2,000 test bases,
             // averaged over 50 bases: network (orange) against the Markov model (blue).
             let shown = Array(test.prefix(2000))
-            let probabilities = model.predict(oneHot(bases, starts: shown, length: c), batchSize: 512).softmax().scalars
+            let probabilities = try model.predict(oneHot(bases, starts: shown, length: c), batchSize: 512).softmax().scalars
             let network = shown.indices.map { -log2(Double(probabilities[$0 * 4 + bases[shown[$0] + c]])) }
             let markov = shown.map { baseline.model.bitsPerBase(bases, positions: [$0 + c]) }
             func smoothed(_ v: [Double]) -> [Double] {

@@ -86,7 +86,7 @@ struct RBMDemo: ParsableCommand {
                 let clock = Stopwatch()
                 try model.fit(x: train, y: data.train.labels, epochs: classifierEpochs, batchSize: 128, seed: options.seed, verbose: 0)
                 let seconds = clock.seconds
-                let predicted = model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
+                let predicted = try model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
                 return (ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10).accuracy, seconds)
             }
             let raw = try softmaxAccuracy(x, xt)

@@ -134,7 +134,7 @@ struct Rebalance: ParsableCommand {
                 try model.fit(x: resampled.x, y: resampled.y, epochs: options.epochs, batchSize: options.batchSize,
                               seed: options.seed, verbose: 0)
                 let trainSeconds = trainClock.seconds
-                let predicted = model.predict(xt, batchSize: 1000).argmax(alongAxis: 1)
+                let predicted = try model.predict(xt, batchSize: 1000).argmax(alongAxis: 1)
                 let confusion = ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10)
                 let run = SamplerRun(sampler: name, trainingSamples: resampled.y.count, resampleSeconds: resampleSeconds,
                                      trainSeconds: trainSeconds,

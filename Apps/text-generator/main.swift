@@ -177,7 +177,7 @@ struct TextGenerator: ParsableCommand {
             }
             let pad = vocabulary.id(of: " ") != nil ? " " : vocabulary.tokens[0]
             for t in temperatures {
-                let text = sample(model: model, vocabulary: vocabulary, window: windowLength, start: start, pad: pad,
+                let text = try sample(model: model, vocabulary: vocabulary, window: windowLength, start: start, pad: pad,
                                   temperature: t, generator: &generator)
                 report.samples[String(t)] = text
                 if !json {
@@ -191,12 +191,12 @@ struct TextGenerator: ParsableCommand {
 
     /// `length` characters drawn one at a time from the model's softmax at `temperature`.
     func sample(model: Sequential, vocabulary: Vocabulary, window: Int, start: [String], pad: String,
-                temperature: Double, generator: inout SeededGenerator) -> String {
+                temperature: Double, generator: inout SeededGenerator) throws -> String {
         var context = (Array(repeating: pad, count: Swift.max(0, window - start.count)) + start).suffix(window)
             .map { vocabulary.id(of: $0)! }
         var out = ""
         for _ in 0..<length {
-            let logits = model.predict(Tensor(shape: [1, window], scalars: context.map(Float.init))).scalars
+            let logits = try model.predict(Tensor(shape: [1, window], scalars: context.map(Float.init))).scalars
             let scaled = logits.map { Double($0) / temperature }
             let top = scaled.max() ?? 0
             let weights = scaled.map { Foundation.exp($0 - top) }

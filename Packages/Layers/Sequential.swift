@@ -224,10 +224,11 @@ public final class Sequential: LayerContainer {
 
     /// The model's outputs for `x` `[N] + inputShape`, computed in inference mode (dropout off)
     /// `batchSize` samples at a time and joined: `[N] + outputShape`.
-    /// - Precondition: built, `batchSize > 0`, and `x` fits the input shape.
-    public func predict(_ x: Tensor, batchSize: Int = 32) -> Tensor {
-        neuritePrecondition(batchSize > 0, "predict needs a positive batch size, got \(batchSize)")
-        neuritePrecondition(x.rank >= 1, "predict needs a batch axis, got shape \(x.shape)")
+    /// - Throws: `TrainingError` when the model is not built, `batchSize < 1`, or `x` is not
+    ///   `[N] + inputShape` (the message names both shapes): a user's data never traps.
+    public func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
+        guard batchSize > 0 else { throw TrainingError("predict needs a positive batch size, got \(batchSize)") }
+        try checkInference(x, what: "predict")
         let n = x.shape[0]
         if n <= batchSize { return forward(x, training: false) }
         var parts: [Tensor] = []
@@ -235,6 +236,24 @@ public final class Sequential: LayerContainer {
             parts.append(forward(x.slice(start..<Swift.min(start + batchSize, n)), training: false))
         }
         return Tensor.concatenate(parts, axis: 0)
+    }
+
+    /// The model's outputs for the batch `x` `[B] + inputShape` in inference mode, as Keras'
+    /// `model(x)`: ``predict(_:batchSize:)`` over the whole batch at once.
+    /// - Throws: `TrainingError` when the model is not built or `x` does not fit it.
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        try checkInference(x, what: "calling \(label)")
+        return forward(x, training: false)
+    }
+
+    /// Throws unless the model is built and `x` is `[N] + builtInputShape`.
+    private func checkInference(_ x: Tensor, what: String) throws {
+        guard let built = builtInputShape else {
+            throw TrainingError("\(label) is not built: build(seed:) or fit it before \(what)")
+        }
+        guard x.rank == built.count + 1, Array(x.shape.dropFirst()) == built else {
+            throw TrainingError("\(what): x has shape \(x.shape), \(label) takes [N] + \(built)")
+        }
     }
 
     // MARK: Weights

@@ -149,18 +149,21 @@ public final class Autoencoder {
     }
 
     /// The codes of `x` `[N, ...]`, in inference mode.
-    /// - Precondition: built.
-    public func encode(_ x: Tensor, batchSize: Int = 1000) -> Tensor { encoder.predict(x, batchSize: batchSize) }
+    /// - Throws: `TrainingError` when the autoencoder is not built or `x` does not fit it.
+    public func encode(_ x: Tensor, batchSize: Int = 1000) throws -> Tensor { try encoder.predict(x, batchSize: batchSize) }
 
     /// The samples rebuilt from `codes`, in inference mode.
-    public func decode(_ codes: Tensor, batchSize: Int = 1000) -> Tensor { decoder.predict(codes, batchSize: batchSize) }
+    /// - Throws: `TrainingError` when the autoencoder is not built or `codes` do not fit the decoder.
+    public func decode(_ codes: Tensor, batchSize: Int = 1000) throws -> Tensor { try decoder.predict(codes, batchSize: batchSize) }
 
     /// `decode(encode(x))`.
-    public func reconstruct(_ x: Tensor, batchSize: Int = 1000) -> Tensor { model.predict(x, batchSize: batchSize) }
+    /// - Throws: as ``encode(_:batchSize:)``.
+    public func reconstruct(_ x: Tensor, batchSize: Int = 1000) throws -> Tensor { try model.predict(x, batchSize: batchSize) }
 
     /// The mean squared difference between `x` and its reconstruction (over every value).
-    public func reconstructionError(_ x: Tensor, batchSize: Int = 1000) -> Double {
-        meanSquaredError(reconstruct(x, batchSize: batchSize), x)
+    /// - Throws: as ``encode(_:batchSize:)``.
+    public func reconstructionError(_ x: Tensor, batchSize: Int = 1000) throws -> Double {
+        meanSquaredError(try reconstruct(x, batchSize: batchSize), x)
     }
 }
 

@@ -136,8 +136,8 @@ final class SequentialTests: XCTestCase {
         try model.build(seed: 5)
         let x = Tensor(shape: [23, 3], scalars: randomScalars(69, seed: 2))
         let whole = model.forward(x, training: false)
-        assertClose(model.predict(x, batchSize: 7), whole)
-        XCTAssertEqual(model.predict(x, batchSize: 7).shape, [23, 2])
+        assertClose(try model.predict(x, batchSize: 7), whole)
+        XCTAssertEqual(try model.predict(x, batchSize: 7).shape, [23, 2])
     }
 
     func testWeightsRoundTripAndLoadingReportsBadKeys() throws {

@@ -83,7 +83,7 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertEqual(try model.evaluate(validation), direct)
         let predicted = try model.predict(validation)
         XCTAssertEqual(predicted.shape, [22, 2])
-        XCTAssertEqual(predicted, model.predict(vx, batchSize: 7))
+        XCTAssertEqual(predicted, try model.predict(vx, batchSize: 7))
     }
 
     func testAnUnbuiltModelWithoutInputShapeIsBuiltFromTheFirstBatch() throws {

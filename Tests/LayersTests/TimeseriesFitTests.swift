@@ -49,6 +49,6 @@ final class TimeseriesFitTests: XCTestCase {
         let unlabelled = try TimeseriesWindows(data: series.slice(0..<(n - shift)), sequenceLength: length, batchSize: 50)
         let predictions = try streamed.predict(unlabelled)
         XCTAssertEqual(predictions.shape, [windows.count, 1])
-        assertClose(predictions, streamed.predict(all.x), rtol: 1e-5, atol: 1e-6)
+        assertClose(predictions, try streamed.predict(all.x), rtol: 1e-5, atol: 1e-6)
     }
 }

@@ -11,7 +11,7 @@ final class UmbrellaImportTests: XCTestCase {
         try model.build(seed: 1)
         var generator = SeededGenerator(seed: 2)          // TensorCore
         let x = Tensor.randomNormal([5, 4], using: &generator)
-        XCTAssertEqual(model.predict(x).shape, [5, 2])
+        XCTAssertEqual(try model.predict(x).shape, [5, 2])
         model.compile(optimizer: Adam(), loss: SoftmaxCrossEntropy())   // Optimizers
         let loader = DataLoader(TensorDataset(x: x, y: [0, 1, 0, 1, 1]), batchSize: 2, shuffle: false)   // Datasets
         XCTAssertEqual(loader.batchesPerEpoch, 3)

@@ -11,6 +11,6 @@ final class UmbrellaRecurrentTests: XCTestCase {
             Dense(1)
         }
         try model.build(seed: 1)
-        XCTAssertEqual(model.predict(Tensor(shape: [2, 3], scalars: [0, 1, 2, 3, 4, 0])).shape, [2, 1])
+        XCTAssertEqual(try model.predict(Tensor(shape: [2, 3], scalars: [0, 1, 2, 3, 4, 0])).shape, [2, 1])
     }
 }

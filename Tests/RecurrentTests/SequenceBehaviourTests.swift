@@ -83,10 +83,10 @@ final class SequenceBehaviourTests: XCTestCase {
             LSTM(units: 3, maskValue: 0)
         }
         try model.build(seed: 2)
-        let padded = model.predict(Tensor(shape: [1, 5], scalars: [0, 0, 3, 1, 5]))
+        let padded = try model.predict(Tensor(shape: [1, 5], scalars: [0, 0, 3, 1, 5]))
         let short = Sequential(inputShape: [3], layers: model.layers)
         try short.build(seed: 2)
-        assertClose(padded, short.predict(Tensor(shape: [1, 3], scalars: [3, 1, 5])), rtol: 1e-6, atol: 1e-6)
+        assertClose(padded, try short.predict(Tensor(shape: [1, 3], scalars: [3, 1, 5])), rtol: 1e-6, atol: 1e-6)
     }
 
     /// Dense on a sequence applies to every step (Keras' TimeDistributed(Dense)), and trains
@@ -98,7 +98,7 @@ final class SequenceBehaviourTests: XCTestCase {
         }
         try model.build(seed: 1)
         let x = randomTensor([6, 5, 2], seed: 2), y = randomTensor([6, 5, 3], seed: 3)
-        let out = model.predict(x)
+        let out = try model.predict(x)
         XCTAssertEqual(out.shape, [6, 5, 3])
         let dense = model.layers[1] as! Dense, gru = model.layers[0] as! GRU
         let perStep = dense.forward(gru.forward(x, training: false), training: false)

@@ -72,7 +72,7 @@ final class SequenceLearningTests: XCTestCase {
         }
         model.compile(optimizer: Adam(learningRate: 0.01), loss: MeanSquaredError())
         try model.fit(x: x, y: y, epochs: 30, batchSize: 64, seed: 1, verbose: 0)
-        let p = model.predict(tx).scalars, t = ty.scalars
+        let p = try model.predict(tx).scalars, t = ty.scalars
         let close = zip(p, t).filter { abs($0 - $1) < 0.04 }.count
         XCTAssertGreaterThanOrEqual(Double(close) / Double(t.count), 0.95, "MSE \(zip(p, t).map { ($0 - $1) * ($0 - $1) }.reduce(0, +) / Float(t.count))")
     }

@@ -49,7 +49,7 @@ enum LayersBench {
                     let labels = (0..<batch).map { $0 % 10 }
                     let step = measure(minSeconds: minSeconds) { _ = try! model.trainOnBatch(x: x, y: labels) }
                     let one = x.slice(0..<1)
-                    let predictOne = measure(minSeconds: minSeconds / 2) { _ = model.predict(one, batchSize: 1) }
+                    let predictOne = measure(minSeconds: minSeconds / 2) { _ = try? model.predict(one, batchSize: 1) }
                     emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name), ("layer", "predict_one"),
                           ("threads", threads), ("us", predictOne * 1e6)])
                     emit([("bench", "layers"), ("impl", "neurite"), ("isa", isa), ("model", name), ("layer", "step"),

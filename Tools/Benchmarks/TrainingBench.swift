@@ -34,11 +34,11 @@ enum TrainingBench {
                               callbacks: [timer], verbose: 0)
                 let accuracy = try model.evaluate(x: test.images, y: test.labels, batchSize: 1000)["accuracy"] ?? .nan
                 let one = test.images.slice(0..<1)
-                for _ in 0..<20 { _ = model.predict(one, batchSize: 1) }
+                for _ in 0..<20 { _ = try model.predict(one, batchSize: 1) }
                 var times: [Double] = []
                 for _ in 0..<200 {
                     let t0 = now()
-                    _ = model.predict(one, batchSize: 1)
+                    _ = try model.predict(one, batchSize: 1)
                     times.append(now() - t0)
                 }
                 let epoch = median(timer.seconds), predict = median(times) * 1e3

@@ -87,7 +87,7 @@ enum UnsupervisedBench {
         let model = Sequential(inputShape: [784]) { Dense(10) }
         model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
         let s = try! seconds { try model.fit(x: x, y: y, epochs: 5, batchSize: 128, seed: 0, verbose: 0) }
-        let predicted = model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
+        let predicted = try! model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
         let confusion = ConfusionMatrix(predicted: predicted, actual: testLabels, classes: 10)
         return (confusion.recall[minority], confusion.macroF1, s)
     }
