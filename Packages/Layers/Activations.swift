@@ -205,6 +205,7 @@ public final class ActivationLayer: Layer {
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: ["name", "activation"], of: Self.typeName)
         let function = try ActivationFunction(configName: config.string("activation", of: Self.typeName))
         self.init(function, name: try config.optionalName(of: Self.typeName))
     }

@@ -208,6 +208,8 @@ public final class Conv2D: Layer {
     /// Throws `LayerError` naming a missing, ill-typed or out-of-range entry.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Conv2D.typeName
+        try LayerConfigKeys.check(config, known: ["name", "filters", "kernel_size", "strides", "padding", "data_format",
+                                                  "dilation_rate", "activation", "use_bias", "kernel_initializer"], of: type)
         try SpatialLayerConfig.checkDataFormat(config, of: type)
         let filters = try config.int("filters", of: type)
         let kernelSize = try SpatialLayerConfig.pair(config, "kernel_size", of: type)

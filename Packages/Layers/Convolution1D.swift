@@ -12,31 +12,10 @@ import TensorCore
 /// Reading and checking the configuration entries of the 1-D layers (convolution, pooling).
 /// Internal: the layers' public API is their initialisers and `config`.
 enum SequenceLayerConfig {
-    /// Keras keys the 1-D layers accept only with their default value, which is all Neurite
-    /// implements: a saved Keras config carries them, a non-default value must not be ignored.
-    static let defaultOnlyKeys: [String: [ConfigValue]] = [
-        "trainable": [.bool(true)],
-        "dtype": [.null, .string("float32")],
-        "groups": [.int(1)],
-        "bias_initializer": [.string("zeros")],
-        "kernel_regularizer": [.null], "bias_regularizer": [.null], "activity_regularizer": [.null],
-        "kernel_constraint": [.null], "bias_constraint": [.null],
-    ]
-
     /// Throws a `LayerError` naming the layer type, the key and its value for a key outside
-    /// `known` (the keys the layer implements) or a default-only key (``defaultOnlyKeys``) with
-    /// another value. Keys are checked in sorted order, so the message does not depend on hashing.
+    /// `known` or a default-only key with another value (``LayerConfigKeys``, shared by all layers).
     static func checkKeys(_ config: [String: ConfigValue], known: Set<String>, of type: String) throws {
-        for key in config.keys.sorted() where !known.contains(key) {
-            let value = config[key]!
-            guard let allowed = defaultOnlyKeys[key] else {
-                throw LayerError("\(type) config has key \"\(key)\" (value \(value)), which Neurite does not implement")
-            }
-            guard allowed.contains(value) else {
-                let expected = allowed.map { "\($0)" }.joined(separator: " or ")
-                throw LayerError("\(type) config has \(key) \(value); Neurite implements only \(expected)")
-            }
-        }
+        try LayerConfigKeys.check(config, known: known, of: type)
     }
 
     /// The integer at `key`: `n` or `[n]` (Keras writes 1-D sizes as one-element lists), or nil

@@ -106,6 +106,9 @@ public final class Conv2DTranspose: Layer {
     /// entry, a dilation other than 1 or an `output_padding`, which Neurite does not support.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Self.typeName
+        try LayerConfigKeys.check(config, known: ["name", "filters", "kernel_size", "strides", "padding", "output_padding",
+                                                  "data_format", "dilation_rate", "activation", "use_bias",
+                                                  "kernel_initializer"], of: type)
         try SpatialLayerConfig.checkDataFormat(config, of: type)
         let filters = try config.int("filters", of: type)
         let kernelSize = try SpatialLayerConfig.pair(config, "kernel_size", of: type)

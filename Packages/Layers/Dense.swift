@@ -85,6 +85,7 @@ public final class Dense: Layer {
     /// Rebuilds from ``config``; `activation`, `use_bias` and the initialisers may be absent (defaults).
     public convenience init(config: [String: ConfigValue]) throws {
         let t = Self.typeName
+        try LayerConfigKeys.check(config, known: ["name", "units", "activation", "use_bias", "kernel_initializer", "bias_initializer"], of: t)
         let units = try config.int("units", of: t)
         guard units > 0 else { throw LayerError("Dense config needs a positive \"units\", got \(units)") }
         self.init(units: units,

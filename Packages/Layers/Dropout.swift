@@ -51,6 +51,7 @@ public final class Dropout: Layer {
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: ["name", "rate", "seed"], of: Self.typeName)
         let rate = try config.double("rate", of: Self.typeName)
         guard rate >= 0 && rate < 1 else { throw LayerError("Dropout config \"rate\" must be in 0..<1, got \(rate)") }
         let seed: UInt64? = switch config["seed"] {

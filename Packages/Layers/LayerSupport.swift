@@ -130,3 +130,39 @@ func snakeCase(_ name: String) -> String {
 func kerasShape(_ shape: [Int]) -> String {
     "(" + (["None"] + shape.map(String.init)).joined(separator: ", ") + ")"
 }
+
+/// The check every layer's `init(config:)` makes first: a key it does not implement is an error,
+/// never silently ignored (a Keras config whose `groups`, `renorm` or constraint would change the
+/// math must not load as a different model).
+enum LayerConfigKeys {
+    /// Keras keys the layers accept only with their default value, which is all Neurite
+    /// implements: a saved Keras config carries them, a non-default value must not be ignored.
+    static let defaultOnly: [String: [ConfigValue]] = [
+        "trainable": [.bool(true)],
+        "dtype": [.null, .string("float32")],
+        "groups": [.int(1)],
+        "bias_initializer": [.string("zeros")],
+        "kernel_regularizer": [.null], "bias_regularizer": [.null], "activity_regularizer": [.null],
+        "kernel_constraint": [.null], "bias_constraint": [.null],
+        "lora_rank": [.null],
+        "noise_shape": [.null],
+    ]
+
+    /// Throws a `LayerError` naming the layer type, the key and its value for a key outside
+    /// `known` (the keys the layer implements) or a default-only key (``defaultOnly``, then
+    /// `extraDefaults`) with another value. Keys are checked in sorted order, so the message does
+    /// not depend on hashing.
+    static func check(_ config: [String: ConfigValue], known: Set<String>, extraDefaults: [String: [ConfigValue]] = [:],
+                      of type: String) throws {
+        for key in config.keys.sorted() where !known.contains(key) {
+            let value = config[key]!
+            guard let allowed = extraDefaults[key] ?? defaultOnly[key] else {
+                throw LayerError("\(type) config has key \"\(key)\" (value \(value)), which Neurite does not implement")
+            }
+            guard allowed.contains(value) else {
+                let expected = allowed.map { "\($0)" }.joined(separator: " or ")
+                throw LayerError("\(type) config has \(key) \(value); Neurite implements only \(expected)")
+            }
+        }
+    }
+}

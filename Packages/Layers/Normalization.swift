@@ -121,6 +121,14 @@ public final class BatchNormalization: Layer {
     /// `LayerError` for an ill-typed or out-of-range entry.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = BatchNormalization.typeName
+        // Keras' renormalisation, synchronisation flag, initialisers, regularisers and
+        // constraints: accepted only at their defaults (synchronisation comes from fit's strategy).
+        try LayerConfigKeys.check(config, known: ["name", "axis", "momentum", "epsilon", "center", "scale"], extraDefaults: [
+            "renorm": [.bool(false)], "renorm_clipping": [.null], "renorm_momentum": [.double(0.99)],
+            "synchronized": [.bool(false)], "beta_initializer": [.string("zeros")], "gamma_initializer": [.string("ones")],
+            "moving_mean_initializer": [.string("zeros")], "moving_variance_initializer": [.string("ones")],
+            "beta_regularizer": [.null], "gamma_regularizer": [.null], "beta_constraint": [.null], "gamma_constraint": [.null],
+        ], of: type)
         let axis = config["axis"] == nil ? -1 : try config.int("axis", of: type)
         let momentum = config["momentum"] == nil ? 0.99 : try config.double("momentum", of: type)
         let epsilon = config["epsilon"] == nil ? 1e-3 : try config.double("epsilon", of: type)

@@ -20,6 +20,9 @@ private struct PoolingWindow {
         return (PoolingWindow(poolSize: poolSize, strides: strides ?? poolSize, padding: padding), nil)
     }
 
+    /// The keys a 2-D pooling layer's `init(config:)` reads.
+    static let configKeys: Set<String> = ["name", "pool_size", "strides", "padding", "data_format"]
+
     /// A window from Keras' `pool_size`, `strides` (null: the pool size) and `padding` keys.
     static func fromConfig(_ config: [String: ConfigValue], of type: String) throws -> PoolingWindow {
         try SpatialLayerConfig.checkDataFormat(config, of: type)
@@ -138,6 +141,7 @@ public final class MaxPool2D: Layer {
     /// `strides` null = the pool size, `padding` `"valid"`). Throws `LayerError` for an ill-typed
     /// or out-of-range entry.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: PoolingWindow.configKeys, of: MaxPool2D.typeName)
         let window = try PoolingWindow.fromConfig(config, of: MaxPool2D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: MaxPool2D.typeName))
     }
@@ -238,6 +242,7 @@ public final class AveragePool2D: Layer {
     /// Rebuilds the layer from ``config``; missing keys take Keras' defaults. Throws `LayerError`
     /// for an ill-typed or out-of-range entry.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: PoolingWindow.configKeys, of: AveragePool2D.typeName)
         let window = try PoolingWindow.fromConfig(config, of: AveragePool2D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: AveragePool2D.typeName))
     }
@@ -319,6 +324,7 @@ public final class GlobalAveragePool2D: Layer {
     /// an ill-typed entry or a data format other than `"channels_last"`.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = GlobalAveragePool2D.typeName
+        try LayerConfigKeys.check(config, known: ["name", "data_format", "keepdims"], of: type)
         try SpatialLayerConfig.checkDataFormat(config, of: type)
         let keep = config["keepdims"] == nil ? false : try config.bool("keepdims", of: type)
         self.init(keepDimensions: keep, name: try SpatialLayerConfig.name(config, of: type))

@@ -20,6 +20,8 @@ public final class Flatten: Layer {
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: ["name"], extraDefaults: ["data_format": [.null, .string("channels_last")]],
+                                  of: Self.typeName)
         self.init(name: try config.optionalName(of: Self.typeName))
     }
 
@@ -87,6 +89,7 @@ public final class Reshape: Layer {
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
+        try LayerConfigKeys.check(config, known: ["name", "target_shape"], of: Self.typeName)
         let target = try config.ints("target_shape", of: Self.typeName)
         guard target.filter({ $0 == -1 }).count <= 1, target.allSatisfy({ $0 == -1 || $0 > 0 }) else {
             throw LayerError("Reshape config \"target_shape\" \(target) needs positive extents and at most one -1")

@@ -42,6 +42,7 @@ public final class UpSampling2D: Layer {
     /// interpolation than `"nearest"`, a channels-first format, or a factor below 1.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Self.typeName
+        try LayerConfigKeys.check(config, known: ["name", "size", "data_format", "interpolation"], of: type)
         try SpatialLayerConfig.checkDataFormat(config, of: type)
         let size = try SpatialLayerConfig.optionalPair(config, "size", of: type) ?? (2, 2)
         if let problem = SpatialLayerConfig.pairProblem("size", size) { throw LayerError("\(type) config: \(problem)") }
