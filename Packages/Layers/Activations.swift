@@ -35,8 +35,10 @@ public enum ActivationFunction: Sendable, Equatable, CustomStringConvertible {
     /// The hyperbolic tangent.
     case tanh
     /// The softmax over the last axis: each row becomes `e^(x - max) / Σ e^(x - max)`.
-    /// For classification, prefer a linear last layer and `SoftmaxCrossEntropy`, which fuses this
-    /// softmax with the loss and is both faster and more accurate.
+    /// As a model's last layer, pair it with `CategoricalCrossentropy()` or
+    /// `SparseCategoricalCrossentropy()` (from probabilities): `fit` then fuses this softmax with
+    /// the loss, training as a linear last layer with `SoftmaxCrossEntropy` does. A loss that
+    /// expects logits after it would apply the softmax twice (`compile` warns).
     case softmax
 
     /// The name Keras uses in configurations: `"linear"`, `"relu"`, `"sigmoid"`, `"tanh"`,
@@ -245,6 +247,14 @@ public final class ActivationLayer: Layer {
     func forwardFused(_ input: Tensor, training: Bool) -> Tensor {
         if training { tape.push(nil) }
         return input
+    }
+}
+
+extension ActivationLayer: OutputActivationLayer {
+    var outputActivation: ActivationFunction { function }
+    func backwardSkippingActivation(_ preActivationGradient: Tensor, inputGradient: Bool) -> Tensor? {
+        _ = tape.pop(layer: self)
+        return preActivationGradient
     }
 }
 

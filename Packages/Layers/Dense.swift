@@ -160,14 +160,16 @@ public final class Dense: Layer {
 
     /// The backward pass, skipping `dz·kernelᵀ` (a GEMM as large as the forward one) when the
     /// caller needs no input gradient: the first layer of a model in training.
-    private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
+    /// With `throughActivation` false, `outputGradient` is taken as dLoss/d(pre-activation): the
+    /// activation's derivative is skipped (the fused loss path, see `OutputActivationLayer`).
+    private func backward(_ outputGradient: Tensor, inputGradient: Bool, throughActivation: Bool = true) -> Tensor? {
         let saved = tape.pop(layer: self)
         let kernel = kernel!
         let expected = saved.inputShape.dropLast() + [units]
         neuritePrecondition(outputGradient.shape == Array(expected),
                             "Dense '\(name)' backward: output gradient has shape \(outputGradient.shape), the output had \(Array(expected))")
         let dy = outputGradient.rank == 2 ? outputGradient : outputGradient.reshaped([-1, units])
-        let dz = activation.backward(dy, input: saved.preActivation, output: saved.output)
+        let dz = throughActivation ? activation.backward(dy, input: saved.preActivation, output: saved.output) : dy
         Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient)
         if let bias { bias.gradient += dz.sum(alongAxis: 0) }
         guard inputGradient else { return nil }
@@ -184,4 +186,11 @@ public final class Dense: Layer {
 extension Dense: TrainingCacheOwner, ParameterGradientBackward {
     func clearTrainingCache() { tape.clear() }
     func backwardParameterGradients(_ outputGradient: Tensor) { _ = backward(outputGradient, inputGradient: false) }
+}
+
+extension Dense: OutputActivationLayer {
+    var outputActivation: ActivationFunction { activation }
+    func backwardSkippingActivation(_ preActivationGradient: Tensor, inputGradient: Bool) -> Tensor? {
+        backward(preActivationGradient, inputGradient: inputGradient, throughActivation: false)
+    }
 }

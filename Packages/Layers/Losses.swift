@@ -76,21 +76,7 @@ public struct SoftmaxCrossEntropy: Loss, Sendable {
     /// Labels need predictions `[C]` per sample and values in `0..<C`; target tensors need the
     /// predictions' shape.
     public func validate(predictionShape: [Int], targets: Targets) throws {
-        guard let classes = predictionShape.last, classes > 0 else {
-            throw TrainingError("SoftmaxCrossEntropy needs predictions with a class axis, got per-sample shape \(predictionShape)")
-        }
-        switch targets {
-        case .labels(let labels):
-            guard predictionShape.count == 1 else {
-                throw TrainingError("SoftmaxCrossEntropy takes integer labels for predictions [B, C], the model gives [B] + \(predictionShape); "
-                                    + "use one-hot targets of that shape")
-            }
-            if let i = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
-                throw TrainingError("label \(labels[i]) at index \(i) is out of range for \(classes) classes (0..<\(classes))")
-            }
-        case .values(let t):
-            try checkSameShape(t, predictionShape, loss: "SoftmaxCrossEntropy")
-        }
+        try validateCategorical(predictionShape: predictionShape, targets: targets, loss: "SoftmaxCrossEntropy")
     }
 
     /// The fused loss and gradient.
@@ -162,7 +148,12 @@ public struct SoftmaxCrossEntropy: Loss, Sendable {
 /// the stable form of `-[t log σ(z) + (1 - t) log(1 - σ(z))]`, never overflowing; gradient
 /// `σ(z) - t`. From probabilities p: p is first clipped to `[1e-7, 1 - 1e-7]` (Keras' epsilon) so
 /// the logarithms stay finite; the gradient is `(p - t) / (p (1 - p))` inside that range and 0
-/// outside it (the clip's own derivative).
+/// outside it (the clip's own derivative). `BinaryCrossentropy` is the same type under Keras' spelling.
+///
+/// From probabilities after a sigmoid last layer (an `ActivationLayer(.sigmoid)` or a `Dense` with
+/// `activation: .sigmoid`), `fit` and `trainOnBatch` take the gradient with respect to the
+/// sigmoid's input, `p - t`, directly and skip the sigmoid's backward pass (as Keras' TensorFlow
+/// backend does); the logged loss is still the one above.
 public struct BinaryCrossEntropy: Loss, Sendable {
     /// Whether the predictions are logits rather than probabilities.
     public var fromLogits: Bool
@@ -199,8 +190,15 @@ public struct BinaryCrossEntropy: Loss, Sendable {
     /// vectorised path: the two logarithms come from TensorCore's SIMD `log` in Float, and the
     /// loss is summed in Float64 row by row; other cases compute each element in Float64.
     public func compute(_ predictions: Tensor, _ targets: Targets, sampleWeights: [Float]?) -> LossResult {
+        compute(predictions, targets, sampleWeights: sampleWeights, throughSigmoid: false)
+    }
+
+    /// `compute`, or with `throughSigmoid` (probabilities from a sigmoid, `fromLogits` false) the
+    /// same loss with the gradient with respect to the sigmoid's input, `p - t` (unclipped, the
+    /// exact derivative), for the fused path of `fit`.
+    func compute(_ predictions: Tensor, _ targets: Targets, sampleWeights: [Float]?, throughSigmoid: Bool) -> LossResult {
         if !fromLogits, case .values(let t) = targets, t.shape == predictions.shape, predictions.rank >= 1 {
-            return probabilityLoss(predictions, t, sampleWeights)
+            return probabilityLoss(predictions, t, sampleWeights, throughSigmoid: throughSigmoid)
         }
         let fromLogits = fromLogits
         let eps = Double(Self.epsilon)
@@ -213,13 +211,15 @@ public struct BinaryCrossEntropy: Loss, Sendable {
             let raw = Double(p)
             let q = Swift.min(Swift.max(raw, eps), 1 - eps)
             let loss = -(t * Foundation.log(q) + (1 - t) * Foundation.log(1 - q))
+            if throughSigmoid { return (loss, raw - t) }
             let inside = raw >= eps && raw <= 1 - eps
             return (loss, inside ? (q - t) / (q * (1 - q)) : 0)
         }
     }
 
     /// `compute` for probabilities against a target tensor of their shape, vectorised.
-    private func probabilityLoss(_ predictions: Tensor, _ targets: Tensor, _ sampleWeights: [Float]?) -> LossResult {
+    private func probabilityLoss(_ predictions: Tensor, _ targets: Tensor, _ sampleWeights: [Float]?,
+                                 throughSigmoid: Bool) -> LossResult {
         let batch = predictions.shape[0]
         let perSample = predictions.count / Swift.max(batch, 1)
         checkWeights(sampleWeights, batch)
@@ -243,7 +243,8 @@ public struct BinaryCrossEntropy: Loss, Sendable {
                                         let (tj, qj) = (t[j], q[j])
                                         row -= tj * lq[j] + (1 - tj) * ln[j]
                                         let inside = p[j] >= eps && p[j] <= 1 - eps
-                                        g[j] = inside ? scale * (qj - tj) / (qj * nq[j]) : 0
+                                        g[j] = throughSigmoid ? scale * (p[j] - tj)
+                                            : (inside ? scale * (qj - tj) / (qj * nq[j]) : 0)
                                     }
                                     total += Double(scale) * Double(row)
                                 }
@@ -305,7 +306,7 @@ public struct MeanAbsoluteError: Loss, Sendable {
 
 // MARK: - Machinery
 
-private func checkSameShape(_ t: Tensor, _ predictionShape: [Int], loss: String) throws {
+func checkSameShape(_ t: Tensor, _ predictionShape: [Int], loss: String) throws {
     guard t.rank >= 1, Array(t.shape.dropFirst()) == predictionShape else {
         throw TrainingError("\(loss): targets have shape \(t.shape), the model's predictions are [N] + \(predictionShape)")
     }

@@ -449,10 +449,32 @@ public final class Sequential: LayerContainer {
     /// The backward pass of a training step, which needs the parameters' gradients but not the
     /// input gradient: layers before the first one with parameters are skipped, and that one
     /// skips its input gradient when it can (a `Dense` saves a GEMM as large as its forward one).
-    func backwardForTraining(_ outputGradient: Tensor) {
-        guard let first = layers.firstIndex(where: { !(($0 as? Sequential)?.uniqueParameters ?? $0.parameters).isEmpty }) else { return }
+    ///
+    /// With `skippingOutputActivation`, `outputGradient` is dLoss/d(the last layer's activation
+    /// input), and that layer skips its activation's derivative (the fused loss path; see
+    /// `Sequential+OutputActivation.swift`).
+    func backwardForTraining(_ outputGradient: Tensor, skippingOutputActivation: Bool = false) {
+        let lastIndex = layers.count - 1
+        let fusedLast = skippingOutputActivation ? layers.last as? OutputActivationLayer : nil
+        neuritePrecondition(!skippingOutputActivation || fusedLast != nil,
+                            "\(label): the fused loss path needs a last layer that applies an activation")
+        guard let first = layers.firstIndex(where: { !(($0 as? Sequential)?.uniqueParameters ?? $0.parameters).isEmpty }) else {
+            // No parameters: only the last layer's saved state must be popped.
+            _ = fusedLast?.backwardSkippingActivation(outputGradient, inputGradient: false)
+            return
+        }
         var g = outputGradient
-        for i in stride(from: layers.count - 1, to: first, by: -1) { g = layers[i].backward(g) }
+        for i in stride(from: lastIndex, to: first, by: -1) {
+            if i == lastIndex, let fusedLast {
+                g = fusedLast.backwardSkippingActivation(g, inputGradient: true)!
+            } else {
+                g = layers[i].backward(g)
+            }
+        }
+        if first == lastIndex, let fusedLast {
+            _ = fusedLast.backwardSkippingActivation(g, inputGradient: false)
+            return
+        }
         switch layers[first] {
         case let nested as Sequential: nested.backwardForTraining(g)
         case let layer as ParameterGradientBackward: layer.backwardParameterGradients(g)

@@ -254,6 +254,8 @@ extension Sequential {
         }
         let built = builtInputShape!
         let params = parameters
+        // The fused softmax/sigmoid cross-entropy path (Sequential+OutputActivation.swift).
+        let fused = fusesOutputActivation(with: setup.loss)
         let steps = source.batchesPerEpoch
         let context = TrainingContext(model: self, optimizer: setup.optimizer, epochs: epochs, stepsPerEpoch: steps,
                                       samples: source.samplesPerEpoch, batchSize: source.batchSize, verbose: verbose,
@@ -315,7 +317,7 @@ extension Sequential {
                     beginTrainingStep((epoch * steps + step) * replicas + rank)
                     let out = forward(b.x, training: true)
                     try statistics?.rethrowFailure()
-                    let result = setup.loss.compute(out, b.targets, sampleWeights: weights)
+                    let result = trainingLoss(out, b.targets, sampleWeights: weights, setup: setup, fused: fused)
                     var stepTotals = batchTotals(out, b, lossValue: result.loss, setup: setup)
                     var nonFinite = result.loss.isFinite ? 0.0 : 1.0
                     if let strategy {
@@ -336,7 +338,7 @@ extension Sequential {
                     if strategy != nil && globalSamples != b.count {
                         gradient = gradient * Float(Double(b.count) / Double(Swift.max(globalSamples, 1)))
                     }
-                    backwardForTraining(gradient)
+                    backwardForTraining(gradient, skippingOutputActivation: fused)
                     try statistics?.rethrowFailure()
                     try strategy?.sumGradients(of: params)
                     setup.optimizer.step(params)

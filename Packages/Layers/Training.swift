@@ -56,6 +56,8 @@ struct CompiledSetup {
     var optimizer: any Optimizer
     var loss: any Loss
     var metrics: [Metric]
+    /// What `compile` warned about (see `Sequential.compileWarnings(for:)`).
+    var warnings: [String] = []
 }
 
 extension Sequential {
@@ -65,9 +67,24 @@ extension Sequential {
     /// Why `compile` rather than arguments to `fit`: `evaluate` needs the same loss and metrics,
     /// and calling `fit` again (to train on) keeps the optimizer's state, as Keras users expect.
     /// Calling it again replaces all three (a new optimizer starts afresh).
-    public func compile(optimizer: any Optimizer, loss: any Loss, metrics: [Metric] = []) {
-        compiled = CompiledSetup(optimizer: optimizer, loss: loss, metrics: metrics)
+    ///
+    /// As Keras does, it warns when the loss expects logits (``SoftmaxCrossEntropy``, or a loss
+    /// with `fromLogits: true`) but the model's last layer already applies a softmax or sigmoid,
+    /// which the loss would then apply a second time: the warnings are kept in
+    /// ``compileWarnings`` and, unless `printWarnings` is false, written to standard error, one
+    /// line each, once per call.
+    public func compile(optimizer: any Optimizer, loss: any Loss, metrics: [Metric] = [], printWarnings: Bool = true) {
+        let warnings = compileWarnings(for: loss)
+        compiled = CompiledSetup(optimizer: optimizer, loss: loss, metrics: metrics, warnings: warnings)
+        if printWarnings {
+            for warning in warnings { FileHandle.standardError.write(Data("Neurite warning: \(warning)\n".utf8)) }
+        }
     }
+
+    /// What the latest ``compile(optimizer:loss:metrics:printWarnings:)`` warned about (a loss
+    /// that expects logits after a softmax or sigmoid last layer); empty when nothing was wrong
+    /// or the model is not compiled.
+    public var compileWarnings: [String] { compiled?.warnings ?? [] }
 
     /// The optimizer set by `compile`.
     public var optimizer: (any Optimizer)? { compiled?.optimizer }
@@ -173,12 +190,13 @@ extension Sequential {
         let params = parameters
         for p in params { p.zeroGradient() }
         let out = forward(x, training: true)
-        let result = setup.loss.compute(out, targets, sampleWeights: nil)
+        let fused = fusesOutputActivation(with: setup.loss)
+        let result = trainingLoss(out, targets, sampleWeights: nil, setup: setup, fused: fused)
         guard result.loss.isFinite else {
             clearTrainingCaches()
             throw TrainingError("trainOnBatch: loss became \(result.loss); lower the learning rate, or check the data for NaN or infinite values")
         }
-        backwardForTraining(result.gradient)
+        backwardForTraining(result.gradient, skippingOutputActivation: fused)
         setup.optimizer.step(params)
         var logs = ["loss": Double(result.loss)]
         let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false

@@ -2,6 +2,7 @@
 //
 //   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|sequence|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
+//   swift run -c release neurite-bench softmax-head [--epochs N] [--seed N] [--models shallow_mlp,course_cnn] [--data DIR]
 //   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--workers N] [--epochs N]
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
@@ -170,6 +171,11 @@ if options.suites.contains("optimizers") {
 if options.suites.contains("training") {
     TrainingBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory, only: options.models,
                       python: options.python)
+}
+
+if options.suites.contains("softmax-head") {
+    // Issue 12: a softmax last layer with each loss against the logits model.
+    SoftmaxHeadBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory, only: options.models)
 }
 
 if options.suites.contains("streaming") {
