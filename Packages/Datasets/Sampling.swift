@@ -248,10 +248,7 @@ public struct DistributedSampler: Sampler {
     }
 
     /// The indices per epoch: `ceil(count / replicas)` when padded, else this rank's share.
-    public var count: Int {
-        padded ? (datasetCount + replicas - 1) / replicas
-               : datasetCount / replicas + (rank < datasetCount % replicas ? 1 : 0)
-    }
+    public var count: Int { replicaShardCount(of: datasetCount, rank: rank, replicas: replicas, padded: padded) }
 
     /// This replica's indices for the epoch whose generator is `generator`.
     public func indices(using generator: inout SeededGenerator) -> [Int] {

@@ -400,8 +400,7 @@ struct TensorBatches: BatchSource {
     var samplesPerEpoch: Int {
         let n = x.shape[0]
         guard let shard else { return n }
-        return padded ? (n + shard.replicas - 1) / shard.replicas
-                      : n / shard.replicas + (shard.rank < n % shard.replicas ? 1 : 0)
+        return replicaShardCount(of: n, rank: shard.rank, replicas: shard.replicas, padded: padded)
     }
 
     var batchesPerEpoch: Int { (samplesPerEpoch + batchSize - 1) / batchSize }

@@ -113,3 +113,10 @@ public func replicaShard(of order: [Int], rank: Int, replicas: Int, padded: Bool
     let total = padded ? (n + replicas - 1) / replicas * replicas : n
     return stride(from: rank, to: total, by: replicas).map { order[$0 % n] }
 }
+
+/// The length of ``replicaShard(of:rank:replicas:padded:)`` for an order of `count` indices:
+/// `ceil(count / replicas)` when padded, else `floor` or `ceil` of it by rank.
+public func replicaShardCount(of count: Int, rank: Int, replicas: Int, padded: Bool) -> Int {
+    guard count > 0 else { return 0 }
+    return padded ? (count + replicas - 1) / replicas : count / replicas + (rank < count % replicas ? 1 : 0)
+}

@@ -156,5 +156,15 @@ final class StreamingTrainingTests: XCTestCase {
         XCTAssertEqual(replicaShard(of: [5, 6, 7], rank: 2, replicas: 4, padded: false), [7])
         XCTAssertEqual(replicaShard(of: [5, 6, 7], rank: 3, replicas: 4, padded: true), [5])
         XCTAssertEqual(replicaShard(of: [], rank: 0, replicas: 3, padded: true), [])
+        for n in [0, 1, 5, 7, 12] {
+            for replicas in 1...4 {
+                for rank in 0..<replicas {
+                    for padded in [false, true] {
+                        XCTAssertEqual(replicaShardCount(of: n, rank: rank, replicas: replicas, padded: padded),
+                                       replicaShard(of: Array(0..<n), rank: rank, replicas: replicas, padded: padded).count)
+                    }
+                }
+            }
+        }
     }
 }
