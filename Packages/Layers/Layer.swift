@@ -61,8 +61,15 @@ public enum ConfigValue: Codable, Equatable, Sendable, CustomStringConvertible {
     case bool(Bool)
     case ints([Int])
     case null
+    /// A list that is not all integers (Keras writes lists of strings, numbers, objects).
+    case list([ConfigValue])
+    /// A JSON object: Keras writes initialisers, dtype policies and nested layers as
+    /// `{"class_name": ..., "config": {...}}`.
+    case object([String: ConfigValue])
 
-    /// Decodes from a plain JSON value (a number, string, bool, array of integers or null).
+    /// Decodes from a JSON value: a number, string, bool, null, a list (`.ints` when every
+    /// element is an integer) or an object. Nesting is bounded by the JSON decoder's own depth
+    /// limit, so a hostile file cannot exhaust the stack.
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
@@ -71,6 +78,8 @@ public enum ConfigValue: Codable, Equatable, Sendable, CustomStringConvertible {
         else if let d = try? c.decode(Double.self) { self = .double(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([Int].self) { self = .ints(a) }
+        else if let a = try? c.decode([ConfigValue].self) { self = .list(a) }
+        else if let o = try? c.decode([String: ConfigValue].self) { self = .object(o) }
         else {
             throw DecodingError.dataCorruptedError(in: c, debugDescription: "not a layer configuration value")
         }
@@ -86,6 +95,8 @@ public enum ConfigValue: Codable, Equatable, Sendable, CustomStringConvertible {
         case .bool(let v): try c.encode(v)
         case .ints(let v): try c.encode(v)
         case .null: try c.encodeNil()
+        case .list(let v): try c.encode(v)
+        case .object(let v): try c.encode(v)
         }
     }
 
@@ -98,6 +109,8 @@ public enum ConfigValue: Codable, Equatable, Sendable, CustomStringConvertible {
         case .bool(let v): "\(v)"
         case .ints(let v): "\(v)"
         case .null: "null"
+        case .list(let v): "[" + v.map(\.description).joined(separator: ", ") + "]"
+        case .object(let v): "{" + v.keys.sorted().map { "\"\($0)\": \(v[$0]!)" }.joined(separator: ", ") + "}"
         }
     }
 }
@@ -130,8 +143,12 @@ extension Dictionary where Key == String, Value == ConfigValue {
     }
 
     /// The string at `key`, or a `LayerError`.
+    ///
+    /// Keras 3's object form of a simple value counts as its string: a float32 dtype policy is
+    /// `"float32"`, an initialiser object without settings (`{"class_name": "GlorotUniform",
+    /// "config": {"seed": null}}`) is its snake-case class name, `"glorot_uniform"`.
     public func string(_ key: String, of type: String) throws -> String {
-        guard case .string(let v)? = self[key] else { throw LayerError("\(type) config needs a string \"\(key)\", got \(self[key].map { "\($0)" } ?? "nothing")") }
+        guard case .string(let v)? = self[key].map(LayerConfigKeys.simplified) else { throw LayerError("\(type) config needs a string \"\(key)\", got \(self[key].map { "\($0)" } ?? "nothing")") }
         return v
     }
 

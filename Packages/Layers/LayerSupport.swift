@@ -159,10 +159,32 @@ enum LayerConfigKeys {
             guard let allowed = extraDefaults[key] ?? defaultOnly[key] else {
                 throw LayerError("\(type) config has key \"\(key)\" (value \(value)), which Neurite does not implement")
             }
-            guard allowed.contains(value) else {
+            guard allowed.contains(value) || allowed.contains(simplified(value)) else {
                 let expected = allowed.map { "\($0)" }.joined(separator: " or ")
                 throw LayerError("\(type) config has \(key) \(value); Neurite implements only \(expected)")
             }
         }
+    }
+
+    /// Keras 3's object form of a simple value, as its string: a dtype policy
+    /// `{"class_name": "DTypePolicy", "config": {"name": "float32"}}` is `"float32"`, an object
+    /// without settings such as `{"class_name": "Zeros", "config": {}}` is `"zeros"` (the class
+    /// name in snake case). Anything else is returned unchanged.
+    static func simplified(_ value: ConfigValue) -> ConfigValue {
+        guard case .object(let object) = value, case .string(let className)? = object["class_name"] else { return value }
+        let settings: [String: ConfigValue]
+        switch object["config"] {
+        case .object(let c)?: settings = c
+        case nil, .null?: settings = [:]
+        default: return value
+        }
+        if className == "DTypePolicy", case .string(let name)? = settings["name"] { return .string(name) }
+        guard settings.values.allSatisfy({ $0 == .null }) else { return value }
+        var snake = ""
+        for (i, ch) in className.enumerated() {
+            if ch.isUppercase && i > 0 { snake.append("_") }
+            snake += ch.lowercased()
+        }
+        return .string(snake)
     }
 }
