@@ -74,8 +74,8 @@ struct Genome: ParsableCommand {
                 throw DemoFailure("cannot read \(data): \(error)\ninstall bowtie2-examples (Tools/install-deps.sh) or pass --data FILE")
             }
             guard let genome = records.first else { throw DemoFailure("\(data) holds no sequence") }
-            // A, C, G, T as 0...3; other letters (N) break nothing: they are dropped.
-            let bases = genome.sequence.compactMap { baseIndex($0) }
+            // A, C, G, T as 0...3; other letters (N, id 4) are dropped.
+            let bases = FASTA.baseIDs(genome.sequence).filter { $0 < 4 }
             let n = bases.count
             guard n >= 20 * window else { throw DemoFailure("\(data) has \(n) bases; the demo needs at least \(20 * window)") }
             let trainEnd = n * 7 / 10, validationEnd = n * 8 / 10
@@ -92,16 +92,6 @@ struct Genome: ParsableCommand {
                 try printJSONLine(Report(bases: n, regions: ["train": [0, trainEnd], "validation": [trainEnd, validationEnd],
                                                              "test": [validationEnd, n]], results: [first, second]))
             }
-        }
-    }
-
-    func baseIndex(_ letter: UInt8) -> Int? {
-        switch letter {
-        case UInt8(ascii: "A"): 0
-        case UInt8(ascii: "C"): 1
-        case UInt8(ascii: "G"): 2
-        case UInt8(ascii: "T"): 3
-        default: nil
         }
     }
 

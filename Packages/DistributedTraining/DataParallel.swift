@@ -123,7 +123,7 @@ public final class DataParallel: DistributionStrategy {
     }
 
     private func sumGradientBuckets(_ trainable: [Parameter]) throws {
-        try forEachBucket(trainable, values: { $0.gradient }, setValues: { $0.gradient = $1 }) { buffer in
+        try forEachBucket(trainable, values: { $0.gradient }, update: { p, body in p.gradient.withUnsafeMutableBufferPointer(body) }) { buffer in
             gradientAllreduces += 1
             gradientBytes += buffer.count * MemoryLayout<Float>.size
             try communicator.allreduce(buffer, .sum)
@@ -141,7 +141,7 @@ public final class DataParallel: DistributionStrategy {
     }
 
     private func broadcastBuckets(_ parameters: [Parameter]) throws {
-        try forEachBucket(parameters, values: { $0.value }, setValues: { $0.value = $1 }) { buffer in
+        try forEachBucket(parameters, values: { $0.value }, update: { p, body in p.value.withUnsafeMutableBufferPointer(body) }) { buffer in
             try communicator.broadcast(buffer, root: 0)
         } inPlace: { parameter in
             try parameter.value.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: 0) }
@@ -154,10 +154,11 @@ public final class DataParallel: DistributionStrategy {
         return try body()
     }
 
-    /// Packs each bucket of `parameters` into one buffer, runs `collective` on it and unpacks
-    /// it; a parameter that fills a bucket alone goes to `inPlace` instead, without a copy.
+    /// Packs each bucket of `parameters` into one buffer, runs `collective` on it and copies the
+    /// results back into each parameter's own storage through `update` (no tensor is allocated);
+    /// a parameter that fills a bucket alone goes to `inPlace` instead, without a copy.
     private func forEachBucket(_ parameters: [Parameter], values: (Parameter) -> Tensor,
-                               setValues: (Parameter, Tensor) -> Void,
+                               update: (Parameter, (UnsafeMutableBufferPointer<Float>) -> Void) -> Void,
                                _ collective: (UnsafeMutableBufferPointer<Float>) throws -> Void,
                                inPlace: (Parameter) throws -> Void) throws {
         let capacity = bucketBytes / MemoryLayout<Float>.size
@@ -181,10 +182,9 @@ public final class DataParallel: DistributionStrategy {
                 offset = 0
                 for p in parameters[bucket] {
                     let n = p.value.count
-                    let shape = p.value.shape
-                    setValues(p, Tensor(shape: shape) { out in
-                        _ = out.initialize(fromContentsOf: UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + n)]))
-                    })
+                    update(p) { target in
+                        _ = target.update(fromContentsOf: UnsafeMutableBufferPointer(rebasing: buffer[offset..<(offset + n)]))
+                    }
                     offset += n
                 }
             }
