@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "Unsupervised", targets: ["Unsupervised"]),
         // Data-parallel training over Open MPI: the only product that needs MPI.
         .library(name: "DistributedTraining", targets: ["DistributedTraining"]),
+        // Keras 3 `.keras` archives and `model.to_json()` both ways: the only product that needs
+        // libhdf5 and ZIPFoundation.
+        .library(name: "KerasInterop", targets: ["KerasInterop"]),
         // Everything above in one import, as swift-numerics' `Numerics` does.
         .library(name: "Neurite", targets: ["Neurite"]),
     ],
@@ -24,6 +27,8 @@ let package = Package(
         // Command-line parsing for the tools under Tools/ and the demos under Apps/ only; no library
         // product depends on it.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Zip archives (the `.keras` container), for KerasInterop only.
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         // ISA-specific micro-kernels (AVX-512, AVX2+FMA, portable), dispatched at run time.
@@ -97,6 +102,28 @@ let package = Package(
             name: "DistributedTraining",
             dependencies: ["CMPI", "Layers", "Optimizers", "Datasets", "TensorCore"],
             path: "Packages/DistributedTraining"
+        ),
+        // libhdf5 (pkg-config hdf5), reached only through the CKerasHDF5 shim, for KerasInterop.
+        .systemLibrary(
+            name: "CHDF5",
+            path: "Packages/CHDF5",
+            pkgConfig: "hdf5",
+            providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]
+        ),
+        // Reads and writes the float32 datasets, groups and string attributes of a Keras weights
+        // file; HDF5's type macros and error stack stay on the C side.
+        .target(
+            name: "CKerasHDF5",
+            dependencies: ["CHDF5"],
+            path: "Packages/CKerasHDF5"
+        ),
+        // Keras 3 model files (.keras: config.json, metadata.json, model.weights.h5) and
+        // `model.to_json()` to and from `Sequential`.
+        .target(
+            name: "KerasInterop",
+            dependencies: ["Layers", "Recurrent", "Optimizers", "TensorCore", "CKerasHDF5",
+                           .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+            path: "Packages/KerasInterop"
         ),
         // Re-exports TensorCore, Optimizers, Layers, Recurrent, Datasets and Unsupervised; holds no code of its own.
         .target(
@@ -222,6 +249,13 @@ let package = Package(
             name: "DistributedTrainingTests",
             dependencies: ["DistributedTraining", "Layers", "TensorCore"],
             path: "Tests/DistributedTrainingTests"
+        ),
+        // Loads models trained by a real Keras (the virtual environment Tools/reference/setup_venvs.sh
+        // makes, which .ci/run prepares) and has Keras load ours.
+        .testTarget(
+            name: "KerasInteropTests",
+            dependencies: ["KerasInterop", "Layers", "Recurrent", "Optimizers", "TensorCore", "_NeuriteTestSupport"],
+            path: "Tests/KerasInteropTests"
         ),
         .testTarget(
             name: "DatasetsTests",

@@ -5,12 +5,13 @@
 # for the DistributedTraining module, its tests and the distributed-train demo), and the sequence
 # demos' data: stock prices and Seattle weather (python3-vega-datasets, CSV files under
 # /usr/lib/python3/dist-packages/vega_datasets/_data) and the lambda phage genome
-# (bowtie2-examples, /usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz). The Swift
+# (bowtie2-examples, /usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz), and libhdf5
+# (libhdf5-dev, for KerasInterop's .keras weights files). The Swift
 # toolchain, with the clang that compiles our C targets, is part of the machine image.
 # macOS: brew install pkg-config libpng jpeg-turbo open-mpi
 set -euo pipefail
 packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
-          python3-vega-datasets bowtie2-examples)
+          python3-vega-datasets bowtie2-examples libhdf5-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

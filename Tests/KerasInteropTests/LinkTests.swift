@@ -1,0 +1,8 @@
+import XCTest
+@testable import KerasInterop
+
+final class LinkTests: XCTestCase {
+    func testLinksAgainstLibHDF5() {
+        XCTAssertTrue(KerasInterop.hdf5Version.hasPrefix("1."), KerasInterop.hdf5Version)
+    }
+}
