@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 
 /// The repository's root, found from this file's path (Tests/DatasetsTests/<file>).
 func repositoryRoot(_ file: String = #filePath) -> URL {
@@ -11,7 +12,7 @@ func repositoryRoot(_ file: String = #filePath) -> URL {
 func mnistDirectory() throws -> String {
     let dir = repositoryRoot().appendingPathComponent("../shared/data/mnist").standardized.path
     guard FileManager.default.fileExists(atPath: dir + "/t10k-images-idx3-ubyte.gz") else {
-        throw XCTSkip("MNIST test data not found at \(dir) (see shared/data/README.md); skipping")
+        throw unavailable("MNIST test data not found at \(dir) (see shared/data/README.md)")
     }
     return dir
 }
@@ -20,7 +21,7 @@ func mnistDirectory() throws -> String {
 func fashionDirectory() throws -> String {
     let dir = "/usr/share/datasets/fashion-mnist"
     guard FileManager.default.fileExists(atPath: dir + "/t10k-images-idx3-ubyte.gz") else {
-        throw XCTSkip("Fashion-MNIST not found at \(dir) (apt-get install dataset-fashion-mnist); skipping")
+        throw unavailable("Fashion-MNIST not found at \(dir) (apt-get install dataset-fashion-mnist)")
     }
     return dir
 }

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -49,7 +50,7 @@ final class LocalHTTPServer: @unchecked Sendable {
         #else
         let fd = socket(AF_INET, SOCK_STREAM, 0)
         #endif
-        guard fd >= 0 else { throw XCTSkip("cannot create a socket: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw unavailable("cannot create a socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_in()
         #if canImport(Darwin)
         address.sin_len = UInt8(MemoryLayout<sockaddr_in>.size)
@@ -62,7 +63,7 @@ final class LocalHTTPServer: @unchecked Sendable {
         }
         guard bound == 0, listen(fd, 8) == 0 else {
             close(fd)
-            throw XCTSkip("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+            throw unavailable("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
         }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &address) {

@@ -1,6 +1,7 @@
 import Datasets
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 
 /// Helpers shared by the PNG, JPEG and image-transform tests (namespaced to stay out of other tests' way).
 enum ImageTestData {
@@ -11,12 +12,12 @@ enum ImageTestData {
         return repository.appendingPathComponent("../shared/data").standardizedFileURL.path
     }()
 
-    /// The folder `relative` under the shared test data, or an XCTSkip saying where it was looked for.
+    /// The folder `relative` under the shared test data, or ``unavailable`` saying where it was looked for.
     static func directory(_ relative: String) throws -> String {
         let path = sharedDataRoot + "/" + relative
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw XCTSkip("shared test data is absent: no folder \(path) (see shared/data/README.md)")
+            throw unavailable("shared test data is absent: no folder \(path) (see shared/data/README.md)")
         }
         return path
     }

@@ -4,6 +4,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _NeuriteTestSupport
 
 /// The shared MNIST folder, `<repository>/../shared/data/mnist`, found from this file's path
 /// (`<repository>/Tests/LayersTests/`), or a visible skip when the data are absent.
@@ -13,7 +14,7 @@ private func sharedMNISTDirectory(_ file: String = #filePath) throws -> String {
     let directory = repository.appendingPathComponent("../shared/data/mnist").standardized.path
     guard FileManager.default.fileExists(atPath: directory + "/train-images-idx3-ubyte.gz"),
           FileManager.default.fileExists(atPath: directory + "/t10k-images-idx3-ubyte.gz") else {
-        throw XCTSkip("MNIST not found at \(directory) (see shared/data/README.md); skipping the CNN training test")
+        throw unavailable("MNIST not found at \(directory) (see shared/data/README.md)")
     }
     return directory
 }

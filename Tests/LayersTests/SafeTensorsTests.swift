@@ -504,104 +504,18 @@ final class SafeTensorsTests: XCTestCase {
 
 // MARK: - A Python with safetensors and numpy
 
-/// Why the Python interoperability tests cannot run here, or the interpreter to run them with.
-private let safeTensorsPython: Result<String, SafeTensorsPythonUnavailable> = makeSafeTensorsPython()
-
-private struct SafeTensorsPythonUnavailable: Error, CustomStringConvertible {
-    var description: String
-}
-
-/// The Python of a virtual environment with `safetensors` and `numpy`, or an `XCTSkip` saying
-/// why there is none (no python3, no venv module, PyPI unreachable).
+/// The Keras reference environment's Python (it has `safetensors` and `numpy`: see
+/// `Tools/reference/setup_venvs.sh`), or ``unavailable(_:file:line:)`` when it is missing.
 private func pythonWithSafeTensors() throws -> String {
-    switch safeTensorsPython {
-    case .success(let python): return python
-    case .failure(let reason): throw XCTSkip("Python interoperability not checked: \(reason)")
+    let python = try ReferencePython.keras()
+    let check = ReferencePython.run(python, ["-c", "import safetensors.numpy, numpy"], timeout: 120)
+    guard check.status == 0 else {
+        throw unavailable("\(python) cannot import safetensors and numpy (rerun Tools/reference/setup_venvs.sh): \(check.output)")
     }
+    return python
 }
 
 /// Runs `script` with `python`, failing with its output when it exits with an error.
 private func runPython(_ python: String, _ script: String, _ arguments: [String]) throws {
-    let run = safeTensorsRun(python, ["-c", script] + arguments, timeout: 120)
-    guard run.status == 0 else {
-        throw SafeTensorsPythonUnavailable(description: "the Python script failed (status \(run.status)):\n\(run.output)")
-    }
-}
-
-/// Makes (once per machine) or finds the virtual environment: `$NEURITE_TEST_VENV`, else
-/// `~/.cache/neurite/test-venv`. It is built beside its final place and renamed into it when
-/// complete, so a concurrent or interrupted run never sees half an environment; pip is
-/// time-boxed so that an unreachable index costs a few minutes at most, then a skip.
-private func makeSafeTensorsPython() -> Result<String, SafeTensorsPythonUnavailable> {
-    let environment = ProcessInfo.processInfo.environment
-    let home = environment["HOME"].map { URL(fileURLWithPath: $0).appendingPathComponent(".cache/neurite").path }
-        ?? FileManager.default.temporaryDirectory.appendingPathComponent("neurite-cache").path
-    let venv = environment["NEURITE_TEST_VENV"] ?? home + "/test-venv"
-    let check = ["-c", "import safetensors.numpy, numpy"]
-    if safeTensorsRun(venv + "/bin/python", check, timeout: 60).status == 0 {
-        return .success(venv + "/bin/python")
-    }
-    let parent = URL(fileURLWithPath: venv).deletingLastPathComponent().path
-    do {
-        try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
-    } catch {
-        return .failure(.init(description: "cannot create \(parent): \(error)"))
-    }
-    let building = venv + ".building-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
-    defer { try? FileManager.default.removeItem(atPath: building) }
-    let create = safeTensorsRun("/usr/bin/env", ["python3", "-m", "venv", building], timeout: 120)
-    guard create.status == 0 else {
-        return .failure(.init(description: "`python3 -m venv` failed (status \(create.status)): \(lastLines(create.output))"))
-    }
-    let install = safeTensorsRun(building + "/bin/python",
-                                 ["-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                                  "--timeout", "60", "--retries", "2", "safetensors", "numpy"], timeout: 300)
-    guard install.status == 0, safeTensorsRun(building + "/bin/python", check, timeout: 60).status == 0 else {
-        return .failure(.init(description: "`pip install safetensors numpy` failed (status \(install.status)): \(lastLines(install.output))"))
-    }
-    // A broken environment left by an older run is replaced; one another run just finished is kept.
-    if safeTensorsRun(venv + "/bin/python", check, timeout: 60).status != 0 {
-        try? FileManager.default.removeItem(atPath: venv)
-        if rename(building, venv) != 0 && safeTensorsRun(venv + "/bin/python", check, timeout: 60).status != 0 {
-            return .failure(.init(description: "cannot move the new environment to \(venv): \(String(cString: strerror(errno)))"))
-        }
-    }
-    return .success(venv + "/bin/python")
-}
-
-/// The last few lines of a program's output, for a skip message.
-private func lastLines(_ output: String, _ count: Int = 3) -> String {
-    output.split(separator: "\n", omittingEmptySubsequences: true).suffix(count).joined(separator: "\n")
-}
-
-/// Runs a program with a time limit, its standard output and error together in a file (a pipe
-/// could fill and block it). Status -1 when it could not start, -2 when it ran out of time.
-private func safeTensorsRun(_ executable: String, _ arguments: [String], timeout: TimeInterval) -> (status: Int32, output: String) {
-    guard FileManager.default.isExecutableFile(atPath: executable) else { return (-1, "\(executable) not found") }
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("neurite-python-\(UUID().uuidString).log")
-    guard FileManager.default.createFile(atPath: log.path, contents: nil),
-          let handle = try? FileHandle(forWritingTo: log) else { return (-1, "cannot create \(log.path)") }
-    defer { try? FileManager.default.removeItem(at: log) }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.standardOutput = handle
-    process.standardError = handle
-    process.standardInput = FileHandle.nullDevice
-    var environment = ProcessInfo.processInfo.environment
-    environment["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    process.environment = environment
-    do { try process.run() } catch { return (-1, "cannot run \(executable): \(error)") }
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(20_000) }
-    var timedOut = false
-    if process.isRunning {
-        timedOut = true
-        process.terminate()
-    }
-    process.waitUntilExit()
-    try? handle.close()
-    let output = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-    return (timedOut ? -2 : process.terminationStatus, timedOut ? "timed out after \(Int(timeout)) s\n" + output : output)
+    try ReferencePython.runScript(python, script, arguments, timeout: 120)
 }

@@ -7,16 +7,27 @@ final class ThreadPoolTests: XCTestCase {
         let pool = ThreadPool.shared
         let n = 10_000
         var hits = [Int](repeating: 0, count: n)
+        // Which lanes are inside a call right now: a lane entering while it is still marked busy
+        // would mean two concurrent calls shared a lane (and so a lane's scratch buffer).
+        let busy = Mutex<Set<Int>>([])
         let lanesSeen = Mutex<Set<Int>>([])
+        let collisions = Atomic<Int>(0)
         hits.withUnsafeMutableBufferPointer { h in
             let base = h.baseAddress!
             pool.parallelFor(n) { i, lane in
+                let fresh = busy.withLock { $0.insert(lane).inserted }
+                if !fresh { collisions.wrappingAdd(1, ordering: .relaxed) }
                 base[i] += 1
-                XCTAssertTrue(lane >= 0 && lane < pool.effectiveWidth)
-                if i % 97 == 0 { lanesSeen.withLock { _ = $0.insert(lane) } }
+                lanesSeen.withLock { _ = $0.insert(lane) }
+                if fresh { busy.withLock { _ = $0.remove(lane) } }
             }
         }
         XCTAssertEqual(hits, [Int](repeating: 1, count: n))
+        XCTAssertEqual(collisions.load(ordering: .relaxed), 0, "two concurrent calls ran with the same lane")
+        let seen = lanesSeen.withLock { $0 }
+        XCTAssertFalse(seen.isEmpty)
+        XCTAssertTrue(seen.allSatisfy { (0..<min(pool.effectiveWidth, n)).contains($0) },
+                      "lanes \(seen.sorted()) outside 0..<\(pool.effectiveWidth)")
     }
 
     func testNestedParallelForRunsAndDoesNotDeadlock() {

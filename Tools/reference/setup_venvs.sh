@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Creates the Python virtual environments that Neurite's reference benchmarks run in, when missing:
 #
-#   ~/.cache/neurite/keras-venv   tensorflow-cpu (Keras 3 comes with it)     always
+#   ~/.cache/neurite/keras-venv   tensorflow-cpu (Keras 3 and h5py come      always
+#                                 with it), numpy, safetensors: the reference the
+#                                 interoperability tests run (KerasInteropTests, SafeTensorsTests)
 #   ~/.cache/neurite/torch-venv   torch, torchvision, pillow, numpy          only with --torch
 #
 # Usage:
-#   Tools/reference/setup_venvs.sh            # Keras venv only (the one CI may call)
+#   Tools/reference/setup_venvs.sh            # Keras venv only (what .ci/run calls)
 #   Tools/reference/setup_venvs.sh --torch    # Keras venv and the PyTorch venv
 #
 # Environment: PYTHON (default python3) is the interpreter the venvs are made from;
@@ -51,12 +53,12 @@ make_venv() {
 }
 
 keras_venv="$root/keras-venv"
-if has_modules "$keras_venv" tensorflow keras numpy; then
+if has_modules "$keras_venv" tensorflow keras numpy h5py safetensors; then
     echo "keras-venv: present ($keras_venv)"
 else
     echo "keras-venv: installing tensorflow-cpu into $keras_venv"
     make_venv "$keras_venv"
-    "$keras_venv/bin/python" -m pip install --quiet tensorflow-cpu numpy
+    "$keras_venv/bin/python" -m pip install --quiet tensorflow-cpu numpy h5py safetensors
 fi
 
 if [ "$want_torch" -eq 1 ]; then
