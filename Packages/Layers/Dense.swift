@@ -24,6 +24,8 @@ import TensorCore
 public final class Dense: Layer {
     /// `"Dense"`.
     public static let typeName = "Dense"
+    /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
     /// The layer's name, unique in its model (`"dense"`, `"dense_1"`, ...); renaming renames the
     /// parameters (`"<name>.kernel"`, `"<name>.bias"`).
     public var name: String { didSet { nameParameters() } }
@@ -76,7 +78,10 @@ public final class Dense: Layer {
 
     /// `name`, `units`, `activation`, `use_bias`, `kernel_initializer`, `bias_initializer`
     /// (Keras' keys; activations and initialisers by their config names).
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "units": .int(units), "activation": .string(activation.configName),
          "use_bias": .bool(useBias), "kernel_initializer": .string(kernelInitializer.configName),
          "bias_initializer": .string(biasInitializer.configName)]
@@ -94,6 +99,7 @@ public final class Dense: Layer {
                   kernelInitializer: try config["kernel_initializer"].map { _ in try Initializer(configName: config.string("kernel_initializer", of: t)) } ?? .glorotUniform,
                   biasInitializer: try config["bias_initializer"].map { _ in try Initializer(configName: config.string("bias_initializer", of: t)) } ?? .zeros,
                   name: try config.optionalName(of: t))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[..., units]` for `[..., in]`; throws for a rank-0 input, or one whose last extent differs
@@ -114,8 +120,8 @@ public final class Dense: Layer {
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
         let output = try outputShape(for: inputShape)
         if kernel == nil {
-            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape.last!, units], generator: &generator))
-            if useBias { bias = Parameter(name: "", value: biasInitializer.make([units], generator: &generator)) }
+            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape.last!, units], generator: &generator), isTrainable: trainable)
+            if useBias { bias = Parameter(name: "", value: biasInitializer.make([units], generator: &generator), isTrainable: trainable) }
             builtInputShape = inputShape
             nameParameters()
         }
