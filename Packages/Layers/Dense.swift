@@ -158,7 +158,8 @@ public final class Dense: Layer {
     }
 
     /// Accumulates `kernel.gradient += xᵀ·dz` and `bias.gradient += Σ dz`, and returns `dz·kernelᵀ`,
-    /// where `dz` is `outputGradient` taken back through the activation.
+    /// where `dz` is `outputGradient` taken back through the activation. A frozen kernel or bias
+    /// (``trainable`` false) gets no gradient, which nothing would apply.
     /// - Precondition: `outputGradient` has the shape of the matching forward's output.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         backward(outputGradient, inputGradient: true)!
@@ -176,8 +177,9 @@ public final class Dense: Layer {
                             "Dense '\(name)' backward: output gradient has shape \(outputGradient.shape), the output had \(Array(expected))")
         let dy = outputGradient.rank == 2 ? outputGradient : outputGradient.reshaped([-1, units])
         let dz = throughActivation ? activation.backward(dy, input: saved.preActivation, output: saved.output) : dy
-        Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient)
-        if let bias { bias.gradient += dz.sum(alongAxis: 0) }
+        // A frozen weight gets no gradient: nothing would apply it (a GEMM saved).
+        if kernel.isTrainable { Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient) }
+        if let bias, bias.isTrainable { bias.gradient += dz.sum(alongAxis: 0) }
         guard inputGradient else { return nil }
         let dx = Tensor.matmul(dz, kernel.value, transposeB: true)
         return dx.shape == saved.inputShape ? dx : dx.reshaped(saved.inputShape)

@@ -57,7 +57,8 @@ public protocol Layer: AnyObject {
     /// (dropout active, batch statistics) and keeps what `backward` needs.
     func forward(_ input: Tensor, training: Bool) -> Tensor
     /// Given dLoss/dOutput for the last training-mode `forward`, accumulates the parameters'
-    /// gradients and returns dLoss/dInput.
+    /// gradients and returns dLoss/dInput. A layer may skip the gradients of its frozen
+    /// (non-trainable) parameters, which optimizers never apply.
     func backward(_ outputGradient: Tensor) -> Tensor
 }
 

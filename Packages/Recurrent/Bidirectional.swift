@@ -142,7 +142,12 @@ public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, Multipl
         }
         self.init(layer, mergeMode: mode, name: name, backwardSeed: backwardSeed)
         // Absent, the wrapped layers keep the flag of their own config (`layer.trainable`).
-        if config["trainable"] != nil { trainable = try config.trainable(of: t) }
+        if config["trainable"] != nil {
+            trainable = try config.trainable(of: t)
+            // Property observers do not run in an initialiser: set both directions here.
+            forwardLayer.trainable = trainable
+            backwardLayer.trainable = trainable
+        }
     }
 
     /// 1, or with the wrapped layer's `returnState` the output and both directions' states.

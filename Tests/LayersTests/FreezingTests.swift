@@ -84,6 +84,22 @@ final class FreezingTests: XCTestCase {
         XCTAssertFalse(dense.trainable)
     }
 
+    func testAFrozenDensePassesTheInputGradientOnButAccumulatesNoWeightGradient() throws {
+        let frozen = Dense(3, activation: .tanh), control = Dense(3, activation: .tanh)
+        for layer in [frozen, control] {
+            var generator = SeededGenerator(seed: 8)
+            _ = try layer.build(inputShape: [4], generator: &generator)
+        }
+        frozen.trainable = false
+        let x = Tensor(shape: [2, 4], scalars: randomScalars(8, seed: 1))
+        let w = Tensor(shape: [2, 3], scalars: randomScalars(6, seed: 2))
+        _ = frozen.forward(x, training: true)
+        _ = control.forward(x, training: true)
+        XCTAssertEqual(frozen.backward(w).scalars, control.backward(w).scalars)
+        XCTAssertTrue(frozen.parameters.allSatisfy { $0.gradient.scalars.allSatisfy { $0 == 0 } })
+        XCTAssertTrue(control.parameters.allSatisfy { $0.gradient.scalars.contains { $0 != 0 } })
+    }
+
     func testAdamKeepsWorkingWhenAParameterIsFrozenAndUnfrozenMidTraining() throws {
         let (x, y) = toyData()
         let first = Dense(8, activation: .tanh), last = Dense(3)

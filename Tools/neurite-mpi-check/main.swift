@@ -91,6 +91,13 @@ func makeModel(_ name: String) throws -> Sequential {
             Dense(32, activation: .relu)
             Dense(10)
         }
+    case "frozen":
+        // The batchnorm model with its convolution and first batch normalisation frozen, as a
+        // fine-tuned model's base: their weights and statistics must not move on any rank.
+        let model = try makeModel("batchnorm")
+        model.layers[0].trainable = false
+        model.layers[1].trainable = false
+        return model
     case "batchnorm":
         return Sequential(inputShape: [12, 12, 1]) {
             Conv2D(filters: 8, kernelSize: (3, 3), useBias: false)
@@ -103,7 +110,7 @@ func makeModel(_ name: String) throws -> Sequential {
             Dense(10)
         }
     default:
-        throw TrainingError("unknown model \(name): dense or batchnorm")
+        throw TrainingError("unknown model \(name): dense, batchnorm or frozen")
     }
 }
 
