@@ -92,9 +92,20 @@ func makeModel(_ name: String) throws -> Sequential {
             Dense(10)
         }
     case "frozen":
-        // The batchnorm model with its convolution and first batch normalisation frozen, as a
-        // fine-tuned model's base: their weights and statistics must not move on any rank.
-        let model = try makeModel("batchnorm")
+        // A fine-tuned model: its convolution and batch normalisation frozen (the normalisation
+        // then runs in inference mode under the synchronising strategy), the dense head learning.
+        // No batch normalisation follows the head's first layer: the gradient of a bias just
+        // before one is zero up to rounding, which Adam would blow up to steps of the learning
+        // rate, differently on one and two ranks.
+        let model = Sequential(inputShape: [12, 12, 1]) {
+            Conv2D(filters: 8, kernelSize: (3, 3), useBias: false)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            MaxPool2D(poolSize: (2, 2))
+            Flatten()
+            Dense(16, activation: .relu)
+            Dense(10)
+        }
         model.layers[0].trainable = false
         model.layers[1].trainable = false
         return model
