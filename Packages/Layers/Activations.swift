@@ -186,6 +186,8 @@ public enum ActivationFunction: Sendable, Equatable, CustomStringConvertible {
 public final class ActivationLayer: Layer {
     /// `"Activation"`, as Keras names it.
     public static let typeName = "Activation"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name, unique in its model (`"activation"`, `"activation_1"`, ...).
     public var name: String
     /// The function applied.
@@ -201,7 +203,10 @@ public final class ActivationLayer: Layer {
     }
 
     /// `["name", "activation"]`, the activation by its ``ActivationFunction/configName``.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "activation": .string(function.configName)]
     }
 
@@ -210,6 +215,7 @@ public final class ActivationLayer: Layer {
         try LayerConfigKeys.check(config, known: ["name", "activation"], of: Self.typeName)
         let function = try ActivationFunction(configName: config.string("activation", of: Self.typeName))
         self.init(function, name: try config.optionalName(of: Self.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// The input shape unchanged (softmax needs rank >= 1).

@@ -109,6 +109,8 @@ enum SpatialLayerConfig {
 public final class Conv2D: Layer {
     /// `"Conv2D"`, Keras' class name (Keras also exports it as `Convolution2D`).
     public static let typeName = "Conv2D"
+    /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
     public var name: String {
@@ -188,7 +190,10 @@ public final class Conv2D: Layer {
     /// `data_format` (always `"channels_last"`), `dilation_rate`, `activation`, `use_bias`,
     /// `kernel_initializer`; pairs are `.ints([a, b])`, padding is `"valid"` or `"same"`, and the
     /// activation is its Keras name (``ActivationFunction/configName``: `"relu"`, `"linear"`, ...).
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         [
             "name": .string(name),
             "filters": .int(filters),
@@ -244,6 +249,7 @@ public final class Conv2D: Layer {
         self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dilation: dilation,
                   useBias: useBias, activation: activation, kernelInitializer: initializer,
                   name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[OH, OW, filters]` for a per-sample input `[H, W, Cin]`. Throws `LayerError` naming the
@@ -285,8 +291,8 @@ public final class Conv2D: Layer {
             return output
         }
         let shape = [kernelSize.0, kernelSize.1, inputShape[2], filters]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator))
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters])) }
+        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
+        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
         builtInputShape = inputShape
         return output
     }

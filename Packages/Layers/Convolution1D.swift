@@ -103,6 +103,8 @@ public final class Conv1D: Layer {
     /// `"Conv1D"`, Keras' class name (Keras also exports it as `Convolution1D`; the registry
     /// accepts both).
     public static let typeName = "Conv1D"
+    /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
     public var name: String {
@@ -196,7 +198,10 @@ public final class Conv1D: Layer {
     /// `data_format` (always `"channels_last"`), `dilation_rate`, `activation`, `use_bias`,
     /// `kernel_initializer`; sizes are one-element lists (`.ints([9])`) as Keras writes them,
     /// padding is `"valid"`, `"same"` or `"causal"`, and the activation is its Keras name.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         [
             "name": .string(name),
             "filters": .int(filters),
@@ -251,6 +256,7 @@ public final class Conv1D: Layer {
         self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, dilation: dilation,
                   useBias: useBias, activation: activation, kernelInitializer: initializer,
                   name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `(K - 1) * d + 1`, the kernel's reach in steps.
@@ -292,8 +298,8 @@ public final class Conv1D: Layer {
             return output
         }
         let shape = [kernelSize, inputShape[1], filters]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator))
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters])) }
+        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
+        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
         builtInputShape = inputShape
         return output
     }

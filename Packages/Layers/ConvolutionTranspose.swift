@@ -28,6 +28,8 @@ import TensorCore
 public final class Conv2DTranspose: Layer {
     /// `"Conv2DTranspose"`, Keras' class name.
     public static let typeName = "Conv2DTranspose"
+    /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
     public var name: String {
@@ -91,7 +93,10 @@ public final class Conv2DTranspose: Layer {
     /// Keras' keys: `name`, `filters`, `kernel_size`, `strides`, `padding`, `data_format`,
     /// `dilation_rate` (always `[1, 1]`), `output_padding` (always null), `activation`,
     /// `use_bias`, `kernel_initializer`.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         [
             "name": .string(name), "filters": .int(filters),
             "kernel_size": .ints([kernelSize.0, kernelSize.1]), "strides": .ints([strides.0, strides.1]),
@@ -137,6 +142,7 @@ public final class Conv2DTranspose: Layer {
         }
         self.init(filters: filters, kernelSize: kernelSize, strides: strides, padding: padding, useBias: useBias,
                   activation: activation, kernelInitializer: initializer, name: try config.optionalName(of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// Keras' output extent along one axis.
@@ -170,8 +176,8 @@ public final class Conv2DTranspose: Layer {
             return output
         }
         let shape = [kernelSize.0, kernelSize.1, filters, inputShape[2]]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator))
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters])) }
+        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
+        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
         builtInputShape = inputShape
         return output
     }

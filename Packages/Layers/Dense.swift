@@ -24,6 +24,8 @@ import TensorCore
 public final class Dense: Layer {
     /// `"Dense"`.
     public static let typeName = "Dense"
+    /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
     /// The layer's name, unique in its model (`"dense"`, `"dense_1"`, ...); renaming renames the
     /// parameters (`"<name>.kernel"`, `"<name>.bias"`).
     public var name: String { didSet { nameParameters() } }
@@ -76,7 +78,10 @@ public final class Dense: Layer {
 
     /// `name`, `units`, `activation`, `use_bias`, `kernel_initializer`, `bias_initializer`
     /// (Keras' keys; activations and initialisers by their config names).
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "units": .int(units), "activation": .string(activation.configName),
          "use_bias": .bool(useBias), "kernel_initializer": .string(kernelInitializer.configName),
          "bias_initializer": .string(biasInitializer.configName)]
@@ -94,6 +99,7 @@ public final class Dense: Layer {
                   kernelInitializer: try config["kernel_initializer"].map { _ in try Initializer(configName: config.string("kernel_initializer", of: t)) } ?? .glorotUniform,
                   biasInitializer: try config["bias_initializer"].map { _ in try Initializer(configName: config.string("bias_initializer", of: t)) } ?? .zeros,
                   name: try config.optionalName(of: t))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[..., units]` for `[..., in]`; throws for a rank-0 input, or one whose last extent differs
@@ -114,8 +120,8 @@ public final class Dense: Layer {
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
         let output = try outputShape(for: inputShape)
         if kernel == nil {
-            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape.last!, units], generator: &generator))
-            if useBias { bias = Parameter(name: "", value: biasInitializer.make([units], generator: &generator)) }
+            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape.last!, units], generator: &generator), isTrainable: trainable)
+            if useBias { bias = Parameter(name: "", value: biasInitializer.make([units], generator: &generator), isTrainable: trainable) }
             builtInputShape = inputShape
             nameParameters()
         }
@@ -152,7 +158,8 @@ public final class Dense: Layer {
     }
 
     /// Accumulates `kernel.gradient += xᵀ·dz` and `bias.gradient += Σ dz`, and returns `dz·kernelᵀ`,
-    /// where `dz` is `outputGradient` taken back through the activation.
+    /// where `dz` is `outputGradient` taken back through the activation. A frozen kernel or bias
+    /// (``trainable`` false) gets no gradient, which nothing would apply.
     /// - Precondition: `outputGradient` has the shape of the matching forward's output.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         backward(outputGradient, inputGradient: true)!
@@ -170,8 +177,9 @@ public final class Dense: Layer {
                             "Dense '\(name)' backward: output gradient has shape \(outputGradient.shape), the output had \(Array(expected))")
         let dy = outputGradient.rank == 2 ? outputGradient : outputGradient.reshaped([-1, units])
         let dz = throughActivation ? activation.backward(dy, input: saved.preActivation, output: saved.output) : dy
-        Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient)
-        if let bias { bias.gradient += dz.sum(alongAxis: 0) }
+        // A frozen weight gets no gradient: nothing would apply it (a GEMM saved).
+        if kernel.isTrainable { Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient) }
+        if let bias, bias.isTrainable { bias.gradient += dz.sum(alongAxis: 0) }
         guard inputGradient else { return nil }
         let dx = Tensor.matmul(dz, kernel.value, transposeB: true)
         return dx.shape == saved.inputShape ? dx : dx.reshaped(saved.inputShape)

@@ -17,6 +17,8 @@ import TensorCore
 public final class Dropout: Layer {
     /// `"Dropout"`.
     public static let typeName = "Dropout"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name, unique in its model (`"dropout"`, `"dropout_1"`, ...).
     public var name: String
     /// The probability of zeroing an element, in `0..<1`.
@@ -44,7 +46,10 @@ public final class Dropout: Layer {
 
     /// `["name", "rate", "seed"]`: `seed` is the seed in force once built (given or drawn, so a
     /// saved and reloaded model drops the same elements), null before `build` when none was given.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "rate": .double(Double(rate)),
          "seed": (streamSeed ?? seed).map { .int(Int(truncatingIfNeeded: $0)) } ?? .null]
     }
@@ -59,6 +64,7 @@ public final class Dropout: Layer {
         default: UInt64(truncatingIfNeeded: try config.int("seed", of: Self.typeName))
         }
         self.init(rate: Float(rate), seed: seed, name: try config.optionalName(of: Self.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// The input shape unchanged.

@@ -34,12 +34,40 @@ public protocol Layer: AnyObject {
     /// Every parameter, trainable or not (running statistics are non-trainable parameters, so
     /// they are saved with the weights), in a fixed order.
     var parameters: [Parameter] { get }
+    /// Whether training updates the layer's weights: Keras' `trainable`, `true` by default.
+    ///
+    /// Setting it to `false` freezes the layer: every weight it learns gets
+    /// `Parameter.isTrainable == false`, so optimizers skip it, while gradients still flow
+    /// through the layer to the layers before it. Running statistics are never trainable, and a
+    /// frozen `BatchNormalization` also normalises with them in training (Keras 3's fine-tuning
+    /// behaviour). The flag is kept before `build` and honoured by it, appears in ``config`` as
+    /// `"trainable": false` when the layer is frozen (a trainable layer's config is unchanged),
+    /// and `init(config:)` reads it back. A change takes effect at the next training step, with no
+    /// need to compile again; an optimizer keeps a frozen weight's state (Adam's moments) and
+    /// goes on from it when the weight is unfrozen.
+    ///
+    /// The built-in layers store the flag. A layer of your own may too (set its parameters'
+    /// `isTrainable` from it in `build` and when it changes); the default implementation, for a
+    /// layer that does not, reads `true` when any parameter is trainable (or there are none) and
+    /// sets `isTrainable` on every parameter the layer has now. It therefore acts on built layers
+    /// only, and is wrong for a layer with non-trainable state of its own (running statistics):
+    /// such a layer should store the flag.
+    var trainable: Bool { get set }
     /// Runs the layer on a batch `[B, ...]`. With `training: true` it behaves as in training
     /// (dropout active, batch statistics) and keeps what `backward` needs.
     func forward(_ input: Tensor, training: Bool) -> Tensor
     /// Given dLoss/dOutput for the last training-mode `forward`, accumulates the parameters'
-    /// gradients and returns dLoss/dInput.
+    /// gradients and returns dLoss/dInput. A layer may skip the gradients of its frozen
+    /// (non-trainable) parameters, which optimizers never apply.
     func backward(_ outputGradient: Tensor) -> Tensor
+}
+
+extension Layer {
+    /// The default for layers that keep no flag of their own: see the requirement's discussion.
+    public var trainable: Bool {
+        get { parameters.isEmpty || parameters.contains { $0.isTrainable } }
+        set { for p in parameters { p.isTrainable = newValue } }
+    }
 }
 
 /// A layer that can be configured to produce several tensors, as Keras' recurrent layers with

@@ -109,6 +109,28 @@ extension Dictionary where Key == String, Value == ConfigValue {
     }
 }
 
+extension Dictionary where Key == String, Value == ConfigValue {
+    /// Keras' `"trainable"` flag: `true` when absent, else the boolean; a `LayerError` naming the
+    /// layer type and the value for anything else. Every layer's `init(config:)` reads it.
+    package func trainable(of type: String) throws -> Bool {
+        switch self["trainable"] {
+        case nil: return true
+        case .bool(let flag)?: return flag
+        case let other?: throw LayerError("\(type) config needs a boolean \"trainable\", got \(other)")
+        }
+    }
+
+    /// This config with `"trainable": false` added when `trainable` is false: a frozen layer is
+    /// saved as such, while a trainable layer's config (and so every file saved before freezing
+    /// existed) stays as it was.
+    package func addingTrainable(_ trainable: Bool) -> Self {
+        guard !trainable else { return self }
+        var config = self
+        config["trainable"] = .bool(false)
+        return config
+    }
+}
+
 /// Keras' `to_snake_case`: `"Dense"` -> `"dense"`, `"BatchNormalization"` -> `"batch_normalization"`,
 /// `"Conv2D"` -> `"conv2d"`, `"MaxPooling2D"` -> `"max_pooling2d"`: the base of automatic names.
 func snakeCase(_ name: String) -> String {
@@ -138,7 +160,6 @@ enum LayerConfigKeys {
     /// Keras keys the layers accept only with their default value, which is all Neurite
     /// implements: a saved Keras config carries them, a non-default value must not be ignored.
     static let defaultOnly: [String: [ConfigValue]] = [
-        "trainable": [.bool(true)],
         "dtype": [.null, .string("float32")],
         "groups": [.int(1)],
         "bias_initializer": [.string("zeros")],
@@ -151,11 +172,16 @@ enum LayerConfigKeys {
     /// Throws a `LayerError` naming the layer type, the key and its value for a key outside
     /// `known` (the keys the layer implements) or a default-only key (``defaultOnly``, then
     /// `extraDefaults`) with another value. Keys are checked in sorted order, so the message does
-    /// not depend on hashing.
+    /// not depend on hashing. `"trainable"` is every layer's, and may be `true` or `false` (the
+    /// layer reads it with `trainable(of:)`); another value throws.
     static func check(_ config: [String: ConfigValue], known: Set<String>, extraDefaults: [String: [ConfigValue]] = [:],
                       of type: String) throws {
         for key in config.keys.sorted() where !known.contains(key) {
             let value = config[key]!
+            if key == "trainable" {
+                _ = try config.trainable(of: type)
+                continue
+            }
             guard let allowed = extraDefaults[key] ?? defaultOnly[key] else {
                 throw LayerError("\(type) config has key \"\(key)\" (value \(value)), which Neurite does not implement")
             }

@@ -15,7 +15,10 @@ import TensorCore
 ///   Keras 3 does exactly this (`ops.moments` gives the biased variance, used for both); Keras 2
 ///   with TensorFlow's fused kernel fed the *unbiased* variance `σ² * M / (M - 1)` to the running
 ///   variance instead, which differs noticeably only for small batches.
-/// - Inference (`training: false`): `y = gamma * (x - runningMean) / sqrt(runningVariance + epsilon) + beta`.
+/// - Inference (`training: false`, or any call while the layer is frozen, ``trainable`` false):
+///   `y = gamma * (x - runningMean) / sqrt(runningVariance + epsilon) + beta`, the running
+///   statistics unchanged. A frozen layer runs so even in a model being trained, as Keras 3's
+///   does (the fine-tuning behaviour it documents).
 ///
 /// Parameters, created by ``build(inputShape:generator:)``, with Keras' names and order:
 /// `"<name>.gamma"` (ones, with ``scale``), `"<name>.beta"` (zeros, with ``center``), and the
@@ -26,9 +29,17 @@ import TensorCore
 /// per-channel sums in Float64; it keeps the normalised input `x̂` and `1 / sqrt(σ² + epsilon)`
 /// for ``backward(_:)``, which makes two passes and implements the closed form through the batch
 /// statistics: `dx = gamma / sqrt(σ² + epsilon) * (dy - mean(dy) - x̂ * mean(dy * x̂))`.
+/// After an inference-mode forward, ``backward(_:)`` is that mode's adjoint, the statistics being
+/// constants: `dx = dy * gamma / sqrt(runningVariance + epsilon)`, one pass.
 public final class BatchNormalization: Layer {
     /// `"BatchNormalization"`, Keras' class name.
     public static let typeName = "BatchNormalization"
+    /// Whether training updates `gamma` and `beta` (Keras' `trainable`); see ``Layer/trainable``.
+    /// A frozen layer normalises with its running statistics even in training, and leaves them as
+    /// they are (Keras 3's fine-tuning behaviour); the running statistics are never trainable.
+    public var trainable = true {
+        didSet { for p in [gamma, beta].compactMap({ $0 }) { p.isTrainable = trainable } }
+    }
 
     /// The layer's name; renaming a built layer renames its parameters.
     public var name: String {
@@ -70,8 +81,11 @@ public final class BatchNormalization: Layer {
     /// positive entries are where the relu let the gradient through.
     /// `elements` is the number of elements per channel the statistics were taken over: this
     /// batch's, or the global batch's when they were combined across replicas.
+    ///
+    /// `inference` marks what an inference-mode forward kept (see ``backward(_:)``): `mean` and
+    /// `inverseDeviation` then come from the running statistics, and `elements` is unused.
     private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout,
-                        reluOutput: Tensor?, elements: Int)?
+                        reluOutput: Tensor?, elements: Int, inference: Bool)?
 
     /// Set by `fit` with a ``DistributionStrategy`` that synchronises batch normalisation: the
     /// training-mode passes then combine their per-channel sums with the other replicas' (two
@@ -110,7 +124,10 @@ public final class BatchNormalization: Layer {
     }
 
     /// Keras' keys: `name`, `axis`, `momentum`, `epsilon`, `center`, `scale`.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         [
             "name": .string(name), "axis": .int(axis), "momentum": .double(momentum),
             "epsilon": .double(epsilon), "center": .bool(center), "scale": .bool(scale),
@@ -139,6 +156,7 @@ public final class BatchNormalization: Layer {
         }
         self.init(axis: axis, momentum: momentum, epsilon: epsilon, center: center, scale: scale,
                   name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// The per-sample index of the channel axis for a per-sample rank, or nil when out of range.
@@ -178,8 +196,8 @@ public final class BatchNormalization: Layer {
             return output
         }
         let channels = inputShape[channelIndex(perSampleRank: inputShape.count)!]
-        if scale { gamma = Parameter(name: "\(name).gamma", value: Tensor.ones([channels])) }
-        if center { beta = Parameter(name: "\(name).beta", value: Tensor.zeros([channels])) }
+        if scale { gamma = Parameter(name: "\(name).gamma", value: Tensor.ones([channels]), isTrainable: trainable) }
+        if center { beta = Parameter(name: "\(name).beta", value: Tensor.zeros([channels]), isTrainable: trainable) }
         movingMean = Parameter(name: "\(name).moving_mean", value: Tensor.zeros([channels]), isTrainable: false)
         movingVariance = Parameter(name: "\(name).moving_variance", value: Tensor.ones([channels]), isTrainable: false)
         builtInputShape = inputShape
@@ -194,8 +212,9 @@ public final class BatchNormalization: Layer {
 
     /// Normalises a batch `[B, ...]` of the built rank and channel count (other extents may vary).
     /// With `training: true` it uses the batch statistics, updates the running ones and keeps
-    /// what ``backward(_:)`` needs; with `training: false` it uses the running statistics and
-    /// changes nothing.
+    /// what ``backward(_:)`` needs; with `training: false`, or when the layer is frozen
+    /// (``trainable`` false), it uses the running statistics and changes none of them. Either way
+    /// it keeps a reference to its input (not a copy) until the next forward, for ``backward(_:)``.
     /// - Precondition: the layer is built and `input` matches it; the message names both shapes.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         forward(input, training: training, fusingReLU: false)
@@ -215,15 +234,19 @@ public final class BatchNormalization: Layer {
         let channels = layout.channels
         let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
         let betaValues = beta?.value.scalars ?? [Float](repeating: 0, count: channels)
-        guard training else {
+        // Keras 3: `training and self.trainable` selects the batch statistics.
+        guard training && trainable else {
             let runningMean = movingMean!.value.scalars, runningVariance = movingVariance!.value.scalars
-            var factor = [Float](repeating: 0, count: channels), shift = factor
+            var factor = [Float](repeating: 0, count: channels), shift = factor, inverseDeviation = factor
             for c in 0..<channels {
                 let inverse = 1 / (Double(runningVariance[c]) + epsilon).squareRoot()
+                inverseDeviation[c] = Float(inverse)
                 factor[c] = Float(Double(gammaValues[c]) * inverse)
                 shift[c] = Float(Double(betaValues[c]) - Double(runningMean[c]) * Double(gammaValues[c]) * inverse)
             }
-            return layout.affine(input, factor: factor, shift: shift, relu: relu)
+            let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
+            saved = (input, runningMean, inverseDeviation, layout, relu ? output : nil, layout.elementsPerChannel, true)
+            return output
         }
         var (mean, variance) = layout.moments(input)
         var elements = layout.elementsPerChannel
@@ -241,7 +264,7 @@ public final class BatchNormalization: Layer {
         }
         updateRunningStatistics(mean: mean, variance: variance)
         let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
-        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil, elements)
+        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil, elements, false)
         return output
     }
 
@@ -255,18 +278,31 @@ public final class BatchNormalization: Layer {
         }
     }
 
-    /// Accumulates `gamma`'s and `beta`'s gradients for the last training-mode forward pass and
-    /// returns the input gradient, differentiating through the batch mean and variance:
-    /// `dbeta = Σ dy`, `dgamma = Σ dy * x̂`,
+    /// Accumulates `gamma`'s and `beta`'s gradients for the last forward pass and returns the
+    /// input gradient, with the adjoint of the mode that forward ran in.
+    ///
+    /// After a batch-statistics (training-mode) forward it differentiates through the batch mean
+    /// and variance: `dbeta = Σ dy`, `dgamma = Σ dy * x̂`,
     /// `dx = gamma / sqrt(σ² + epsilon) * (dy - dbeta / M - x̂ * dgamma / M)` per channel, sums
-    /// over the `M` elements of each channel. Calling it twice accumulates twice.
-    /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
+    /// over the `M` elements of each channel.
+    ///
+    /// After an inference-mode forward (`training: false`, or a frozen layer), the running
+    /// statistics are constants: `dx = dy * gamma / sqrt(runningVariance + epsilon)`, and, for
+    /// `gamma` and `beta` while they are trainable, `dgamma = Σ dy * x̂` with
+    /// `x̂ = (x - runningMean) / sqrt(runningVariance + epsilon)` and `dbeta = Σ dy` (a frozen
+    /// layer skips those sums: nothing would apply them). These are the gradients Keras computes
+    /// for `BatchNormalization(x, training=False)`. Calling it twice accumulates twice.
+    /// - Precondition: a forward ran, and `outputGradient` has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
-        neuritePrecondition(saved != nil, "\(label) backward needs a forward pass with training: true first")
-        let (input, mean, inverseDeviation, layout, reluOutput, elements) = saved!
+        neuritePrecondition(saved != nil, "\(label) backward needs a forward pass first")
+        let (input, mean, inverseDeviation, layout, reluOutput, elements, inference) = saved!
         neuritePrecondition(outputGradient.shape == input.shape,
                             "\(label) backward: output gradient \(outputGradient.shape) does not match output \(input.shape)")
         let channels = layout.channels
+        if inference {
+            return inferenceBackward(outputGradient, input: input, mean: mean, inverseDeviation: inverseDeviation,
+                                     layout: layout, reluOutput: reluOutput)
+        }
         var (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, reluOutput: reluOutput,
                                                                        mean: mean, inverseDeviation: inverseDeviation)
         // gamma and beta take this replica's share (the strategy sums them with the others');
@@ -291,6 +327,26 @@ public final class BatchNormalization: Layer {
             d[c] = Float(-gs * meanGradient + gs * s * meanProduct * Double(mean[c]))
         }
         return layout.inputGradient(outputGradient, input, reluOutput: reluOutput, a: a, b: b, d: d)
+    }
+
+    /// The adjoint of an inference-mode forward (see ``backward(_:)``): `dx = dy * gamma * s`
+    /// per channel with `s = 1 / sqrt(runningVariance + epsilon)`, and the trainable ones of
+    /// `gamma` and `beta` accumulate `Σ dy * x̂` and `Σ dy`. `dy` is first taken back through a
+    /// fused relu, as in training mode.
+    private func inferenceBackward(_ outputGradient: Tensor, input: Tensor, mean: [Float], inverseDeviation: [Float],
+                                   layout: ChannelLayout, reluOutput: Tensor?) -> Tensor {
+        let channels = layout.channels
+        let learnGamma = gamma?.isTrainable == true, learnBeta = beta?.isTrainable == true
+        if learnGamma || learnBeta {
+            let (gradientSum, gradientDotNormalized) = layout.gradientSums(outputGradient, input, reluOutput: reluOutput,
+                                                                           mean: mean, inverseDeviation: inverseDeviation)
+            if learnGamma { gamma!.accumulateGradient(Tensor(shape: [channels], scalars: gradientDotNormalized.map { Float($0) })) }
+            if learnBeta { beta!.accumulateGradient(Tensor(shape: [channels], scalars: gradientSum.map { Float($0) })) }
+        }
+        let gammaValues = gamma?.value.scalars ?? [Float](repeating: 1, count: channels)
+        let a = (0..<channels).map { c in Float(Double(gammaValues[c]) * Double(inverseDeviation[c])) }
+        let zeros = [Float](repeating: 0, count: channels)
+        return layout.inputGradient(outputGradient, input, reluOutput: reluOutput, a: a, b: zeros, d: zeros)
     }
 
     /// The layout of `input`, after checking that the layer is built and `input` fits it.

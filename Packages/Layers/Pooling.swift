@@ -96,6 +96,8 @@ public final class MaxPool2D: Layer {
     /// `"MaxPooling2D"`, Keras' class name (Keras also exports it as `MaxPool2D`; a loader
     /// should accept both).
     public static let typeName = "MaxPooling2D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -135,7 +137,10 @@ public final class MaxPool2D: Layer {
     }
 
     /// Keras' keys: `name`, `pool_size`, `strides`, `padding`, `data_format` (`"channels_last"`).
-    public var config: [String: ConfigValue] { window.config(name: name) }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { window.config(name: name) }
 
     /// Rebuilds the layer from ``config``; missing keys take Keras' defaults (`pool_size` `[2, 2]`,
     /// `strides` null = the pool size, `padding` `"valid"`). Throws `LayerError` for an ill-typed
@@ -144,6 +149,7 @@ public final class MaxPool2D: Layer {
         try LayerConfigKeys.check(config, known: PoolingWindow.configKeys, of: MaxPool2D.typeName)
         let window = try PoolingWindow.fromConfig(config, of: MaxPool2D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: MaxPool2D.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[OH, OW, C]` for `[H, W, C]`; throws `LayerError` naming the layer and the shape when the
@@ -198,6 +204,8 @@ public final class AveragePool2D: Layer {
     /// `"AveragePooling2D"`, Keras' class name (Keras also exports it as `AvgPool2D`; a loader
     /// should accept both).
     public static let typeName = "AveragePooling2D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -237,7 +245,10 @@ public final class AveragePool2D: Layer {
     }
 
     /// Keras' keys: `name`, `pool_size`, `strides`, `padding`, `data_format` (`"channels_last"`).
-    public var config: [String: ConfigValue] { window.config(name: name) }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { window.config(name: name) }
 
     /// Rebuilds the layer from ``config``; missing keys take Keras' defaults. Throws `LayerError`
     /// for an ill-typed or out-of-range entry.
@@ -245,6 +256,7 @@ public final class AveragePool2D: Layer {
         try LayerConfigKeys.check(config, known: PoolingWindow.configKeys, of: AveragePool2D.typeName)
         let window = try PoolingWindow.fromConfig(config, of: AveragePool2D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: AveragePool2D.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[OH, OW, C]` for `[H, W, C]`; throws `LayerError` naming the layer and the shape when the
@@ -293,6 +305,8 @@ public final class GlobalAveragePool2D: Layer {
     /// `"GlobalAveragePooling2D"`, Keras' class name (Keras also exports it as
     /// `GlobalAvgPool2D`; a loader should accept both).
     public static let typeName = "GlobalAveragePooling2D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -316,7 +330,10 @@ public final class GlobalAveragePool2D: Layer {
     }
 
     /// Keras' keys: `name`, `data_format` (`"channels_last"`), `keepdims`.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "data_format": .string("channels_last"), "keepdims": .bool(keepDimensions)]
     }
 
@@ -328,6 +345,7 @@ public final class GlobalAveragePool2D: Layer {
         try SpatialLayerConfig.checkDataFormat(config, of: type)
         let keep = config["keepdims"] == nil ? false : try config.bool("keepdims", of: type)
         self.init(keepDimensions: keep, name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[C]` (or `[1, 1, C]`) for `[H, W, C]`; throws `LayerError` naming the layer and the shape

@@ -137,6 +137,8 @@ public final class MaxPool1D: Layer {
     /// `"MaxPooling1D"`, Keras' class name (Keras also exports it as `MaxPool1D`; the registry
     /// accepts both).
     public static let typeName = "MaxPooling1D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -175,7 +177,10 @@ public final class MaxPool1D: Layer {
 
     /// Keras' keys: `name`, `pool_size` and `strides` (one-element lists), `padding`,
     /// `data_format` (`"channels_last"`).
-    public var config: [String: ConfigValue] { window.config(name: name) }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { window.config(name: name) }
 
     /// Rebuilds the layer from ``config``; missing keys take Keras' defaults (`pool_size` 2,
     /// `strides` null = the pool size, `padding` `"valid"`). Throws `LayerError` naming the key
@@ -183,6 +188,7 @@ public final class MaxPool1D: Layer {
     public convenience init(config: [String: ConfigValue]) throws {
         let window = try SequencePoolingWindow.fromConfig(config, of: MaxPool1D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: MaxPool1D.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[OT, F]` for `[T, F]`; throws `LayerError` naming the layer and the shape when the input
@@ -246,6 +252,8 @@ public final class AveragePool1D: Layer {
     /// `"AveragePooling1D"`, Keras' class name (Keras also exports it as `AvgPool1D`; the
     /// registry accepts both).
     public static let typeName = "AveragePooling1D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -285,13 +293,17 @@ public final class AveragePool1D: Layer {
 
     /// Keras' keys: `name`, `pool_size` and `strides` (one-element lists), `padding`,
     /// `data_format` (`"channels_last"`).
-    public var config: [String: ConfigValue] { window.config(name: name) }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { window.config(name: name) }
 
     /// Rebuilds the layer from ``config``; missing keys take Keras' defaults. Throws `LayerError`
     /// naming the key and value for an ill-typed, out-of-range or unimplemented entry.
     public convenience init(config: [String: ConfigValue]) throws {
         let window = try SequencePoolingWindow.fromConfig(config, of: AveragePool1D.typeName)
         self.init(window: window, name: try SpatialLayerConfig.name(config, of: AveragePool1D.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[OT, F]` for `[T, F]`; throws `LayerError` naming the layer and the shape when the input
@@ -354,6 +366,8 @@ public final class GlobalMaxPool1D: Layer {
     /// `"GlobalMaxPooling1D"`, Keras' class name (Keras also exports it as `GlobalMaxPool1D`;
     /// the registry accepts both).
     public static let typeName = "GlobalMaxPooling1D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -377,7 +391,10 @@ public final class GlobalMaxPool1D: Layer {
     }
 
     /// Keras' keys: `name`, `data_format` (`"channels_last"`), `keepdims`.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         GlobalSequencePooling.config(name: name, keepDimensions: keepDimensions)
     }
 
@@ -387,6 +404,7 @@ public final class GlobalMaxPool1D: Layer {
         let type = GlobalMaxPool1D.typeName
         self.init(keepDimensions: try GlobalSequencePooling.keepDimensions(config, of: type),
                   name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[F]` (or `[1, F]`) for `[T, F]`; throws `LayerError` naming the layer and the shape when
@@ -474,6 +492,8 @@ public final class GlobalAveragePool1D: Layer {
     /// `"GlobalAveragePooling1D"`, Keras' class name (Keras also exports it as
     /// `GlobalAvgPool1D`; the registry accepts both).
     public static let typeName = "GlobalAveragePooling1D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
 
     /// The layer's name; the model assigns one when empty.
     public var name: String
@@ -496,7 +516,10 @@ public final class GlobalAveragePool1D: Layer {
     }
 
     /// Keras' keys: `name`, `data_format` (`"channels_last"`), `keepdims`.
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         GlobalSequencePooling.config(name: name, keepDimensions: keepDimensions)
     }
 
@@ -506,6 +529,7 @@ public final class GlobalAveragePool1D: Layer {
         let type = GlobalAveragePool1D.typeName
         self.init(keepDimensions: try GlobalSequencePooling.keepDimensions(config, of: type),
                   name: try SpatialLayerConfig.name(config, of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[F]` (or `[1, F]`) for `[T, F]`; throws `LayerError` naming the layer and the shape when

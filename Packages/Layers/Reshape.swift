@@ -8,6 +8,8 @@ import TensorCore
 public final class Flatten: Layer {
     /// `"Flatten"`.
     public static let typeName = "Flatten"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name, unique in its model (`"flatten"`, `"flatten_1"`, ...).
     public var name: String
     private var tape = Tape<[Int]>()
@@ -16,13 +18,17 @@ public final class Flatten: Layer {
     public init(name: String = "") { self.name = name }
 
     /// `["name"]`.
-    public var config: [String: ConfigValue] { ["name": .string(name)] }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { ["name": .string(name)] }
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
         try LayerConfigKeys.check(config, known: ["name"], extraDefaults: ["data_format": [.null, .string("channels_last")]],
                                   of: Self.typeName)
         self.init(name: try config.optionalName(of: Self.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[d1·…·dk]`.
@@ -64,6 +70,8 @@ extension Flatten: TrainingCacheOwner {
 public final class Reshape: Layer {
     /// `"Reshape"`.
     public static let typeName = "Reshape"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name, unique in its model (`"reshape"`, `"reshape_1"`, ...).
     public var name: String
     /// The per-sample output shape, perhaps with one `-1`.
@@ -85,7 +93,10 @@ public final class Reshape: Layer {
     }
 
     /// `["name", "target_shape"]`.
-    public var config: [String: ConfigValue] { ["name": .string(name), "target_shape": .ints(targetShape)] }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { ["name": .string(name), "target_shape": .ints(targetShape)] }
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
@@ -95,6 +106,7 @@ public final class Reshape: Layer {
             throw LayerError("Reshape config \"target_shape\" \(target) needs positive extents and at most one -1")
         }
         self.init(targetShape: target, name: try config.optionalName(of: Self.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// The target shape with any `-1` resolved; throws, naming the layer and both shapes, when the

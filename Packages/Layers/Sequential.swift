@@ -75,6 +75,18 @@ public final class Sequential: LayerContainer {
     /// The optimizer, loss and metrics set by `compile`.
     var compiled: CompiledSetup?
 
+    /// The model's own `trainable` flag, as Keras' `model.trainable`: setting it sets every
+    /// layer's flag (nested models included), so `model.trainable = false` freezes the whole
+    /// model and `true` unfreezes every layer again. Reading it returns the model's flag, not a
+    /// summary of its layers' (as in Keras); a layer set afterwards keeps its own setting (Keras
+    /// would leave every weight of a frozen model frozen), and a layer added later is not
+    /// changed. Freezing or unfreezing takes effect at the next training step: there is no need
+    /// to compile again (Keras needs it), and the optimizer keeps the state of frozen weights.
+    /// Saved in ``config`` as `"trainable": false` when false.
+    public var trainable = true {
+        didSet { for layer in layers { layer.trainable = trainable } }
+    }
+
     /// A model of the layers in the block, for per-sample inputs of `inputShape` when given
     /// (otherwise give it to `build(inputShape:generator:)`, or start the block with `Input(shape:)`).
     /// - Precondition: an `Input` appears only first, and agrees with `inputShape`.
@@ -114,10 +126,12 @@ public final class Sequential: LayerContainer {
 
     // MARK: Layer
 
-    /// `["name", "input_shape"]`. The layers are saved as an architecture list beside it (by the
-    /// model saver), and added back with ``add(_:)``.
+    /// `["name", "input_shape"]`, and `"trainable": false` for a frozen model. The layers are
+    /// saved as an architecture list beside it (by the model saver), each with its own flag, and
+    /// added back with ``add(_:)``.
     public var config: [String: ConfigValue] {
-        ["name": .string(name), "input_shape": inputShape.map { .ints($0) } ?? .null]
+        let own: [String: ConfigValue] = ["name": .string(name), "input_shape": inputShape.map { .ints($0) } ?? .null]
+        return own.addingTrainable(trainable)
     }
 
     /// An empty model with the configured name and input shape; the loader then adds its layers.
@@ -127,6 +141,8 @@ public final class Sequential: LayerContainer {
         default: try config.ints("input_shape", of: Self.typeName)
         }
         self.init(inputShape: shape, name: try config.optionalName(of: Self.typeName), layers: [])
+        // The model holds no layers yet: this sets the model's flag alone.
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// The last layer's output shape, computed layer by layer without building; throws a
@@ -446,9 +462,10 @@ public final class Sequential: LayerContainer {
         return x
     }
 
-    /// The backward pass of a training step, which needs the parameters' gradients but not the
-    /// input gradient: layers before the first one with parameters are skipped, and that one
-    /// skips its input gradient when it can (a `Dense` saves a GEMM as large as its forward one).
+    /// The backward pass of a training step, which needs the trainable parameters' gradients but
+    /// not the input gradient: layers before the first one with trainable parameters are skipped
+    /// (a frozen base of a fine-tuned model costs no backward pass at all), and that one skips its
+    /// input gradient when it can (a `Dense` saves a GEMM as large as its forward one).
     ///
     /// With `skippingOutputActivation`, `outputGradient` is dLoss/d(the last layer's activation
     /// input), and that layer skips its activation's derivative (the fused loss path; see
@@ -458,8 +475,8 @@ public final class Sequential: LayerContainer {
         let fusedLast = skippingOutputActivation ? layers.last as? OutputActivationLayer : nil
         neuritePrecondition(!skippingOutputActivation || fusedLast != nil,
                             "\(label): the fused loss path needs a last layer that applies an activation")
-        guard let first = layers.firstIndex(where: { !(($0 as? Sequential)?.uniqueParameters ?? $0.parameters).isEmpty }) else {
-            // No parameters: only the last layer's saved state must be popped.
+        guard let first = layers.firstIndex(where: Self.hasTrainableParameters) else {
+            // Nothing to train: only the last layer's saved state must be popped.
             _ = fusedLast?.backwardSkippingActivation(outputGradient, inputGradient: false)
             return
         }
@@ -481,6 +498,26 @@ public final class Sequential: LayerContainer {
         case let layer as TrainingStateOwner: layer.backwardParameterGradients(g)
         case let layer: _ = layer.backward(g)
         }
+    }
+
+    /// Whether `layer` (a nested model: any of its layers) has a parameter that training updates.
+    static func hasTrainableParameters(_ layer: any Layer) -> Bool {
+        ((layer as? Sequential)?.uniqueParameters ?? layer.parameters).contains { $0.isTrainable }
+    }
+
+    /// The parameters of frozen layers (``Layer/trainable`` false), nested models included:
+    /// they do not change in training, running statistics of a frozen batch normalisation
+    /// included.
+    var frozenLayerParameters: Set<ObjectIdentifier> {
+        var result = Set<ObjectIdentifier>()
+        for layer in layers {
+            if let nested = layer as? Sequential {
+                result.formUnion(nested.frozenLayerParameters)
+            } else if !layer.trainable {
+                for p in layer.parameters { result.insert(ObjectIdentifier(p)) }
+            }
+        }
+        return result
     }
 
     /// Tells every step-seeded layer (dropout), nested models included, that training step `step`
@@ -518,6 +555,8 @@ public final class Sequential: LayerContainer {
 public final class Input: Layer {
     /// `"InputLayer"`, as Keras names it.
     public static let typeName = "InputLayer"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name.
     public var name: String
     /// The per-sample shape (no batch axis).
@@ -532,13 +571,17 @@ public final class Input: Layer {
     }
 
     /// `["name", "shape"]`.
-    public var config: [String: ConfigValue] { ["name": .string(name), "shape": .ints(shape)] }
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] { ["name": .string(name), "shape": .ints(shape)] }
 
     /// Rebuilds from ``config``.
     public convenience init(config: [String: ConfigValue]) throws {
         let shape = try config.ints("shape", of: Self.typeName)
         guard shape.allSatisfy({ $0 > 0 }) else { throw LayerError("InputLayer config \"shape\" \(shape) needs positive extents") }
         self.init(shape: shape, name: try config.optionalName(of: Self.typeName))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `shape`; throws when `inputShape` differs.

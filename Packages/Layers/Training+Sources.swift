@@ -202,13 +202,15 @@ extension Sequential {
     }
 
     /// The non-trainable values (running statistics), averaged over the replicas: what the
-    /// replicas share when each normalised with its own batch statistics.
+    /// replicas share when each normalised with its own batch statistics. The weights of frozen
+    /// layers (and their running statistics) do not change, so they are left out.
     private func averageNonTrainable(_ params: [Parameter], strategy: any DistributionStrategy) throws {
-        let frozen = params.filter { !$0.isTrainable }
-        guard !frozen.isEmpty else { return }
-        let sums = try strategy.sumAcrossReplicas(frozen.flatMap { $0.value.scalars.map(Double.init) })
+        let unchanging = frozenLayerParameters
+        let running = params.filter { !$0.isTrainable && !unchanging.contains(ObjectIdentifier($0)) }
+        guard !running.isEmpty else { return }
+        let sums = try strategy.sumAcrossReplicas(running.flatMap { $0.value.scalars.map(Double.init) })
         var offset = 0
-        for p in frozen {
+        for p in running {
             let n = p.value.count
             p.value = Tensor(shape: p.value.shape, scalars: sums[offset..<(offset + n)].map { Float($0 / Double(strategy.replicas)) })
             offset += n

@@ -17,6 +17,8 @@ import TensorCore
 public final class UpSampling2D: Layer {
     /// `"UpSampling2D"`, Keras' class name.
     public static let typeName = "UpSampling2D"
+    /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
+    public var trainable = true
     /// The layer's name, unique in its model.
     public var name: String
     /// `(sh, sw)`: how many times each pixel is repeated down and across.
@@ -33,7 +35,10 @@ public final class UpSampling2D: Layer {
 
     /// Keras' keys: `name`, `size` (two integers), `data_format` (`"channels_last"`),
     /// `interpolation` (`"nearest"`).
-    public var config: [String: ConfigValue] {
+    public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
+
+    /// The configuration's own keys, without `trainable`.
+    private var configWithoutTrainable: [String: ConfigValue] {
         ["name": .string(name), "size": .ints([size.0, size.1]), "data_format": .string("channels_last"),
          "interpolation": .string("nearest")]
     }
@@ -51,6 +56,7 @@ public final class UpSampling2D: Layer {
         case let other?: throw LayerError("\(type) config has interpolation \(other); Neurite supports only \"nearest\"")
         }
         self.init(size: size, name: try config.optionalName(of: type))
+        trainable = try config.trainable(of: Self.typeName)
     }
 
     /// `[H * sh, W * sw, C]` for `[H, W, C]`; throws for another rank.

@@ -3,7 +3,10 @@ import TensorCore
 /// The work every Neurite optimizer shares, done once for all of them.
 ///
 /// `OptimizerBase` does everything around an update rule:
-/// - it skips parameters whose `isTrainable` is `false`;
+/// - it skips parameters whose `isTrainable` is `false` (running statistics, frozen layers); a
+///   parameter frozen after its first step keeps its state as it was, and a later step after it
+///   is unfrozen goes on from that state (Adam's moments), so freezing and unfreezing between
+///   steps needs no new optimizer;
 /// - it takes the learning rate of each step from the `schedule` (or the constant rate);
 /// - it clips gradients by value, by per-parameter norm and by global norm (see `clipValue`,
 ///   `clipNorm`, `globalClipNorm`) without changing `Parameter.gradient`;

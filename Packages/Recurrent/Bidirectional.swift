@@ -26,6 +26,14 @@ import TensorCore
 public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, MultipleOutputLayer {
     /// `"Bidirectional"`.
     public static let typeName = "Bidirectional"
+    /// Whether training updates both directions' weights (Keras' `trainable`); see
+    /// `Layer.trainable`. Setting it sets both wrapped layers' flags, as Keras does.
+    public var trainable = true {
+        didSet {
+            forwardLayer.trainable = trainable
+            backwardLayer.trainable = trainable
+        }
+    }
 
     /// How the two directions' outputs are combined (Keras' `merge_mode`).
     public enum MergeMode: String, Sendable, CaseIterable {
@@ -90,22 +98,22 @@ public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, Multipl
                                         "layer": .string(type(of: forwardLayer).typeName)]
         for (k, v) in forwardLayer.config where k != "name" { c["layer." + k] = v }
         if let s = backwardLayer.streamSeed { c["backward_seed"] = .int(Int(truncatingIfNeeded: s)) }
-        return c
+        return c.addingTrainable(trainable)
     }
 
     /// Rebuilds from ``config``. The wrapped layer's keys are checked by it; other keys than
-    /// `name`, `merge_mode`, `layer`, `backward_seed`, and Keras' `trainable` (true) and `dtype`
-    /// (null or `"float32"`), throw a `LayerError` naming the key and the value.
+    /// `name`, `merge_mode`, `layer`, `backward_seed`, and Keras' `trainable` (true or false: sets
+    /// ``trainable``) and `dtype` (null or `"float32"`), throw a `LayerError` naming the key and
+    /// the value.
     public convenience init(config: [String: ConfigValue]) throws {
         let t = Self.typeName
         for key in config.keys.sorted() where !key.hasPrefix("layer.") {
             let v = config[key]!
             switch key {
-            case "name", "merge_mode", "layer", "backward_seed": continue
-            case "trainable" where v == .bool(true): continue
+            case "name", "merge_mode", "layer", "backward_seed", "trainable": continue
             case "dtype" where v == .null || v == .string("float32"): continue
-            case "trainable", "dtype":
-                throw LayerError("Bidirectional config \"\(key)\": \(v) is not supported (trainable true, dtype float32 only)")
+            case "dtype":
+                throw LayerError("Bidirectional config \"\(key)\": \(v) is not supported (dtype float32 only)")
             default:
                 throw LayerError("Bidirectional config has key \"\(key)\" (value \(v)), which Bidirectional does not implement")
             }
@@ -133,6 +141,13 @@ public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, Multipl
             backwardSeed = UInt64(truncatingIfNeeded: try config.int("backward_seed", of: t))
         }
         self.init(layer, mergeMode: mode, name: name, backwardSeed: backwardSeed)
+        // Absent, the wrapped layers keep the flag of their own config (`layer.trainable`).
+        if config["trainable"] != nil {
+            trainable = try config.trainable(of: t)
+            // Property observers do not run in an initialiser: set both directions here.
+            forwardLayer.trainable = trainable
+            backwardLayer.trainable = trainable
+        }
     }
 
     /// 1, or with the wrapped layer's `returnState` the output and both directions' states.

@@ -17,6 +17,9 @@ import TensorCore
 public final class Embedding: Layer, TrainingStateOwner {
     /// `"Embedding"`.
     public static let typeName = "Embedding"
+    /// Whether training updates the table (Keras' `trainable`); see `Layer.trainable`. A frozen
+    /// table is what a pretrained embedding usually is while the rest of a model learns.
+    public var trainable = true { didSet { embeddings?.isTrainable = trainable } }
     /// The layer's name; renaming renames `"<name>.embeddings"`.
     public var name: String { didSet { embeddings?.name = name.isEmpty ? "embeddings" : "\(name).embeddings" } }
     /// The number of tokens (ids `0..<inputDim`).
@@ -46,10 +49,14 @@ public final class Embedding: Layer, TrainingStateOwner {
         RecurrentLayers.register()
     }
 
-    /// `name`, `input_dim`, `output_dim`, `mask_zero`, `embeddings_initializer` (Keras' keys).
+    /// `name`, `input_dim`, `output_dim`, `mask_zero`, `embeddings_initializer` (Keras' keys),
+    /// and `trainable: false` when frozen.
     public var config: [String: ConfigValue] {
-        ["name": .string(name), "input_dim": .int(inputDim), "output_dim": .int(outputDim),
-         "mask_zero": .bool(maskZero), "embeddings_initializer": .string(embeddingsInitializer.configName)]
+        let own: [String: ConfigValue] = [
+            "name": .string(name), "input_dim": .int(inputDim), "output_dim": .int(outputDim),
+            "mask_zero": .bool(maskZero), "embeddings_initializer": .string(embeddingsInitializer.configName),
+        ]
+        return own.addingTrainable(trainable)
     }
 
     /// Rebuilds from ``config``.
@@ -68,6 +75,7 @@ public final class Embedding: Layer, TrainingStateOwner {
         var name = ""
         if case .string(let s)? = config["name"] { name = s }
         self.init(inputDim: inputDim, outputDim: outputDim, maskZero: maskZero, embeddingsInitializer: initializer, name: name)
+        trainable = try config.trainable(of: t)
     }
 
     /// `[T, D]` for `[T]` (any per-sample shape gets a last axis `D`).
@@ -81,7 +89,8 @@ public final class Embedding: Layer, TrainingStateOwner {
         let output = try outputShape(for: inputShape)
         if embeddings == nil {
             embeddings = Parameter(name: name.isEmpty ? "embeddings" : "\(name).embeddings",
-                                   value: embeddingsInitializer.make([inputDim, outputDim], generator: &generator))
+                                   value: embeddingsInitializer.make([inputDim, outputDim], generator: &generator),
+                                   isTrainable: trainable)
         }
         return output
     }

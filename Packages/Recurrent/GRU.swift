@@ -61,6 +61,7 @@ public final class GRU: RecurrentLayer {
                   dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
                   kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
                   biasInitializer: o.biasInitializer, name: o.name)
+        trainable = o.trainable
     }
 
     /// The common keys (see ``RecurrentLayer/config``) and `reset_after: true`.

@@ -64,6 +64,7 @@ public final class LSTM: RecurrentLayer {
                   dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed, unitForgetBias: forget,
                   kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
                   biasInitializer: o.biasInitializer, name: o.name)
+        trainable = o.trainable
     }
 
     /// The common keys (see ``RecurrentLayer/config``) and `unit_forget_bias`.

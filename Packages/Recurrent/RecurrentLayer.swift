@@ -72,6 +72,9 @@ import TensorCore
 public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutputLayer {
     /// The Keras type name; each subclass has its own.
     public class var typeName: String { "RNN" }
+    /// Whether training updates `kernel`, `recurrent_kernel` and `bias` (Keras' `trainable`);
+    /// see `Layer.trainable`. Kept before `build` and saved in ``config`` when false.
+    public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
     /// The layer's name, unique in its model; renaming renames its parameters
     /// (`"<name>.kernel"`, `"<name>.recurrent_kernel"`, `"<name>.bias"`).
     public var name: String { didSet { nameParameters() } }
@@ -199,10 +202,11 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
 
     /// Rebuilds from a config with Keras' key names and defaults (each subclass reads its own keys;
     /// see ``config``). Keys Keras writes that do not change what the layer computes are accepted
-    /// with the values that keep it so: `trainable` (true), `dtype` (null or `"float32"`),
+    /// with the values that keep it so: `dtype` (null or `"float32"`),
     /// `unroll`, `zero_output_for_mask` (false), the regularizers and constraints (null), and for
     /// an LSTM or GRU `use_cudnn` and `implementation` (2, or 1 where it computes the same). Any
     /// other key, or another value, throws a `LayerError` naming the layer, the key and the value.
+    /// `trainable` (true or false) sets ``trainable``.
     public required convenience init(config: [String: ConfigValue]) throws {
         fatalError("init(config:) is implemented by SimpleRNN, LSTM and GRU")
     }
@@ -212,7 +216,8 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
     /// The keys every recurrent layer saves: `name`, `units`, `activation`, `recurrent_activation`
     /// (not SimpleRNN's), `use_bias`, `return_sequences`, `return_state`, `go_backwards`,
     /// `stateful`, `mask_value`, `truncate_gradient`, `dropout`, `recurrent_dropout`, `seed`,
-    /// `kernel_initializer`, `recurrent_initializer`, `bias_initializer`. `seed` is the seed in
+    /// `kernel_initializer`, `recurrent_initializer`, `bias_initializer`, and `trainable: false`
+    /// for a frozen layer. `seed` is the seed in
     /// force once built with a rate above 0 (given or drawn, so a reloaded model draws the same
     /// masks), else the given one or null.
     public var config: [String: ConfigValue] {
@@ -229,7 +234,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
             "bias_initializer": .string(biasInitializer.configName),
         ]
         if Self.gateCount > 1 { c["recurrent_activation"] = .string(recurrentActivation.configName) }
-        return c
+        return c.addingTrainable(trainable)
     }
 
     /// The common options read back from a config, with Keras' defaults for absent keys (null
@@ -255,6 +260,8 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
         var recurrentInitializer: Initializer?
         var biasInitializer: Initializer = .zeros
         var name = ""
+        /// Keras' `trainable`: the subclass sets the layer's flag from it.
+        var trainable = true
         /// `"LSTM 'encoder'"`, or `"LSTM"` for an unnamed layer: how errors name the layer.
         let who: String
 
@@ -329,8 +336,8 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
                 case "recurrent_activation" where gates > 1:
                     continue
                 case "trainable":
-                    // Keras' frozen layers: Neurite trains every layer of a model it fits.
-                    guard v == .bool(true) else { throw unsupported(key, "only trainable layers: true") }
+                    guard case .bool(let flag) = v else { throw unsupported(key, "true or false") }
+                    trainable = flag
                 case "dtype":
                     guard v == .null || v == .string("float32") else { throw unsupported(key, "the layer computes in float32") }
                 case "unroll":
@@ -383,11 +390,12 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
         let output = try outputShape(for: inputShape)
         if kernel == nil {
             let g = Self.gateCount * units
-            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape[1], g], generator: &generator))
+            kernel = Parameter(name: "", value: kernelInitializer.make([inputShape[1], g], generator: &generator),
+                               isTrainable: trainable)
             let rec = recurrentInitializer.map { $0.make([units, g], generator: &generator) }
                 ?? orthogonalMatrix(rows: units, cols: g, generator: &generator)
-            recurrentKernel = Parameter(name: "", value: rec)
-            if useBias { bias = Parameter(name: "", value: makeBias(generator: &generator)) }
+            recurrentKernel = Parameter(name: "", value: rec, isTrainable: trainable)
+            if useBias { bias = Parameter(name: "", value: makeBias(generator: &generator), isTrainable: trainable) }
             if dropout > 0 || recurrentDropout > 0 {
                 // Drawn even with a given seed, so the next layers' weights do not depend on it.
                 let drawn = generator.next()

@@ -53,6 +53,7 @@ public final class SimpleRNN: RecurrentLayer {
                   truncateGradient: o.truncateGradient, dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
                   kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
                   biasInitializer: o.biasInitializer, name: o.name)
+        trainable = o.trainable
     }
 
     override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {

@@ -58,6 +58,27 @@ final class DataParallelTests: XCTestCase {
         XCTAssertGreaterThan(largestDifference(local, one), 1e-3, "per-rank statistics should differ from the global batch's")
     }
 
+    /// With frozen layers (a convolution and a batch normalisation), two ranks still end where one
+    /// process ends, and the frozen weights and running statistics are those the model was built
+    /// with (an `--epochs 0` run saves the built, untrained model).
+    func testFrozenLayersStayFrozenAndRanksStillAgree() throws {
+        let two = try train(ranks: 2, ["--model", "frozen", "--batch", "64", "--epochs", "2"])
+        let one = try train(ranks: 1, ["--model", "frozen", "--batch", "128", "--epochs", "2"])
+        let initial = try train(ranks: 1, ["--model", "frozen", "--batch", "128", "--epochs", "0"])
+        XCTAssertLessThan(largestDifference(two, one), 1e-4)
+        XCTAssertEqual(two.layers.map(\.trainable), [false, false, true, true, true, true, true])
+        let frozen = Set(initial.layers[0].parameters.map(\.name) + initial.layers[1].parameters.map(\.name))
+        XCTAssertEqual(frozen.count, 5)
+        let (start, end) = (initial.weights(), two.weights())
+        for (name, value) in start {
+            if frozen.contains(name) {
+                XCTAssertEqual(end[name]?.scalars, value.scalars, "\(name) is frozen")
+            } else {
+                XCTAssertNotEqual(end[name]?.scalars, value.scalars, "\(name) should learn")
+            }
+        }
+    }
+
     /// A rank whose data cannot be read, or whose batch holds NaN, ends the job within seconds,
     /// with a non-zero exit and that rank's error printed; the other rank names it.
     func testAFailingRankEndsTheWholeJobWithItsError() throws {

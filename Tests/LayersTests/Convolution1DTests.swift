@@ -279,7 +279,7 @@ final class Convolution1DTests: XCTestCase {
         bad("groups", .int(2), mentioning: ["groups", "2"])
         bad("bias_initializer", .string("ones"), mentioning: ["bias_initializer", "ones"])
         bad("kernel_regularizer", .string("l2"), mentioning: ["kernel_regularizer", "l2"])
-        bad("trainable", .bool(false), mentioning: ["trainable", "false"])
+        bad("trainable", .string("false"), mentioning: ["trainable", "false"])
         bad("depth_multiplier", .int(2), mentioning: ["depth_multiplier", "2", "not implement"])
         bad("kernel_size", .ints([3, 3]), mentioning: ["kernel_size", "[3, 3]"])
         bad("strides", .int(0), mentioning: ["strides 0"])

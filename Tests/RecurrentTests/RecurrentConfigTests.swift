@@ -68,7 +68,7 @@ final class RecurrentConfigTests: XCTestCase {
     func testValuesThatChangeTheMathThrow() {
         let cases: [(String, ConfigValue, String)] = [
             ("LSTM", .string("l2"), "kernel_regularizer"), ("GRU", .string("non_neg"), "recurrent_constraint"),
-            ("LSTM", .bool(true), "zero_output_for_mask"), ("SimpleRNN", .bool(false), "trainable"),
+            ("LSTM", .bool(true), "zero_output_for_mask"), ("SimpleRNN", .string("no"), "trainable"),
             ("GRU", .string("float16"), "dtype"), ("GRU", .bool(false), "reset_after"),
             ("LSTM", .string("yes"), "unit_forget_bias"), ("LSTM", .double(1.0), "dropout"),
             ("GRU", .double(-0.1), "recurrent_dropout"), ("SimpleRNN", .string("half"), "dropout"),

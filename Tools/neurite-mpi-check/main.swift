@@ -91,6 +91,24 @@ func makeModel(_ name: String) throws -> Sequential {
             Dense(32, activation: .relu)
             Dense(10)
         }
+    case "frozen":
+        // A fine-tuned model: its convolution and batch normalisation frozen (the normalisation
+        // then runs in inference mode under the synchronising strategy), the dense head learning.
+        // No batch normalisation follows the head's first layer: the gradient of a bias just
+        // before one is zero up to rounding, which Adam would blow up to steps of the learning
+        // rate, differently on one and two ranks.
+        let model = Sequential(inputShape: [12, 12, 1]) {
+            Conv2D(filters: 8, kernelSize: (3, 3), useBias: false)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            MaxPool2D(poolSize: (2, 2))
+            Flatten()
+            Dense(16, activation: .relu)
+            Dense(10)
+        }
+        model.layers[0].trainable = false
+        model.layers[1].trainable = false
+        return model
     case "batchnorm":
         return Sequential(inputShape: [12, 12, 1]) {
             Conv2D(filters: 8, kernelSize: (3, 3), useBias: false)
@@ -103,7 +121,7 @@ func makeModel(_ name: String) throws -> Sequential {
             Dense(10)
         }
     default:
-        throw TrainingError("unknown model \(name): dense or batchnorm")
+        throw TrainingError("unknown model \(name): dense, batchnorm or frozen")
     }
 }
 
