@@ -186,9 +186,24 @@ public func grouped(_ n: Int) -> String {
 /// nil otherwise (in a pipe, a file or a CI log the demos print plain per-epoch lines instead, and
 /// with `--json` nothing but the JSON line goes to standard output).
 public func terminalProgressBar(json: Bool) -> ProgressBar? {
-    let output = StandardOutput()
+    let output = DemoProgressOutput()
     guard !json, output.isTerminal else { return nil }
     return ProgressBar(verbose: 1, output: output)
+}
+
+/// Standard output for a demo's `ProgressBar`: written through `print`, as the demo's other
+/// lines are, and flushed at once, so the bar shows as it is drawn and its lines stay in order
+/// with the demo's in a pipe or a file (the library's `StandardOutput` writes around `print`'s buffer).
+public final class DemoProgressOutput: TextOutput, Sendable {
+    /// Standard output.
+    public init() {}
+    /// Whether standard output is a terminal (`isatty`).
+    public var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
+    /// Prints `text` as it is and flushes standard output.
+    public func write(_ text: String) {
+        print(text, terminator: "")
+        fflush(nil)
+    }
 }
 
 /// The line a demo prints before training: the data, the batch size, the optimiser and the

@@ -120,7 +120,7 @@ struct AutoencoderDemo: ParsableCommand {
                           + "\(options.epochs == 1 ? "" : "s")")
                 }
                 // The library's bar on a terminal, one plain line per epoch anywhere else.
-                let progress: [any Callback] = options.json ? [] : [ProgressBar(verbose: 1)]
+                let progress: [any Callback] = options.json ? [] : [ProgressBar(verbose: 1, output: DemoProgressOutput())]
                 try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise,
                            optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate), seed: options.seed,
                            callbacks: [timer] + progress)
