@@ -159,6 +159,28 @@ final class AppOptionsTests: XCTestCase {
         XCTAssertTrue(load.errors.hasPrefix("cnn: error:"), load.errors)
     }
 
+    /// The sequence demos' options parse too: each run stops at its missing data file (exit 1 with
+    /// the demo's own error, not a usage error). distributed-train runs only under mpirun, so its
+    /// options are checked by `--help` and the rejections above.
+    func testEveryOptionOfTheSequenceDemosParses() throws {
+        let folder = try emptyFolder()
+        let runs: [(String, [String])] = [
+            ("forecast", ["--data", folder, "--series", "stocks", "--model", "conv1d", "--epochs", "1", "--seed", "2",
+                          "--output", folder + "/out", "--json"]),
+            ("genome", ["--data", folder + "/missing.fa", "--epochs", "1", "--context", "4", "--window", "16", "--seed", "2",
+                        "--output", folder + "/out", "--json"]),
+            ("text-generator", ["--data", folder + "/missing.txt", "--epochs", "1", "--batch-size", "8", "--seed", "2",
+                                "--output", folder + "/out", "--json", "--temperature", "0.5,1.0", "--length", "10",
+                                "--prime", "a", "--window", "8", "--units", "4"]),
+            ("text-generator", ["--load", folder + "/missing-model", "--length", "5"]),
+        ]
+        for (tool, arguments) in runs {
+            let result = try run(tool, arguments)
+            XCTAssertEqual(result.status, 1, "\(tool) \(arguments): \(result.errors)")
+            XCTAssertTrue(result.errors.hasPrefix("\(tool): error:"), "\(tool): \(result.errors)")
+        }
+    }
+
     /// Out-of-range values are usage errors too, checked before anything is loaded.
     func testBadValuesAreUsageErrors() throws {
         for (tool, arguments) in [("shallow-vs-deep", ["--learning-rate", "0"]), ("cnn", ["--learning-rate", "-1"]),
