@@ -189,7 +189,8 @@ let package = Package(
                                                                     .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/distributed-train"),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport"],
+            dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Benchmarks"
         ),
         // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back, run a
@@ -257,6 +258,12 @@ let package = Package(
             name: "KerasInteropTests",
             dependencies: ["KerasInterop", "Layers", "Recurrent", "Optimizers", "TensorCore", "_NeuriteTestSupport"],
             path: "Tests/KerasInteropTests"
+        ),
+        // Runs every app under Apps/ (built beside the test bundle, as `swift test` builds every
+        // product) to check the options each accepts and rejects; no dependencies, no training.
+        .testTarget(
+            name: "AppsTests",
+            path: "Tests/AppsTests"
         ),
         .testTarget(
             name: "DatasetsTests",

@@ -2,9 +2,11 @@ import ArgumentParser
 import Datasets
 import Foundation
 
-/// The command-line options every training demo takes, as `mlp-from-scratch` spells them:
-/// `--dataset fashion|mnist`, `--data DIR`, `--epochs N`, `--batch-size N`, `--seed N`,
-/// `--output DIR` and `--json`. A demo adds them to its command with `@OptionGroup`.
+/// The data and run options every image demo takes, as `mlp-from-scratch` spells them:
+/// `--dataset fashion|mnist`, `--data DIR`, `--download`, `--epochs N`, `--batch-size N`, `--seed N`,
+/// `--output DIR` and `--json`. A demo adds them to its command with `@OptionGroup`; the demos
+/// whose training goes through ``trainAndEvaluate(_:name:architecture:data:options:training:)``
+/// add ``TrainingOptions`` as well.
 public struct DemoOptions: ParsableArguments {
     /// Which data set: Fashion-MNIST (the default) or the MNIST digits.
     @Option(help: "The data set: fashion (Fashion-MNIST) or mnist.")
@@ -13,6 +15,10 @@ public struct DemoOptions: ParsableArguments {
     /// The folder holding the four IDX files; nil searches the loaders' default places.
     @Option(help: "The folder holding the four IDX files (plain or .gz); default: the loader's search path ($NEURITE_DATA, the per-user cache, and /usr/share/datasets/fashion-mnist for Fashion-MNIST).")
     public var data: String?
+
+    /// Whether missing files are downloaded (checked by SHA-256) instead of reported.
+    @Flag(help: "When the data set's files are not found, download them (SHA-256 checked) into --data DIR, or without it the per-user cache ($XDG_CACHE_HOME/neurite or ~/.cache/neurite), and use them. Without --download nothing is downloaded.")
+    public var download = false
 
     /// Passes over the training set per model.
     @Option(help: "Passes over the 60,000 training images, per model.")
@@ -25,18 +31,6 @@ public struct DemoOptions: ParsableArguments {
     /// The one seed of a run: initial weights, dropout and the order of the batches.
     @Option(help: "The seed of the initial weights, dropout masks and batch order; same seed, same run.")
     public var seed: UInt64 = 1
-
-    /// Adam's learning rate (the initial one under a schedule).
-    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (with --schedule cosine, the first step's).")
-    public var learningRate: Double = 1e-3
-
-    /// How the learning rate changes over the run.
-    @Option(help: "The learning rate over the run: constant, or cosine (decays along a half cosine to 0 at the last step).")
-    public var schedule: DemoSchedule = .constant
-
-    /// Whether each epoch trains on a fresh random variant of the training images.
-    @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
-    public var augment = false
 
     /// Where files are written; nothing is written without it.
     @Option(help: "A folder for the files the demo writes (created if missing); without it nothing is written.")
@@ -53,6 +47,30 @@ public struct DemoOptions: ParsableArguments {
     public func validate() throws {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs).") }
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize).") }
+    }
+}
+
+/// How the demos that train with ``trainAndEvaluate(_:name:architecture:data:options:training:)``
+/// optimise: `--learning-rate X`, `--schedule constant|cosine` and `--augment`. Only those demos
+/// take these options; the others declare their own learning rates, if any.
+public struct TrainingOptions: ParsableArguments {
+    /// Adam's learning rate (the initial one under a schedule).
+    @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (with --schedule cosine, the first step's).")
+    public var learningRate: Double = 1e-3
+
+    /// How the learning rate changes over the run.
+    @Option(help: "The learning rate over the run: constant, or cosine (decays along a half cosine to 0 at the last step).")
+    public var schedule: DemoSchedule = .constant
+
+    /// Whether each epoch trains on a fresh random variant of the training images.
+    @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
+    public var augment = false
+
+    /// Makes the defaults (ArgumentParser fills in the values it parses).
+    public init() {}
+
+    /// Checks the ranges ArgumentParser cannot.
+    public func validate() throws {
         guard learningRate > 0 && learningRate.isFinite else {
             throw ValidationError("--learning-rate must be positive, got \(learningRate).")
         }
@@ -92,31 +110,44 @@ public struct DemoData: Sendable {
     /// Seconds spent reading and decoding the files.
     public var loadSeconds: Double
 
-    /// Loads both splits of `options.dataset` from `options.data` (or the default places).
+    /// Loads both splits of `options.dataset` from `options.data` (or the default places); with
+    /// `options.download`, first downloads the files that are not found (a note goes to standard
+    /// error, so `--json` output stays one line).
     /// - Throws: `DemoFailure` saying what could not be loaded and how to get it.
     public init(_ options: DemoOptions) throws {
         let clock = Stopwatch()
         do {
-            switch options.dataset {
-            case .fashion:
-                train = try FashionMNIST.load(.train, from: options.data)
-                test = try FashionMNIST.load(.test, from: options.data)
-            case .mnist:
-                train = try MNIST.load(.train, from: options.data)
-                test = try MNIST.load(.test, from: options.data)
+            (train, test) = try Self.load(options.dataset, from: options.data)
+        } catch let error as DatasetError where error.kind == .notFound && options.download {
+            let destination = options.data ?? "the per-user cache"
+            FileHandle.standardError.write(Data("downloading \(options.dataset.displayName) into \(destination) (SHA-256 checked)...\n".utf8))
+            do {
+                let folder = try options.dataset == .fashion ? FashionMNIST.download(to: options.data)
+                                                               : MNIST.download(to: options.data)
+                (train, test) = try Self.load(options.dataset, from: folder)
+            } catch {
+                throw DemoFailure("cannot download \(options.dataset.displayName): \(error)")
             }
         } catch {
             let hint = if let directory = options.data {
-                "check that \(directory) holds the four \(options.dataset.displayName) IDX files"
+                "check that \(directory) holds the four \(options.dataset.displayName) IDX files, or pass --download to fetch them there"
             } else if options.dataset == .fashion {
-                "install it with Tools/install-deps.sh (Debian's dataset-fashion-mnist), or pass --data DIR"
+                "install it with Tools/install-deps.sh (Debian's dataset-fashion-mnist), pass --data DIR, or pass --download "
+                    + "to fetch it into the per-user cache"
             } else {
-                "pass --data DIR with the four MNIST IDX files"
+                "pass --download to fetch it into the per-user cache (SHA-256 checked), or --data DIR with the four MNIST IDX files"
             }
             throw DemoFailure("cannot load \(options.dataset.displayName): \(error)\n\(hint)")
         }
         dataset = options.dataset
         loadSeconds = clock.seconds
+    }
+
+    private static func load(_ dataset: DemoDataset, from directory: String?) throws -> (MNISTDataset, MNISTDataset) {
+        switch dataset {
+        case .fashion: (try FashionMNIST.load(.train, from: directory), try FashionMNIST.load(.test, from: directory))
+        case .mnist: (try MNIST.load(.train, from: directory), try MNIST.load(.test, from: directory))
+        }
     }
 }
 

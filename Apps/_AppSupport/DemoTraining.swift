@@ -101,38 +101,41 @@ public func rounded(_ value: Double, _ digits: Int) -> Double {
     return (value * scale).rounded() / scale
 }
 
-/// Trains `model` on the training split with Adam (learning rate 1e-3) and softmax cross-entropy,
-/// evaluating on the test split after every epoch, then measures the accuracy on the whole
-/// training set. Epoch lines go to standard output unless `options.json`; with `options.output`,
-/// the history is also written to `<output>/<name>-history.csv` after every epoch.
+/// Trains `model` on the training split with Adam (`training`'s learning rate and schedule) and
+/// softmax cross-entropy, evaluating on the test split after every epoch, then measures the
+/// accuracy on the whole training set. Unless `options.json`, progress goes to standard output:
+/// the library's `ProgressBar` on a terminal, one plain line per epoch otherwise. With
+/// `options.output`, the history is also written to `<output>/<name>-history.csv` after every epoch.
 ///
 /// - Parameters:
 ///   - model: a model for `[28, 28, 1]` images with 10 outputs (logits), declaring its input
 ///     shape; an unbuilt one is built here from `options.seed`.
 ///   - name: a short name for lines, files and JSON.
 ///   - architecture: the layers in words.
+///   - training: the learning rate, its schedule and whether to augment the images.
 /// - Throws: what `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
 public func trainAndEvaluate(_ model: Sequential, name: String, architecture: String, data: DemoData,
-                             options: DemoOptions) throws -> ModelRun {
-    model.compile(optimizer: demoOptimizer(options, trainingSamples: data.train.count), loss: SoftmaxCrossEntropy(),
-                  metrics: [.accuracy])
+                             options: DemoOptions, training: TrainingOptions) throws -> ModelRun {
+    model.compile(optimizer: demoOptimizer(training, options: options, trainingSamples: data.train.count),
+                  loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
     try model.build(seed: options.seed)
     let parameters = model.parameters.reduce(0) { $0 + $1.value.count }
     if !options.json {
         print("\(name): \(architecture); \(grouped(parameters)) parameters")
     }
+    let bar = terminalProgressBar(json: options.json)
     let timer = EpochTimer(label: name.padding(toLength: max(10, name.count), withPad: " ", startingAt: 0),
-                           quiet: options.json)
+                           quiet: options.json || bar != nil)
     let csvPath = try options.output.map { try makeOutputDirectory($0) + "/\(name)-history.csv" }
     var history = History()
-    if options.augment {
+    if training.augment {
         // One `fit` call per epoch on that epoch's variant of the images: `initialEpoch` keeps the
         // batch order, the dropout masks and the learning-rate schedule those of one long run.
         for epoch in 0..<options.epochs {
             var generator = SeededGenerator(seed: options.seed, stream: 1_000 + UInt64(epoch))
             var images = data.train.images.randomCrop(to: (height: 28, width: 28), padding: 2, using: &generator)
             if data.dataset == .fashion { images = images.randomFlipHorizontal(using: &generator) }
-            var callbacks: [any Callback] = [timer]
+            var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? [])
             if let csvPath { callbacks.append(CSVLogger(path: csvPath, append: epoch > 0)) }
             let part = try model.fit(x: images, y: data.train.labels, epochs: epoch + 1, initialEpoch: epoch,
                                      batchSize: options.batchSize, validationData: (data.test.images, data.test.labels),
@@ -140,7 +143,7 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
             history.append(part)
         }
     } else {
-        var callbacks: [any Callback] = [timer]
+        var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? [])
         if let csvPath { callbacks.append(CSVLogger(path: csvPath)) }
         history = try model.fit(x: data.train.images, y: data.train.labels, epochs: options.epochs,
                                 batchSize: options.batchSize,
@@ -153,10 +156,11 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
                     history: history.history)
 }
 
-/// Adam with the options' learning rate and schedule (cosine decay spans every step of the run).
-public func demoOptimizer(_ options: DemoOptions, trainingSamples: Int) -> Adam {
-    let rate = Float(options.learningRate)
-    switch options.schedule {
+/// Adam with `training`'s learning rate and schedule (cosine decay spans every step of the run:
+/// `options.epochs` epochs of `trainingSamples` in batches of `options.batchSize`).
+public func demoOptimizer(_ training: TrainingOptions, options: DemoOptions, trainingSamples: Int) -> Adam {
+    let rate = Float(training.learningRate)
+    switch training.schedule {
     case .constant:
         return Adam(learningRate: rate)
     case .cosine:
@@ -178,12 +182,36 @@ public func grouped(_ n: Int) -> String {
     n.formatted(.number.grouping(.automatic).locale(Locale(identifier: "en_US")))
 }
 
-/// The line a demo prints before training: the data, the batch size and the machine's threads
-/// and kernels.
-public func runHeader(_ data: DemoData, options: DemoOptions) -> String {
+/// The library's progress bar for `fit` when standard output is a terminal and `json` is false;
+/// nil otherwise (in a pipe, a file or a CI log the demos print plain per-epoch lines instead, and
+/// with `--json` nothing but the JSON line goes to standard output).
+public func terminalProgressBar(json: Bool) -> ProgressBar? {
+    let output = DemoProgressOutput()
+    guard !json, output.isTerminal else { return nil }
+    return ProgressBar(verbose: 1, output: output)
+}
+
+/// Standard output for a demo's `ProgressBar`: written through `print`, as the demo's other
+/// lines are, and flushed at once, so the bar shows as it is drawn and its lines stay in order
+/// with the demo's in a pipe or a file (the library's `StandardOutput` writes around `print`'s buffer).
+public final class DemoProgressOutput: TextOutput, Sendable {
+    /// Standard output.
+    public init() {}
+    /// Whether standard output is a terminal (`isatty`).
+    public var isTerminal: Bool { isatty(STDOUT_FILENO) != 0 }
+    /// Prints `text` as it is and flushes standard output.
+    public func write(_ text: String) {
+        print(text, terminator: "")
+        fflush(nil)
+    }
+}
+
+/// The line a demo prints before training: the data, the batch size, the optimiser and the
+/// machine's threads and kernels.
+public func runHeader(_ data: DemoData, options: DemoOptions, training: TrainingOptions) -> String {
     "\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images from "
         + "\(data.train.directory) (\(String(format: "%.2f", data.loadSeconds)) s); batch \(options.batchSize), "
-        + "Adam \(options.learningRate)\(options.schedule == .cosine ? " (cosine decay)" : ""), seed \(options.seed), "
+        + "Adam \(training.learningRate)\(training.schedule == .cosine ? " (cosine decay)" : "")\(training.augment ? ", augmented" : ""), seed \(options.seed), "
         + "\(ThreadPool.shared.width) threads, \(KernelISA.current) kernels"
 }
 

@@ -4,9 +4,13 @@
 // originals, noisy inputs and reconstructions, and the test set's 2-D codes beside PCA's 2-D
 // projection.
 //
-//   swift run -c release autoencoder [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
-//       [--seed N] [--output DIR] [--json] [--code-sizes 2,16,32] [--models dense,conv]
+//   swift run -c release autoencoder [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
+//       [--batch-size N] [--seed N] [--output DIR] [--json] [--code-sizes 2,16,32] [--models dense,conv]
+//       [--conv-samples N] [--learning-rate X] [--conv-learning-rate X]
 //       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3]
+//
+// Before each model trains it says which one; the library's progress bar then shows its epochs on
+// a terminal (one plain line per epoch otherwise, nothing but the JSON line with --json).
 import ArgumentParser
 import Foundation
 import Layers
@@ -109,9 +113,17 @@ struct AutoencoderDemo: ParsableCommand {
                 try ae.build(seed: options.seed)
                 let parameters = ae.model.parameters.reduce(0) { $0 + $1.value.count }
                 let timer = EpochTimer(label: "", quiet: true)
+                let images = name == "conv" ? convX.shape[0] : x.shape[0]
+                if !options.json {
+                    print("training the \(name) autoencoder, code \(code)\(noise.map { ", denoising \($0)" } ?? ""): "
+                          + "\(grouped(parameters)) parameters, \(grouped(images)) images, \(options.epochs) epoch"
+                          + "\(options.epochs == 1 ? "" : "s")")
+                }
+                // The library's bar on a terminal, one plain line per epoch anywhere else.
+                let progress: [any Callback] = options.json ? [] : [ProgressBar(verbose: 1, output: DemoProgressOutput())]
                 try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise,
                            optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate), seed: options.seed,
-                           callbacks: [timer])
+                           callbacks: [timer] + progress)
                 let run = AutoencoderRun(model: name, codeSize: code, noise: noise?.description ?? "none", parameters: parameters,
                                          trainingImages: name == "conv" ? convX.shape[0] : x.shape[0],
                                          epochSeconds: timer.seconds.map { rounded($0, 3) },

@@ -39,6 +39,8 @@ struct CNN: ParsableCommand {
 
     @OptionGroup var options: DemoOptions
 
+    @OptionGroup var training: TrainingOptions
+
     @Option(help: "Which network to train: course, batchnorm or both.")
     var model: CNNChoice = .both
 
@@ -67,7 +69,7 @@ struct CNN: ParsableCommand {
                 return
             }
             let data = try DemoData(options)
-            if !options.json { print(runHeader(data, options: options)) }
+            if !options.json { print(runHeader(data, options: options, training: training)) }
             var models: [(name: String, architecture: String, model: Sequential)] = []
             if model != .batchnorm {
                 models.append(("course", "Conv 16 5x5 relu, pool, Conv 8 2x2 relu, pool, Dense 100 relu, Dense 10",
@@ -84,7 +86,7 @@ struct CNN: ParsableCommand {
             for entry in models {
                 if !options.json { print("") }
                 let run = try trainAndEvaluate(entry.model, name: entry.name, architecture: entry.architecture,
-                                               data: data, options: options)
+                                               data: data, options: options, training: training)
                 runs.append(run)
                 let predicted = try entry.model.predict(data.test.images, batchSize: 1000).argmax(alongAxis: 1)
                 let confusion = ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10)

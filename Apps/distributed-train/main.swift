@@ -147,8 +147,11 @@ struct DistributedTrain: ParsableCommand {
 
         func fit(_ network: Sequential, label: String, quiet: Bool) throws -> (timer: EpochTimer, test: [String: Double]) {
             network.compile(optimizer: Adam(learningRate: Float(learningRate)), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
-            let timer = EpochTimer(label: label, quiet: quiet || !chief)
-            try network.fit(source, epochs: epochs, validationData: testLoader, seed: seed, callbacks: [timer], verbose: 0,
+            // Rank 0 only: the library's progress bar on a terminal, plain epoch lines otherwise.
+            let bar = chief ? terminalProgressBar(json: quiet) : nil
+            let timer = EpochTimer(label: label, quiet: quiet || !chief || bar != nil)
+            try network.fit(source, epochs: epochs, validationData: testLoader, seed: seed,
+                            callbacks: [timer] + (bar.map { [$0] } ?? []), verbose: 0,
                             strategy: strategy)
             return (timer, try network.evaluate(testLoader, strategy: strategy))
         }

@@ -172,7 +172,9 @@ struct Forecast: ParsableCommand {
         network.compile(optimizer: Adam(learningRate: 3e-3), loss: MeanSquaredError())
         let timer = EpochTimer(label: s.name.rawValue, quiet: true)
         let stopping = EarlyStopping(monitor: "val_loss", patience: 8, restoreBestWeights: true)
-        try network.fit(train, epochs: s.epochs, validationData: validation, seed: seed, callbacks: [timer, stopping], verbose: 0)
+        // The library's progress bar on a terminal (and not with --json); nothing per epoch otherwise.
+        try network.fit(train, epochs: s.epochs, validationData: validation, seed: seed,
+                        callbacks: [timer, stopping] + (terminalProgressBar(json: json).map { [$0] } ?? []), verbose: 0)
 
         // Everything below in the series' own units.
         let mean = scaler.mean![s.target], deviation = scaler.standardDeviation![s.target]

@@ -122,7 +122,7 @@ struct Genome: ParsableCommand {
         let stopping = EarlyStopping(monitor: "val_loss", patience: 2, restoreBestWeights: true)
         try model.fit(x: oneHot(bases, starts: train, length: c), y: train.map { bases[$0 + c] }, epochs: epochs, batchSize: 128,
                       validationData: (oneHot(bases, starts: validation, length: c), validation.map { bases[$0 + c] }),
-                      seed: seed, callbacks: [timer, stopping], verbose: 0)
+                      seed: seed, callbacks: [timer, stopping] + (terminalProgressBar(json: json).map { [$0] } ?? []), verbose: 0)
         let testLoss = try model.evaluate(x: oneHot(bases, starts: test, length: c), y: test.map { bases[$0 + c] }, batchSize: 512)["loss"]!
         let modelBits = testLoss / log(2)
         // Markov models of order 0...8 on the training region; the best on validation is scored on test.
@@ -198,7 +198,7 @@ struct Genome: ParsableCommand {
         let stopping = EarlyStopping(monitor: "val_loss", patience: 6, restoreBestWeights: true)
         try model.fit(x: encode(train.windows), y: train.labels, epochs: epochs * 3, batchSize: 64,
                       validationData: (encode(validation.windows), validation.labels), seed: seed,
-                      callbacks: [timer, stopping], verbose: 0)
+                      callbacks: [timer, stopping] + (terminalProgressBar(json: json).map { [$0] } ?? []), verbose: 0)
         let accuracy = try model.evaluate(x: encode(test.windows), y: test.labels, batchSize: 512)["accuracy"]!
         if let output {
             try model.save(to: try makeOutputDirectory(output) + "/real-or-shuffled", classNames: ["shuffled", "real"],

@@ -4,7 +4,7 @@
 // probabilities with one on the raw pixels. With --output it draws the learned filters and
 // chains of Gibbs samples, and saves the RBM (safetensors + JSON).
 //
-//   swift run -c release rbm --dataset mnist [--data DIR] [--epochs N] [--batch-size N] [--seed N]
+//   swift run -c release rbm --dataset mnist [--data DIR] [--download] [--epochs N] [--batch-size N] [--seed N]
 //       [--output DIR] [--json] [--hidden 256] [--learning-rate 0.05] [--method pcd|cd] [--steps 1]
 //       [--momentum 0] [--classifier-epochs 10]
 import ArgumentParser
@@ -84,7 +84,8 @@ struct RBMDemo: ParsableCommand {
                 let model = Sequential(inputShape: [train.shape[1]]) { Dense(10) }
                 model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
                 let clock = Stopwatch()
-                try model.fit(x: train, y: data.train.labels, epochs: classifierEpochs, batchSize: 128, seed: options.seed, verbose: 0)
+                try model.fit(x: train, y: data.train.labels, epochs: classifierEpochs, batchSize: 128, seed: options.seed,
+                              callbacks: terminalProgressBar(json: options.json).map { [$0] } ?? [], verbose: 0)
                 let seconds = clock.seconds
                 let predicted = try model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
                 return (ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10).accuracy, seconds)

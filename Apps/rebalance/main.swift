@@ -3,8 +3,8 @@
 // oversampling, SMOTE and RBM oversampling, and prints each one's minority recall and macro-F1
 // on the untouched test set. With --output it draws real and generated minority samples.
 //
-//   swift run -c release rebalance [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
-//       [--seed N] [--output DIR] [--json] [--minority 9] [--keep 100 | --fraction 0.01]
+//   swift run -c release rebalance [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
+//       [--batch-size N] [--seed N] [--output DIR] [--json] [--minority 9] [--keep 100 | --fraction 0.01]
 //       [--classifier linear|mlp] [--samplers none,random,smote,rbm]
 import ArgumentParser
 import Foundation
@@ -132,7 +132,8 @@ struct Rebalance: ParsableCommand {
                 model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
                 let trainClock = Stopwatch()
                 try model.fit(x: resampled.x, y: resampled.y, epochs: options.epochs, batchSize: options.batchSize,
-                              seed: options.seed, verbose: 0)
+                              seed: options.seed, callbacks: terminalProgressBar(json: options.json).map { [$0] } ?? [],
+                              verbose: 0)
                 let trainSeconds = trainClock.seconds
                 let predicted = try model.predict(xt, batchSize: 1000).argmax(alongAxis: 1)
                 let confusion = ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10)

@@ -4,9 +4,10 @@
 // Adam 1e-3, batch 128.
 //
 //   swift run -c release sequence-classifier [--cell lstm|gru|rnn] [--units N] [--dataset fashion|mnist]
-//       [--data DIR] [--epochs N] [--batch-size N] [--seed N] [--output DIR] [--json]
+//       [--data DIR] [--download] [--epochs N] [--batch-size N] [--seed N] [--output DIR] [--json]
+//       [--learning-rate X] [--schedule constant|cosine] [--augment]
 //
-// Prints each epoch's loss, accuracy and seconds, then the test accuracy and the median seconds per
+// Prints each epoch's loss, accuracy and seconds (the library's progress bar on a terminal), then the test accuracy and the median seconds per
 // epoch (training steps only). With --output, the per-epoch history is written as
 // <cell>-history.csv and the trained model is saved under <output>/model.
 import ArgumentParser
@@ -51,6 +52,8 @@ struct SequenceClassifier: ParsableCommand {
 
     @OptionGroup var options: DemoOptions
 
+    @OptionGroup var training: TrainingOptions
+
     @Option(help: "The recurrent layer: lstm, gru or rnn (SimpleRNN).")
     var cell: Cell = .lstm
 
@@ -64,7 +67,7 @@ struct SequenceClassifier: ParsableCommand {
     func run() throws {
         try reportingFailures(of: "sequence-classifier") {
             let data = try DemoData(options)
-            if !options.json { print(runHeader(data, options: options)) }
+            if !options.json { print(runHeader(data, options: options, training: training)) }
             let model = Sequential(inputShape: [28, 28, 1]) {
                 Reshape([28, 28])
                 cell.make(units: units)
@@ -73,7 +76,7 @@ struct SequenceClassifier: ParsableCommand {
             let name = cell.rawValue
             let result = try trainAndEvaluate(model, name: name,
                                               architecture: "28 steps x 28 features, \(cell.typeName)(\(units)), Dense 10",
-                                              data: data, options: options)
+                                              data: data, options: options, training: training)
             var files: [String] = []
             if let output = options.output {
                 files.append("\(output)/\(name)-history.csv")

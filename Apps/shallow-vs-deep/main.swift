@@ -4,11 +4,12 @@
 // accuracies side by side: the deep model has 5.6 times the weights and costs about four times as
 // much per epoch, for a point or two of test accuracy on images this small.
 //
-//   swift run -c release shallow-vs-deep [--dataset fashion|mnist] [--data DIR] [--epochs N]
-//       [--batch-size N] [--seed N] [--output DIR] [--json]
+//   swift run -c release shallow-vs-deep [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
+//       [--batch-size N] [--seed N] [--output DIR] [--json] [--learning-rate X] [--schedule constant|cosine]
+//       [--augment]
 //
 // Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (Tools/install-deps.sh), or
-// --data / $NEURITE_DATA; MNIST from --data, $NEURITE_DATA or the per-user cache. With --output,
+// --data / $NEURITE_DATA; MNIST from --data, $NEURITE_DATA or the per-user cache (--download fills it). With --output,
 // each model's per-epoch history is written as <name>-history.csv.
 import ArgumentParser
 import Foundation
@@ -29,10 +30,12 @@ struct ShallowVsDeep: ParsableCommand {
 
     @OptionGroup var options: DemoOptions
 
+    @OptionGroup var training: TrainingOptions
+
     func run() throws {
         try reportingFailures(of: "shallow-vs-deep") {
             let data = try DemoData(options)
-            if !options.json { print(runHeader(data, options: options)) }
+            if !options.json { print(runHeader(data, options: options, training: training)) }
             let models: [(name: String, architecture: String, hidden: String, model: Sequential)] = [
                 ("shallow", "784-128-10, relu", "128", DemoModels.shallowMLP()),
                 ("deep", "784-512-256-128-10, relu", "512-256-128", DemoModels.deepMLP()),
@@ -41,7 +44,7 @@ struct ShallowVsDeep: ParsableCommand {
             for entry in models {
                 if !options.json { print("") }
                 runs.append(try trainAndEvaluate(entry.model, name: entry.name, architecture: entry.architecture,
-                                                 data: data, options: options))
+                                                 data: data, options: options, training: training))
             }
             let files = options.output.map { output in runs.map { "\(output)/\($0.name)-history.csv" } } ?? []
             if options.json {

@@ -151,8 +151,11 @@ struct TextGenerator: ParsableCommand {
                           + "Embedding(\(v), 32), LSTM(\(units)), Dense(\(v)); \(ThreadPool.shared.width) threads")
                 }
                 let timer = EpochTimer(label: "lstm", quiet: true)
+                // The library's progress bar on a terminal, this demo's plain epoch lines otherwise.
+                let bar = terminalProgressBar(json: json)
                 let history = try model.fit(x: inputs, y: y, epochs: epochs, batchSize: batchSize, seed: seed,
-                                            callbacks: [timer, EpochLine(timer: timer, quiet: json)], verbose: 0)
+                                            callbacks: [timer, EpochLine(timer: timer, quiet: json || bar != nil)]
+                                                + (bar.map { [$0] } ?? []), verbose: 0)
                 let seconds = timer.seconds.sorted()
                 report = Report(text: data, characters: corpus.count, vocabulary: v, window: window, units: units, epochs: epochs,
                                 loss: (history["loss"] ?? []).map { rounded($0, 4) },

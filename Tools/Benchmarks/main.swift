@@ -4,14 +4,99 @@
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
 //   swift run -c release neurite-bench softmax-head [--epochs N] [--seed N] [--models shallow_mlp,course_cnn] [--data DIR]
 //   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--workers N] [--epochs N]
+//   swift run -c release neurite-bench --help      # the suites and options
 //
 // Each case runs a warm-up, then repeats until at least `minSeconds` have passed, and reports
 // the best repetition (the least disturbed by the rest of the machine). GEMM cases run once
 // limited to 1 thread and once with the whole pool (NEURITE_THREADS, default all cores).
 // Tools/reference/numpy_reference.py prints the same lines for numpy/OpenBLAS.
+import ArgumentParser
 import Datasets
 import Foundation
 import TensorCore
+
+/// The benchmark suites, as the first argument names them.
+enum Suite: String, ExpressibleByArgument, CaseIterable {
+    case gemm, microkernel, elementwise, optimizers, datasets, layers, recurrent, sequence, unsupervised
+    case training
+    case softmaxHead = "softmax-head"
+    case streaming
+    case all
+
+    /// The suites `all` runs (the timed comparisons with Keras, training, softmax-head and
+    /// streaming, run only by name).
+    static let everyMicroSuite: Set<String> = ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers",
+                                               "recurrent", "sequence", "unsupervised"]
+}
+
+/// Where the streaming suite's training images come from.
+enum StreamingSource: String, ExpressibleByArgument, CaseIterable {
+    case folder, memory, decode
+}
+
+/// neurite-bench's command line. Parsing only: the benchmarks run below, in the order of the
+/// suites, once the options are known (`--help` prints the suites and options and runs nothing).
+struct NeuriteBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "neurite-bench",
+        abstract: "Measure Neurite's kernels, optimizers, layers, data loading and training; one JSON line per case.",
+        discussion: """
+            Without a suite, runs gemm and elementwise; all runs every suite but training, softmax-head and \
+            streaming. Each case runs a warm-up, then repeats until at least --min-seconds have passed, and \
+            reports the best repetition. GEMM cases run once limited to 1 thread and once with the whole pool \
+            (NEURITE_THREADS, default all cores). Tools/reference/numpy_reference.py prints the same lines for \
+            numpy/OpenBLAS.
+            """
+    )
+
+    @Argument(help: "The suite to run (default: gemm and elementwise; all: every suite but training, softmax-head and streaming).")
+    var suite: Suite?
+
+    @Flag(help: "Repeat each case for at least 0.1 s instead of 0.5 s (--min-seconds wins when both are given).")
+    var quick = false
+
+    @Option(name: .customLong("min-seconds"), help: "Repeat each case for at least this many seconds.")
+    var minSeconds: Double?
+
+    @Option(help: "gemm: only the cases whose largest dimension is one of these, comma-separated (e.g. 1024,2048).")
+    var sizes: String?
+
+    @Option(help: "The data folder: MNIST's IDX files (datasets), Fashion-MNIST's (training, softmax-head, unsupervised), or an image folder (streaming); default: the loaders' search path.")
+    var data: String?
+
+    @Option(help: "Epochs per model (training, softmax-head: default 2; streaming: default 1).")
+    var epochs: Int?
+
+    @Option(help: "The seed of the training, softmax-head and streaming runs.")
+    var seed: UInt64 = 1
+
+    @Option(help: "Only these models, comma-separated (training, softmax-head, layers; streaming: the first one, default course_cnn).")
+    var models: String?
+
+    @Option(help: "training: a Python interpreter with Keras for the comparison (default ~/.cache/neurite/keras-venv).")
+    var python: String?
+
+    @Option(help: "streaming: where the images come from: folder (decode an image folder), memory, or decode (the loader alone).")
+    var source: StreamingSource = .folder
+
+    @Option(help: "streaming: batches decoded ahead.")
+    var prefetch: Int = 4
+
+    @Option(help: "streaming: background threads that decode batches.")
+    var workers: Int = 1
+
+    func validate() throws {
+        if let minSeconds, !(minSeconds > 0 && minSeconds.isFinite) {
+            throw ValidationError("--min-seconds must be positive, got \(minSeconds).")
+        }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs).") }
+        if let sizes, sizes.split(separator: ",").contains(where: { Int($0) == nil }) {
+            throw ValidationError("--sizes must be comma-separated integers, got \"\(sizes)\".")
+        }
+        guard prefetch >= 0 else { throw ValidationError("--prefetch must be at least 0, got \(prefetch).") }
+        guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers).") }
+    }
+}
 
 struct Options {
     var suites: Set<String> = ["gemm", "elementwise"]
@@ -30,37 +115,19 @@ struct Options {
     var python: String?
 }
 
+let command = NeuriteBench.parseOrExit()
 var options = Options()
-var arguments = CommandLine.arguments.dropFirst()
-if let first = arguments.first, !first.hasPrefix("--") {
-    options.suites = first == "all" ? ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers", "recurrent", "sequence", "unsupervised"] : [first]
-    arguments = arguments.dropFirst()
+if let suite = command.suite {
+    options.suites = suite == .all ? Suite.everyMicroSuite : [suite.rawValue]
 }
-if arguments.contains("--quick") { options.minSeconds = 0.1 }
-if let i = arguments.firstIndex(of: "--min-seconds"), arguments.index(after: i) < arguments.endIndex,
-   let seconds = Double(arguments[arguments.index(after: i)]), seconds > 0 {
-    options.minSeconds = seconds
-}
-if let i = arguments.firstIndex(of: "--sizes"), arguments.index(after: i) < arguments.endIndex {
-    options.gemmSizes = Set(arguments[arguments.index(after: i)].split(separator: ",").compactMap { Int($0) })
-}
-if let i = arguments.firstIndex(of: "--data"), arguments.index(after: i) < arguments.endIndex {
-    options.dataDirectory = arguments[arguments.index(after: i)]
-}
-if let i = arguments.firstIndex(of: "--epochs"), arguments.index(after: i) < arguments.endIndex,
-   let epochs = Int(arguments[arguments.index(after: i)]), epochs >= 1 {
-    options.epochs = epochs
-}
-if let i = arguments.firstIndex(of: "--seed"), arguments.index(after: i) < arguments.endIndex,
-   let seed = UInt64(arguments[arguments.index(after: i)]) {
-    options.seed = seed
-}
-if let i = arguments.firstIndex(of: "--models"), arguments.index(after: i) < arguments.endIndex {
-    options.models = Set(arguments[arguments.index(after: i)].split(separator: ",").map(String.init))
-}
-if let i = arguments.firstIndex(of: "--python"), arguments.index(after: i) < arguments.endIndex {
-    options.python = arguments[arguments.index(after: i)]
-}
+if command.quick { options.minSeconds = 0.1 }
+if let seconds = command.minSeconds { options.minSeconds = seconds }
+options.gemmSizes = command.sizes.map { Set($0.split(separator: ",").compactMap { Int($0) }) }
+options.dataDirectory = command.data
+if let epochs = command.epochs { options.epochs = epochs }
+options.seed = command.seed
+options.models = command.models.map { Set($0.split(separator: ",").map(String.init)) }
+options.python = command.python
 
 func now() -> Double {
     var ts = timespec()
@@ -179,13 +246,8 @@ if options.suites.contains("softmax-head") {
 }
 
 if options.suites.contains("streaming") {
-    func value(_ flag: String) -> String? {
-        guard let i = arguments.firstIndex(of: flag), arguments.index(after: i) < arguments.endIndex else { return nil }
-        return arguments[arguments.index(after: i)]
-    }
-    StreamingBench.run(source: value("--source") ?? "folder", dataDirectory: options.dataDirectory,
-                       prefetch: value("--prefetch").flatMap { Int($0) } ?? 4,
-                       workers: max(1, value("--workers").flatMap { Int($0) } ?? 1), epochs: options.epochs == 2 && value("--epochs") == nil ? 1 : options.epochs,
+    StreamingBench.run(source: command.source.rawValue, dataDirectory: options.dataDirectory, prefetch: command.prefetch,
+                       workers: command.workers, epochs: command.epochs ?? 1,
                        seed: options.seed, modelName: options.models?.first ?? "course_cnn")
 }
 
