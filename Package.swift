@@ -56,10 +56,10 @@ let package = Package(
         .target(name: "Recurrent", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Recurrent"),
         // Autoencoders, PCA, restricted Boltzmann machines and minority-class oversampling.
         .target(name: "Unsupervised", dependencies: ["Layers", "Optimizers", "TensorCore"], path: "Packages/Unsupervised"),
-        // zlib, for gzip-compressed IDX files.
+        // zlib, for gzip-compressed IDX files. Not named CZlib: ZIPFoundation (KerasInterop) defines that module.
         .systemLibrary(
-            name: "CZlib",
-            path: "Packages/CZlib",
+            name: "CNeuriteZlib",
+            path: "Packages/CNeuriteZlib",
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]
         ),
@@ -85,7 +85,7 @@ let package = Package(
         ),
         .target(
             name: "Datasets",
-            dependencies: ["TensorCore", "CZlib", "CImageCodecs"],
+            dependencies: ["TensorCore", "CNeuriteZlib", "CImageCodecs"],
             path: "Packages/Datasets"
         ),
         // Open MPI (pkg-config ompi-c), reached only by DistributedTraining, so users of the other
@@ -196,10 +196,11 @@ let package = Package(
             dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport"],
             path: "Tools/Benchmarks"
         ),
-        // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back.
+        // neurite-data: inspect IDX/PNG/JPEG files, turn IDX data sets into image folders and back, run a
+        // saved model on raw float32 samples (the PyTorch recipe checks against it).
         .executableTarget(
             name: "neurite-data",
-            dependencies: ["Datasets", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Datasets", "Layers", "Recurrent", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/neurite-data"
         ),
         // neurite-mpi-check: the small data-parallel runs DistributedTrainingTests start under mpirun.

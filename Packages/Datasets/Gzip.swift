@@ -1,4 +1,4 @@
-import CZlib
+import CNeuriteZlib
 
 /// gzip (RFC 1952) decompression and compression through zlib, with limits and typed errors.
 ///

@@ -17,7 +17,7 @@ struct NeuriteData: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "neurite-data",
         abstract: "Inspect IDX, PNG and JPEG files; turn IDX data sets into folders of PNG files and back.",
-        subcommands: [Inspect.self, Export.self, Import.self]
+        subcommands: [Inspect.self, Export.self, Import.self, Predict.self]
     )
 }
 
