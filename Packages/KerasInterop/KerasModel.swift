@@ -93,10 +93,10 @@ public enum KerasModel {
         return (config, metadata, try KerasWeights.file(of: model, layout: layout))
     }
 
-    /// The most parameters a model read under `limits` may have: as many float32 values as the
-    /// weights file may hold.
+    /// The most parameters a model read under `limits` may have: as many values as its weights
+    /// file may hold in all.
     static func maxParameters(_ limits: KerasFileLimits) -> Int {
-        max(0, limits.maxWeightBytes / 4)
+        max(0, limits.maxTotalElements)
     }
 
     private static func build(_ model: Sequential, inputShape: [Int], seed: UInt64) throws {

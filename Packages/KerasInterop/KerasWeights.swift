@@ -214,6 +214,9 @@ enum KerasWeights {
                 entry.groups.append((group + "/cell/vars", snakeCase(inner) + "_cell"))
                 add(group + "/cell/vars", recurrentRoles(sub, features: inputShape[1]).map { ("\(direction)_\($0.0)", $0.1) })
             }
+        case is Sequential:
+            throw KerasInteropError.unsupportedLayer(layer: layer.name, className: className,
+                                                     reason: "a model nested in the model; KerasInterop converts flat Sequential models")
         case is Dropout, is Flatten, is Reshape, is MaxPool2D, is AveragePool2D, is GlobalAveragePool2D, is MaxPool1D,
              is AveragePool1D, is GlobalMaxPool1D, is GlobalAveragePool1D, is ActivationLayer, is UpSampling2D:
             break
