@@ -159,7 +159,7 @@ let package = Package(
         // Demo: the course CNN and one with batch normalisation; confusion matrix, misclassified images.
         .executableTarget(
             name: "cnn",
-            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport", "KerasInterop",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/cnn"
         ),
@@ -200,7 +200,7 @@ let package = Package(
         // saved model on raw float32 samples (the PyTorch recipe checks against it).
         .executableTarget(
             name: "neurite-data",
-            dependencies: ["Datasets", "Layers", "Recurrent", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Datasets", "Layers", "Recurrent", "KerasInterop", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/neurite-data"
         ),
         // neurite-mpi-check: the small data-parallel runs DistributedTrainingTests start under mpirun.

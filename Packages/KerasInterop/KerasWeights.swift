@@ -121,9 +121,7 @@ enum KerasWeights {
                     return (p, acc.1 || o)
                 }
                 let (sum, o2) = total.addingReportingOverflow(count)
-                guard !overflow, !o2, sum <= maxParameters else {
-                    throw KerasInteropError.tooManyParameters(count: overflow || o2 ? Int.max : sum, limit: maxParameters)
-                }
+                guard !overflow, !o2 else { throw KerasInteropError.tooManyParameters(count: Int.max, limit: maxParameters) }
                 total = sum
             }
             result.append(entry)
@@ -135,6 +133,7 @@ enum KerasWeights {
             }
             try checkElements(shape, layer: layer.name, className: className)
         }
+        guard total <= maxParameters else { throw KerasInteropError.tooManyParameters(count: total, limit: maxParameters) }
         return result
     }
 
