@@ -209,10 +209,11 @@ let package = Package(
             dependencies: ["DistributedTraining", "Layers", "Optimizers", "TensorCore"],
             path: "Tools/neurite-mpi-check"
         ),
-        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers.
+        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers and the .keras
+        // readers (zip container, HDF5 weights).
         .executableTarget(
             name: "neurite-fuzz",
-            dependencies: ["Datasets", "TensorCore"],
+            dependencies: ["Datasets", "TensorCore", "KerasInterop"],
             path: "Tools/neurite-fuzz"
         ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
