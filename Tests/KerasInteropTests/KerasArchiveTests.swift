@@ -72,6 +72,14 @@ final class KerasArchiveTests: XCTestCase {
             let ours = out.appendingPathComponent("\(name).keras").path
             try archive.write(path: ours)
             pairs += [original, ours]
+            if name == "conv" {
+                // The control: one changed bias must change the predictions.
+                var changed = weights
+                changed.datasets["layers/dense/vars/1"]!.values[0] += 1
+                archive.weights = try changed.encoded()
+                try archive.write(path: out.appendingPathComponent("changed.keras").path)
+                pairs += [original, out.appendingPathComponent("changed.keras").path]
+            }
         }
         let output = try KerasPython.run("""
             import sys, numpy as np, keras
@@ -81,6 +89,10 @@ final class KerasArchiveTests: XCTestCase {
                 b = keras.models.load_model(ours)
                 x = np.random.default_rng(0).random((3,) + a.input_shape[1:]).astype("float32")
                 pa, pb = a.predict(x, verbose=0), b.predict(x, verbose=0)
+                if ours.endswith("changed.keras"):
+                    assert not np.array_equal(pa, pb)
+                    print("control differs")
+                    continue
                 assert np.array_equal(pa, pb), (original, np.abs(pa - pb).max())
                 assert [v.name for v in a.weights] == [v.name for v in b.weights]
                 for va, vb in zip(a.weights, b.weights):
@@ -88,6 +100,7 @@ final class KerasArchiveTests: XCTestCase {
                 print("same", original)
             """, arguments: pairs)
         XCTAssertEqual(output.components(separatedBy: "same ").count - 1, 2, output)
+        XCTAssertTrue(output.contains("control differs"), output)
     }
 
     // MARK: - Hostile input
