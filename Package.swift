@@ -111,21 +111,18 @@ let package = Package(
             providers: [.apt(["libhdf5-dev"]), .brew(["hdf5"])]
         ),
         // Reads and writes the float32 datasets, groups and string attributes of a Keras weights
-        // file; HDF5's type macros and error stack stay on the C side. Also raw inflate and CRC-32
-        // over zlib for the zip reader (ZIPFoundation's own `CZlib` module would clash with ours
-        // in Swift).
+        // file; HDF5's type macros and error stack stay on the C side.
         .target(
             name: "CKerasHDF5",
             dependencies: ["CHDF5"],
-            path: "Packages/CKerasHDF5",
-            linkerSettings: [.linkedLibrary("z")]
+            path: "Packages/CKerasHDF5"
         ),
         // Keras 3 model files (.keras: config.json, metadata.json, model.weights.h5) and
         // `model.to_json()` to and from `Sequential`. ZIPFoundation writes the archives; reading
-        // them is our own strict reader (zlib through CKerasHDF5), see ZipReader.swift for why.
+        // them is our own strict reader over zlib (CNeuriteZlib), see ZipReader.swift for why.
         .target(
             name: "KerasInterop",
-            dependencies: ["Layers", "Recurrent", "Optimizers", "TensorCore", "CKerasHDF5",
+            dependencies: ["Layers", "Recurrent", "Optimizers", "TensorCore", "CKerasHDF5", "CNeuriteZlib",
                            .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             path: "Packages/KerasInterop"
         ),
@@ -209,10 +206,11 @@ let package = Package(
             dependencies: ["DistributedTraining", "Layers", "Optimizers", "TensorCore"],
             path: "Tools/neurite-mpi-check"
         ),
-        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers.
+        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers and the .keras
+        // readers (zip container, HDF5 weights).
         .executableTarget(
             name: "neurite-fuzz",
-            dependencies: ["Datasets", "TensorCore"],
+            dependencies: ["Datasets", "TensorCore", "KerasInterop"],
             path: "Tools/neurite-fuzz"
         ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.

@@ -1,4 +1,4 @@
-import CKerasHDF5
+import CNeuriteZlib
 import Foundation
 
 /// A strict reader for the zip archives `.keras` files are, over bytes in memory.
@@ -130,7 +130,16 @@ struct ZipReader {
         guard content.count == Int(entry.uncompressedSize) else {
             throw .corruptArchive("\(source): member \"\(name)\" holds \(content.count) bytes, its header says \(entry.uncompressedSize)")
         }
-        let crc = content.withUnsafeBytes { nk_crc32(0, $0.baseAddress, $0.count) }
+        let crc = content.withUnsafeBytes { raw -> UInt32 in
+            var value = crc32(0, nil, 0)
+            var offset = 0
+            while offset < raw.count {
+                let n = min(raw.count - offset, 1 << 30)
+                value = crc32(value, raw.baseAddress! + offset, uInt(n))
+                offset += n
+            }
+            return UInt32(truncatingIfNeeded: value)
+        }
         guard crc == entry.crc else {
             throw .corruptArchive("\(source): member \"\(name)\" fails its CRC-32 check")
         }
@@ -139,30 +148,42 @@ struct ZipReader {
 
     /// Raw deflate, stopping as soon as the output passes `limit` or the declared size.
     private func inflate(_ input: UnsafeRawBufferPointer, name: String, limit: Int, declared: Int) throws(KerasInteropError) -> Data {
-        guard let inflater = nk_inflate_begin() else { throw .io("zlib cannot start inflating \"\(name)\"") }
-        defer { nk_inflate_end(inflater) }
+        var stream = z_stream()
+        guard inflateInit2_(&stream, -MAX_WBITS, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw .io("zlib cannot start inflating \"\(name)\"")
+        }
+        defer { inflateEnd(&stream) }
         var output = Data()
         output.reserveCapacity(min(declared, 1 << 24))
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         var offset = 0
         while true {
-            var consumed = 0, produced = 0
-            let status = chunk.withUnsafeMutableBytes { out in
-                nk_inflate_step(inflater, input.baseAddress.map { $0 + offset }, input.count - offset, &consumed,
-                                out.baseAddress, out.count, &produced)
+            // zlib counts in 32 bits: feed at most 1 GiB at a time.
+            let available = min(input.count - offset, 1 << 30)
+            stream.next_in = input.baseAddress.map { UnsafeMutablePointer(mutating: ($0 + offset).assumingMemoryBound(to: Bytef.self)) }
+            stream.avail_in = uInt(available)
+            let status = chunk.withUnsafeMutableBufferPointer { out -> Int32 in
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                return CNeuriteZlib.inflate(&stream, Z_NO_FLUSH)
             }
+            let consumed = available - Int(stream.avail_in)
+            let produced = chunk.count - Int(stream.avail_out)
             offset += consumed
             switch status {
-            case -1: throw .corruptArchive("\(source): member \"\(name)\": bad deflate data")
-            case -2: throw .corruptArchive("\(source): member \"\(name)\": its deflate data ends early; truncated?")
-            default: break
+            case Z_STREAM_END, Z_OK: break
+            case Z_BUF_ERROR where consumed > 0 || produced > 0: break
+            case Z_BUF_ERROR:
+                throw .corruptArchive("\(source): member \"\(name)\": its deflate data ends early; truncated?")
+            default:
+                throw .corruptArchive("\(source): member \"\(name)\": bad deflate data")
             }
             guard output.count + produced <= limit else { throw .memberTooLarge(name: name, limit: limit) }
             guard output.count + produced <= declared else {
                 throw .corruptArchive("\(source): member \"\(name)\" inflates to more than the \(declared) bytes its header says")
             }
             output.append(contentsOf: chunk[0..<produced])
-            if status == 1 { return output }
+            if status == Z_STREAM_END { return output }
         }
     }
 

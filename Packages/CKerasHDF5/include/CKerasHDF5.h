@@ -12,7 +12,6 @@
  * Every function returns a negative value on failure; nk_h5_error then describes the failure. */
 #include <stddef.h>
 #include <stdint.h>
-#include "CKerasInflate.h"
 
 /* Turns off HDF5's printing of its error stack to stderr. Idempotent. */
 void nk_h5_quiet(void);
