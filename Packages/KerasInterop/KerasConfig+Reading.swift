@@ -27,6 +27,8 @@ private struct PendingLayer {
     var className: String
     var type: any Layer.Type
     var config: [String: ConfigValue]
+    /// For Keras' `Masking` layer, which becomes the next layer's `mask_value`: its mask value.
+    var masking: Double?
 
     var isRecurrent: Bool { ["SimpleRNN", "LSTM", "GRU", "Bidirectional"].contains(className) }
     /// The key of a recurrent setting: Bidirectional keeps its wrapped layer's as `layer.<key>`.
@@ -116,7 +118,7 @@ enum KerasConfigReader {
         try resolveMasks(&pending)
 
         let model = Sequential(name: name)
-        for p in pending {
+        for p in pending where p.masking == nil {
             let layer: any Layer
             do {
                 layer = try p.type.init(config: p.config)
@@ -134,6 +136,10 @@ enum KerasConfigReader {
     /// The Neurite type and config of one Keras layer.
     private static func pendingLayer(_ className: String, _ config: [String: ConfigValue], name: String, label: String,
                                      index: Int) throws -> PendingLayer {
+        if className == "Masking" {
+            return PendingLayer(index: index, name: name, className: className, type: Input.self, config: [:],
+                                masking: try maskValue(config, label: label))
+        }
         if className == "Bidirectional" {
             return PendingLayer(index: index, name: name, className: className, type: Bidirectional.self,
                                 config: try bidirectionalConfig(config, label: label))
@@ -255,28 +261,40 @@ enum KerasConfigReader {
         return out
     }
 
-    /// Keras' `Embedding(mask_zero=True)` masks the padding steps of the recurrent layer after it;
-    /// Neurite's embedding outputs zero vectors for token 0 and the recurrent layer skips steps
-    /// whose features all equal its `mask_value`, so the next layer gets `mask_value` 0. Supported
-    /// where that computes what Keras computes: the recurrent layer comes right after the embedding
-    /// and, if it returns sequences, no recurrent layer follows (Keras would pass the mask on) and
+    /// Keras' masks, as the recurrent layers' `mask_value`. `Embedding(mask_zero=True)` masks the
+    /// padding steps of the recurrent layer after it; Neurite's embedding outputs zero vectors for
+    /// token 0 and the recurrent layer skips steps whose features all equal its `mask_value`, so
+    /// that layer gets `mask_value` 0. `Masking(mask_value=v)` masks the steps whose features all
+    /// equal v, which is what Neurite's recurrent layers do with `mask_value` v, so it becomes the
+    /// next layer's `mask_value` (and is not kept as a layer). Supported where that computes what
+    /// Keras computes: the recurrent layer comes right after the embedding or masking layer and,
+    /// if it returns sequences, no recurrent layer follows (Keras would pass the mask on) and
     /// masked steps repeat the previous output (Keras' `zero_output_for_mask` false, which
     /// Bidirectional's wrapped layers do not use).
     private static func resolveMasks(_ layers: inout [PendingLayer]) throws {
-        var masked = Set<Int>()
-        for (i, layer) in layers.enumerated() where layer.className == "Embedding" && layer.config["mask_zero"] == .bool(true) {
+        var masked: [Int: Double] = [:]
+        for (i, layer) in layers.enumerated() {
+            let value: Double
+            if layer.className == "Embedding" && layer.config["mask_zero"] == .bool(true) {
+                value = 0
+            } else if let v = layer.masking {
+                value = v
+            } else {
+                continue
+            }
             let label = layer.name.isEmpty ? "layer \(layer.index)" : layer.name
             guard i + 1 < layers.count, layers[i + 1].isRecurrent else {
+                let what = layer.masking == nil ? "mask_zero true is" : "a Masking layer is"
                 throw KerasInteropError.unsupportedLayerConfig(
-                    layer: label, className: "Embedding",
-                    reason: "mask_zero true is supported only right before a SimpleRNN, LSTM, GRU or Bidirectional layer")
+                    layer: label, className: layer.className,
+                    reason: "\(what) supported only right before a SimpleRNN, LSTM, GRU or Bidirectional layer")
             }
-            masked.insert(i + 1)
+            masked[i + 1] = value
         }
         for i in layers.indices where layers[i].isRecurrent {
             let next = layers[i]
             let label = next.name.isEmpty ? "layer \(next.index)" : next.name
-            guard masked.contains(i) else {
+            guard let value = masked[i] else {
                 layers[i].config[next.key("zero_output_for_mask")] = .bool(false)  // no mask: no effect
                 continue
             }
@@ -285,16 +303,37 @@ enum KerasConfigReader {
                 if next.className == "Bidirectional" || next.config["zero_output_for_mask"] == .bool(true) {
                     throw KerasInteropError.unsupportedLayerConfig(
                         layer: label, className: next.className,
-                        reason: "masked (mask_zero) with return_sequences, where Keras outputs zeros at masked steps; Neurite repeats the previous output")
+                        reason: "masked with return_sequences, where Keras outputs zeros at masked steps; Neurite repeats the previous output")
                 }
                 if layers[(i + 1)...].contains(where: \.isRecurrent) {
                     throw KerasInteropError.unsupportedLayerConfig(
                         layer: label, className: next.className,
-                        reason: "masked (mask_zero) with return_sequences before another recurrent layer, which Keras would mask too; Neurite masks only the layer after the embedding")
+                        reason: "masked with return_sequences before another recurrent layer, which Keras would mask too; Neurite masks only the layer right after the mask")
                 }
             }
             layers[i].config[next.key("zero_output_for_mask")] = .bool(false)
-            layers[i].config[next.key("mask_value")] = .double(0)
+            layers[i].config[next.key("mask_value")] = .double(value)
+        }
+    }
+
+    /// The `mask_value` of a Keras `Masking` layer, after checking its other keys.
+    private static func maskValue(_ config: [String: ConfigValue], label: String) throws -> Double {
+        for key in config.keys.sorted() {
+            let value = config[key]!
+            switch key {
+            case "name", "mask_value": continue
+            case "trainable" where value == .bool(true): continue
+            case "dtype" where isFloat32(value): continue
+            default:
+                throw KerasInteropError.unsupportedLayerConfig(layer: label, className: "Masking", reason: "\"\(key)\": \(value) is not supported")
+            }
+        }
+        switch config["mask_value"] {
+        case nil: return 0
+        case .int(let v)?: return Double(v)
+        case .double(let v)? where v.isFinite: return v
+        case let other?:
+            throw KerasInteropError.unsupportedLayerConfig(layer: label, className: "Masking", reason: "mask_value \(other) is not a finite number")
         }
     }
 

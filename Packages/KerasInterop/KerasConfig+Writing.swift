@@ -16,7 +16,9 @@ import Recurrent
 //   anyway, so it has no meaning there (predictions do not depend on it);
 // - Neurite-only keys: the recurrent layers' `mask_value` is expressed as Keras'
 //   `Embedding(mask_zero=True)` when the layer follows an embedding with `maskZero` and has mask
-//   value 0, and is an error otherwise; `truncate_gradient` (a training setting Keras lacks)
+//   value 0, and as a Keras `Masking` layer before it otherwise (Keras passes a mask on from a
+//   recurrent layer that returns sequences, so that is an error before another recurrent layer
+//   or inside Bidirectional); `truncate_gradient` (a training setting Keras lacks)
 //   must be null; Bidirectional's flattened `layer.<key>` entries become its nested `layer`
 //   object, and `backward_seed` is dropped (a dropout seed, as above);
 // - activations with settings Keras' names cannot carry (`leaky_relu(alpha=0.1)`) are errors.
@@ -51,6 +53,17 @@ enum KerasConfigWriter {
             }
             let previous = i > 0 ? model.layers[i - 1] : nil
             let next = i + 1 < model.layers.count ? model.layers[i + 1] : nil
+            if let mask = maskingValue(of: layer, after: previous) {
+                // Keras' Masking layer masks the steps whose features all equal the value, as
+                // Neurite's recurrent layers do with maskValue.
+                var masking: [String: ConfigValue] = [
+                    "module": .string("keras.layers"), "class_name": .string("Masking"), "registered_name": .null,
+                    "config": .object(["name": .string(layer.name + "_masking"), "mask_value": .double(Double(mask)),
+                                       "trainable": .bool(true), "dtype": dtypePolicy]),
+                ]
+                if let s = shape { masking["build_config"] = .object(["input_shape": batchShape(s)]) }
+                layers.append(.object(masking))
+            }
             var entry: [String: ConfigValue] = [
                 "module": .string("keras.layers"), "class_name": .string(className), "registered_name": .null,
                 "config": .object(try kerasConfig(of: layer, previous: previous, next: next,
@@ -97,6 +110,16 @@ enum KerasConfigWriter {
         "module": .string("keras"), "class_name": .string("DTypePolicy"),
         "config": .object(["name": .string("float32")]), "registered_name": .null,
     ])
+
+    /// The mask value for which a Keras `Masking` layer goes before `layer`: a recurrent layer's
+    /// (or Bidirectional's) `maskValue`, unless it is 0 right after an `Embedding` with
+    /// `maskZero`, whose Keras `mask_zero` masks it.
+    private static func maskingValue(of layer: any Layer, after previous: (any Layer)?) -> Float? {
+        let value = (layer as? RecurrentLayer)?.maskValue ?? (layer as? Bidirectional)?.forwardLayer.maskValue
+        guard let value else { return nil }
+        if value == 0, let embedding = previous as? Embedding, embedding.maskZero { return nil }
+        return value
+    }
 
     private static func batchShape(_ shape: [Int]) -> ConfigValue { .list([.null] + shape.map { .int($0) }) }
 
@@ -155,11 +178,8 @@ enum KerasConfigWriter {
             .unsupportedLayerConfig(layer: label, className: className, reason: why)
         }
         var config = l.config
-        if let mask = l.maskValue {
-            guard mask == 0, let embedding = previous as? Embedding, embedding.maskZero else {
-                throw unsupported("mask_value \(mask) has no Keras equivalent here: Keras masks a recurrent layer through the "
-                                  + "Embedding(mask_zero=True) right before it (mask value 0), which this model does not have")
-            }
+        if l.maskValue != nil {
+            // Written as Embedding(mask_zero=True) before it or a Masking layer (see config(of:)).
             if l.returnSequences && (wrapped || later.contains { $0 is RecurrentLayer || $0 is Bidirectional }) {
                 throw unsupported("masked with return_sequences in a place where Keras would compute something else "
                                   + "(inside Bidirectional, or before another recurrent layer, which Keras would mask too)")

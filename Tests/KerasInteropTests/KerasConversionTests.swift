@@ -82,6 +82,14 @@ final class KerasConversionTests: XCTestCase {
                 LSTM(units: 3, maskValue: 0)
                 Dense(1)
             }, tokens([3, 6], zeros: true)))
+        // Steps whose features are all -1 are masked: sample b's first b steps.
+        var stepped = x([3, 5, 3]).scalars
+        for b in 0..<3 { for t in 0..<b { for f in 0..<3 { stepped[(b * 5 + t) * 3 + f] = -1 } } }
+        result.append(
+            ("masking", Sequential(inputShape: [5, 3]) {
+                GRU(units: 3, maskValue: -1)
+                Dense(1)
+            }, Tensor(shape: [3, 5, 3], scalars: stepped)))
         for i in result.indices {
             try result[i].1.build(seed: UInt64(i + 1))
             for layer in result[i].1.layers {
@@ -222,6 +230,16 @@ final class KerasConversionTests: XCTestCase {
 
     // MARK: Keras' own JSON
 
+    func testMaskValueIsWrittenAsKerasMasking() throws {
+        let model = Sequential(inputShape: [4, 2]) { LSTM(units: 2, maskValue: 0.5) }
+        try model.build()
+        let json = try KerasModel.toJSON(model)
+        XCTAssertTrue(json.contains(#""class_name":"Masking""#), json)
+        let back = try KerasModel.fromJSON(json)
+        XCTAssertEqual(back.layers.count, 1)
+        XCTAssertEqual((back.layers[0] as? LSTM)?.maskValue, 0.5)
+    }
+
     func testReadsKerasToJSON() throws {
         let model = try KerasModel.fromJSON(Self.embeddingJSON)
         XCTAssertEqual(model.name, "sequential_3")
@@ -294,9 +312,12 @@ final class KerasConversionTests: XCTestCase {
         let leaky = Sequential(inputShape: [3]) { Dense(2, activation: .leakyRelu(alpha: 0.1)) }
         try leaky.build()
         assertConversionError(["'dense'", "activation"]) { try KerasModel.toJSON(leaky) }
-        let masked = Sequential(inputShape: [4, 2]) { LSTM(units: 2, maskValue: 0) }
+        let masked = Sequential(inputShape: [4, 2]) {
+            LSTM(units: 2, returnSequences: true, maskValue: 0)
+            LSTM(units: 2)
+        }
         try masked.build()
-        assertConversionError(["'lstm'", "mask_value"]) { try KerasModel.toJSON(masked) }
+        assertConversionError(["'lstm'", "return_sequences"]) { try KerasModel.toJSON(masked) }
         let unbuilt = Sequential(inputShape: [3]) { Dense(2) }
         assertConversionError(["not built"]) { try KerasModel.save(unbuilt, to: "/nonexistent/unbuilt.keras") }
         let nested = Sequential(inputShape: [3]) { Sequential { Dense(2) } }

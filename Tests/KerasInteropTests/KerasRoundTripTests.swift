@@ -12,7 +12,7 @@ import KerasInterop
 /// models and saves them, Keras' `load_model` reads them and predicts what Neurite predicted.
 /// Dense, Conv1D, Conv2D, Conv2DTranspose, pooling, UpSampling2D, BatchNormalization (after
 /// training, so its statistics are not the initial ones), Dropout, LSTM, GRU, SimpleRNN, Embedding
-/// (with and without mask_zero) and Bidirectional. Each direction is one Python process (importing
+/// (with and without mask_zero), Masking and Bidirectional. Each direction is one Python process (importing
 /// TensorFlow costs seconds), shared by the tests that need it. These tests never skip in CI:
 /// `KerasPython` fails when `CI` is set and the interpreter is missing.
 final class KerasRoundTripTests: XCTestCase {
@@ -98,7 +98,7 @@ final class KerasRoundTripTests: XCTestCase {
     }
 
     static let kerasModelNames = ["dense", "cnn", "batchnorm", "conv1d", "transpose", "lstm", "gru", "simplernn",
-                                  "embedding", "masked", "bidirectional"]
+                                  "embedding", "masked", "masking", "bidirectional"]
 
     func testKerasTrainedModelsPredictTheSameInNeurite() throws {
         let directory = try Self.kerasDirectory()

@@ -36,6 +36,11 @@ enum KerasScripts {
     def floats(n, shape):
         return rng.normal(size=(n,) + shape).astype("float32")
 
+    def masked_steps(x):
+        for i in range(len(x)):
+            x[i, : i % 3] = -1.0
+        return x
+
     models = {
         "dense": ([keras.Input((8,)), L.Dense(16, activation="relu"), L.Dropout(0.3), L.Dense(4, activation="softmax")],
                   lambda n: floats(n, (8,))),
@@ -62,6 +67,8 @@ enum KerasScripts {
                       lambda n: tokens(n, 9, 20, False)),
         "masked": ([keras.Input((9,), dtype="int32"), L.Embedding(20, 6, mask_zero=True), L.LSTM(4), L.Dense(1)],
                    lambda n: tokens(n, 9, 20, True)),
+        "masking": ([keras.Input((6, 3)), L.Masking(-1.0), L.GRU(4), L.Dense(1)],
+                    lambda n: masked_steps(floats(n, (6, 3)))),
         "bidirectional": ([keras.Input((6, 4)), L.Bidirectional(L.LSTM(3, return_sequences=True)),
                            L.Bidirectional(L.SimpleRNN(2, return_sequences=True), merge_mode="mul"),
                            L.Bidirectional(L.GRU(2), merge_mode="sum"), L.Dense(1)],
