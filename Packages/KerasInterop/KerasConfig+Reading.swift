@@ -126,6 +126,13 @@ enum KerasConfigReader {
                 throw KerasInteropError.unsupportedLayerConfig(layer: p.name.isEmpty ? "layer \(p.index)" : p.name,
                                                                className: p.className, reason: error.message)
             }
+            // A frozen Keras layer must come out frozen: a layer type that does not keep the
+            // flag (its config would say so) cannot represent it.
+            if p.config["trainable"] == .bool(false) && layer.config["trainable"] != .bool(false) {
+                throw KerasInteropError.unsupportedLayerConfig(layer: p.name.isEmpty ? "layer \(p.index)" : p.name,
+                                                               className: p.className,
+                                                               reason: "trainable false (a frozen layer) is not supported by Neurite's \(p.className)")
+            }
             model.add(layer)
         }
         return (model, inputShape)
@@ -200,7 +207,8 @@ enum KerasConfigReader {
         for key in config.keys.sorted() where !known.contains(key) {
             let value = config[key]!
             if nullOnly.contains(key) && value == .null { continue }
-            if key == "trainable" && value == .bool(true) { continue }
+            // Whether the layer keeps a false one is checked once it is made (see read).
+            if key == "trainable", case .bool = value { continue }
             throw KerasInteropError.unsupportedLayerConfig(layer: label, className: "Embedding",
                                                            reason: "\"\(key)\": \(value) is not supported")
         }

@@ -294,6 +294,23 @@ final class KerasConversionTests: XCTestCase {
         assertConversionError(["variable (None)"]) { try Self.read(Self.config([Self.dense("d", units: 3)], batchShape: "[null, null, 4]")) }
     }
 
+    /// A frozen Keras layer (`trainable: false`) loads frozen or is an error naming the flag, never
+    /// a trainable layer.
+    func testFrozenLayersStayFrozenOrAreRefused() {
+        let embedding = #"{"module": "keras.layers", "class_name": "Embedding", "config": {"name": "e", "trainable": false, "input_dim": 5, "output_dim": 2}, "registered_name": null}"#
+        let dense = Self.dense("d", units: 3).replacingOccurrences(of: #""trainable": true"#, with: #""trainable": false"#)
+        for (layer, batchShape) in [(embedding, "[null, 4]"), (dense, "[null, 4]")] {
+            do {
+                let model = try Self.read(Self.config([layer], batchShape: batchShape))
+                XCTAssertEqual(model.layers.first?.config["trainable"], .bool(false), layer)
+            } catch let error as KerasInteropError {
+                XCTAssertTrue("\(error)".contains("trainable"), "\(error)")
+            } catch {
+                XCTFail("\(error)")
+            }
+        }
+    }
+
     func testHostileSizesAreRefusedBeforeAllocating() {
         // 2^31 x 2^31 weights: refused from the configuration, nothing allocated.
         let huge = Self.dense("big", units: 1 << 31)
