@@ -11,6 +11,10 @@
 /// attributes are read must name an existing object no longer than its length
 /// (``checkReferences(_:in:heaps:source:path:)``).
 ///
+/// Local heaps (the link names of version-1 groups, signature `HEAP`): libhdf5 reads a heap's data
+/// segment from the address and size it claims without checking them against the file, so
+/// ``localHeaps(_:base:source:)`` checks every one.
+///
 /// The object header's chunks are found by walking its messages (version 1, as h5py, Keras and
 /// this module write, and version 2), following continuation messages. What this cannot see:
 /// attributes in dense storage (a fractal heap, used by version-2 headers with many attributes).
@@ -61,6 +65,22 @@ enum HDF5Preflight {
             at = end
         }
         return heaps
+    }
+
+    /// Every local heap (signature `HEAP`, version 0, three zero bytes) must have its data segment
+    /// inside the file.
+    static func localHeaps(_ bytes: UnsafeRawBufferPointer, base: Int, source: String) throws(KerasInteropError) {
+        let signature: [UInt8] = [0x48, 0x45, 0x41, 0x50, 0x00, 0x00, 0x00, 0x00]  // "HEAP", version 0
+        var at = 0
+        while at + 32 <= bytes.count {
+            defer { at += 1 }
+            guard bytes[at] == 0x48, (0..<8).allSatisfy({ bytes[at + $0] == signature[$0] }) else { continue }
+            let size = read64(bytes, at + 8), address = read64(bytes, at + 24)
+            let room = UInt64(bytes.count - base)
+            guard address <= room, size <= room - address else {
+                throw .corruptHDF5("\(source): the local heap at offset \(at) claims \(size) bytes at address \(address)")
+            }
+        }
     }
 
     /// The file ranges of the chunks of the object header at file offset `header`: the first one

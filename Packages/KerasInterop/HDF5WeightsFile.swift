@@ -150,7 +150,11 @@ enum HDF5Reader {
         guard isHDF5 else {
             throw .notHDF5("\(source): no HDF5 signature")
         }
-        let heaps = try bytes(of: data) { raw throws(KerasInteropError) in try HDF5Preflight.globalHeaps(raw, source: source) }
+        let heaps = try bytes(of: data) { raw throws(KerasInteropError) in
+            let heaps = try HDF5Preflight.globalHeaps(raw, source: source)
+            try HDF5Preflight.localHeaps(raw, base: heaps.base, source: source)
+            return heaps
+        }
         return try withHDF5 { () throws(KerasInteropError) -> HDF5WeightsFile in
             let file = data.withUnsafeBytes { nk_h5_open_image($0.baseAddress, $0.count) }
             guard file >= 0 else {
