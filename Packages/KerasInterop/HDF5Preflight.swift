@@ -12,8 +12,10 @@
 /// (``checkReferences(_:in:heaps:source:path:)``).
 ///
 /// Local heaps (the link names of version-1 groups, signature `HEAP`): libhdf5 reads a heap's data
-/// segment from the address and size it claims without checking them against the file, so
-/// ``localHeaps(_:base:source:)`` checks every one.
+/// segment from the address and size it claims without checking them against the file, and
+/// follows a group's symbol table message to its heap and B-tree without checking that they are
+/// there, so ``localHeaps(_:base:source:)`` checks every heap and every version-1 symbol table
+/// message (type 0x11, 16 bytes: B-tree address, heap address) it finds.
 ///
 /// The object header's chunks are found by walking its messages (version 1, as h5py, Keras and
 /// this module write, and version 2), following continuation messages. What this cannot see:
@@ -79,6 +81,22 @@ enum HDF5Preflight {
             let room = UInt64(bytes.count - base)
             guard address <= room, size <= room - address else {
                 throw .corruptHDF5("\(source): the local heap at offset \(at) claims \(size) bytes at address \(address)")
+            }
+        }
+        // Symbol table messages in version-1 object headers: type 0x0011, size 16, 3 reserved zeros.
+        func points(_ address: UInt64, at signature: [UInt8]) -> Bool {
+            guard address <= UInt64(bytes.count - base - 4) else { return false }
+            let p = base + Int(address)
+            return (0..<4).allSatisfy { bytes[p + $0] == signature[$0] }
+        }
+        at = 0
+        while at + 24 <= bytes.count {
+            defer { at += 1 }
+            guard bytes[at] == 0x11, bytes[at + 1] == 0, bytes[at + 2] == 0x10, bytes[at + 3] == 0,
+                  bytes[at + 5] == 0, bytes[at + 6] == 0, bytes[at + 7] == 0 else { continue }
+            let tree = read64(bytes, at + 8), heap = read64(bytes, at + 16)
+            guard points(tree, at: Array("TREE".utf8)), points(heap, at: Array("HEAP".utf8)) else {
+                throw .corruptHDF5("\(source): the group symbol table at offset \(at) points at no B-tree (\(tree)) or local heap (\(heap))")
             }
         }
     }
