@@ -15,7 +15,8 @@
 /// segment from the address and size it claims without checking them against the file, and
 /// follows a group's symbol table message to its heap and B-tree without checking that they are
 /// there, so ``localHeaps(_:base:source:)`` checks every heap and every version-1 symbol table
-/// message (type 0x11, 16 bytes: B-tree address, heap address) it finds.
+/// message (type 0x11, 16 bytes: B-tree address, heap address) it finds, and every version-1
+/// group B-tree node (`TREE`, type 0) must point at symbol table nodes or B-tree nodes.
 ///
 /// The object header's chunks are found by walking its messages (version 1, as h5py, Keras and
 /// this module write, and version 2), following continuation messages. What this cannot see:
@@ -97,6 +98,24 @@ enum HDF5Preflight {
             let tree = read64(bytes, at + 8), heap = read64(bytes, at + 16)
             guard points(tree, at: Array("TREE".utf8)), points(heap, at: Array("HEAP".utf8)) else {
                 throw .corruptHDF5("\(source): the group symbol table at offset \(at) points at no B-tree (\(tree)) or local heap (\(heap))")
+            }
+        }
+        // Group B-tree nodes: "TREE", type 0, level, entries used, two siblings, then key/child pairs.
+        at = 0
+        while at + 24 <= bytes.count {
+            defer { at += 1 }
+            guard bytes[at] == 0x54, bytes[at + 1] == 0x52, bytes[at + 2] == 0x45, bytes[at + 3] == 0x45,
+                  bytes[at + 4] == 0 else { continue }
+            let level = bytes[at + 5]
+            let entries = Int(bytes[at + 6]) | Int(bytes[at + 7]) << 8
+            guard at + 24 + 16 * entries + 8 <= bytes.count else {
+                throw .corruptHDF5("\(source): the group B-tree node at offset \(at) claims \(entries) entries")
+            }
+            for k in 0..<entries {
+                let child = read64(bytes, at + 24 + 16 * k + 8)
+                guard points(child, at: Array((level == 0 ? "SNOD" : "TREE").utf8)) else {
+                    throw .corruptHDF5("\(source): the group B-tree node at offset \(at) has child \(k) at \(child), which is no \(level == 0 ? "symbol table node" : "B-tree node")")
+                }
             }
         }
     }

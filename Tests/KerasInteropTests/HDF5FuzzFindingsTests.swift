@@ -35,6 +35,11 @@ final class HDF5FuzzFindingsTests: XCTestCase {
         try replay("h5-symbol-table-heap-address.h5", expecting: "the group symbol table at offset 1848 points at no B-tree")
     }
 
+    /// A group B-tree whose only child is at the undefined address (H5G__node_iterate).
+    func testGroupBTreeChildOutsideTheFile() throws {
+        try replay("h5-btree-child-address.h5", expecting: "the group B-tree node at offset 136 has child 0")
+    }
+
     /// The checks do not refuse good files: every seed shape reads back, including attributes
     /// added after datasets (which land in continuation chunks of the group's header).
     func testPreflightAcceptsWellFormedFiles() throws {
