@@ -204,6 +204,33 @@ done:
     return result;
 }
 
+int nk_h5_object_header(int64_t file, const char *path, uint64_t *address, uint64_t *size) {
+    hid_t object = H5Oopen(file, path, H5P_DEFAULT);
+    if (object < 0) return -1;
+    int result = -1;
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    H5O_native_info_t native;
+    haddr_t addr;
+    if (H5Oget_info3(object, &info, H5O_INFO_BASIC) >= 0 &&
+        H5Oget_native_info(object, &native, H5O_NATIVE_INFO_HDR) >= 0 &&
+        H5VLnative_token_to_addr(file, info.token, &addr) >= 0) {
+        *address = (uint64_t)addr;
+        *size = (uint64_t)native.hdr.space.total;
+        result = 0;
+    }
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(object, &info, H5O_INFO_BASIC | H5O_INFO_HDR) >= 0) {
+        *address = (uint64_t)info.addr;
+        *size = (uint64_t)info.hdr.space.total;
+        result = 0;
+    }
+#endif
+    H5Oclose(object);
+    return result;
+}
+
 int64_t nk_h5_attribute_count(int64_t file, const char *path) {
     hid_t object = H5Oopen(file, path, H5P_DEFAULT);
     if (object < 0) return -1;

@@ -150,17 +150,31 @@ enum HDF5Reader {
         guard isHDF5 else {
             throw .notHDF5("\(source): no HDF5 signature")
         }
+        let heaps = try bytes(of: data) { raw throws(KerasInteropError) in
+            let heaps = try HDF5Preflight.globalHeaps(raw, source: source)
+            try HDF5Preflight.localHeaps(raw, base: heaps.base, source: source)
+            return heaps
+        }
         return try withHDF5 { () throws(KerasInteropError) -> HDF5WeightsFile in
             let file = data.withUnsafeBytes { nk_h5_open_image($0.baseAddress, $0.count) }
             guard file >= 0 else {
                 throw .corruptHDF5("\(source): libhdf5 cannot open it: \(hdf5ErrorMessage())")
             }
             defer { _ = nk_h5_close(file); nk_h5_error(nil, 0) }
-            return try readObjects(file, source: source, limits: limits)
+            return try readObjects(file, data: data, heaps: heaps, source: source, limits: limits)
         }
     }
 
-    private static func readObjects(_ file: Int64, source: String, limits: KerasFileLimits) throws(KerasInteropError) -> HDF5WeightsFile {
+    /// `body` on the bytes of `data`, with its typed error (Data.withUnsafeBytes only rethrows).
+    private static func bytes<T>(of data: Data, _ body: (UnsafeRawBufferPointer) throws(KerasInteropError) -> T) throws(KerasInteropError) -> T {
+        let result = data.withUnsafeBytes { raw -> Result<T, KerasInteropError> in
+            do throws(KerasInteropError) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+
+    private static func readObjects(_ file: Int64, data: Data, heaps: HDF5Preflight.Heaps, source: String,
+                                    limits: KerasFileLimits) throws(KerasInteropError) -> HDF5WeightsFile {
         let state = VisitState(maxObjects: max(limits.maxObjects, 0))
         let status = withExtendedLifetime(state) {
             nk_h5_visit(file, visitObject, Unmanaged.passUnretained(state).toOpaque())
@@ -175,7 +189,7 @@ enum HDF5Reader {
             let path = name == "." ? "" : name
             switch kind {
             case Int32(NK_H5_GROUP):
-                let attributes = try readStringAttributes(file, path: path, source: source)
+                let attributes = try readStringAttributes(file, path: path, data: data, heaps: heaps, source: source)
                 if !path.isEmpty || !attributes.isEmpty { result.groups[path] = attributes }
             case Int32(NK_H5_DATASET):
                 result.datasets[path] = try readDataset(file, path: path, source: source, limits: limits,
@@ -241,13 +255,26 @@ enum HDF5Reader {
         return HDF5Tensor(shape: shape, values: values)
     }
 
-    private static func readStringAttributes(_ file: Int64, path: String, source: String) throws(KerasInteropError) -> [String: String] {
+    private static func readStringAttributes(_ file: Int64, path: String, data: Data, heaps: HDF5Preflight.Heaps,
+                                             source: String) throws(KerasInteropError) -> [String: String] {
         let objectPath = path.isEmpty ? "/" : path
         let count = nk_h5_attribute_count(file, objectPath)
         guard count >= 0 else {
             throw .corruptHDF5("\(source): cannot count the attributes of group \"\(path)\": \(hdf5ErrorMessage())")
         }
         guard count <= 10_000 else { throw .corruptHDF5("\(source): group \"\(path)\" has \(count) attributes") }
+        if count > 0 && !heaps.collections.isEmpty {
+            var address: UInt64 = 0, size: UInt64 = 0
+            guard nk_h5_object_header(file, objectPath, &address, &size) == 0,
+                  address <= UInt64(data.count), heaps.base + Int(address) < data.count else {
+                throw .corruptHDF5("\(source): cannot locate the header of group \"\(path)\": \(hdf5ErrorMessage())")
+            }
+            try bytes(of: data) { raw throws(KerasInteropError) in
+                for chunk in HDF5Preflight.headerChunks(raw, at: heaps.base + Int(address), base: heaps.base) {
+                    try HDF5Preflight.checkReferences(raw, in: chunk, heaps: heaps, source: source, path: path)
+                }
+            }
+        }
         var attributes: [String: String] = [:]
         for index in 0..<UInt64(count) {
             var capacity = 1024

@@ -224,7 +224,7 @@ enum KerasArchiveMutations {
             var value: UInt64
             switch dice.below(3) {
             case 0: value = UInt64(dice.pick(Interesting.words32))
-            case 1: value = dice.chance(1, in: 2) ? UInt64.max : UInt64(bytes.count) &+ UInt64(dice.within(-40...40))
+            case 1: value = dice.chance(1, in: 2) ? UInt64.max : UInt64(bytes.count) &+ UInt64(bitPattern: Int64(dice.within(-40...40)))
             default:
                 var old: UInt64 = 0
                 for k in 0..<width { old |= UInt64(bytes[at + k]) << UInt64(8 * k) }

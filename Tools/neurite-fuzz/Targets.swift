@@ -7,8 +7,10 @@ import Glibc
 import Darwin
 #endif
 
-/// The readers under test.
-enum FuzzTarget: String, CaseIterable, Sendable {
+/// The readers under test; printed as their command-line names.
+enum FuzzTarget: String, CaseIterable, Sendable, CustomStringConvertible {
+    var description: String { rawValue }
+
     case idx, png, jpeg
     case kerasArchive = "keras-archive"
     case kerasH5 = "keras-h5"

@@ -325,10 +325,10 @@ runner.removeTemporaryFile()
 // MARK: - Summary
 
 print("")
-print("target  inputs   accepted  corrupt  unsupported  tooLarge  findings  slowest cpu ms (input)  mean us  corpus  outcomes")
+print("target         inputs   accepted  corrupt  unsupported  tooLarge  findings  slowest cpu ms (input)  mean us  corpus  outcomes")
 for run in runs {
     let columns = [
-        run.target.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0),
+        run.target.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0),
         String(run.inputs).leftPadded(8), String(run.accepted).leftPadded(9),
         String(run.rejected["corrupt", default: 0]).leftPadded(8), String(run.rejected["unsupported", default: 0]).leftPadded(12),
         String(run.rejected["tooLarge", default: 0]).leftPadded(9), String(run.findings.values.reduce(0, +)).leftPadded(9),

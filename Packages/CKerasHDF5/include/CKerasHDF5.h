@@ -59,6 +59,10 @@ int nk_h5_dataset_info(int64_t file, const char *path, int *type_class, size_t *
  * must hold exactly `count` elements (the product of its dimensions). Returns 0, or -1. */
 int nk_h5_dataset_read_float(int64_t file, const char *path, float *values, size_t count);
 
+/* Where the first chunk of the object header of the object at `path` lies in the file (an
+ * address relative to the superblock's base) and its size in bytes. Returns 0, or -1. */
+int nk_h5_object_header(int64_t file, const char *path, uint64_t *address, uint64_t *size);
+
 /* The number of attributes on the object at `path`, or -1. */
 int64_t nk_h5_attribute_count(int64_t file, const char *path);
 
