@@ -36,9 +36,21 @@ private struct PendingLayer {
 }
 
 enum KerasConfigReader {
-    /// The model described by `data`, unbuilt, with the per-sample input shape its `InputLayer`
-    /// (or `build_input_shape`) declares, if any.
-    static func read(_ data: Data) throws -> (model: Sequential, inputShape: [Int]?) {
+    /// The per-sample input shape a configuration declares, `nil` for a variable (None) axis,
+    /// with where it was declared (for messages).
+    struct DeclaredShape {
+        var extents: [Int?]
+        var layer: String
+        var className: String
+        var key: String
+        var text: String
+    }
+
+    /// The model described by `data`, unbuilt, and the per-sample input shape to build it for:
+    /// `inputShape` when given (it must agree with the declared shape on every fixed axis, and
+    /// fills its variable ones), else the one its `InputLayer` (or `build_input_shape`)
+    /// declares, if any.
+    static func read(_ data: Data, inputShape given: [Int]? = nil) throws -> (model: Sequential, inputShape: [Int]?) {
         RecurrentLayers.register()
         let root: ConfigValue
         do {
@@ -80,7 +92,7 @@ enum KerasConfigReader {
         default: throw invalid("config.layers", "expected a list of layers")
         }
 
-        var inputShape: [Int]?
+        var inputShape: DeclaredShape?
         var pending: [PendingLayer] = []
         for (i, entry) in entries.enumerated() {
             let path = "config.layers[\(i)]"
@@ -135,7 +147,35 @@ enum KerasConfigReader {
             }
             model.add(layer)
         }
-        return (model, inputShape)
+        return (model, try resolve(inputShape, given: given))
+    }
+
+    /// The shape to build for: `given` checked against `declared`, or `declared` without
+    /// variable axes.
+    static func resolve(_ declared: DeclaredShape?, given: [Int]?) throws -> [Int]? {
+        if let given {
+            if let declared {
+                let agrees = declared.extents.count == given.count
+                    && zip(declared.extents, given).allSatisfy { d, g in d == nil || d == g }
+                guard agrees else {
+                    throw KerasInteropError.unsupportedLayerConfig(
+                        layer: declared.layer, className: declared.className,
+                        reason: "\(declared.key) \(declared.text) does not fit the input shape \(given) given to load it with")
+                }
+            }
+            try KerasWeights.checkElements(given, layer: declared?.layer ?? "the input", className: declared?.className ?? "InputLayer")
+            return given
+        }
+        guard let declared else { return nil }
+        let fixed = declared.extents.compactMap { $0 }
+        guard fixed.count == declared.extents.count else {
+            let axis = declared.extents.firstIndex(where: { $0 == nil })! + 1
+            throw KerasInteropError.unsupportedLayerConfig(
+                layer: declared.layer, className: declared.className,
+                reason: "\(declared.key) \(declared.text) leaves axis \(axis) variable (None); Neurite builds a model for one "
+                    + "per-sample shape: give the shape to load it with (inputShape:)")
+        }
+        return fixed
     }
 
     // MARK: Layers
@@ -349,7 +389,7 @@ enum KerasConfigReader {
 
     /// The per-sample shape declared by the InputLayer's `batch_shape` (or Keras 2's
     /// `batch_input_shape`, or `shape`), after checking its other keys.
-    private static func readInputLayer(_ config: [String: ConfigValue], label: String) throws -> [Int] {
+    private static func readInputLayer(_ config: [String: ConfigValue], label: String) throws -> DeclaredShape {
         let className = "InputLayer"
         func unsupported(_ key: String, _ why: String) -> KerasInteropError {
             .unsupportedLayerConfig(layer: label, className: className, reason: "\"\(key)\": \(config[key]!) \(why)")
@@ -380,22 +420,22 @@ enum KerasConfigReader {
     }
 
     /// `[null, 28, 28, 1]` -> `[28, 28, 1]`: the batch axis dropped, every other extent a
-    /// positive integer (Neurite builds a model for one per-sample shape).
-    static func perSampleShape(_ value: ConfigValue, layer: String, className: String, key: String) throws -> [Int] {
+    /// positive integer or null (a variable axis, which ``resolve(_:given:)`` fills or refuses).
+    static func perSampleShape(_ value: ConfigValue, layer: String, className: String, key: String) throws -> DeclaredShape {
         guard let elements = listElements(value), !elements.isEmpty else {
             throw KerasInteropError.invalidModelConfig(path: "\(layer).\(key)", reason: "expected a list with the batch axis first, got \(value)")
         }
-        var shape: [Int] = []
+        var shape: [Int?] = []
         for (axis, e) in elements.enumerated().dropFirst() {
-            guard case .int(let n) = e else {
-                throw KerasInteropError.unsupportedLayerConfig(
-                    layer: layer, className: className,
-                    reason: "\(key) \(value) leaves axis \(axis) \(e == .null ? "variable (None)" : "as \(e)"); Neurite builds models for a fixed per-sample shape")
+            switch e {
+            case .int(let n): shape.append(n)
+            case .null: shape.append(nil)
+            default:
+                throw KerasInteropError.invalidModelConfig(path: "\(layer).\(key)", reason: "axis \(axis) is \(e), not an extent")
             }
-            shape.append(n)
         }
-        try KerasWeights.checkElements(shape, layer: layer, className: className)
-        return shape
+        try KerasWeights.checkElements(shape.map { $0 ?? 1 }, layer: layer, className: className)
+        return DeclaredShape(extents: shape, layer: layer, className: className, key: key, text: "\(value)")
     }
 
     private static func listElements(_ value: ConfigValue) -> [ConfigValue]? {

@@ -25,23 +25,28 @@ public enum KerasModel {
     ///
     /// - Parameters:
     ///   - path: the `.keras` file.
+    ///   - inputShape: the per-sample shape to build the model for, when the file's `InputLayer`
+    ///     leaves an axis variable (`Input((None, 8))`, common for sequences): it must agree with
+    ///     the file's shape on every fixed axis. Nil uses the file's shape.
     ///   - limits: bounds on the archive's and weights file's sizes, and so on the model's
     ///     parameter count (checked from the configuration before any weight is allocated).
     /// - Throws: ``KerasInteropError``: a file that is not a readable archive or weights file; a
-    ///   model that is not a `Sequential`, has no fixed input shape, or holds a layer or option
+    ///   model that is not a `Sequential`, has no fixed input shape (and none is given), or holds a layer or option
     ///   Neurite lacks; weights missing, extra or of another shape than the layers'.
-    public static func load(from path: String, limits: KerasFileLimits = .default) throws -> Sequential {
+    public static func load(from path: String, inputShape: [Int]? = nil, limits: KerasFileLimits = .default) throws -> Sequential {
         let archive = try KerasArchive.read(path: path, limits: limits)
         let weights = try HDF5WeightsFile.read(data: archive.weights, limits: limits)
-        return try model(config: archive.config, weights: weights, limits: limits)
+        return try model(config: archive.config, weights: weights, inputShape: inputShape, limits: limits)
     }
 
     /// The model of Keras' `model.to_json()` (or a `.keras` archive's `config.json`), with fresh
     /// weights drawn from `seed`: built when the configuration declares an input shape
-    /// (`InputLayer` `batch_shape` or `build_input_shape`), unbuilt otherwise.
-    /// - Throws: ``KerasInteropError`` as ``load(from:limits:)`` does for the architecture.
-    public static func fromJSON(_ json: String, seed: UInt64 = 0, limits: KerasFileLimits = .default) throws -> Sequential {
-        let (model, inputShape) = try KerasConfigReader.read(Data(json.utf8))
+    /// (`InputLayer` `batch_shape` or `build_input_shape`) or `inputShape` is given (as in
+    /// ``load(from:inputShape:limits:)``), unbuilt otherwise.
+    /// - Throws: ``KerasInteropError`` as ``load(from:inputShape:limits:)`` does for the architecture.
+    public static func fromJSON(_ json: String, inputShape: [Int]? = nil, seed: UInt64 = 0,
+                                limits: KerasFileLimits = .default) throws -> Sequential {
+        let (model, inputShape) = try KerasConfigReader.read(Data(json.utf8), inputShape: inputShape)
         if let inputShape {
             _ = try KerasWeights.layout(of: model, inputShape: inputShape, maxParameters: maxParameters(limits))
             try build(model, inputShape: inputShape, seed: seed)
@@ -69,8 +74,9 @@ public enum KerasModel {
     // MARK: In memory (the file formats are KerasArchive's and HDF5WeightsFile's)
 
     /// The model of `config` with the weights of `weights`.
-    static func model(config: Data, weights: HDF5WeightsFile, limits: KerasFileLimits = .default) throws -> Sequential {
-        let (model, inputShape) = try KerasConfigReader.read(config)
+    static func model(config: Data, weights: HDF5WeightsFile, inputShape given: [Int]? = nil,
+                      limits: KerasFileLimits = .default) throws -> Sequential {
+        let (model, inputShape) = try KerasConfigReader.read(config, inputShape: given)
         guard let inputShape else {
             throw KerasInteropError.unsupportedModel(
                 className: "Sequential", reason: "the config declares no input shape (no InputLayer batch_shape or build_input_shape), so its weights cannot be placed")

@@ -291,7 +291,10 @@ final class KerasConversionTests: XCTestCase {
         assertConversionError(["'c'", "Conv2D", "groups"]) { try Self.read(Self.config([grouped], batchShape: "[null, 8, 8, 4]")) }
         let embedding = #"{"module": "keras.layers", "class_name": "Embedding", "config": {"name": "e", "input_dim": 5, "output_dim": 2, "embeddings_constraint": {"class_name": "NonNeg", "config": {}}}, "registered_name": null}"#
         assertConversionError(["'e'", "embeddings_constraint"]) { try Self.read(Self.config([embedding])) }
-        assertConversionError(["variable (None)"]) { try Self.read(Self.config([Self.dense("d", units: 3)], batchShape: "[null, null, 4]")) }
+        let variable = String(decoding: Self.config([Self.dense("d", units: 3)], batchShape: "[null, null, 4]"), as: UTF8.self)
+        assertConversionError(["variable (None)", "inputShape"]) { try KerasModel.fromJSON(variable) }
+        XCTAssertEqual(try KerasModel.fromJSON(variable, inputShape: [7, 4]).builtOutputShape, [7, 3])
+        assertConversionError(["does not fit", "[7, 5]"]) { try KerasModel.fromJSON(variable, inputShape: [7, 5]) }
     }
 
     /// A frozen Keras layer (`trainable: false`) loads frozen or is an error naming the flag, never

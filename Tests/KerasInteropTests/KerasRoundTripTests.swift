@@ -98,12 +98,16 @@ final class KerasRoundTripTests: XCTestCase {
     }
 
     static let kerasModelNames = ["dense", "cnn", "batchnorm", "conv1d", "transpose", "lstm", "gru", "simplernn",
-                                  "embedding", "masked", "masking", "bidirectional"]
+                                  "embedding", "masked", "masking", "variable_length", "bidirectional"]
+
+    /// The shape to load a model with: `variable_length` has a variable time axis, `Input((None, 3))`.
+    static func loadShape(_ name: String) -> [Int]? { name == "variable_length" ? [7, 3] : nil }
 
     func testKerasTrainedModelsPredictTheSameInNeurite() throws {
         let directory = try Self.kerasDirectory()
         for name in Self.kerasModelNames {
-            let model = try KerasModel.load(from: directory.appendingPathComponent("\(name).keras").path)
+            let model = try KerasModel.load(from: directory.appendingPathComponent("\(name).keras").path,
+                                            inputShape: Self.loadShape(name))
             let sample = try Self.readSample(directory.appendingPathComponent("\(name).json"))
             let (absolute, relative) = Self.compare(try model.predict(sample.inputTensor), sample, name)
             print("Keras -> Neurite \(name): largest difference \(absolute) (relative \(relative))")
@@ -115,10 +119,11 @@ final class KerasRoundTripTests: XCTestCase {
         for name in Self.kerasModelNames {
             let json = try String(contentsOf: directory.appendingPathComponent("\(name).to_json"), encoding: .utf8)
             let counts = try String(contentsOf: directory.appendingPathComponent("\(name).count"), encoding: .utf8)
-            let model = try KerasModel.fromJSON(json)
+            let model = try KerasModel.fromJSON(json, inputShape: Self.loadShape(name))
             XCTAssertTrue(model.isBuilt, name)
             XCTAssertEqual(model.parameters.reduce(0) { $0 + $1.value.count }, Int(counts.trimmingCharacters(in: .whitespacesAndNewlines)), name)
-            let loaded = try KerasModel.load(from: directory.appendingPathComponent("\(name).keras").path)
+            let loaded = try KerasModel.load(from: directory.appendingPathComponent("\(name).keras").path,
+                                             inputShape: Self.loadShape(name))
             XCTAssertEqual(model.layers.map(\.name), loaded.layers.map(\.name), name)
         }
     }
@@ -134,7 +139,16 @@ final class KerasRoundTripTests: XCTestCase {
             ("regularized", ["Dense", "kernel_regularizer"]),
             ("global_max_pooling", ["GlobalMaxPooling2D"]),
         ]
-        for (name, parts) in cases {
+        // A variable axis needs the shape to load with, which must fit the fixed ones.
+        let variable = directory.appendingPathComponent("variable_length.keras").path
+        let refused = cases + [("variable_length", ["axis 1 variable (None)", "inputShape"])]
+        do {
+            _ = try KerasModel.load(from: variable, inputShape: [7, 4])
+            XCTFail("loaded [7, 4] into a model of [None, 3]")
+        } catch let error as KerasInteropError {
+            XCTAssertTrue("\(error)".contains("does not fit the input shape [7, 4]"), "\(error)")
+        }
+        for (name, parts) in refused {
             do {
                 _ = try KerasModel.load(from: directory.appendingPathComponent("\(name).keras").path)
                 XCTFail("\(name): loaded, expected an error mentioning \(parts)")

@@ -67,6 +67,7 @@ enum KerasScripts {
                       lambda n: tokens(n, 9, 20, False)),
         "masked": ([keras.Input((9,), dtype="int32"), L.Embedding(20, 6, mask_zero=True), L.LSTM(4), L.Dense(1)],
                    lambda n: tokens(n, 9, 20, True)),
+        "variable_length": ([keras.Input((None, 3)), L.LSTM(4), L.Dense(1)], lambda n: floats(n, (7, 3))),
         "masking": ([keras.Input((6, 3)), L.Masking(-1.0), L.GRU(4), L.Dense(1)],
                     lambda n: masked_steps(floats(n, (6, 3)))),
         "bidirectional": ([keras.Input((6, 4)), L.Bidirectional(L.LSTM(3, return_sequences=True)),
