@@ -118,10 +118,11 @@ let package = Package(
             path: "Packages/CKerasHDF5"
         ),
         // Keras 3 model files (.keras: config.json, metadata.json, model.weights.h5) and
-        // `model.to_json()` to and from `Sequential`.
+        // `model.to_json()` to and from `Sequential`. ZIPFoundation writes the archives; reading
+        // them is our own strict reader over zlib (CNeuriteZlib), see ZipReader.swift for why.
         .target(
             name: "KerasInterop",
-            dependencies: ["Layers", "Recurrent", "Optimizers", "TensorCore", "CKerasHDF5",
+            dependencies: ["Layers", "Recurrent", "Optimizers", "TensorCore", "CKerasHDF5", "CNeuriteZlib",
                            .product(name: "ZIPFoundation", package: "ZIPFoundation")],
             path: "Packages/KerasInterop"
         ),
@@ -155,7 +156,7 @@ let package = Package(
         // Demo: the course CNN and one with batch normalisation; confusion matrix, misclassified images.
         .executableTarget(
             name: "cnn",
-            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
+            dependencies: ["Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport", "KerasInterop",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Apps/cnn"
         ),
@@ -197,7 +198,7 @@ let package = Package(
         // saved model on raw float32 samples (the PyTorch recipe checks against it).
         .executableTarget(
             name: "neurite-data",
-            dependencies: ["Datasets", "Layers", "Recurrent", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Datasets", "Layers", "Recurrent", "KerasInterop", "TensorCore", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/neurite-data"
         ),
         // neurite-mpi-check: the small data-parallel runs DistributedTrainingTests start under mpirun.
@@ -206,10 +207,11 @@ let package = Package(
             dependencies: ["DistributedTraining", "Layers", "Optimizers", "TensorCore"],
             path: "Tools/neurite-mpi-check"
         ),
-        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers.
+        // neurite-fuzz: seeded mutation fuzzer for the IDX, PNG and JPEG readers and the .keras
+        // readers (zip container, HDF5 weights).
         .executableTarget(
             name: "neurite-fuzz",
-            dependencies: ["Datasets", "TensorCore"],
+            dependencies: ["Datasets", "TensorCore", "KerasInterop"],
             path: "Tools/neurite-fuzz"
         ),
         // Shared test checkers (assertClose, checkGradient, ...) used by every module's tests.
@@ -257,7 +259,9 @@ let package = Package(
         .testTarget(
             name: "KerasInteropTests",
             dependencies: ["KerasInterop", "Layers", "Recurrent", "Optimizers", "TensorCore", "_NeuriteTestSupport"],
-            path: "Tests/KerasInteropTests"
+            path: "Tests/KerasInteropTests",
+            // Files neurite-fuzz found, read by path from the source tree (HDF5FuzzFindingsTests).
+            exclude: ["FuzzFindings"]
         ),
         // Runs every app under Apps/ (built beside the test bundle, as `swift test` builds every
         // product) to check the options each accepts and rejects; no dependencies, no training.

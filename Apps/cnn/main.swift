@@ -5,13 +5,15 @@
 //
 //   swift run -c release cnn [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N]
 //       [--seed N] [--output DIR] [--json] [--model course|batchnorm|both] [--classify IMAGE ...]
-//   swift run -c release cnn --load DIR --classify IMAGE [IMAGE ...]
+//   swift run -c release cnn --load DIR|FILE.keras --classify IMAGE [IMAGE ...]
 //
 // With --output each trained model is saved to <output>/<name>-model (safetensors weights and a
-// JSON architecture); --load reads such a folder back and classifies PNG or JPEG files with it.
+// JSON architecture) and to <output>/<name>.keras (Keras 3's format); --load reads such a folder
+// or any Keras 3 .keras file of a Sequential model back and classifies PNG or JPEG files with it.
 import ArgumentParser
 import Datasets
 import Foundation
+import KerasInterop
 import Layers
 import TensorCore
 import _AppSupport
@@ -31,8 +33,9 @@ struct CNN: ParsableCommand {
             MaxPool 2, Flatten, Dense 128 relu, Dropout 0.3, Dense 10. Both train with Adam (learning rate 1e-3) on \
             softmax cross-entropy. With --output, each model's history goes to <name>-history.csv, a picture of \
             misclassified test images to <name>-misclassified.png, and the trained model to <name>-model/ \
-            (model.safetensors and model.json). --classify FILE classifies PNG or JPEG images with the model just \
-            trained, or, with --load DIR, with a saved one (no training). Images are read as grayscale, resized to \
+            (model.safetensors and model.json) and to <name>.keras (a Keras 3 archive). --classify FILE classifies PNG \
+            or JPEG images with the model just trained, or, with --load DIR or --load FILE.keras, with a saved one \
+            (no training). Images are read as grayscale, resized to \
             28x28 and inverted when their border is light (the data sets are light on dark).
             """
     )
@@ -44,7 +47,10 @@ struct CNN: ParsableCommand {
     @Option(help: "Which network to train: course, batchnorm or both.")
     var model: CNNChoice = .both
 
-    @Option(help: "A model folder written by --output (<name>-model): classify the --classify images with it, without training.")
+    @Option(help: """
+        A model folder written by --output (<name>-model), or a Keras 3 .keras file (from Keras' model.save or \
+        --output's <name>.keras): classify the --classify images with it, without training.
+        """)
     var load: String?
 
     @Option(parsing: .upToNextOption, help: "PNG or JPEG images to classify with the trained (or --load) model.")
@@ -57,13 +63,21 @@ struct CNN: ParsableCommand {
     func run() throws {
         try reportingFailures(of: "cnn") {
             if let load {
-                let saved = try Sequential.loadSaved(from: load)
-                let names = saved.classNames ?? options.dataset.classNames
-                let results = try classify.map { try classifyImage($0, with: saved.model, classNames: names) }
+                let model: Sequential
+                var names = options.dataset.classNames
+                if load.hasSuffix(".keras") {
+                    // A Keras 3 archive holds no class names: the data set's are used.
+                    model = try KerasModel.load(from: load)
+                } else {
+                    let saved = try Sequential.loadSaved(from: load)
+                    model = saved.model
+                    names = saved.classNames ?? names
+                }
+                let results = try classify.map { try classifyImage($0, with: model, classNames: names) }
                 if options.json {
                     try printJSONLine(ClassifyReport(app: "cnn", model: load, images: results))
                 } else {
-                    print("model \(load): \(saved.model.layers.count) layers, \(saved.model.parameters.reduce(0) { $0 + $1.value.count }) parameters")
+                    print("model \(load): \(model.layers.count) layers, \(model.parameters.reduce(0) { $0 + $1.value.count }) parameters")
                     for result in results { print(result.line) }
                 }
                 return
@@ -113,9 +127,12 @@ struct CNN: ParsableCommand {
                                          metadata: ["dataset": data.dataset.displayName,
                                                     "test_accuracy": String(format: "%.4f", confusion.accuracy)])
                     files.append(folder)
+                    let kerasFile = try makeOutputDirectory(output) + "/\(entry.name).keras"
+                    try KerasModel.save(entry.model, to: kerasFile)
+                    files.append(kerasFile)
                     if !options.json {
-                        print("saved \(folder) (model.safetensors, model.json); classify with: "
-                              + "cnn --load \(folder) --classify IMAGE")
+                        print("saved \(folder) (model.safetensors, model.json) and \(kerasFile) (Keras 3: "
+                              + "keras.models.load_model reads it); classify with: cnn --load \(folder) --classify IMAGE")
                     }
                 }
                 if !classify.isEmpty && !options.json {

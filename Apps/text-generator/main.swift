@@ -102,6 +102,12 @@ struct TextGenerator: ParsableCommand {
             var report: Report
             var corpus: [String] = []
             if let load {
+                if load.hasSuffix(".keras") {
+                    // A Keras archive holds the network but not the vocabulary and window this
+                    // demo generates with; its --output folders hold all three.
+                    throw DemoFailure("\(load): a .keras file holds no vocabulary or window, which text-generator needs; "
+                                      + "load a folder written by --output (the network alone loads with KerasModel.load)")
+                }
                 RecurrentLayers.register()
                 let saved: SavedModel
                 do { saved = try Sequential.loadSaved(from: load) } catch { throw DemoFailure("cannot load \(load): \(error)") }

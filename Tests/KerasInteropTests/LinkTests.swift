@@ -1,5 +1,5 @@
 import XCTest
-@testable import KerasInterop
+import KerasInterop
 
 final class LinkTests: XCTestCase {
     func testLinksAgainstLibHDF5() {

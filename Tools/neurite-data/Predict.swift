@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import KerasInterop
 import Layers
 import Recurrent
 import TensorCore
@@ -9,7 +10,7 @@ import TensorCore
 /// against Neurite's own outputs without Swift code.
 struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a saved model (model.json + model.safetensors) on raw float32 samples.",
+        abstract: "Run a saved model (model.json + model.safetensors, or a Keras 3 .keras file) on raw float32 samples.",
         discussion: """
             --input holds little-endian float32 samples one after another, each laid out as the \
             model's per-sample input shape (NHWC for images, [T, F] for sequences, token ids as \
@@ -21,7 +22,7 @@ struct Predict: ParsableCommand {
             """
     )
 
-    @Option(help: "A folder written by Sequential.save (model.json and model.safetensors).")
+    @Option(help: "A folder written by Sequential.save (model.json and model.safetensors), or a Keras 3 .keras file.")
     var model: String
 
     @Option(help: "Raw little-endian float32 samples.")
@@ -40,8 +41,8 @@ struct Predict: ParsableCommand {
     func run() throws {
         try reportingFailures {
             RecurrentLayers.register()
-            let net = try Sequential.load(from: model)
-            guard let shape = net.inputShape else {
+            let net = model.hasSuffix(".keras") ? try KerasModel.load(from: model) : try Sequential.load(from: model)
+            guard let shape = net.builtInputShape ?? net.inputShape else {
                 throw ValidationError("\(model): the saved model has no input shape")
             }
             let perSample = shape.reduce(1, *)

@@ -38,6 +38,10 @@ enum Corpus {
             }
         case .idx:
             return try idxSeeds(root: root)
+        case .kerasArchive:
+            return try KerasSeeds.archives()
+        case .kerasH5:
+            return try KerasSeeds.weightsFiles()
         }
     }
 

@@ -7,9 +7,13 @@ import Glibc
 import Darwin
 #endif
 
-/// The readers under test.
-enum FuzzTarget: String, CaseIterable, Sendable {
+/// The readers under test; printed as their command-line names.
+enum FuzzTarget: String, CaseIterable, Sendable, CustomStringConvertible {
+    var description: String { rawValue }
+
     case idx, png, jpeg
+    case kerasArchive = "keras-archive"
+    case kerasH5 = "keras-h5"
 
     /// The file extension for saved inputs.
     var fileExtension: String {
@@ -17,16 +21,19 @@ enum FuzzTarget: String, CaseIterable, Sendable {
         case .idx: return "idx"
         case .png: return "png"
         case .jpeg: return "jpg"
+        case .kerasArchive: return "keras"
+        case .kerasH5: return "h5"
         }
     }
 }
 
-/// What one input did: accepted, rejected with a `DatasetError` (both fine), or a finding.
+/// What one input did: accepted, rejected with a documented error (both fine), or a finding.
 enum Verdict {
     /// Decoded; `signature` names the kind of image or file.
     case accepted(signature: String)
-    /// Refused with the documented error; `signature` is its kind and digit-free message.
-    case rejected(kind: DatasetError.Kind, signature: String)
+    /// Refused with the documented error; `kind` is the summary's column (a `DatasetError.Kind`'s
+    /// raw value: corrupt, unsupported, tooLarge), `signature` its kind and digit-free message.
+    case rejected(kind: String, signature: String)
     /// Anything else: another error type, an undocumented error kind, or a wrong result.
     case finding(kind: String, detail: String)
 
@@ -58,6 +65,8 @@ struct Runner {
         switch target {
         case .idx: return runIDX(bytes)
         case .png, .jpeg: return runImage(bytes, channels: channels, scaled: scaled)
+        case .kerasArchive: return runKerasArchive(bytes)
+        case .kerasH5: return runKerasH5(bytes)
         }
     }
 
@@ -92,7 +101,7 @@ struct Runner {
             guard documented.contains(error.kind) else {
                 return .finding(kind: "unexpected_kind", detail: "decode(data:) threw .\(error.kind): \(error)")
             }
-            return .rejected(kind: error.kind, signature: infoSignature + " / " + signature(of: error))
+            return .rejected(kind: error.kind.rawValue, signature: infoSignature + " / " + signature(of: error))
         } catch {
             return .finding(kind: "foreign_error", detail: "decode(data:) threw \(type(of: error)): \(error)")
         }
@@ -136,7 +145,7 @@ struct Runner {
             guard error.path == idxPath else {
                 return .finding(kind: "bad_result", detail: "error names \(String(describing: error.path)), not the file read")
             }
-            return .rejected(kind: error.kind, signature: signature(of: error))
+            return .rejected(kind: error.kind.rawValue, signature: signature(of: error))
         } catch {
             return .finding(kind: "foreign_error", detail: "IDX.read or an accessor threw \(type(of: error)): \(error)")
         }

@@ -1,9 +1,10 @@
-// neurite-fuzz: a seeded mutation fuzzer for the IDX, PNG and JPEG readers of the Datasets module.
+// neurite-fuzz: a seeded mutation fuzzer for the IDX, PNG and JPEG readers of the Datasets module
+// and the .keras readers of KerasInterop (zip container and HDF5 weights; see KerasTargets.swift).
 //
-//   swift run -c release neurite-fuzz [--target idx|png|jpeg|all] [--seed N]
+//   swift run -c release neurite-fuzz [--target idx|png|jpeg|keras-archive|keras-h5|all] [--seed N]
 //       [--iterations N | --seconds S] [--corpus DIR] [--save-crashes DIR]
 //       [--time-budget S] [--hang-seconds S] [--progress S]
-//   swift run -c release neurite-fuzz --replay FILE... [--target idx|png|jpeg]
+//   swift run -c release neurite-fuzz --replay FILE... [--target idx|png|jpeg|keras-archive|keras-h5]
 //
 // Each input is a real file (or a small IDX file made here) changed by one to eight mutations,
 // format-blind (bit flips, edge values, inserted, deleted or duplicated pieces, truncation,
@@ -42,10 +43,10 @@ struct FuzzOptions {
 func usage(_ problem: String) -> Never {
     let text = """
     neurite-fuzz: \(problem)
-    usage: neurite-fuzz [--target idx|png|jpeg|all] [--seed N] [--iterations N | --seconds S]
+    usage: neurite-fuzz [--target idx|png|jpeg|keras-archive|keras-h5|all] [--seed N] [--iterations N | --seconds S]
                         [--corpus DIR] [--save-crashes DIR] [--time-budget S] [--hang-seconds S] [--progress S]
                         [--list-outcomes N]
-           neurite-fuzz --replay FILE... [--target idx|png|jpeg]
+           neurite-fuzz --replay FILE... [--target idx|png|jpeg|keras-archive|keras-h5]
 
     """
     FileHandle.standardError.write(text.data(using: .utf8)!)
@@ -85,7 +86,7 @@ func parseOptions() -> FuzzOptions {
         case "--replay":
             while let next = args.first, !next.hasPrefix("--") { options.replay.append(args.removeFirst()) }
             if options.replay.isEmpty { usage("--replay needs at least one file") }
-        case "-h", "--help": usage("a seeded mutation fuzzer for the IDX, PNG and JPEG readers")
+        case "-h", "--help": usage("a seeded mutation fuzzer for the IDX, PNG, JPEG and .keras readers")
         default: usage("unknown option \(flag)")
         }
     }
@@ -147,6 +148,8 @@ final class TargetRun {
                 case .png: name = PNGMutations.mutate(&input.bytes, dice: &dice); if name != nil { input.inner = nil }
                 case .jpeg: name = JPEGMutations.mutate(&input.bytes, dice: &dice)
                 case .idx: name = IDXMutations.mutate(&input, limit: limit, dice: &dice)
+                case .kerasArchive: name = KerasArchiveMutations.mutate(&input.bytes, dice: &dice)
+                case .kerasH5: name = KerasH5Mutations.mutate(&input.bytes, dice: &dice)
                 }
             }
             if name == nil {
@@ -177,10 +180,12 @@ func replay(_ paths: [String], options: FuzzOptions, runner: Runner) -> Int32 {
             switch ImageFormat(sniffing: bytes) {
             case .png?: target = .png
             case .jpeg?: target = .jpeg
+            case nil where bytes.starts(with: [0x50, 0x4B]): target = .kerasArchive
+            case nil where bytes.starts(with: [0x89, 0x48, 0x44, 0x46]): target = .kerasH5
             case nil: target = .idx
             }
         }
-        for channels in target == .idx ? [nil] : [nil, 1, 3, 4] as [Int?] {
+        for channels in target == .png || target == .jpeg ? [nil, 1, 3, 4] : [nil] as [Int?] {
             CrashGuard.hold(bytes, target: target, iteration: 0)
             let t0 = seconds()
             CrashGuard.begin()
@@ -278,7 +283,7 @@ fuzzing: while true {
         case .accepted:
             run.accepted += 1
         case .rejected(let kind, _):
-            run.rejected[kind.rawValue, default: 0] += 1
+            run.rejected[kind, default: 0] += 1
         case .finding(let kind, let detail):
             run.findings[kind, default: 0] += 1
             totalFindings += 1
@@ -291,7 +296,7 @@ fuzzing: while true {
         if run.outcomes[signature] == 1 {
             // Inputs that no longer look like the target's format never reach its decoder: mutating
             // them further is wasted, however new their error message.
-            let reachesDecoder = run.target == .idx || ImageFormat(sniffing: input.bytes).map { $0.rawValue == run.target.rawValue } == true
+            let reachesDecoder = [.idx, .kerasArchive, .kerasH5].contains(run.target) || ImageFormat(sniffing: input.bytes).map { $0.rawValue == run.target.rawValue } == true
             if i >= run.seedCount && input.bytes.count <= 1 << 18 && reachesDecoder {
                 if run.corpus.count < TargetRun.corpusCap {
                     run.corpus.append(input)
@@ -320,10 +325,10 @@ runner.removeTemporaryFile()
 // MARK: - Summary
 
 print("")
-print("target  inputs   accepted  corrupt  unsupported  tooLarge  findings  slowest cpu ms (input)  mean us  corpus  outcomes")
+print("target         inputs   accepted  corrupt  unsupported  tooLarge  findings  slowest cpu ms (input)  mean us  corpus  outcomes")
 for run in runs {
     let columns = [
-        run.target.rawValue.padding(toLength: 6, withPad: " ", startingAt: 0),
+        run.target.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0),
         String(run.inputs).leftPadded(8), String(run.accepted).leftPadded(9),
         String(run.rejected["corrupt", default: 0]).leftPadded(8), String(run.rejected["unsupported", default: 0]).leftPadded(12),
         String(run.rejected["tooLarge", default: 0]).leftPadded(9), String(run.findings.values.reduce(0, +)).leftPadded(9),
