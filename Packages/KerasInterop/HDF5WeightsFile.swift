@@ -263,15 +263,15 @@ enum HDF5Reader {
             throw .corruptHDF5("\(source): cannot count the attributes of group \"\(path)\": \(hdf5ErrorMessage())")
         }
         guard count <= 10_000 else { throw .corruptHDF5("\(source): group \"\(path)\" has \(count) attributes") }
-        if count > 0 && !heaps.collections.isEmpty {
+        if count > 0 {
             var address: UInt64 = 0, size: UInt64 = 0
             guard nk_h5_object_header(file, objectPath, &address, &size) == 0,
                   address <= UInt64(data.count), heaps.base + Int(address) < data.count else {
                 throw .corruptHDF5("\(source): cannot locate the header of group \"\(path)\": \(hdf5ErrorMessage())")
             }
             try bytes(of: data) { raw throws(KerasInteropError) in
-                for chunk in HDF5Preflight.headerChunks(raw, at: heaps.base + Int(address), base: heaps.base) {
-                    try HDF5Preflight.checkReferences(raw, in: chunk, heaps: heaps, source: source, path: path)
+                for message in HDF5Preflight.attributeMessages(raw, at: heaps.base + Int(address), base: heaps.base) {
+                    try HDF5Preflight.checkAttribute(raw, message: message, heaps: heaps, source: source, path: path)
                 }
             }
         }
