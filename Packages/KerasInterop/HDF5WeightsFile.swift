@@ -53,7 +53,7 @@ public struct HDF5WeightsFile: Equatable, Sendable {
     /// Reads the HDF5 file at `path`.
     ///
     /// - Throws: ``KerasInteropError/io(_:)`` when the file cannot be read, otherwise as
-    ///   ``read(data:limits:)-(Data,_)``.
+    ///   `read(data:limits:)`.
     public static func read(path: String, limits: KerasFileLimits = .default) throws -> HDF5WeightsFile {
         let data: Data
         do {
@@ -77,7 +77,7 @@ public struct HDF5WeightsFile: Equatable, Sendable {
         try HDF5Reader.read(data, source: "HDF5 data of \(data.count) bytes", limits: limits)
     }
 
-    /// Reads an HDF5 file from its bytes in memory; see ``read(data:limits:)-(Data,_)``.
+    /// Reads an HDF5 file from its bytes in memory; see `read(data:limits:)`.
     public static func read(data: [UInt8], limits: KerasFileLimits = .default) throws -> HDF5WeightsFile {
         try read(data: Data(data), limits: limits)
     }
