@@ -7,9 +7,9 @@
 /// forever on a free-space object of size 0, and when it reads a string (H5HG_read) copies the
 /// object's claimed size into a buffer sized by the string length the reference claims, from an
 /// object slot it does not check exists. So: every collection must hold together
-/// (``globalHeaps(_:source:)``), and every heap reference in the object header of a group whose
-/// attributes are read must name an existing object no longer than its length
-/// (``checkReferences(_:in:heaps:source:path:)``).
+/// (``globalHeaps(_:source:)``), and every variable-length string attribute of a group whose
+/// attributes are read must refer to an existing object of exactly the length it claims (a larger
+/// claimed length makes libhdf5 allocate and clear that much) (``checkAttribute(_:message:heaps:source:path:)``).
 ///
 /// Local heaps (the link names of version-1 groups, signature `HEAP`): libhdf5 reads a heap's data
 /// segment from the address and size it claims without checking them against the file, and
@@ -120,14 +120,16 @@ enum HDF5Preflight {
         }
     }
 
-    /// The file ranges of the chunks of the object header at file offset `header`: the first one
-    /// and every continuation chunk its messages lead to (at most 64).
-    static func headerChunks(_ bytes: UnsafeRawBufferPointer, at header: Int, base: Int) -> [Range<Int>] {
+    /// The file ranges of the attribute messages (type 0x0C) in the chunks of the object header at
+    /// file offset `header`: the first chunk and every continuation chunk its messages lead to
+    /// (at most 64).
+    static func attributeMessages(_ bytes: UnsafeRawBufferPointer, at header: Int, base: Int) -> [Range<Int>] {
         func range(_ start: Int, _ length: UInt64) -> Range<Int>? {
             guard start >= 0, start <= bytes.count else { return nil }
             return start..<(start + Int(min(length, UInt64(bytes.count - start))))
         }
         var chunks: [Range<Int>] = []
+        var attributes: [Range<Int>] = []
         var pending: [(Range<Int>, isFirst: Bool)] = []
         let version2 = header + 6 <= bytes.count && bytes[header] == 0x4F && bytes[header + 1] == 0x48
             && bytes[header + 2] == 0x44 && bytes[header + 3] == 0x52
@@ -155,6 +157,9 @@ enum HDF5Preflight {
                 let type = version2 ? UInt16(bytes[p]) : UInt16(bytes[p]) | UInt16(bytes[p + 1]) << 8
                 let size = version2 ? Int(bytes[p + 1]) | Int(bytes[p + 2]) << 8 : Int(bytes[p + 2]) | Int(bytes[p + 3]) << 8
                 let data = p + headerSize
+                if type == 0x0C, data < messages.upperBound {
+                    attributes.append(data..<min(data + size, messages.upperBound))
+                }
                 if type == 0x10, data + 16 <= messages.upperBound {
                     let offset = read64(bytes, data), length = read64(bytes, data + 8)
                     if offset <= UInt64(Int.max - base), let next = range(base + Int(offset), length) { pending.append((next, false)) }
@@ -162,24 +167,31 @@ enum HDF5Preflight {
                 p = data + size
             }
         }
-        return chunks
+        return attributes
     }
 
-    /// Checks every heap reference (length: 4 bytes, collection address: 8, object index: 4) to a
-    /// known collection found in `header` (file offsets of one chunk of an object header).
-    static func checkReferences(_ bytes: UnsafeRawBufferPointer, in header: Range<Int>, heaps: Heaps,
-                                source: String, path: String) throws(KerasInteropError) {
-        guard !heaps.collections.isEmpty else { return }
-        let start = max(header.lowerBound, 4), end = min(header.upperBound, bytes.count)
-        guard start + 12 <= end else { return }
-        for q in start...(end - 12) {
-            let address = read64(bytes, q)
-            guard address <= UInt64(Int.max - heaps.base),
-                  let objects = heaps.collections[heaps.base + Int(address)] else { continue }
-            let length = UInt64(read32(bytes, q - 4))
-            let index = read32(bytes, q + 8)
-            guard index <= UInt32(UInt16.max), let size = objects[UInt16(index)], size <= length || length == 0 else {
-                throw .corruptHDF5("\(source): an attribute of \"\(path)\" refers to global heap object \(index) at \(address), which does not hold it")
+    /// Checks the heap references (length: 4 bytes, collection address: 8, object index: 4) in the
+    /// data of an attribute message whose type is a variable-length string: each must name an
+    /// existing object of a known collection, of exactly the length it claims (or claim length 0).
+    static func checkAttribute(_ bytes: UnsafeRawBufferPointer, message: Range<Int>, heaps: Heaps,
+                               source: String, path: String) throws(KerasInteropError) {
+        let m = message.lowerBound, end = message.upperBound
+        guard m + 9 <= end else { return }
+        let version = bytes[m]
+        func padded(_ n: Int) -> Int { version == 1 ? (n + 7) & ~7 : n }
+        let nameSize = Int(bytes[m + 2]) | Int(bytes[m + 3]) << 8
+        let typeSize = Int(bytes[m + 4]) | Int(bytes[m + 5]) << 8
+        let spaceSize = Int(bytes[m + 6]) | Int(bytes[m + 7]) << 8
+        let typeAt = m + 8 + (version >= 3 ? 1 : 0) + padded(nameSize)
+        guard typeAt + 2 <= end, bytes[typeAt] & 0x0F == 9, bytes[typeAt + 1] & 0x0F == 1 else { return }  // vlen string
+        var p = typeAt + padded(typeSize) + padded(spaceSize)
+        while p + 16 <= end {
+            let length = UInt64(read32(bytes, p)), address = read64(bytes, p + 4), index = read32(bytes, p + 12)
+            p += 16
+            if length == 0 { continue }
+            guard address <= UInt64(Int.max - heaps.base), let objects = heaps.collections[heaps.base + Int(address)],
+                  index <= UInt32(UInt16.max), let size = objects[UInt16(index)], size == length else {
+                throw .corruptHDF5("\(source): an attribute of \"\(path)\" refers to global heap object \(index) at \(address) for \(length) bytes, which it does not hold")
             }
         }
     }

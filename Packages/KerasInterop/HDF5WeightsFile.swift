@@ -53,7 +53,7 @@ public struct HDF5WeightsFile: Equatable, Sendable {
     /// Reads the HDF5 file at `path`.
     ///
     /// - Throws: ``KerasInteropError/io(_:)`` when the file cannot be read, otherwise as
-    ///   ``read(data:limits:)-(Data,_)``.
+    ///   `read(data:limits:)`.
     public static func read(path: String, limits: KerasFileLimits = .default) throws -> HDF5WeightsFile {
         let data: Data
         do {
@@ -77,7 +77,7 @@ public struct HDF5WeightsFile: Equatable, Sendable {
         try HDF5Reader.read(data, source: "HDF5 data of \(data.count) bytes", limits: limits)
     }
 
-    /// Reads an HDF5 file from its bytes in memory; see ``read(data:limits:)-(Data,_)``.
+    /// Reads an HDF5 file from its bytes in memory; see `read(data:limits:)`.
     public static func read(data: [UInt8], limits: KerasFileLimits = .default) throws -> HDF5WeightsFile {
         try read(data: Data(data), limits: limits)
     }
@@ -263,15 +263,15 @@ enum HDF5Reader {
             throw .corruptHDF5("\(source): cannot count the attributes of group \"\(path)\": \(hdf5ErrorMessage())")
         }
         guard count <= 10_000 else { throw .corruptHDF5("\(source): group \"\(path)\" has \(count) attributes") }
-        if count > 0 && !heaps.collections.isEmpty {
+        if count > 0 {
             var address: UInt64 = 0, size: UInt64 = 0
             guard nk_h5_object_header(file, objectPath, &address, &size) == 0,
                   address <= UInt64(data.count), heaps.base + Int(address) < data.count else {
                 throw .corruptHDF5("\(source): cannot locate the header of group \"\(path)\": \(hdf5ErrorMessage())")
             }
             try bytes(of: data) { raw throws(KerasInteropError) in
-                for chunk in HDF5Preflight.headerChunks(raw, at: heaps.base + Int(address), base: heaps.base) {
-                    try HDF5Preflight.checkReferences(raw, in: chunk, heaps: heaps, source: source, path: path)
+                for message in HDF5Preflight.attributeMessages(raw, at: heaps.base + Int(address), base: heaps.base) {
+                    try HDF5Preflight.checkAttribute(raw, message: message, heaps: heaps, source: source, path: path)
                 }
             }
         }

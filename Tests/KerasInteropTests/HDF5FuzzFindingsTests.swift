@@ -40,6 +40,14 @@ final class HDF5FuzzFindingsTests: XCTestCase {
         try replay("h5-btree-child-address.h5", expecting: "the group B-tree node at offset 136 has child 0")
     }
 
+    /// A `name` attribute claiming a string of billions of bytes (libhdf5 allocated and cleared
+    /// that much before failing: seconds of CPU and gigabytes per read).
+    func testStringAttributeClaimingAHugeLength() throws {
+        let start = Date()
+        try replay("h5-string-length-claim.h5", expecting: "refers to global heap object")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 1)
+    }
+
     /// The checks do not refuse good files: every seed shape reads back, including attributes
     /// added after datasets (which land in continuation chunks of the group's header).
     func testPreflightAcceptsWellFormedFiles() throws {
