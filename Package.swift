@@ -264,9 +264,10 @@ let package = Package(
             exclude: ["FuzzFindings"]
         ),
         // Runs every app under Apps/ (built beside the test bundle, as `swift test` builds every
-        // product) to check the options each accepts and rejects; no dependencies, no training.
+        // product) to check the options each accepts and rejects; no library dependencies, no training.
         .testTarget(
             name: "AppsTests",
+            dependencies: ["_NeuriteTestSupport"],
             path: "Tests/AppsTests"
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 
 /// Every app under `Apps/` accepts exactly the options it uses: its `--help` lists them and no
 /// others, each option it lacks is a usage error (ArgumentParser's exit status 64; 2 for
@@ -7,11 +8,7 @@ import XCTest
 /// products folder beside this test bundle and never train here: the runs that get past parsing
 /// point `--data` at an empty folder, so they stop at loading the data.
 final class AppOptionsTests: XCTestCase {
-    private struct Run {
-        var status: Int32
-        var output: String
-        var errors: String
-    }
+    private typealias Run = ProductRun
 
     /// The options of `DemoOptions`, which every image demo built on `_AppSupport` takes.
     private static let dataOptions: Set<String> = ["--dataset", "--data", "--download", "--epochs", "--batch-size",
@@ -54,27 +51,7 @@ final class AppOptionsTests: XCTestCase {
     private static let flags: Set<String> = ["--download", "--json", "--augment", "--no-baseline", "--help"]
 
     private func run(_ tool: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Run {
-        // The products folder: the bundle's own on Linux, the one holding the .xctest on macOS.
-        let bundle = Bundle(for: AppOptionsTests.self).bundleURL
-        let folder = bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-        let path = folder.appendingPathComponent(tool).path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        var base = environment ?? ProcessInfo.processInfo.environment
-        base["NEURITE_THREADS"] = "1"
-        process.environment = base
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: stdout, as: UTF8.self),
-                   errors: String(decoding: stderr, as: UTF8.self))
+        try BuiltProducts.run(tool, arguments, environment: environment, threads: 1, anchor: AppOptionsTests.self)
     }
 
     /// The long options `--help` lists: ArgumentParser's option lines (two spaces, then the names),

@@ -1,37 +1,14 @@
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 
 /// The sequence demos end to end: `forecast` and `genome`, built beside this test bundle, run on
 /// the copies of their data in `../shared/data/sequences`, and their JSON results checked.
 final class SequenceDemoTests: XCTestCase {
-    private struct Run {
-        var status: Int32
-        var output: String
-        var errors: String
-    }
+    private typealias Run = ProductRun
 
     private func run(_ tool: String, _ arguments: [String]) throws -> Run {
-        // The products folder: the bundle's own on Linux, the one holding the .xctest on macOS.
-        let bundle = Bundle(for: SequenceDemoTests.self).bundleURL
-        let folder = bundle.pathExtension == "xctest" ? bundle.deletingLastPathComponent() : bundle
-        let path = folder.appendingPathComponent(tool).path
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["NEURITE_THREADS"] = "2"
-        process.environment = environment
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus, output: String(decoding: stdout, as: UTF8.self),
-                   errors: String(decoding: stderr, as: UTF8.self))
+        try BuiltProducts.run(tool, arguments, threads: 2, anchor: SequenceDemoTests.self)
     }
 
     private var sequences: String {
