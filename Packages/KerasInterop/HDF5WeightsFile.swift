@@ -97,7 +97,7 @@ public struct HDF5WeightsFile: Equatable, Sendable {
     ///
     /// - Throws: as ``encoded()``, and ``KerasInteropError/io(_:)`` when the file cannot be written.
     public func write(path: String) throws {
-        try AtomicFile.write(try encoded(), to: path)
+        try KerasFileWriter.write(try encoded(), to: path)
     }
 }
 

@@ -97,6 +97,6 @@ public struct KerasArchive: Equatable, Sendable {
     ///
     /// - Throws: ``KerasInteropError/io(_:)`` when the archive cannot be built or written.
     public func write(path: String) throws {
-        try AtomicFile.write(try encoded(), to: path)
+        try KerasFileWriter.write(try encoded(), to: path)
     }
 }
