@@ -25,9 +25,8 @@ struct Tape<Entry> {
             return entry
         }
         guard let entry = lastPopped else {
-            neuritePrecondition(false, "backward of \(type(of: layer).typeName) '\(layer.name)' without a training-mode forward: "
-                                + "call forward(_:training: true) first")
-            fatalError()
+            neuritePreconditionFailure("backward of \(type(of: layer).typeName) '\(layer.name)' without a training-mode forward: "
+                                       + "call forward(_:training: true) first")
         }
         return entry
     }
