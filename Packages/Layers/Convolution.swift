@@ -341,9 +341,7 @@ public final class Conv2D: Layer {
     private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
         let kernel = builtKernel("backward")
         guard let saved else {
-            neuritePrecondition(false,
-                                "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward needs a forward pass with training: true first")
-            fatalError()
+            neuritePreconditionFailure("\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward needs a forward pass with training: true first")
         }
         neuritePrecondition(outputGradient.shape == saved.output.shape,
                             "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")

@@ -135,8 +135,7 @@ public final class Dense: Layer {
     /// - Precondition: the layer is built and the input's last extent is `in`; the message names both shapes.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         guard let kernel else {
-            neuritePrecondition(false, "Dense '\(name)' is not built: build it (or its model) before calling forward")
-            fatalError()
+            neuritePreconditionFailure("Dense '\(name)' is not built: build it (or its model) before calling forward")
         }
         let features = kernel.value.shape[0]
         neuritePrecondition(input.rank >= 2 && input.shape.last == features,

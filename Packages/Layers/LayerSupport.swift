@@ -25,9 +25,8 @@ struct Tape<Entry> {
             return entry
         }
         guard let entry = lastPopped else {
-            neuritePrecondition(false, "backward of \(type(of: layer).typeName) '\(layer.name)' without a training-mode forward: "
-                                + "call forward(_:training: true) first")
-            fatalError()
+            neuritePreconditionFailure("backward of \(type(of: layer).typeName) '\(layer.name)' without a training-mode forward: "
+                                       + "call forward(_:training: true) first")
         }
         return entry
     }
@@ -71,31 +70,6 @@ public protocol TrainingStateOwner: AnyObject {
 /// input gradient (which the first layer of a model need not compute).
 protocol ParameterGradientBackward: AnyObject {
     func backwardParameterGradients(_ outputGradient: Tensor)
-}
-
-extension Tensor {
-    /// `f(a[i], b[i])` for tensors of one shape, on the calling thread.
-    static func zipElements(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-        neuritePrecondition(a.shape == b.shape, "element-wise operation on shapes \(a.shape) and \(b.shape), which differ")
-        return a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                Tensor(shape: a.shape) { out in
-                    for i in 0..<out.count { out[i] = f(pa[i], pb[i]) }
-                }
-            }
-        }
-    }
-
-    /// `f(x)` for every element, on the calling thread (a vectorisable loop, unlike `map`'s closure
-    /// call per element when `f` is inlined here).
-    @inline(__always)
-    func mapElements(_ f: (Float) -> Float) -> Tensor {
-        withUnsafeBufferPointer { src in
-            Tensor(shape: shape) { out in
-                for i in 0..<out.count { out[i] = f(src[i]) }
-            }
-        }
-    }
 }
 
 extension Dictionary where Key == String, Value == ConfigValue {

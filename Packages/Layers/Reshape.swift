@@ -139,8 +139,7 @@ public final class Reshape: Layer {
         neuritePrecondition(input.rank >= 1, "Reshape '\(name)' needs a batch axis, got input shape \(input.shape)")
         let perSample = Array(input.shape.dropFirst())
         guard let target = try? outputShape(for: perSample) else {
-            neuritePrecondition(false, "Reshape '\(name)' cannot reshape input shape \(input.shape) to [B] + \(targetShape)")
-            fatalError()
+            neuritePreconditionFailure("Reshape '\(name)' cannot reshape input shape \(input.shape) to [B] + \(targetShape)")
         }
         if training { tape.push(input.shape) }
         return input.reshaped([input.shape[0]] + target)

@@ -220,8 +220,7 @@ public final class Sequential: LayerContainer {
     /// - Precondition: built, and the input is `[B] + builtInputShape`; the message names both.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         guard let built = builtInputShape else {
-            neuritePrecondition(false, "\(label) is not built: call build(seed:) or fit first")
-            fatalError()
+            neuritePreconditionFailure("\(label) is not built: call build(seed:) or fit first")
         }
         neuritePrecondition(input.rank == built.count + 1 && Array(input.shape.dropFirst()) == built,
                             "\(label) expects input [B] + \(built), got \(input.shape)")

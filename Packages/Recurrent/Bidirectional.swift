@@ -239,8 +239,7 @@ public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, Multipl
         case .mul:
             let pair: (Tensor, Tensor)
             if let p = saved.popLast() { lastSaved = p; pair = p } else if let p = lastSaved { pair = p } else {
-                neuritePrecondition(false, "backward of Bidirectional '\(name)' without a training-mode forward")
-                fatalError()
+                neuritePreconditionFailure("backward of Bidirectional '\(name)' without a training-mode forward")
             }
             neuritePrecondition(outputGradient.shape == pair.0.shape,
                                 "Bidirectional '\(name)' backward: output gradient has shape \(outputGradient.shape), the output had \(pair.0.shape)")

@@ -103,8 +103,7 @@ public final class Embedding: Layer, TrainingStateOwner {
     ///   the first bad value and its index).
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         guard let embeddings else {
-            neuritePrecondition(false, "Embedding '\(name)' is not built: build it (or its model) before calling forward")
-            fatalError()
+            neuritePreconditionFailure("Embedding '\(name)' is not built: build it (or its model) before calling forward")
         }
         neuritePrecondition(input.rank >= 2, "Embedding '\(name)' expects token ids [B, T], got \(input.shape)")
         let d = outputDim, n = inputDim
@@ -131,8 +130,7 @@ public final class Embedding: Layer, TrainingStateOwner {
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let saved: (tokens: [Int32], shape: [Int])
         if let s = tape.popLast() { lastPopped = s; saved = s } else if let s = lastPopped { saved = s } else {
-            neuritePrecondition(false, "backward of Embedding '\(name)' without a training-mode forward: call forward(_:training: true) first")
-            fatalError()
+            neuritePreconditionFailure("backward of Embedding '\(name)' without a training-mode forward: call forward(_:training: true) first")
         }
         let d = outputDim
         neuritePrecondition(outputGradient.shape == saved.shape + [d],

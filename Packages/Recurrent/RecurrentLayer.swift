@@ -463,8 +463,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
     ///   ``initialState`` (or carried state) has `B` rows; the messages name the shapes.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         guard let kernel, let recurrentKernel else {
-            neuritePrecondition(false, "\(label) is not built: build it (or its model) before calling forward")
-            fatalError()
+            neuritePreconditionFailure("\(label) is not built: build it (or its model) before calling forward")
         }
         let features = kernel.value.shape[0]
         neuritePrecondition(input.rank == 3 && input.shape[2] == features && input.shape[0] > 0 && input.shape[1] > 0,
@@ -592,8 +591,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
             return
         }
         guard var generator = dropoutGenerator else {
-            neuritePrecondition(false, "\(label) has no dropout stream: build it (or its model) before a training-mode forward")
-            fatalError()
+            neuritePreconditionFailure("\(label) has no dropout stream: build it (or its model) before a training-mode forward")
         }
         let (b, f, u) = (pass.batch, pass.features, units)
         func draw(_ rate: Float, width: Int, into buffer: UnsafeMutablePointer<Float>) -> Tensor {
@@ -677,8 +675,7 @@ public class RecurrentLayer: Layer, TrainingStateOwner, StepSeeded, MultipleOutp
         } else if let p = lastPopped {
             pass = p
         } else {
-            neuritePrecondition(false, "backward of \(label) without a training-mode forward: call forward(_:training: true) first")
-            fatalError()
+            neuritePreconditionFailure("backward of \(label) without a training-mode forward: call forward(_:training: true) first")
         }
         let (b, steps, features, u, g) = (pass.batch, pass.steps, pass.features, units, Self.gateCount * units)
         let expected = returnSequences ? [b, steps, u] : [b, u]

@@ -17,6 +17,7 @@ import CKernels
 /// ```swift
 /// let y = ConvolutionAlgorithm.with(.im2col) { Tensor.conv2D(x, kernel: k) }
 /// ```
+// Public (unlike the im2col and GEMM kernels it picks between): users force an algorithm to compare speed or results.
 public enum ConvolutionAlgorithm: Sendable, Equatable {
     /// Direct kernels for small kernels, im2col + GEMM for the rest.
     case automatic

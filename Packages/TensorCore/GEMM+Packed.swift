@@ -12,11 +12,11 @@ import CKernels
 /// (any number of threads may multiply with one packed matrix at once); the packed matrix is
 /// read-only after `init`. Results equal `sgemm`'s for the same operands up to rounding (the same
 /// micro-kernel and blocking).
-public final class PackedMatrix: @unchecked Sendable {
+package final class PackedMatrix: @unchecked Sendable {
     /// Rows of `op(B)` (the depth of the products).
-    public let k: Int
+    package let k: Int
     /// Columns of `op(B)` (and of C).
-    public let n: Int
+    package let n: Int
     private let isa: KernelISA
     private let kc: Int, nc: Int, nr: Int
     private let buffer: ScratchBuffer
@@ -25,7 +25,7 @@ public final class PackedMatrix: @unchecked Sendable {
 
     /// Packs `op(B)` (`k x n`; `B` stored `k x n`, or `n x k` when `transposed`, rows `ldb` apart).
     /// - Precondition: `k, n > 0` and `ldb` fits the stored matrix.
-    public init(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, k: Int, n: Int, isa: KernelISA = .current) {
+    package init(_ b: UnsafePointer<Float>, ldb: Int, transposed: Bool, k: Int, n: Int, isa: KernelISA = .current) {
         neuritePrecondition(k > 0 && n > 0, "PackedMatrix needs positive sizes, got k=\(k) n=\(n)")
         neuritePrecondition(ldb >= (transposed ? k : n), "PackedMatrix: ldb=\(ldb) is too small for op(B) \(k)x\(n), transposed=\(transposed)")
         let plan = GemmPlan(m: GemmPlan.mcMax, n: n, k: k, isa: isa, lanes: 1)
@@ -58,7 +58,7 @@ public final class PackedMatrix: @unchecked Sendable {
     /// `C = alpha · op(A) · op(B) + beta · C` for `op(A)` `m x k` (`A` stored `m x k`, or `k x m`
     /// when `transposeA`, rows `lda` apart) and this packed `op(B)`, on the calling thread.
     /// When `beta` is 0, C is not read.
-    public func multiply(transposeA: Bool = false, m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    package func multiply(transposeA: Bool = false, m: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                          beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         neuritePrecondition(m >= 0 && lda >= Swift.max(1, transposeA ? m : k) && ldc >= n,
                             "PackedMatrix.multiply: m=\(m), lda=\(lda), ldc=\(ldc) do not fit op(A) \(m)x\(k) and C \(m)x\(n)")

@@ -14,7 +14,7 @@ import CKernels
 /// at a time. Work is split over the shared `ThreadPool` by blocks of rows of `C` (and, when
 /// there are too few, also by columns); products below about a million flops stay on the
 /// calling thread.
-public func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+package func sgemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                   alpha: Float, a: UnsafePointer<Float>, lda: Int,
                   b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {

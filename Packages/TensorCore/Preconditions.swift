@@ -15,3 +15,17 @@ public func neuritePrecondition(
         fatalError(message(), file: file, line: line)
     }
 }
+
+/// Stops the program with `message`, in every build configuration: `neuritePrecondition(false, message)`
+/// for the branches that cannot go on (an unbuilt layer, a backward pass without a training-mode forward).
+///
+/// Returning `Never`, it ends a `guard … else` on its own, with no `fatalError()` after it. As with
+/// `neuritePrecondition`, the message is printed in optimised builds too, which `preconditionFailure`'s is not.
+@inlinable
+@inline(__always)
+public func neuritePreconditionFailure(
+    _ message: @autoclosure () -> String,
+    file: StaticString = #fileID, line: UInt = #line
+) -> Never {
+    fatalError(message(), file: file, line: line)
+}

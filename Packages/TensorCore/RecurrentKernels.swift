@@ -5,12 +5,12 @@ import CKernels
 /// module's `LSTM` runs between its matrix products. Gates lie side by side in a row in Keras'
 /// order i, f, g, o (`4 * units` floats). Each call handles `rows` consecutive samples on the
 /// calling thread; arrays must not overlap.
-public enum LSTMKernels {
+package enum LSTMKernels {
     /// Adds `bias` (`4 * units`, or nil) to the pre-activations `gates`, activates them in place,
     /// and writes `cell = f ⊙ cellPrevious + i ⊙ g` and `hidden = o ⊙ tanh(cell)`. A row whose
     /// `mask` entry is 0 copies `cellPrevious` and `hiddenPrevious` instead. Hidden rows are
     /// `hiddenStride` floats apart, cell rows `units`, gate rows `4 * units`.
-    public static func forwardRows(gates: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
+    package static func forwardRows(gates: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                                    cellPrevious: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>,
                                    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>,
                                    hiddenStride: Int, mask: UnsafePointer<Float>?, units: Int, rows: Int,
@@ -27,7 +27,7 @@ public enum LSTMKernels {
     /// pre-activation gradients `gateGradient`. A masked row only gets the addition, a zero
     /// gradient row, and keeps its cell gradient. Rows as in ``forwardRows(gates:bias:cellPrevious:cell:hiddenPrevious:hidden:hiddenStride:mask:units:rows:isa:)``
     /// (gradient rows of `units` floats).
-    public static func backwardRows(gates: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>,
+    package static func backwardRows(gates: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>,
                                     cell: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>,
                                     nextHiddenGradient: UnsafePointer<Float>, cellGradient: UnsafeMutablePointer<Float>,
                                     gateGradient: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?,
@@ -44,12 +44,12 @@ public enum LSTMKernels {
 /// runs between its matrix products. Gates `z, r` and the candidate lie side by side in a row
 /// (`3 * units` floats) of `inputGates` (x·W) and `recurrentGates` (h·U). Each call handles `rows`
 /// consecutive samples on the calling thread; arrays must not overlap.
-public enum GRUKernels {
+package enum GRUKernels {
     /// Adds the biases (`3 * units` each, or nil), then writes `z = σ(a_z + q_z)`,
     /// `r = σ(a_r + q_r)`, `h̃ = tanh(a_h + r ⊙ q_h)` over `inputGates` and
     /// `hidden = z ⊙ hiddenPrevious + (1 − z) ⊙ h̃`; `recurrentGates` keeps `h·U + b_rec`. A row
     /// whose `mask` entry is 0 copies `hiddenPrevious`. Hidden rows are `hiddenStride` floats apart.
-    public static func forwardRows(inputGates: UnsafeMutablePointer<Float>, recurrentGates: UnsafeMutablePointer<Float>,
+    package static func forwardRows(inputGates: UnsafeMutablePointer<Float>, recurrentGates: UnsafeMutablePointer<Float>,
                                    inputBias: UnsafePointer<Float>?, recurrentBias: UnsafePointer<Float>?,
                                    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>,
                                    hiddenStride: Int, mask: UnsafePointer<Float>?, units: Int, rows: Int,
@@ -65,7 +65,7 @@ public enum GRUKernels {
     /// gradients, and replaces `hiddenGradient` by `dh ⊙ z` (the part of the previous state's
     /// gradient that bypasses the recurrent GEMM). A masked row gets zero gate gradients and keeps
     /// its (summed) `hiddenGradient`.
-    public static func backwardRows(inputGates: UnsafePointer<Float>, recurrentGates: UnsafePointer<Float>,
+    package static func backwardRows(inputGates: UnsafePointer<Float>, recurrentGates: UnsafePointer<Float>,
                                     hiddenPrevious: UnsafePointer<Float>, hiddenStride: Int,
                                     hiddenGradient: UnsafeMutablePointer<Float>, nextHiddenGradient: UnsafePointer<Float>,
                                     inputGateGradient: UnsafeMutablePointer<Float>,

@@ -316,7 +316,7 @@ extension Tensor {
     /// (1x1, stride 1, no padding) returns `input` reshaped, without copying.
     /// `conv2D` does not use this: it unfolds a few images at a time into a reused buffer.
     /// - Precondition: `input` is `[N, H, W, C]` with the extent of `geometry`.
-    public static func im2col(_ input: Tensor, geometry: Conv2DGeometry) -> Tensor {
+    package static func im2col(_ input: Tensor, geometry: Conv2DGeometry) -> Tensor {
         let n = checkImages("im2col", input, geometry)
         let shape = [n * geometry.outputHeight * geometry.outputWidth, geometry.columnCount]
         if geometry.isPointwise { return input.reshaped(shape) }
@@ -337,7 +337,7 @@ extension Tensor {
     /// Cost: one accumulating pass over `columns`, split over the thread pool by image when large.
     /// A pointwise geometry returns `columns` reshaped, without copying.
     /// - Precondition: `columns` is `[batch * OH * OW, KH * KW * C]` for `geometry`.
-    public static func col2im(_ columns: Tensor, geometry: Conv2DGeometry, batch: Int) -> Tensor {
+    package static func col2im(_ columns: Tensor, geometry: Conv2DGeometry, batch: Int) -> Tensor {
         let expected = [batch * geometry.outputHeight * geometry.outputWidth, geometry.columnCount]
         neuritePrecondition(batch >= 0 && columns.shape == expected,
                      "col2im columns \(columns.shape) do not match batch \(batch) of geometry: expected \(expected)")

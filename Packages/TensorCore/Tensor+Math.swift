@@ -140,31 +140,31 @@ extension Tensor {
 
 // MARK: - Fused bias and activation
 
-/// An element-wise activation that `Tensor.addingBias(_:activation:)` fuses with a bias add.
-public enum Activation: Sendable, Equatable {
-    /// No activation: f(x) = x.
-    case identity
-    /// f(x) = max(x, 0); see `Tensor.relu()`.
-    case relu
-    /// f(x) = x for x >= 0, `alpha * x` below; see `Tensor.leakyRelu(alpha:)`.
-    case leakyRelu(alpha: Float)
-    /// f(x) = 1 / (1 + e^-x); see `Tensor.sigmoid()`.
-    case sigmoid
-    /// f(x) = tanh x; see `Tensor.tanh()`.
-    case tanh
+/// The bias-activation enum before there was one activation enum: use ``ActivationFunction``.
+@available(*, deprecated, renamed: "ActivationFunction")
+public typealias Activation = ActivationFunction
+
+extension ActivationFunction {
+    /// The former `Activation.identity`: ``linear``.
+    @available(*, deprecated, renamed: "linear")
+    public static var identity: ActivationFunction { .linear }
 }
 
 extension Tensor {
-    /// `activation(self + bias)` for a `[..., N]` tensor and an `[N]` bias, in one pass over memory:
-    /// what a dense layer's forward pass does after its matrix product.
+    /// `activation(self + bias)` for a `[..., N]` tensor and an `[N]` bias, in one pass over memory
+    /// for linear, relu, leaky relu with `alpha >= 0`, sigmoid and tanh: what a dense layer's
+    /// forward pass does after its matrix product.
     ///
     /// Rows are processed in blocks of about 2K elements: the bias is added (with relu or leaky
     /// relu folded into the same loop), and sigmoid or tanh then run over the block while it is
-    /// still in L1. Results of 64Ki elements or more are split over the pool by rows.
+    /// still in L1. Results of 64Ki elements or more are split over the pool by rows. The other
+    /// activations (ELU, GELU, softmax, leaky relu with a negative slope) run as
+    /// `activation.forward(_:)` after the bias pass.
     /// - Precondition: `bias` has rank 1 and its length is the last extent of `self`; the message
     ///   names both shapes.
-    public func addingBias(_ bias: Tensor, activation: Activation = .identity) -> Tensor {
+    public func addingBias(_ bias: Tensor, activation: ActivationFunction = .linear) -> Tensor {
         Tensor.checkBias(shape, bias.shape)
+        if !activation.isFusedWithBias { return activation.forward(addingBias(bias)) }
         let isa = KernelISA.current.rawValue
         return withUnsafeBufferPointer { src in
             bias.withUnsafeBufferPointer { b in
@@ -179,8 +179,13 @@ extension Tensor {
     /// `self = activation(self + bias)` in place; see `addingBias(_:activation:)`. Allocates nothing
     /// when this tensor owns its buffer alone.
     /// - Precondition: `bias` has rank 1 and its length is the last extent of `self`.
-    public mutating func addBias(_ bias: Tensor, activation: Activation = .identity) {
+    public mutating func addBias(_ bias: Tensor, activation: ActivationFunction = .linear) {
         Tensor.checkBias(shape, bias.shape)
+        if !activation.isFusedWithBias {
+            addBias(bias)
+            self = activation.forward(self)
+            return
+        }
         let isa = KernelISA.current.rawValue
         withUnsafeMutableBufferPointer { z in
             bias.withUnsafeBufferPointer { b in
@@ -293,10 +298,11 @@ extension Tensor {
                      "cannot add bias of shape \(biasShape) to shape \(shape): the bias must be [N] for [..., N]")
     }
 
-    /// `dst = activation(src + bias)` row by row (`src` may be `dst`).
+    /// `dst = activation(src + bias)` row by row (`src` may be `dst`), for an activation that
+    /// `isFusedWithBias`.
     internal static func biasActivate(
         src: UnsafePointer<Float>, bias: UnsafePointer<Float>, dst: UnsafeMutablePointer<Float>,
-        count: Int, n: Int, activation: Activation, isa: Int32
+        count: Int, n: Int, activation: ActivationFunction, isa: Int32
     ) {
         if count == 0 { return }
         let rows = count / n
@@ -321,9 +327,10 @@ extension Tensor {
                     }
                 }
                 switch activation {
-                case .identity, .sigmoid, .tanh: rows { $0 }
+                case .linear, .sigmoid, .tanh: rows { $0 }
                 case .relu: rows { $0 < 0 ? 0 : $0 }
                 case .leakyRelu(let alpha): rows { $0 < 0 ? alpha * $0 : $0 }
+                case .elu, .gelu, .softmax: neuritePreconditionFailure("biasActivate: \(activation) is not fused with the bias")
                 }
                 let block = dst + r0 * n, blockCount = Int64((r1 - r0) * n)
                 if activation == .sigmoid {

@@ -68,6 +68,7 @@ public struct Tensor: Sendable {
     ///
     /// This is the zero-overhead way to make a tensor from a computation: no element is
     /// written twice.
+    // Public though raw-pointer: it is how users write their own kernels over a tensor without a copy.
     @inlinable
     public init(shape: [Int], unsafeUninitialized initializer: (UnsafeMutableBufferPointer<Float>) throws -> Void) rethrows {
         let storage = TensorStorage(uninitializedCount: Tensor.elementCount(of: shape))
@@ -100,6 +101,7 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with the elements in row-major order.
+    // Public though raw-pointer: users' own kernels (and the C and HDF5 bridges) read a tensor without a copy.
     @inlinable
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         try withExtendedLifetime(storage) {
@@ -108,6 +110,7 @@ public struct Tensor: Sendable {
     }
 
     /// Calls `body` with mutable access to the elements, copying the storage first if it is shared.
+    // Public though raw-pointer: users' own kernels write a tensor in place through it.
     @inlinable
     public mutating func withUnsafeMutableBufferPointer<R>(_ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         makeUnique()

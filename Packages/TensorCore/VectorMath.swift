@@ -8,21 +8,21 @@ import CKernels
 /// default the current `KernelISA`; a caller making thousands of short calls reads
 /// `KernelISA.current` once and passes it (reading it looks up a task-local value). `x` and `y`
 /// may be the same buffer. Accuracy as the `Tensor` methods.
-public enum VectorMath {
+package enum VectorMath {
     /// `y[i] = tanh(x[i])` for `i < count`.
-    public static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+    package static func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                              isa: KernelISA = .current) {
         ck_vtanh(isa.rawValue, x, y, Int64(count))
     }
 
     /// `y[i] = 1 / (1 + e^-x[i])` for `i < count`.
-    public static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+    package static func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                              isa: KernelISA = .current) {
         ck_vsigmoid(isa.rawValue, x, y, Int64(count))
     }
 
     /// `y[i] = e^x[i]` for `i < count`.
-    public static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
+    package static func exp(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                              isa: KernelISA = .current) {
         ck_vexp(isa.rawValue, x, y, Int64(count))
     }

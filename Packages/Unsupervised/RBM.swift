@@ -142,7 +142,7 @@ public final class RBM {
         neuritePrecondition(hidden.rank == 2 && hidden.shape[1] == hiddenCount,
                             "RBM.visibleMeans needs hidden rows [N, \(hiddenCount)], got \(hidden.shape)")
         var z = Tensor.matmul(hidden, weights, transposeB: true)
-        z.addBias(visibleBias, activation: visibleUnits == .bernoulli ? .sigmoid : .identity)
+        z.addBias(visibleBias, activation: visibleUnits == .bernoulli ? .sigmoid : .linear)
         return z
     }
 

@@ -215,14 +215,15 @@ final class MathTests: XCTestCase {
     }
 
     func testAddingBiasMatchesTheUnfusedOperationsForEveryActivation() {
-        let activations: [Activation] = [.identity, .relu, .leakyRelu(alpha: 0.2), .sigmoid, .tanh]
-        func reference(_ z: Double, _ a: Activation) -> Double {
+        let activations: [ActivationFunction] = [.linear, .relu, .leakyRelu(alpha: 0.2), .sigmoid, .tanh]
+        func reference(_ z: Double, _ a: ActivationFunction) -> Double {
             switch a {
-            case .identity: z
+            case .linear: z
             case .relu: Swift.max(z, 0)
             case .leakyRelu(let alpha): z < 0 ? Double(alpha) * z : z
             case .sigmoid: 1 / (1 + Foundation.exp(-z))
             case .tanh: Foundation.tanh(z)
+            case .elu, .gelu, .softmax: .nan  // not in `activations`
             }
         }
         forEachISA { isa in
@@ -235,11 +236,12 @@ final class MathTests: XCTestCase {
                     let fused = x.addingBias(b, activation: activation)
                     let unfused: Tensor
                     switch activation {
-                    case .identity: unfused = sum
+                    case .linear: unfused = sum
                     case .relu: unfused = sum.relu()
                     case .leakyRelu(let alpha): unfused = sum.leakyRelu(alpha: alpha)
                     case .sigmoid: unfused = sum.sigmoid()
                     case .tanh: unfused = sum.tanh()
+                    case .elu, .gelu, .softmax: unfused = activation.forward(sum)
                     }
                     XCTAssertEqual(fused, unfused, "\(shape) \(activation) \(isa)")
                     let exact = sum.scalars.map { reference(Double($0), activation) }
@@ -251,8 +253,23 @@ final class MathTests: XCTestCase {
                 }
             }
         }
-        XCTAssertNotEqual(Activation.leakyRelu(alpha: 0.1), .leakyRelu(alpha: 0.2))
+        XCTAssertNotEqual(ActivationFunction.leakyRelu(alpha: 0.1), .leakyRelu(alpha: 0.2))
         XCTAssertEqual(Tensor(shape: [1, 3], scalars: [1, 2, 3]).addingBias(Tensor([1, 1, 1])), Tensor(shape: [1, 3], scalars: [2, 3, 4]))
+    }
+
+    func testAddingBiasWithAnUnfusedActivationIsTheBiasThenTheActivation() {
+        let x = Tensor(shape: [5, 7], scalars: randomScalars(35, seed: 43).map { $0 * 3 })
+        let b = Tensor(shape: [7], scalars: randomScalars(7, seed: 44))
+        for activation in [ActivationFunction.elu(alpha: 1), .gelu, .softmax, .leakyRelu(alpha: -0.3)] {
+            let expected = activation.forward(x + b)
+            XCTAssertEqual(x.addingBias(b, activation: activation), expected, "\(activation)")
+            var inPlace = x
+            inPlace.addBias(b, activation: activation)
+            XCTAssertEqual(inPlace, expected, "\(activation) in place")
+            var z = x
+            activation.addBiasAndActivate(&z, bias: b)
+            XCTAssertEqual(z, expected, "\(activation) addBiasAndActivate")
+        }
     }
 
     func testAddBiasInPlaceReusesAUniqueBuffer() {
