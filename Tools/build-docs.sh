@@ -13,7 +13,7 @@
 #   NEURITE_DOCS_SCRATCH  a scratch path for SwiftPM instead of .build (for example to run
 #                         beside another build of the package, which holds .build's lock).
 # Time, on the 2-core machine: about 1.5 min for all nine modules when .build holds no debug
-# build yet (the plugin's tools and each module's debug build), about 26 s when it does.
+# build yet (the plugin's tools and each module's debug build), 26 to 60 s when it does (the machine is shared).
 # Needs network access only if the plugin's package is not resolved yet. The plugin's build is a
 # debug build of the module and its dependencies (symbol graphs), separate from a release build.
 set -u
