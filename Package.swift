@@ -29,6 +29,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Zip archives (the `.keras` container), for KerasInterop only.
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        // Documentation only (`swift package generate-documentation`, see Tools/build-docs.sh); adds a
+        // command plugin, and no library product depends on it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
     ],
     targets: [
         // ISA-specific micro-kernels (AVX-512, AVX2+FMA, portable), dispatched at run time.

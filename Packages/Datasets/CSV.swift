@@ -58,7 +58,7 @@ public struct CSVOptions: Sendable, Equatable {
 ///
 /// Reading costs one pass over the bytes and one `String` per cell.
 public struct CSVTable: Sendable {
-    /// The file the table was read from (nil for ``init(text:options:)`` without a name).
+    /// The file the table was read from (nil for ``init(text:name:options:)`` without a name).
     public let path: String?
     /// The column names, in file order: the header's fields, or `"1"`, `"2"`, ... without one.
     public let columnNames: [String]

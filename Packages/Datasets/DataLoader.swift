@@ -107,6 +107,7 @@ public struct DataLoader<D: Dataset>: Sendable {
     /// A loader over `dataset`.
     ///
     /// - Parameters:
+    ///   - dataset: the samples to batch.
     ///   - batchSize: samples per batch, at least 1.
     ///   - shuffle: visit each epoch in a seeded random order (default) or in index order.
     ///   - seed: the seed of the shuffle, the sampler's draws and the augmentation streams.
@@ -373,14 +374,14 @@ final class PrefetchBuffer<D: Dataset>: @unchecked Sendable {
 /// epoch `e`'s stream is ``DataLoader/batches(epoch:)``, its labels as `.labels`, so the same
 /// seed gives the same batches, and prefetching overlaps decoding with the training step.
 extension DataLoader: BatchSource {
-    /// ``DataLoader/batches(epoch:)`` as a stream of ``TrainingBatch``es (labels as `.labels`).
+    /// ``DataLoader/batches(epoch:)`` as a stream of `TrainingBatch`es (labels as `.labels`).
     public func makeBatchStream(epoch: Int) -> any BatchStream {
         batches(epoch: epoch)
     }
 }
 
 extension DataLoader.BatchIterator: BatchStream {
-    /// ``next()`` as a ``TrainingBatch`` with the labels as `.labels`.
+    /// ``next()`` as a `TrainingBatch` with the labels as `.labels`.
     public func nextBatch() throws -> TrainingBatch? {
         try next().map { TrainingBatch(x: $0.x, labels: $0.y) }
     }

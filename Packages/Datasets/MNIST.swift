@@ -252,6 +252,7 @@ public enum MNIST {
     ///   - directory: where to put the files; nil means the per-user cache.
     ///   - baseURL: a mirror holding the four files; nil tries the canonical mirrors in turn.
     ///   - timeout: seconds without progress before a transfer is abandoned.
+    ///   - environment: the variables that locate the per-user cache (default: the process's).
     /// - Throws: `DatasetError` `.network`, `.checksumMismatch`, `.io`.
     @discardableResult
     public static func download(to directory: String? = nil, from baseURL: String? = nil, timeout: Double = 60,

@@ -210,7 +210,7 @@ public struct WeightedSampler: Sampler {
 /// let loader = DataLoader(folder, batchSize: 64, seed: 7, sampler: sampler, prefetch: 4)
 /// ```
 ///
-/// Epoch `e`'s indices are ``replicaShard(of:rank:replicas:padded:)`` of the order a plain
+/// Epoch `e`'s indices are `replicaShard(of:rank:replicas:padded:)` of the order a plain
 /// `DataLoader` with the same seed would visit: `0..<count` shuffled by
 /// `SeededGenerator(seed: seed, stream: e)`. Every replica draws the same permutation and keeps
 /// the positions `rank, rank + replicas, ...`, so the replicas' shards are disjoint, together

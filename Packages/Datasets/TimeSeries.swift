@@ -1,7 +1,7 @@
 import TensorCore
 
 /// Sliding windows over a time series, with targets: Keras'
-/// `keras.utils.timeseries_dataset_from_array`, as random access and as a ``BatchSource`` that
+/// `keras.utils.timeseries_dataset_from_array`, as random access and as a `BatchSource` that
 /// `fit`, `evaluate` and `predict` read directly.
 ///
 /// **Windows.** With `s = startIndex`, `e = endIndex` (exclusive), length `L`, stride and

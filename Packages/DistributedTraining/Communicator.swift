@@ -31,7 +31,7 @@ public struct DistributedError: Error, Equatable, CustomStringConvertible, Senda
     public var description: String { "\(kind.rawValue): \(message)" }
 }
 
-/// How ``Communicator/allreduce(_:_:)`` combines the ranks' values, element by element.
+/// How ``Communicator/allreduce(_:_:)-(Tensor,_)`` combines the ranks' values, element by element.
 public enum ReduceOperation: Sendable, Equatable {
     /// The sum over the ranks.
     case sum

@@ -17,7 +17,7 @@ import TensorCore
 /// }
 /// ```
 ///
-/// What `fit` then does on each rank is described by ``DistributionStrategy``: rank 0's weights
+/// What `fit` then does on each rank is described by `DistributionStrategy` (Layers): rank 0's weights
 /// broadcast first, each rank on its own shard, one agreement per step (so an error on one rank
 /// ends every rank's `fit` with a `TrainingError`), gradients summed across ranks after the
 /// backward pass, identical optimizer steps, logs combined, progress and checkpoints on rank 0.
@@ -58,6 +58,7 @@ public final class DataParallel: DistributionStrategy {
     /// A strategy over `communicator`'s ranks.
     ///
     /// - Parameters:
+    ///   - communicator: the ranks to train on, usually the world of `Communicator.run`.
     ///   - bucketMegabytes: the target size of one gradient all-reduce, in MiB (at least one
     ///     float).
     ///   - synchronizeBatchNormalization: normalise over the global batch (see above).
@@ -72,10 +73,10 @@ public final class DataParallel: DistributionStrategy {
     /// The number of ranks.
     public var replicas: Int { communicator.size }
 
-    /// This rank's sampler for a data set of `count` samples: a ``DistributedSampler`` over
+    /// This rank's sampler for a data set of `count` samples: a `DistributedSampler` (Datasets) over
     /// this communicator's ranks (padded for training; `padded: false` for evaluation, so each
     /// sample counts once).
-    /// - Throws: ``DatasetError`` when `count` is negative.
+    /// - Throws: `DatasetError` when `count` is negative.
     public func sampler(count: Int, shuffle: Bool = true, padded: Bool = true) throws -> DistributedSampler {
         try DistributedSampler(count: count, rank: rank, replicas: replicas, shuffle: shuffle, padded: padded)
     }

@@ -86,7 +86,7 @@ enum SpatialLayerConfig {
 /// The kernel is `[KH, KW, Cin, Cout]`, Keras' layout, so Keras weights load unchanged. PyTorch's
 /// `Conv2d.weight` is `[Cout, Cin, KH, KW]`: convert ours with `permute(3, 2, 0, 1)` (NumPy:
 /// `np.transpose(k, (3, 2, 0, 1))`) and PyTorch's to ours with `permute(2, 3, 1, 0)`; the bias
-/// is `[Cout]` in both. Output extents follow ``Padding`` (`.valid`: `(H - KH') / sh + 1`,
+/// is `[Cout]` in both. Output extents follow `Padding` (`.valid`: `(H - KH') / sh + 1`,
 /// `.same`: `ceil(H / sh)`, with `KH' = (KH - 1) * dh + 1`).
 ///
 /// Parameters, created by ``build(inputShape:generator:)``: `"<name>.kernel"` (drawn from
@@ -125,7 +125,7 @@ public final class Conv2D: Layer {
     public let kernelSize: (Int, Int)
     /// `(sh, sw)`, the step between windows.
     public let strides: (Int, Int)
-    /// How the border is treated; see ``Padding``.
+    /// How the border is treated; see TensorCore's `Padding`.
     public let padding: Padding
     /// `(dh, dw)`, the step between kernel taps (Keras `dilation_rate`).
     public let dilation: (Int, Int)

@@ -11,7 +11,7 @@ import TensorCore
 /// Keras' rules (no `output_padding`, dilation 1):
 /// - `.valid`: `OH = H * sh + max(KH - sh, 0)`;
 /// - `.same`: `OH = H * sh`;
-/// and the output's padding is the one a ``Padding/same`` convolution of `OH` would use, as
+/// and the output's padding is the one a `.same` convolution of `OH` would use, as
 /// TensorFlow's `conv2d_transpose` does.
 ///
 /// **Cost.** Forward is the input gradient of the convolution this layer reverses

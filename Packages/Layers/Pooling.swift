@@ -87,7 +87,7 @@ func buildWeightless(_ builtInputShape: inout [Int]?, inputShape: [Int], output:
 /// Max pooling over NHWC images (Keras `MaxPooling2D`): `[B, H, W, C]` to `[B, OH, OW, C]`,
 /// each output the largest input in its `poolSize` window, per channel.
 ///
-/// Output extents follow ``Padding`` with the pool as the window; `.same` padding cells never
+/// Output extents follow TensorCore's `Padding` with the pool as the window; `.same` padding cells never
 /// win. Ties go to the first cell of the window in row-major order, and that cell alone receives
 /// the gradient. A training-mode forward keeps the winners' flat indices (4 bytes per output
 /// element) for ``backward(_:)``, which scatters the output gradient onto them (overlapping
@@ -105,7 +105,7 @@ public final class MaxPool2D: Layer {
     public var poolSize: (Int, Int) { window.poolSize }
     /// `(sh, sw)`, the step between windows (the pool size unless given).
     public var strides: (Int, Int) { window.strides }
-    /// How the border is treated; see ``Padding``.
+    /// How the border is treated; see TensorCore's `Padding`.
     public var padding: Padding { window.padding }
     /// The per-sample input shape `[H, W, C]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?
@@ -213,7 +213,7 @@ public final class AveragePool2D: Layer {
     public var poolSize: (Int, Int) { window.poolSize }
     /// `(sh, sw)`, the step between windows (the pool size unless given).
     public var strides: (Int, Int) { window.strides }
-    /// How the border is treated; see ``Padding``.
+    /// How the border is treated; see TensorCore's `Padding`.
     public var padding: Padding { window.padding }
     /// The per-sample input shape `[H, W, C]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?

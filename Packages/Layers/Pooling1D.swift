@@ -146,7 +146,7 @@ public final class MaxPool1D: Layer {
     public var poolSize: Int { window.poolSize }
     /// `s`, the step between windows (the pool size unless given).
     public var strides: Int { window.strides }
-    /// `.valid` or `.same`; see ``Padding``.
+    /// `.valid` or `.same`; see TensorCore's `Padding`.
     public var padding: Padding { window.padding }
     /// The per-sample input shape `[T, F]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?
@@ -261,7 +261,7 @@ public final class AveragePool1D: Layer {
     public var poolSize: Int { window.poolSize }
     /// `s`, the step between windows (the pool size unless given).
     public var strides: Int { window.strides }
-    /// `.valid` or `.same`; see ``Padding``.
+    /// `.valid` or `.same`; see TensorCore's `Padding`.
     public var padding: Padding { window.padding }
     /// The per-sample input shape `[T, F]` the layer was built for, or nil before `build`.
     public private(set) var builtInputShape: [Int]?

@@ -10,7 +10,7 @@ import TensorCore
 /// Every layer type of this module is registered, with Keras' aliases (`"MaxPool2D"`,
 /// `"AvgPool2D"`, `"GlobalAvgPool2D"`, `"Convolution2D"`, and the same for the 1-D layers:
 /// `"Convolution1D"`, `"MaxPool1D"`, `"AvgPool1D"`, `"GlobalMaxPool1D"`, `"GlobalAvgPool1D"`).
-/// A layer type of your own is added with ``register(_:)`` before loading a model that uses it:
+/// A layer type of your own is added with ``register(_:alias:)`` before loading a model that uses it:
 ///
 /// ```swift
 /// LayerRegistry.register(MyLayer.self)        // under MyLayer.typeName

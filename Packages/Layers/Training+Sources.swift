@@ -5,16 +5,17 @@ import TensorCore
 extension Sequential {
     /// Trains the model on the batches of `source`: a Datasets `DataLoader` (over an image
     /// folder, IDX files, tensors or a data set of your own, with its sampler, transforms and
-    /// prefetching) or any other ``BatchSource``, as Keras' `fit(dataset)`.
+    /// prefetching) or any other `BatchSource`, as Keras' `fit(dataset)`.
     ///
     /// Epoch `e` reads `source.makeBatchStream(epoch: e)`, so the source decides the order
     /// (a loader shuffles by its own seed): the same source gives the same batches, and a run
     /// resumed with `initialEpoch` sees what an uninterrupted one would. Everything else is the
-    /// tensor form's (``fit(x:y:epochs:initialEpoch:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:strategy:)``):
+    /// tensor form's (``fit(x:y:epochs:initialEpoch:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:strategy:)-(_,Tensor,_,_,_,_,_,_,_,_,_,_,_)``):
     /// the step, the logs, callbacks, NaN checks. Data are read while training, so memory does
     /// not grow with the data set; with a prefetching loader, decoding overlaps the steps.
     ///
     /// - Parameters:
+    ///   - source: the batches: a `DataLoader`, `TimeseriesWindows` or any other `BatchSource`.
     ///   - epochs: the index of the last epoch, counted from 1; epochs `initialEpoch..<epochs` run.
     ///   - initialEpoch: the epoch to start at (counted from 0), to resume a run.
     ///   - validationData: batches to evaluate after each epoch (its epoch 0 is read each time).

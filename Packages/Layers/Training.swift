@@ -61,8 +61,8 @@ struct CompiledSetup {
 }
 
 extension Sequential {
-    /// Sets the optimizer, loss and metrics that ``fit(x:y:epochs:initialEpoch:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:)``
-    /// and ``evaluate(x:y:batchSize:)`` use, as Keras' `compile` does.
+    /// Sets the optimizer, loss and metrics that ``fit(x:y:epochs:initialEpoch:batchSize:validationData:validationSplit:shuffle:classWeights:seed:callbacks:verbose:strategy:)-(_,[Int],_,_,_,_,_,_,_,_,_,_,_)``
+    /// and ``evaluate(x:y:batchSize:)-(_,[Int],_)`` use, as Keras' `compile` does.
     ///
     /// Why `compile` rather than arguments to `fit`: `evaluate` needs the same loss and metrics,
     /// and calling `fit` again (to train on) keeps the optimizer's state, as Keras users expect.
@@ -118,11 +118,14 @@ extension Sequential {
     /// validation values (`"val_loss"`, ...) are computed after each epoch in inference mode.
     ///
     /// - Parameters:
+    ///   - x: the samples, `[N, ...]`.
+    ///   - y: the targets, `[N, ...]`, one row per sample.
     ///   - epochs: the index of the last epoch, counted from 1, as in Keras: training runs epochs
     ///     `initialEpoch..<epochs` (counted from 0), so `epochs - initialEpoch` of them.
     ///   - initialEpoch: the epoch to start at (counted from 0), to resume a run: a model and
     ///     optimizer restored after epoch `k` and trained with `initialEpoch: k` and the same seed
     ///     see the same batches, and end where an uninterrupted run would (Keras' `initial_epoch`).
+    ///   - batchSize: samples per step (the last batch of an epoch may be smaller).
     ///   - validationData: samples to evaluate after each epoch.
     ///   - validationSplit: instead, the fraction of `x` kept for validation: the *last* samples,
     ///     taken before any shuffling (as Keras does). Not both.

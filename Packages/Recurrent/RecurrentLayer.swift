@@ -55,7 +55,7 @@ import TensorCore
 /// an LSTM or GRU draws a separate pair of masks for each gate, as Keras 3 does then
 /// (`implementation=1`): `z_k = (x ⊙ m_k)·W_k + (h ⊙ r_k)·U_k + b_k`; otherwise one input mask
 /// serves every gate. The state itself (carried on, mixed by the GRU's update gate, returned) is
-/// never dropped. The masks come from the layer's own stream, seeded like ``Dropout``'s: from
+/// never dropped. The masks come from the layer's own stream, seeded like `Dropout`'s: from
 /// `seed`, or from a number drawn from the model's generator at build (only when a rate is above
 /// 0, so the weights of a model without recurrent dropout do not move); under `fit` the stream
 /// restarts at every step from `(seed, step)` (``beginStep(_:)``), so a resumed run draws the masks

@@ -44,7 +44,7 @@ public final class SimpleRNN: RecurrentLayer {
                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
+    /// Rebuilds from ``RecurrentLayer/config``; absent keys take Keras' defaults, and keys it does not implement
     /// throw (see ``RecurrentLayer/init(config:)``).
     public required convenience init(config: [String: ConfigValue]) throws {
         let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount)

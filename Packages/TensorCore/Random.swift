@@ -106,8 +106,13 @@ extension Tensor {
     }
 
     /// Normally distributed random values.
-    /// - Parameter truncated: when true, samples beyond two standard deviations are redrawn
-    ///   (Keras' `TruncatedNormal`, used by its Glorot-normal and He-normal initialisers).
+    /// - Parameters:
+    ///   - shape: the shape of the result.
+    ///   - mean: the mean of the distribution.
+    ///   - standardDeviation: its standard deviation.
+    ///   - truncated: when true, samples beyond two standard deviations are redrawn
+    ///     (Keras' `TruncatedNormal`, used by its Glorot-normal and He-normal initialisers).
+    ///   - generator: the source of randomness.
     public static func randomNormal<G: RandomNumberGenerator>(
         _ shape: [Int], mean: Float = 0, standardDeviation: Float = 1, truncated: Bool = false,
         using generator: inout G

@@ -364,7 +364,11 @@ extension Tensor {
     /// `[KH * KW * Cin, Cout]`. A pointwise kernel (1x1, stride 1) is a single `sgemm` on the
     /// input itself. Cost: `2 * N * OH * OW * KH * KW * Cin * Cout` flops, multithreaded.
     /// - Parameters:
+    ///   - input: the images, `[N, H, W, Cin]`.
+    ///   - kernel: the filters, `[KH, KW, Cin, Cout]`.
+    ///   - bias: added to every output channel, `[Cout]`, or nil for none.
     ///   - strides: `(sh, sw)`, the step between windows.
+    ///   - padding: `.valid` or `.same` (see ``Padding``).
     ///   - dilation: `(dh, dw)`, the step between kernel taps.
     /// - Precondition: `input` is rank 4, `kernel` is rank 4 with `Cin` input channels, `bias` (if
     ///   any) is `[Cout]`, and with `.valid` the input is at least the dilated kernel's size.

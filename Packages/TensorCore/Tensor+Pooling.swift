@@ -77,8 +77,10 @@ extension Tensor {
     /// Cost: one read of every window cell, `N * OH * OW * PH * PW * C` compares, vectorised
     /// over channels and split over the thread pool by output rows when large.
     /// - Parameters:
+    ///   - input: the images, `[N, H, W, C]`.
     ///   - poolSize: `(PH, PW)`, the window.
     ///   - strides: `(sh, sw)`, the step between windows; `nil` means `poolSize` (no overlap).
+    ///   - padding: `.valid` or `.same` (see ``Padding``).
     /// - Precondition: `input` is rank 4 with fewer than 2^31 elements, and with `.valid` at least
     ///   as large as the window.
     public static func maxPool2D(_ input: Tensor, poolSize: (Int, Int), strides: (Int, Int)? = nil,
@@ -164,8 +166,10 @@ extension Tensor {
     /// Cost: `N * OH * OW * PH * PW * C` additions, vectorised over channels and split over the
     /// thread pool by output rows when large.
     /// - Parameters:
+    ///   - input: the images, `[N, H, W, C]`.
     ///   - poolSize: `(PH, PW)`, the window.
     ///   - strides: `(sh, sw)`, the step between windows; `nil` means `poolSize` (no overlap).
+    ///   - padding: `.valid` or `.same` (see ``Padding``).
     /// - Precondition: `input` is rank 4, and with `.valid` at least as large as the window.
     public static func averagePool2D(_ input: Tensor, poolSize: (Int, Int), strides: (Int, Int)? = nil,
                                      padding: Padding = .valid) -> Tensor {

@@ -6,9 +6,9 @@ import TensorCore
 /// An autoencoder: an `encoder` model that compresses a sample to a code and a `decoder` model
 /// that rebuilds the sample from the code, trained together to give back their input.
 ///
-/// The two halves are ordinary ``Sequential`` models nested in one ``model``
+/// The two halves are ordinary `Sequential` models nested in one ``model``
 /// (`Sequential(encoder, decoder)`), so training is Layers' `fit` with the input as its own
-/// target, and saving is the model's. ``dense(inputShape:hidden:codeSize:)`` and
+/// target, and saving is the model's. ``dense(inputShape:hidden:codeSize:codeActivation:)`` and
 /// ``convolutional(inputShape:filters:codeSize:)`` make the usual shapes; any pair of models whose
 /// shapes chain works.
 ///
