@@ -8,7 +8,7 @@ import TensorCore
 public typealias ActivationFunction = TensorCore.ActivationFunction
 
 extension ActivationFunction {
-    /// The function named `configName` (see ``configName``); throws `LayerError` for an unknown name.
+    /// The function named `configName` (see `configName`); throws `LayerError` for an unknown name.
     public init(configName: String) throws {
         switch configName {
         case "linear": self = .linear
@@ -57,7 +57,7 @@ public final class ActivationLayer: Layer {
         self.name = name
     }
 
-    /// `["name", "activation"]`, the activation by its ``ActivationFunction/configName``.
+    /// `["name", "activation"]`, the activation by its `ActivationFunction.configName`.
     public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
 
     /// The configuration's own keys, without `trainable`.

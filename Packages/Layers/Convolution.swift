@@ -93,11 +93,11 @@ enum SpatialLayerConfig {
 /// ``kernelInitializer``) and, with ``useBias``, `"<name>.bias"` (zeros).
 ///
 /// **Cost.** Forward runs `Tensor.conv2D` (im2col + GEMM) without a bias, then
-/// ``ActivationFunction/addBiasAndActivate(_:bias:)``: one fused pass for the bias and a linear,
+/// `ActivationFunction.addBiasAndActivate(_:bias:)`: one fused pass for the bias and a linear,
 /// relu, leaky relu, sigmoid or tanh activation (elu, gelu and softmax take a second pass). A
 /// training-mode forward keeps the input and the output (and, for gelu and elu, the
 /// pre-activation) for ``backward(_:)``, which takes the output gradient back through the
-/// activation with ``ActivationFunction/backward(_:input:output:)`` and then runs
+/// activation with `ActivationFunction.backward(_:input:output:)` and then runs
 /// `Tensor.conv2DBackward` (about twice the forward flops), recomputing the im2col columns rather
 /// than keeping them.
 ///
@@ -189,7 +189,7 @@ public final class Conv2D: Layer {
     /// Keras' configuration keys: `name`, `filters`, `kernel_size`, `strides`, `padding`,
     /// `data_format` (always `"channels_last"`), `dilation_rate`, `activation`, `use_bias`,
     /// `kernel_initializer`; pairs are `.ints([a, b])`, padding is `"valid"` or `"same"`, and the
-    /// activation is its Keras name (``ActivationFunction/configName``: `"relu"`, `"linear"`, ...).
+    /// activation is its Keras name (`ActivationFunction.configName`: `"relu"`, `"linear"`, ...).
     public var config: [String: ConfigValue] { configWithoutTrainable.addingTrainable(trainable) }
 
     /// The configuration's own keys, without `trainable`.
