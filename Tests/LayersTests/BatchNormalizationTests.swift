@@ -17,7 +17,7 @@ private func channelMoments(_ x: Tensor) -> (mean: [Double], variance: [Double])
 /// normalisation has something to undo.
 private func shiftedInput(_ shape: [Int], seed: UInt64) -> Tensor {
     let c = shape.last!
-    let base = convTestRandomTensor(shape, seed: seed).scalars
+    let base = randomTensor(shape, seed: seed).scalars
     return Tensor(shape: shape, scalars: base.enumerated().map { i, v in
         let channel = Float(i % c)
         return v * (1 + channel) + 2 - channel
@@ -92,16 +92,16 @@ final class BatchNormalizationTests: XCTestCase {
     func testGradientsAfterDenseLikeInput() {
         let layer = BatchNormalization(name: "bn")
         convTestBuild(layer, [4])
-        layer.gamma!.value = convTestRandomTensor([4], seed: 6) + 1.5
-        layer.beta!.value = convTestRandomTensor([4], seed: 7)
+        layer.gamma!.value = randomTensor([4], seed: 6) + 1.5
+        layer.beta!.value = randomTensor([4], seed: 7)
         convTestCheckLayerGradients(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
     }
 
     func testGradientsAfterConvLikeInput() {
         let layer = BatchNormalization(name: "bn")
         convTestBuild(layer, [4, 3, 2])
-        layer.gamma!.value = convTestRandomTensor([2], seed: 10) + 1.5
-        layer.beta!.value = convTestRandomTensor([2], seed: 11)
+        layer.gamma!.value = randomTensor([2], seed: 10) + 1.5
+        layer.beta!.value = randomTensor([2], seed: 11)
         convTestCheckLayerGradients(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
     }
 
@@ -110,7 +110,7 @@ final class BatchNormalizationTests: XCTestCase {
         let layer = BatchNormalization(axis: 1, name: "bn")
         XCTAssertEqual(convTestBuild(layer, [3, 4]), [3, 4])
         XCTAssertEqual(layer.gamma!.value.shape, [3])
-        let x = convTestRandomTensor([5, 3, 4], seed: 14) * 3 + 1
+        let x = randomTensor([5, 3, 4], seed: 14) * 3 + 1
         let y = layer.forward(x, training: true)
         for c in 0..<3 {
             var values = [Double]()
@@ -119,7 +119,7 @@ final class BatchNormalizationTests: XCTestCase {
             XCTAssertEqual(mean, 0, accuracy: 1e-5, "channel \(c)")
             XCTAssertEqual(values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count), 1, accuracy: 1e-2)
         }
-        layer.gamma!.value = convTestRandomTensor([3], seed: 15) + 1.5
+        layer.gamma!.value = randomTensor([3], seed: 15) + 1.5
         convTestCheckLayerGradients(layer, input: x, seed: 16)
         // -2 names the same axis of a rank-2 per-sample input.
         let negative = BatchNormalization(axis: -2)

@@ -2,6 +2,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Direct pooling in Float64, written independently of the library: max or mean over the real
@@ -37,7 +38,7 @@ private func naivePool(_ x: Tensor, pool: (Int, Int), strides: (Int, Int), same:
 
 final class PoolingLayerTests: XCTestCase {
     func testMaxPoolForwardMatchesNaivePooling() {
-        let x = convTestRandomTensor([2, 5, 7, 3], seed: 1)
+        let x = randomTensor([2, 5, 7, 3], seed: 1)
         let cases: [(MaxPool2D, (Int, Int), (Int, Int), Bool)] = [
             (MaxPool2D(), (2, 2), (2, 2), false),
             (MaxPool2D(poolSize: (2, 2), padding: .same), (2, 2), (2, 2), true),
@@ -55,7 +56,7 @@ final class PoolingLayerTests: XCTestCase {
 
     func testMaxPoolGradientsMatchFiniteDifferences() {
         // Distinct inputs 0.05 apart: a window's winner survives the 0.01 finite-difference step.
-        let x = convTestDistinctTensor([2, 6, 5, 3], seed: 2)
+        let x = distinctTensor([2, 6, 5, 3], seed: 2)
         for layer in [MaxPool2D(), MaxPool2D(padding: .same), MaxPool2D(poolSize: (3, 3), strides: (2, 1), padding: .same)] {
             convTestBuild(layer, [6, 5, 3])
             let gradient = convTestCheckLayerGradients(layer, input: x, seed: 3, "\(layer.config)")
@@ -66,7 +67,7 @@ final class PoolingLayerTests: XCTestCase {
     }
 
     func testAveragePoolForwardAndGradients() {
-        let x = convTestRandomTensor([2, 5, 7, 3], seed: 4)
+        let x = randomTensor([2, 5, 7, 3], seed: 4)
         let cases: [(AveragePool2D, (Int, Int), (Int, Int), Bool)] = [
             (AveragePool2D(), (2, 2), (2, 2), false),
             (AveragePool2D(padding: .same), (2, 2), (2, 2), true),
@@ -83,7 +84,7 @@ final class PoolingLayerTests: XCTestCase {
     }
 
     func testGlobalAveragePoolForwardAndGradients() {
-        let x = convTestRandomTensor([3, 4, 5, 2], seed: 6)
+        let x = randomTensor([3, 4, 5, 2], seed: 6)
         for keep in [false, true] {
             let layer = GlobalAveragePool2D(keepDimensions: keep)
             XCTAssertEqual(convTestBuild(layer, [4, 5, 2]), keep ? [1, 1, 2] : [2])

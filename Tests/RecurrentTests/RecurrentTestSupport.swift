@@ -5,11 +5,6 @@ import TensorCore
 import XCTest
 import _NeuriteTestSupport
 
-/// A random tensor in [-scale, scale).
-func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
-    Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: seed).map { $0 * scale })
-}
-
 /// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
 /// random `w`: the input's (unless `checkInput` is false), every parameter's, and (for a recurrent
 /// layer given `initialState`) the initial state's. Numeric sides use inference-mode forwards.
