@@ -2,6 +2,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Per-channel mean and biased variance (channel = last axis) in Float64, written independently.
@@ -94,7 +95,7 @@ final class BatchNormalizationTests: XCTestCase {
         convTestBuild(layer, [4])
         layer.gamma!.value = randomTensor([4], seed: 6) + 1.5
         layer.beta!.value = randomTensor([4], seed: 7)
-        convTestCheckLayerGradients(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
+        checkLayerBackward(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
     }
 
     func testGradientsAfterConvLikeInput() {
@@ -102,7 +103,7 @@ final class BatchNormalizationTests: XCTestCase {
         convTestBuild(layer, [4, 3, 2])
         layer.gamma!.value = randomTensor([2], seed: 10) + 1.5
         layer.beta!.value = randomTensor([2], seed: 11)
-        convTestCheckLayerGradients(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
+        checkLayerBackward(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
     }
 
     func testChannelAxisOtherThanTheLast() {
@@ -120,7 +121,7 @@ final class BatchNormalizationTests: XCTestCase {
             XCTAssertEqual(values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count), 1, accuracy: 1e-2)
         }
         layer.gamma!.value = randomTensor([3], seed: 15) + 1.5
-        convTestCheckLayerGradients(layer, input: x, seed: 16)
+        checkLayerBackward(layer, input: x, seed: 16)
         // -2 names the same axis of a rank-2 per-sample input.
         let negative = BatchNormalization(axis: -2)
         convTestBuild(negative, [3, 4])
@@ -133,7 +134,7 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual(layer.parameters.map(\.name), ["plain.moving_mean", "plain.moving_variance"])
         XCTAssertNil(layer.gamma)
         XCTAssertNil(layer.beta)
-        convTestCheckLayerGradients(layer, input: shiftedInput([5, 3], seed: 17), seed: 18)
+        checkLayerBackward(layer, input: shiftedInput([5, 3], seed: 17), seed: 18)
     }
 
     func testParameterNamesTrainabilityAndAccumulation() {

@@ -22,34 +22,6 @@ func convTestBuild(_ layer: any Layer, _ inputShape: [Int], seed: UInt64 = 7,
     }
 }
 
-/// Checks `layer`'s backward pass at `input` against central finite differences of
-/// `weightedSum(forward(x, training: true), w)` for random weights `w`: the input gradient and
-/// the gradient of every trainable parameter. Gradients are zeroed first; returns the analytic
-/// input gradient.
-@discardableResult
-func convTestCheckLayerGradients(_ layer: any Layer, input: Tensor, seed: UInt64, epsilon: Float = 1e-2,
-                                 _ message: String = "", file: StaticString = #filePath,
-                                 line: UInt = #line) -> Tensor {
-    for parameter in layer.parameters { parameter.zeroGradient() }
-    let output = layer.forward(input, training: true)
-    let weights = randomTensor(output.shape, seed: seed)
-    let inputGradient = layer.backward(weights)
-    let parameterGradients = layer.parameters.map(\.gradient)
-
-    checkGradient(of: { weightedSum(layer.forward($0, training: true), weights) }, at: input,
-                  analytic: inputGradient, epsilon: epsilon, "input gradient. \(message)", file: file, line: line)
-    for (parameter, analytic) in zip(layer.parameters, parameterGradients) where parameter.isTrainable {
-        let original = parameter.value
-        checkGradient(of: { value in
-            parameter.value = value
-            return weightedSum(layer.forward(input, training: true), weights)
-        }, at: original, analytic: analytic, epsilon: epsilon, "\(parameter.name) gradient. \(message)",
-           file: file, line: line)
-        parameter.value = original
-    }
-    return inputGradient
-}
-
 /// Runs forward once and backward twice with the same output gradient, and checks that every
 /// parameter's gradient is twice that of one backward pass (gradients accumulate).
 func convTestCheckGradientsAccumulate(_ layer: any Layer, input: Tensor, seed: UInt64,

@@ -4,6 +4,7 @@ import Optimizers
 import TensorCore
 import Testing
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Keras' output length of a 1-D convolution, written from Keras' `compute_conv_output_shape`:
@@ -163,13 +164,13 @@ final class Convolution1DTests: XCTestCase {
                                dilation: c.dilation, activation: c.activation, name: "c")
             convTestBuild(layer, [c.length, 3], seed: UInt64(i))
             layer.bias!.value = randomTensor([5], seed: UInt64(100 + i), scale: 0.5)
-            convTestCheckLayerGradients(layer, input: randomTensor([2, c.length, 3], seed: UInt64(200 + i)),
+            checkLayerBackward(layer, input: randomTensor([2, c.length, 3], seed: UInt64(200 + i)),
                                         seed: UInt64(300 + i), "\(c)")
         }
         let plain = Conv1D(filters: 2, kernelSize: 3, padding: .causal, useBias: false, name: "p")
         convTestBuild(plain, [6, 1])
         XCTAssertEqual(plain.parameters.map(\.name), ["p.kernel"])
-        convTestCheckLayerGradients(plain, input: randomTensor([3, 6, 1], seed: 9), seed: 10, "no bias")
+        checkLayerBackward(plain, input: randomTensor([3, 6, 1], seed: 9), seed: 10, "no bias")
     }
 
     func testGradientsAccumulateWhenBackwardRunsTwice() {

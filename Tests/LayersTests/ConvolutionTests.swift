@@ -3,6 +3,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Direct convolution in Float64, written independently of the library: input `[N, H, W, Cin]`,
@@ -105,7 +106,7 @@ final class Conv2DLayerTests: XCTestCase {
         let layer = Conv2D(filters: 3, kernelSize: (3, 3), strides: (2, 2), padding: .valid, name: "c")
         convTestBuild(layer, [7, 7, 2])
         layer.bias!.value = randomTensor([3], seed: 21)
-        convTestCheckLayerGradients(layer, input: randomTensor([2, 7, 7, 2], seed: 22), seed: 23)
+        checkLayerBackward(layer, input: randomTensor([2, 7, 7, 2], seed: 22), seed: 23)
     }
 
     func testGradientsWithStride2AndSamePadding() {
@@ -113,7 +114,7 @@ final class Conv2DLayerTests: XCTestCase {
         let layer = Conv2D(filters: 3, kernelSize: (3, 2), strides: (2, 2), padding: .same, name: "c")
         convTestBuild(layer, [6, 5, 2])
         layer.bias!.value = randomTensor([3], seed: 31)
-        convTestCheckLayerGradients(layer, input: randomTensor([2, 6, 5, 2], seed: 32), seed: 33)
+        checkLayerBackward(layer, input: randomTensor([2, 6, 5, 2], seed: 32), seed: 33)
     }
 
     func testGradientsWithReluDilationAndNoBias() throws {
@@ -137,12 +138,12 @@ final class Conv2DLayerTests: XCTestCase {
         relu.bias!.value = Tensor(bias)
         let y = relu.forward(x, training: true)
         XCTAssertTrue(y.scalars.contains(0) && y.scalars.contains { $0 > 0 }, "the relu mask matters here")
-        convTestCheckLayerGradients(relu, input: x, seed: 43, "relu")
+        checkLayerBackward(relu, input: x, seed: 43, "relu")
 
         let plain = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 1), padding: .same, useBias: false, name: "p")
         convTestBuild(plain, [5, 4, 3])
         XCTAssertEqual(plain.parameters.map(\.name), ["p.kernel"])
-        convTestCheckLayerGradients(plain, input: randomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
+        checkLayerBackward(plain, input: randomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
     }
 
     func testSigmoidTanhAndGeluActivationsMatchReferenceAndFiniteDifferences() {
@@ -166,7 +167,7 @@ final class Conv2DLayerTests: XCTestCase {
             let y = layer.forward(x, training: false)
             XCTAssertEqual(y.shape, linear.shape, "\(function)")
             assertClose(y.scalars, linear.values.map(reference), rtol: 1e-5, atol: 1e-5, "\(function) forward")
-            convTestCheckLayerGradients(layer, input: x, seed: seed + 3, "\(function)")
+            checkLayerBackward(layer, input: x, seed: seed + 3, "\(function)")
         }
     }
 

@@ -99,14 +99,14 @@ final class Pooling1DTests: XCTestCase {
                          MaxPool1D(poolSize: 5, strides: 3)]
         for layer in maxLayers {
             convTestBuild(layer, [17, 3])
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 3, "\(layer.config)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 3, "\(layer.config)")
             // Only winners receive a gradient: at most one step per window is non-zero.
             XCTAssertLessThanOrEqual(gradient.scalars.filter { $0 != 0 }.count, layer.forward(x, training: false).count)
         }
         for layer in [AveragePool1D(), AveragePool1D(padding: .same), AveragePool1D(poolSize: 3, strides: 2, padding: .same),
                       AveragePool1D(poolSize: 5, strides: 1)] {
             convTestBuild(layer, [17, 3])
-            convTestCheckLayerGradients(layer, input: randomTensor([2, 17, 3], seed: 4), seed: 5, "\(layer.config)")
+            checkLayerBackward(layer, input: randomTensor([2, 17, 3], seed: 4), seed: 5, "\(layer.config)")
         }
     }
 
@@ -122,7 +122,7 @@ final class Pooling1DTests: XCTestCase {
                     XCTAssertEqual(y.shape, keep ? [3, 1, 2] : [3, 2])
                     let reference = naivePool1D(x, pool: length, stride: length, same: false, max: isMax)
                     assertClose(y.scalars, reference.values, rtol: 1e-6, atol: 1e-6, "\(type(of: layer).typeName) T \(length)")
-                    convTestCheckLayerGradients(layer, input: x, seed: 7, "\(type(of: layer).typeName) T \(length) keep \(keep)")
+                    checkLayerBackward(layer, input: x, seed: 7, "\(type(of: layer).typeName) T \(length) keep \(keep)")
                 }
             }
         }

@@ -59,7 +59,7 @@ final class PoolingLayerTests: XCTestCase {
         let x = distinctTensor([2, 6, 5, 3], seed: 2)
         for layer in [MaxPool2D(), MaxPool2D(padding: .same), MaxPool2D(poolSize: (3, 3), strides: (2, 1), padding: .same)] {
             convTestBuild(layer, [6, 5, 3])
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 3, "\(layer.config)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 3, "\(layer.config)")
             // Only winners receive a gradient: at most one cell per window is non-zero.
             let windows = layer.forward(x, training: false).count
             XCTAssertLessThanOrEqual(gradient.scalars.filter { $0 != 0 }.count, windows, "\(layer.config)")
@@ -79,7 +79,7 @@ final class PoolingLayerTests: XCTestCase {
             let reference = naivePool(x, pool: pool, strides: strides, same: same, max: false)
             XCTAssertEqual(y.shape, reference.shape, "\(layer.config)")
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6, "\(layer.config)")
-            convTestCheckLayerGradients(layer, input: x, seed: 5, "\(layer.config)")
+            checkLayerBackward(layer, input: x, seed: 5, "\(layer.config)")
         }
     }
 
@@ -92,7 +92,7 @@ final class PoolingLayerTests: XCTestCase {
             XCTAssertEqual(y.shape, keep ? [3, 1, 1, 2] : [3, 2])
             let reference = naivePool(x, pool: (4, 5), strides: (4, 5), same: false, max: false)
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6)
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 7, "keepDimensions \(keep)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 7, "keepDimensions \(keep)")
             // Every position of an image gets the same share.
             XCTAssertEqual(gradient[1, 0, 0, 1], gradient[1, 3, 4, 1])
         }

@@ -102,33 +102,9 @@ public func layerTest(
     XCTAssertEqual(try loaded.predict(x, batchSize: batch), moved, "\(typeName): the loaded model predicts otherwise", file: file, line: line)
 
     // 4. Finite differences in training mode.
+    checkLayerBackward(layer, input: x, seed: seed &+ 2, checkInput: checkInputGradient, epsilon: epsilon, rtol: rtol, atol: atol,
+                       maxElements: maxElements, file: file, line: line)
     let w = randomTensor(y.shape, seed: seed &+ 2)
-    func loss(_ input: Tensor) -> Double {
-        beginTrainingForward(layer, step: 0)
-        let output = layer.forward(input, training: true)
-        (layer as? TrainingStateOwner)?.clearTrainingState()
-        return weightedSum(output, w)
-    }
-    for p in layer.parameters { p.zeroGradient() }
-    beginTrainingForward(layer, step: 0)
-    _ = layer.forward(x, training: true)
-    let dx = layer.backward(w)
-    let gradients = layer.parameters.map(\.gradient)
-    XCTAssertEqual(dx.shape, x.shape, "\(typeName): input gradient shape", file: file, line: line)
-    if checkInputGradient {
-        checkGradient(of: loss, at: x, analytic: dx, epsilon: epsilon, rtol: rtol, atol: atol, maxElements: maxElements,
-                      "\(typeName) input gradient", file: file, line: line)
-    }
-    for (p, analytic) in zip(layer.parameters, gradients) where p.isTrainable {
-        let original = p.value
-        checkGradient(of: { value in
-            p.value = value
-            defer { p.value = original }
-            return loss(x)
-        }, at: original, analytic: analytic, epsilon: epsilon, rtol: rtol, atol: atol, maxElements: maxElements,
-           "\(typeName) gradient of \(p.name)", file: file, line: line)
-        p.value = original
-    }
 
     // 5. Accumulation over two uses without zeroing.
     for p in layer.parameters { p.zeroGradient() }
@@ -160,13 +136,6 @@ public func layerTest(
             _ = try layer.build(inputShape: badInputShape, generator: &badGenerator)
         }
     }
-}
-
-/// Restarts a ``StepSeeded`` layer's random stream at `step` and drops what earlier training
-/// forwards of a ``TrainingStateOwner`` kept, so the next training forward is reproducible.
-private func beginTrainingForward(_ layer: any Layer, step: Int) {
-    (layer as? TrainingStateOwner)?.clearTrainingState()
-    (layer as? StepSeeded)?.beginStep(step)
 }
 
 /// Asserts that `body` throws a `LayerError` (any other error, or none, fails).
