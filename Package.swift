@@ -223,6 +223,12 @@ let package = Package(
             dependencies: ["TensorCore"],
             path: "Tests/_NeuriteTestSupport"
         ),
+        // The Keras-style layer test harness (`layerTest`) every layer's tests go through.
+        .target(
+            name: "_LayerTestSupport",
+            dependencies: ["Layers", "Optimizers", "TensorCore", "_NeuriteTestSupport"],
+            path: "Tests/_LayerTestSupport"
+        ),
         .testTarget(
             name: "TensorCoreTests",
             dependencies: ["TensorCore", "_NeuriteTestSupport"],
@@ -236,14 +242,14 @@ let package = Package(
         .testTarget(
             name: "LayersTests",
             // Datasets only for the end-to-end training test on MNIST (CNNTrainingTests).
-            dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport"],
+            dependencies: ["Layers", "Optimizers", "Datasets", "_NeuriteTestSupport", "_LayerTestSupport"],
             path: "Tests/LayersTests"
         ),
         .testTarget(name: "UnsupervisedTests", dependencies: ["Unsupervised", "Layers", "Optimizers", "_NeuriteTestSupport"],
                     path: "Tests/UnsupervisedTests"),
         .testTarget(
             name: "RecurrentTests",
-            dependencies: ["Recurrent", "Layers", "Optimizers", "_NeuriteTestSupport"],
+            dependencies: ["Recurrent", "Layers", "Optimizers", "_NeuriteTestSupport", "_LayerTestSupport"],
             path: "Tests/RecurrentTests"
         ),
         .testTarget(

@@ -89,16 +89,6 @@ func assertDatasetError<T>(_ kind: DatasetError.Kind, path: String?, _ fragments
     }
 }
 
-/// CRC-32 (IEEE, as gzip uses), bit by bit: an independent check on zlib.
-func crc32(_ bytes: [UInt8]) -> UInt32 {
-    var crc: UInt32 = 0xFFFF_FFFF
-    for b in bytes {
-        crc ^= UInt32(b)
-        for _ in 0..<8 { crc = (crc >> 1) ^ (0xEDB8_8320 & (0 &- (crc & 1))) }
-    }
-    return ~crc
-}
-
 /// One gzip member holding `bytes` in stored (uncompressed) deflate blocks, made by hand so
 /// that tests can build multi-member files and files with an FNAME field like MNIST's.
 func gzipStored(_ bytes: [UInt8], name: String? = nil) -> [UInt8] {

@@ -1,5 +1,6 @@
 import Datasets
 import XCTest
+import _NeuriteTestSupport
 
 /// Inputs found by `neurite-fuzz` (Tools/neurite-fuzz), replayed byte for byte, with a
 /// minimal version of each made here, so that the fix stays.
@@ -10,15 +11,6 @@ final class FuzzFindingsTests: XCTestCase {
     }
 
     private func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-
-    private func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes {
-            crc ^= UInt32(b)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
-    }
 
     private func chunk(_ type: String, _ data: [UInt8], declaredLength: UInt32? = nil) -> [UInt8] {
         let body = Array(type.utf8) + data

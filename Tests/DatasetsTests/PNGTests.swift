@@ -175,15 +175,6 @@ final class PNGTests: XCTestCase {
         return [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] + chunk("IHDR", header) + chunk("IDAT", []) + chunk("IEND", [])
     }
 
-    private func crc32(_ bytes: [UInt8]) -> UInt32 {
-        var crc: UInt32 = 0xFFFF_FFFF
-        for b in bytes {
-            crc ^= UInt32(b)
-            for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        }
-        return ~crc
-    }
-
     func testHugeDeclaredDimensionsAreRefusedBeforeAllocation() throws {
         // The header alone is valid: its info reads fine.
         let huge = pngHeader(width: 100_000, height: 100_000)

@@ -2,6 +2,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Per-channel mean and biased variance (channel = last axis) in Float64, written independently.
@@ -17,7 +18,7 @@ private func channelMoments(_ x: Tensor) -> (mean: [Double], variance: [Double])
 /// normalisation has something to undo.
 private func shiftedInput(_ shape: [Int], seed: UInt64) -> Tensor {
     let c = shape.last!
-    let base = convTestRandomTensor(shape, seed: seed).scalars
+    let base = randomTensor(shape, seed: seed).scalars
     return Tensor(shape: shape, scalars: base.enumerated().map { i, v in
         let channel = Float(i % c)
         return v * (1 + channel) + 2 - channel
@@ -92,17 +93,17 @@ final class BatchNormalizationTests: XCTestCase {
     func testGradientsAfterDenseLikeInput() {
         let layer = BatchNormalization(name: "bn")
         convTestBuild(layer, [4])
-        layer.gamma!.value = convTestRandomTensor([4], seed: 6) + 1.5
-        layer.beta!.value = convTestRandomTensor([4], seed: 7)
-        convTestCheckLayerGradients(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
+        layer.gamma!.value = randomTensor([4], seed: 6) + 1.5
+        layer.beta!.value = randomTensor([4], seed: 7)
+        checkLayerBackward(layer, input: shiftedInput([6, 4], seed: 8), seed: 9)
     }
 
     func testGradientsAfterConvLikeInput() {
         let layer = BatchNormalization(name: "bn")
         convTestBuild(layer, [4, 3, 2])
-        layer.gamma!.value = convTestRandomTensor([2], seed: 10) + 1.5
-        layer.beta!.value = convTestRandomTensor([2], seed: 11)
-        convTestCheckLayerGradients(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
+        layer.gamma!.value = randomTensor([2], seed: 10) + 1.5
+        layer.beta!.value = randomTensor([2], seed: 11)
+        checkLayerBackward(layer, input: shiftedInput([3, 4, 3, 2], seed: 12), seed: 13)
     }
 
     func testChannelAxisOtherThanTheLast() {
@@ -110,7 +111,7 @@ final class BatchNormalizationTests: XCTestCase {
         let layer = BatchNormalization(axis: 1, name: "bn")
         XCTAssertEqual(convTestBuild(layer, [3, 4]), [3, 4])
         XCTAssertEqual(layer.gamma!.value.shape, [3])
-        let x = convTestRandomTensor([5, 3, 4], seed: 14) * 3 + 1
+        let x = randomTensor([5, 3, 4], seed: 14) * 3 + 1
         let y = layer.forward(x, training: true)
         for c in 0..<3 {
             var values = [Double]()
@@ -119,8 +120,8 @@ final class BatchNormalizationTests: XCTestCase {
             XCTAssertEqual(mean, 0, accuracy: 1e-5, "channel \(c)")
             XCTAssertEqual(values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(values.count), 1, accuracy: 1e-2)
         }
-        layer.gamma!.value = convTestRandomTensor([3], seed: 15) + 1.5
-        convTestCheckLayerGradients(layer, input: x, seed: 16)
+        layer.gamma!.value = randomTensor([3], seed: 15) + 1.5
+        checkLayerBackward(layer, input: x, seed: 16)
         // -2 names the same axis of a rank-2 per-sample input.
         let negative = BatchNormalization(axis: -2)
         convTestBuild(negative, [3, 4])
@@ -133,7 +134,7 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual(layer.parameters.map(\.name), ["plain.moving_mean", "plain.moving_variance"])
         XCTAssertNil(layer.gamma)
         XCTAssertNil(layer.beta)
-        convTestCheckLayerGradients(layer, input: shiftedInput([5, 3], seed: 17), seed: 18)
+        checkLayerBackward(layer, input: shiftedInput([5, 3], seed: 17), seed: 18)
     }
 
     func testParameterNamesTrainabilityAndAccumulation() {

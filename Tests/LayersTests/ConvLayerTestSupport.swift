@@ -3,27 +3,11 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 // Helpers for the convolution, pooling and batch-normalisation layer tests. Names carry a
 // `convTest` prefix so they cannot clash with other helpers of this test target.
-
-/// Deterministic values in `[-scale, scale)` with the given shape.
-func convTestRandomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
-    Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: seed).map { $0 * scale })
-}
-
-/// Distinct values at least 0.05 apart, in a seeded random order: a max-pooling window's winner
-/// then stays the winner under a finite-difference step of 0.01, so the numeric gradient is exact.
-func convTestDistinctTensor(_ shape: [Int], seed: UInt64) -> Tensor {
-    let count = shape.reduce(1, *)
-    var generator = SeededGenerator(seed: seed)
-    var values = (0..<count).map { Float($0) * 0.05 - Float(count) * 0.025 }
-    for i in stride(from: count - 1, to: 0, by: -1) {
-        values.swapAt(i, generator.nextIndex(below: i + 1))
-    }
-    return Tensor(shape: shape, scalars: values)
-}
 
 /// Builds `layer` for a per-sample `inputShape` from a fixed seed and returns the output shape.
 @discardableResult
@@ -38,41 +22,13 @@ func convTestBuild(_ layer: any Layer, _ inputShape: [Int], seed: UInt64 = 7,
     }
 }
 
-/// Checks `layer`'s backward pass at `input` against central finite differences of
-/// `weightedSum(forward(x, training: true), w)` for random weights `w`: the input gradient and
-/// the gradient of every trainable parameter. Gradients are zeroed first; returns the analytic
-/// input gradient.
-@discardableResult
-func convTestCheckLayerGradients(_ layer: any Layer, input: Tensor, seed: UInt64, epsilon: Float = 1e-2,
-                                 _ message: String = "", file: StaticString = #filePath,
-                                 line: UInt = #line) -> Tensor {
-    for parameter in layer.parameters { parameter.zeroGradient() }
-    let output = layer.forward(input, training: true)
-    let weights = convTestRandomTensor(output.shape, seed: seed)
-    let inputGradient = layer.backward(weights)
-    let parameterGradients = layer.parameters.map(\.gradient)
-
-    checkGradient(of: { weightedSum(layer.forward($0, training: true), weights) }, at: input,
-                  analytic: inputGradient, epsilon: epsilon, "input gradient. \(message)", file: file, line: line)
-    for (parameter, analytic) in zip(layer.parameters, parameterGradients) where parameter.isTrainable {
-        let original = parameter.value
-        checkGradient(of: { value in
-            parameter.value = value
-            return weightedSum(layer.forward(input, training: true), weights)
-        }, at: original, analytic: analytic, epsilon: epsilon, "\(parameter.name) gradient. \(message)",
-           file: file, line: line)
-        parameter.value = original
-    }
-    return inputGradient
-}
-
 /// Runs forward once and backward twice with the same output gradient, and checks that every
 /// parameter's gradient is twice that of one backward pass (gradients accumulate).
 func convTestCheckGradientsAccumulate(_ layer: any Layer, input: Tensor, seed: UInt64,
                                       file: StaticString = #filePath, line: UInt = #line) {
     for parameter in layer.parameters { parameter.zeroGradient() }
     let output = layer.forward(input, training: true)
-    let weights = convTestRandomTensor(output.shape, seed: seed)
+    let weights = randomTensor(output.shape, seed: seed)
     let first = layer.backward(weights)
     let once = layer.parameters.map(\.gradient)
     let second = layer.backward(weights)

@@ -4,6 +4,7 @@ import Optimizers
 import TensorCore
 import Testing
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Keras' output length of a 1-D convolution, written from Keras' `compute_conv_output_shape`:
@@ -72,8 +73,8 @@ final class Convolution1DTests: XCTestCase {
                                 }
                                 XCTAssertEqual(try layer.outputShape(for: [length, features]), [expected, filters], label)
                                 XCTAssertEqual(convTestBuild(layer, [length, features], seed: UInt64(cases)), [expected, filters], label)
-                                layer.bias!.value = convTestRandomTensor([filters], seed: UInt64(cases) + 1000)
-                                let x = convTestRandomTensor([2, length, features], seed: UInt64(cases) + 2000)
+                                layer.bias!.value = randomTensor([filters], seed: UInt64(cases) + 1000)
+                                let x = randomTensor([2, length, features], seed: UInt64(cases) + 2000)
                                 let reference = naiveConv1D(x, layer.kernel!.value, bias: layer.bias!.value, stride: stride,
                                                             dilation: dilation, padding: padding)
                                 XCTAssertEqual(reference.shape, [2, expected, filters], label)
@@ -108,7 +109,7 @@ final class Convolution1DTests: XCTestCase {
             for padding in ["same", "causal", "valid"] {
                 let layer = Conv1D(filters: 24, kernelSize: 9, padding: conv1DPadding(padding), activation: function)
                 convTestBuild(layer, [200, 4], seed: UInt64(i))
-                layer.bias!.value = convTestRandomTensor([24], seed: UInt64(50 + i), scale: 0.3)
+                layer.bias!.value = randomTensor([24], seed: UInt64(50 + i), scale: 0.3)
                 var scalars = [Float](repeating: 0, count: 9 * 200 * 4)
                 var g = SeededGenerator(seed: UInt64(60 + i))
                 for p in 0..<(9 * 200) { scalars[p * 4 + g.nextIndex(below: 4)] = 1 }   // one-hot bases
@@ -123,7 +124,7 @@ final class Convolution1DTests: XCTestCase {
         // Many channels in: the im2col + GEMM path under automatic choice.
         let wide = Conv1D(filters: 130, kernelSize: 3, strides: 2, padding: .same)
         convTestBuild(wide, [33, 40])
-        let x = convTestRandomTensor([3, 33, 40], seed: 70)
+        let x = randomTensor([3, 33, 40], seed: 70)
         let expected = naiveConv1D(x, wide.kernel!.value, bias: wide.bias!.value, stride: 2, dilation: 1, padding: "same")
         assertClose(wide.forward(x, training: false).scalars, expected.values, rtol: 1e-4, atol: 1e-4, "130 filters")
     }
@@ -131,7 +132,7 @@ final class Convolution1DTests: XCTestCase {
     func testCausalOutputsNeverSeeLaterSteps() {
         let layer = Conv1D(filters: 3, kernelSize: 3, padding: .causal, dilation: 2)
         convTestBuild(layer, [12, 2])
-        let x = convTestRandomTensor([1, 12, 2], seed: 1)
+        let x = randomTensor([1, 12, 2], seed: 1)
         let y = layer.forward(x, training: false)
         for t in 0..<12 {
             // Change every input after step t: outputs up to t stay, and output t + 1 changes.
@@ -162,20 +163,20 @@ final class Convolution1DTests: XCTestCase {
             let layer = Conv1D(filters: 5, kernelSize: c.kernel, strides: c.stride, padding: conv1DPadding(c.padding),
                                dilation: c.dilation, activation: c.activation, name: "c")
             convTestBuild(layer, [c.length, 3], seed: UInt64(i))
-            layer.bias!.value = convTestRandomTensor([5], seed: UInt64(100 + i), scale: 0.5)
-            convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, c.length, 3], seed: UInt64(200 + i)),
+            layer.bias!.value = randomTensor([5], seed: UInt64(100 + i), scale: 0.5)
+            checkLayerBackward(layer, input: randomTensor([2, c.length, 3], seed: UInt64(200 + i)),
                                         seed: UInt64(300 + i), "\(c)")
         }
         let plain = Conv1D(filters: 2, kernelSize: 3, padding: .causal, useBias: false, name: "p")
         convTestBuild(plain, [6, 1])
         XCTAssertEqual(plain.parameters.map(\.name), ["p.kernel"])
-        convTestCheckLayerGradients(plain, input: convTestRandomTensor([3, 6, 1], seed: 9), seed: 10, "no bias")
+        checkLayerBackward(plain, input: randomTensor([3, 6, 1], seed: 9), seed: 10, "no bias")
     }
 
     func testGradientsAccumulateWhenBackwardRunsTwice() {
         let layer = Conv1D(filters: 4, kernelSize: 3, padding: .causal, activation: .tanh)
         convTestBuild(layer, [9, 2])
-        convTestCheckGradientsAccumulate(layer, input: convTestRandomTensor([2, 9, 2], seed: 1), seed: 2)
+        convTestCheckGradientsAccumulate(layer, input: randomTensor([2, 9, 2], seed: 1), seed: 2)
     }
 
     /// The first layer of a model skips its input gradient in training; a small model learns to
@@ -231,7 +232,7 @@ final class Convolution1DTests: XCTestCase {
         XCTAssertThrowsError(try layer.build(inputShape: [100, 4], generator: &generator))
         // The weights depend only on F: another length runs.
         XCTAssertEqual(try layer.outputShape(for: [50, 4]), [42, 8])
-        XCTAssertEqual(layer.forward(convTestRandomTensor([1, 50, 4], seed: 1), training: false).shape, [1, 42, 8])
+        XCTAssertEqual(layer.forward(randomTensor([1, 50, 4], seed: 1), training: false).shape, [1, 42, 8])
         let he = Conv1D(filters: 8, kernelSize: 9, kernelInitializer: .heUniform)
         convTestBuild(he, [200, 4], seed: 5)
         XCTAssertGreaterThan(he.kernel!.value.abs().max(), limit)

@@ -3,6 +3,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Direct convolution in Float64, written independently of the library: input `[N, H, W, Cin]`,
@@ -59,7 +60,7 @@ final class Conv2DLayerTests: XCTestCase {
             XCTAssertEqual(shape, expectedShapes[i], "build of layer \(i)")
             XCTAssertEqual(convTestWeightCount(layer), expectedCounts[i], "weights of layer \(i)")
         }
-        var x = convTestRandomTensor([2, 28, 28, 1], seed: 2)
+        var x = randomTensor([2, 28, 28, 1], seed: 2)
         for layer in layers { x = layer.forward(x, training: false) }
         XCTAssertEqual(x.shape, [2, 5, 5, 8])
     }
@@ -75,7 +76,7 @@ final class Conv2DLayerTests: XCTestCase {
         for (layer, input, expected) in cases {
             XCTAssertEqual(try layer.outputShape(for: input), expected, "\(layer.config)")
             XCTAssertEqual(convTestBuild(layer, input), expected, "\(layer.config)")
-            let y = layer.forward(convTestRandomTensor([1] + input, seed: 3), training: false)
+            let y = layer.forward(randomTensor([1] + input, seed: 3), training: false)
             XCTAssertEqual(y.shape, [1] + expected, "\(layer.config)")
         }
     }
@@ -83,8 +84,8 @@ final class Conv2DLayerTests: XCTestCase {
     func testForwardMatchesNaiveConvolutionWithBiasAndRelu() {
         let layer = Conv2D(filters: 4, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: .relu)
         convTestBuild(layer, [5, 6, 3])
-        layer.bias!.value = convTestRandomTensor([4], seed: 11, scale: 0.5)
-        let x = convTestRandomTensor([2, 5, 6, 3], seed: 12)
+        layer.bias!.value = randomTensor([4], seed: 11, scale: 0.5)
+        let x = randomTensor([2, 5, 6, 3], seed: 12)
         let y = layer.forward(x, training: false)
         let reference = naiveConvolution(x, layer.kernel!.value, bias: layer.bias!.value, strides: (2, 1),
                                          dilation: (1, 1), same: true, relu: true)
@@ -94,8 +95,8 @@ final class Conv2DLayerTests: XCTestCase {
 
         let linear = Conv2D(filters: 3, kernelSize: (2, 3), dilation: (2, 1))
         convTestBuild(linear, [6, 5, 2])
-        linear.bias!.value = convTestRandomTensor([3], seed: 13)
-        let z = convTestRandomTensor([1, 6, 5, 2], seed: 14)
+        linear.bias!.value = randomTensor([3], seed: 13)
+        let z = randomTensor([1, 6, 5, 2], seed: 14)
         let linearReference = naiveConvolution(z, linear.kernel!.value, bias: linear.bias!.value, strides: (1, 1),
                                                dilation: (2, 1), same: false, relu: false)
         assertClose(linear.forward(z, training: false).scalars, linearReference.values, rtol: 1e-5, atol: 1e-5)
@@ -104,22 +105,22 @@ final class Conv2DLayerTests: XCTestCase {
     func testGradientsWithStride2AndValidPadding() {
         let layer = Conv2D(filters: 3, kernelSize: (3, 3), strides: (2, 2), padding: .valid, name: "c")
         convTestBuild(layer, [7, 7, 2])
-        layer.bias!.value = convTestRandomTensor([3], seed: 21)
-        convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 7, 7, 2], seed: 22), seed: 23)
+        layer.bias!.value = randomTensor([3], seed: 21)
+        checkLayerBackward(layer, input: randomTensor([2, 7, 7, 2], seed: 22), seed: 23)
     }
 
     func testGradientsWithStride2AndSamePadding() {
         // 6x5 with a 3x2 kernel and stride 2: padding is uneven (more after), exercising the border.
         let layer = Conv2D(filters: 3, kernelSize: (3, 2), strides: (2, 2), padding: .same, name: "c")
         convTestBuild(layer, [6, 5, 2])
-        layer.bias!.value = convTestRandomTensor([3], seed: 31)
-        convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 6, 5, 2], seed: 32), seed: 33)
+        layer.bias!.value = randomTensor([3], seed: 31)
+        checkLayerBackward(layer, input: randomTensor([2, 6, 5, 2], seed: 32), seed: 33)
     }
 
     func testGradientsWithReluDilationAndNoBias() throws {
         let relu = Conv2D(filters: 3, kernelSize: (2, 2), dilation: (2, 1), activation: .relu, name: "r")
         convTestBuild(relu, [5, 5, 2])
-        let x = convTestRandomTensor([2, 5, 5, 2], seed: 42)
+        let x = randomTensor([2, 5, 5, 2], seed: 42)
         // Finite differences are only valid away from relu's kink: pick each channel's bias so that
         // no pre-activation lies within 0.02 of zero. A step of 0.01 in the input (|kernel| < 1),
         // kernel (|x| < 1) or bias then moves every pre-activation by less than that.
@@ -137,12 +138,12 @@ final class Conv2DLayerTests: XCTestCase {
         relu.bias!.value = Tensor(bias)
         let y = relu.forward(x, training: true)
         XCTAssertTrue(y.scalars.contains(0) && y.scalars.contains { $0 > 0 }, "the relu mask matters here")
-        convTestCheckLayerGradients(relu, input: x, seed: 43, "relu")
+        checkLayerBackward(relu, input: x, seed: 43, "relu")
 
         let plain = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 1), padding: .same, useBias: false, name: "p")
         convTestBuild(plain, [5, 4, 3])
         XCTAssertEqual(plain.parameters.map(\.name), ["p.kernel"])
-        convTestCheckLayerGradients(plain, input: convTestRandomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
+        checkLayerBackward(plain, input: randomTensor([2, 5, 4, 3], seed: 44), seed: 45, "no bias")
     }
 
     func testSigmoidTanhAndGeluActivationsMatchReferenceAndFiniteDifferences() {
@@ -159,14 +160,14 @@ final class Conv2DLayerTests: XCTestCase {
             let layer = Conv2D(filters: 3, kernelSize: (3, 2), strides: (2, 1), padding: .same, activation: function,
                                name: "c")
             convTestBuild(layer, [5, 4, 2], seed: seed)
-            layer.bias!.value = convTestRandomTensor([3], seed: seed + 1, scale: 0.5)
-            let x = convTestRandomTensor([2, 5, 4, 2], seed: seed + 2)
+            layer.bias!.value = randomTensor([3], seed: seed + 1, scale: 0.5)
+            let x = randomTensor([2, 5, 4, 2], seed: seed + 2)
             let linear = naiveConvolution(x, layer.kernel!.value, bias: layer.bias!.value, strides: (2, 1),
                                           dilation: (1, 1), same: true, relu: false)
             let y = layer.forward(x, training: false)
             XCTAssertEqual(y.shape, linear.shape, "\(function)")
             assertClose(y.scalars, linear.values.map(reference), rtol: 1e-5, atol: 1e-5, "\(function) forward")
-            convTestCheckLayerGradients(layer, input: x, seed: seed + 3, "\(function)")
+            checkLayerBackward(layer, input: x, seed: seed + 3, "\(function)")
         }
     }
 
@@ -190,8 +191,8 @@ final class Conv2DLayerTests: XCTestCase {
     func testGradientsAccumulateWhenBackwardRunsTwice() {
         let layer = Conv2D(filters: 2, kernelSize: (3, 3), strides: (2, 2), padding: .same, activation: .relu)
         convTestBuild(layer, [5, 5, 2])
-        layer.bias!.value = convTestRandomTensor([2], seed: 51, scale: 0.3)
-        convTestCheckGradientsAccumulate(layer, input: convTestRandomTensor([2, 5, 5, 2], seed: 52), seed: 53)
+        layer.bias!.value = randomTensor([2], seed: 51, scale: 0.3)
+        convTestCheckGradientsAccumulate(layer, input: randomTensor([2, 5, 5, 2], seed: 52), seed: 53)
     }
 
     func testParametersLayoutNamesAndInitialisers() throws {

@@ -3,6 +3,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 final class ConvolutionTransposeTests: XCTestCase {
@@ -41,8 +42,8 @@ final class ConvolutionTransposeTests: XCTestCase {
         for (padding, kernel, stride) in [(Padding.same, (3, 3), (2, 2)), (.valid, (3, 2), (2, 1)), (.valid, (2, 2), (3, 3)), (.same, (4, 3), (1, 2))] {
             let layer = Conv2DTranspose(filters: 3, kernelSize: kernel, strides: stride, padding: padding)
             convTestBuild(layer, [3, 4, 2])
-            layer.bias!.value = convTestRandomTensor([3], seed: 5)
-            let x = convTestRandomTensor([2, 3, 4, 2], seed: 3)
+            layer.bias!.value = randomTensor([3], seed: 5)
+            let x = randomTensor([2, 3, 4, 2], seed: 3)
             let expected = reference(x, kernel: layer.kernel!.value, bias: layer.bias!.value, strides: stride, padding: padding)
             assertClose(layer.forward(x, training: false), expected, rtol: 1e-5, atol: 1e-5, "\(padding) \(kernel) \(stride)")
         }
@@ -52,12 +53,12 @@ final class ConvolutionTransposeTests: XCTestCase {
         for (padding, stride, activation) in [(Padding.same, (2, 2), ActivationFunction.linear), (.valid, (2, 1), .tanh), (.valid, (1, 1), .sigmoid)] {
             let layer = Conv2DTranspose(filters: 2, kernelSize: (3, 3), strides: stride, padding: padding, activation: activation)
             convTestBuild(layer, [3, 3, 2])
-            layer.bias!.value = convTestRandomTensor([2], seed: 9, scale: 0.3)
-            convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 3, 3, 2], seed: 4), seed: 8, "\(padding) \(stride)")
+            layer.bias!.value = randomTensor([2], seed: 9, scale: 0.3)
+            checkLayerBackward(layer, input: randomTensor([2, 3, 3, 2], seed: 4), seed: 8, "\(padding) \(stride)")
         }
         let layer = Conv2DTranspose(filters: 2, kernelSize: (2, 2), strides: (2, 2))
         convTestBuild(layer, [2, 2, 1])
-        convTestCheckGradientsAccumulate(layer, input: convTestRandomTensor([1, 2, 2, 1], seed: 2), seed: 3)
+        convTestCheckGradientsAccumulate(layer, input: randomTensor([1, 2, 2, 1], seed: 2), seed: 3)
     }
 
     func testConfigRoundTripsAndBadInputsThrow() {
@@ -81,7 +82,7 @@ final class ConvolutionTransposeTests: XCTestCase {
             Conv2D(filters: 1, kernelSize: (3, 3), padding: .same, activation: .sigmoid)
         }
         try model.build(seed: 3)
-        let x = convTestRandomTensor([3, 4, 4, 1], seed: 1)
+        let x = randomTensor([3, 4, 4, 1], seed: 1)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("neurite-deconv-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try model.save(to: dir)

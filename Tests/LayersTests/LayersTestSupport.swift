@@ -3,6 +3,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Stochastic gradient descent with optional momentum (`v = m v - lr g; w += v`), local to the
@@ -41,12 +42,8 @@ final class PlainSGD: Optimizer {
     }
 }
 
-/// Checks a layer's backward pass against central finite differences: the input gradient, and
-/// the gradient of every parameter, for the scalar `Σ output * w` with fixed random weights `w`.
-///
-/// The layer is built (if it is not) from `SeededGenerator(seed:)`; the input is random in
-/// [-1, 1) unless given. Inference-mode forwards are used for the numeric side, so the layer must
-/// be deterministic in inference (everything but dropout in training).
+/// Builds `layer` for `inputShape` from `SeededGenerator(seed:)` (a built layer keeps its
+/// weights) and runs `checkLayerBackward` on `input`, or on a random `[batch] + inputShape` input.
 func numericLayerGradientCheck(
     layer: any Layer, inputShape: [Int], batch: Int = 3, seed: UInt64 = 1, input: Tensor? = nil,
     epsilon: Float = 1e-2, rtol: Double = 2e-2, atol: Double = 2e-3,
@@ -60,25 +57,9 @@ func numericLayerGradientCheck(
         XCTFail("build failed: \(error)", file: file, line: line)
         return
     }
-    let x = input ?? Tensor(shape: [batch] + inputShape, scalars: randomScalars(batch * inputShape.reduce(1, *), seed: seed &+ 1))
-    let w = Tensor(shape: [x.shape[0]] + outputShape, scalars: randomScalars(x.shape[0] * outputShape.reduce(1, *), seed: seed &+ 2))
-    for p in layer.parameters { p.zeroGradient() }
-    let y = layer.forward(x, training: true)
-    XCTAssertEqual(y.shape, [x.shape[0]] + outputShape, "forward shape", file: file, line: line)
-    let dx = layer.backward(w)
-    let name = "\(type(of: layer).typeName) '\(layer.name)'"
-    checkGradient(of: { weightedSum(layer.forward($0, training: false), w) }, at: x, analytic: dx,
-                  epsilon: epsilon, rtol: rtol, atol: atol, "\(name) input gradient", file: file, line: line)
-    for p in layer.parameters {
-        let analytic = p.gradient
-        let saved = p.value
-        checkGradient(of: { v in
-            p.value = v
-            defer { p.value = saved }
-            return weightedSum(layer.forward(x, training: false), w)
-        }, at: saved, analytic: analytic, epsilon: epsilon, rtol: rtol, atol: atol,
-        "\(name) gradient of \(p.name)", file: file, line: line)
-    }
+    let x = input ?? randomTensor([batch] + inputShape, seed: seed &+ 1)
+    XCTAssertEqual(layer.forward(x, training: false).shape, [x.shape[0]] + outputShape, "forward shape", file: file, line: line)
+    checkLayerBackward(layer, input: x, seed: seed &+ 2, epsilon: epsilon, rtol: rtol, atol: atol, file: file, line: line)
 }
 
 /// The four XOR points and their labels.

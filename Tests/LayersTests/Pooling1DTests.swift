@@ -4,6 +4,7 @@ import Optimizers
 import TensorCore
 import Testing
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Keras' output length of a 1-D pooling window: valid `floor((T - P) / s) + 1` (nil when
@@ -64,7 +65,7 @@ final class Pooling1DTests: XCTestCase {
                                 }
                                 continue
                             }
-                            let x = convTestRandomTensor([2, length, features], seed: UInt64(cases))
+                            let x = randomTensor([2, length, features], seed: UInt64(cases))
                             for (layer, isMax) in layers {
                                 XCTAssertEqual(convTestBuild(layer, [length, features]), [expected, features], label)
                                 let y = layer.forward(x, training: false)
@@ -93,25 +94,25 @@ final class Pooling1DTests: XCTestCase {
 
     func testWindowedPoolingGradientsMatchFiniteDifferences() {
         // Distinct inputs 0.05 apart: a window's winner survives the 0.01 finite-difference step.
-        let x = convTestDistinctTensor([2, 17, 3], seed: 2)
+        let x = distinctTensor([2, 17, 3], seed: 2)
         let maxLayers = [MaxPool1D(), MaxPool1D(padding: .same), MaxPool1D(poolSize: 3, strides: 1, padding: .same),
                          MaxPool1D(poolSize: 5, strides: 3)]
         for layer in maxLayers {
             convTestBuild(layer, [17, 3])
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 3, "\(layer.config)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 3, "\(layer.config)")
             // Only winners receive a gradient: at most one step per window is non-zero.
             XCTAssertLessThanOrEqual(gradient.scalars.filter { $0 != 0 }.count, layer.forward(x, training: false).count)
         }
         for layer in [AveragePool1D(), AveragePool1D(padding: .same), AveragePool1D(poolSize: 3, strides: 2, padding: .same),
                       AveragePool1D(poolSize: 5, strides: 1)] {
             convTestBuild(layer, [17, 3])
-            convTestCheckLayerGradients(layer, input: convTestRandomTensor([2, 17, 3], seed: 4), seed: 5, "\(layer.config)")
+            checkLayerBackward(layer, input: randomTensor([2, 17, 3], seed: 4), seed: 5, "\(layer.config)")
         }
     }
 
     func testGlobalPoolingForwardAndGradients() {
         for length in [1, 7, 17] {
-            let x = convTestDistinctTensor([3, length, 2], seed: UInt64(length))
+            let x = distinctTensor([3, length, 2], seed: UInt64(length))
             for keep in [false, true] {
                 let maxLayer = GlobalMaxPool1D(keepDimensions: keep)
                 let meanLayer = GlobalAveragePool1D(keepDimensions: keep)
@@ -121,7 +122,7 @@ final class Pooling1DTests: XCTestCase {
                     XCTAssertEqual(y.shape, keep ? [3, 1, 2] : [3, 2])
                     let reference = naivePool1D(x, pool: length, stride: length, same: false, max: isMax)
                     assertClose(y.scalars, reference.values, rtol: 1e-6, atol: 1e-6, "\(type(of: layer).typeName) T \(length)")
-                    convTestCheckLayerGradients(layer, input: x, seed: 7, "\(type(of: layer).typeName) T \(length) keep \(keep)")
+                    checkLayerBackward(layer, input: x, seed: 7, "\(type(of: layer).typeName) T \(length) keep \(keep)")
                 }
             }
         }
@@ -216,7 +217,7 @@ final class Pooling1DTests: XCTestCase {
             GlobalMaxPool1D()
             Dense(1)
         }
-        let x = convTestRandomTensor([10, 30, 4], seed: 1)
+        let x = randomTensor([10, 30, 4], seed: 1)
         let y = (0..<10).map { $0 % 2 }
         model.compile(optimizer: Adam(learningRate: 0.01), loss: BinaryCrossEntropy(fromLogits: true))
         try model.fit(x: x, y: y, epochs: 2, batchSize: 5, seed: 3, verbose: 0)

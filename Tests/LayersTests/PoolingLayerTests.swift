@@ -2,6 +2,7 @@ import Layers
 import Optimizers
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
 
 /// Direct pooling in Float64, written independently of the library: max or mean over the real
@@ -37,7 +38,7 @@ private func naivePool(_ x: Tensor, pool: (Int, Int), strides: (Int, Int), same:
 
 final class PoolingLayerTests: XCTestCase {
     func testMaxPoolForwardMatchesNaivePooling() {
-        let x = convTestRandomTensor([2, 5, 7, 3], seed: 1)
+        let x = randomTensor([2, 5, 7, 3], seed: 1)
         let cases: [(MaxPool2D, (Int, Int), (Int, Int), Bool)] = [
             (MaxPool2D(), (2, 2), (2, 2), false),
             (MaxPool2D(poolSize: (2, 2), padding: .same), (2, 2), (2, 2), true),
@@ -55,10 +56,10 @@ final class PoolingLayerTests: XCTestCase {
 
     func testMaxPoolGradientsMatchFiniteDifferences() {
         // Distinct inputs 0.05 apart: a window's winner survives the 0.01 finite-difference step.
-        let x = convTestDistinctTensor([2, 6, 5, 3], seed: 2)
+        let x = distinctTensor([2, 6, 5, 3], seed: 2)
         for layer in [MaxPool2D(), MaxPool2D(padding: .same), MaxPool2D(poolSize: (3, 3), strides: (2, 1), padding: .same)] {
             convTestBuild(layer, [6, 5, 3])
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 3, "\(layer.config)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 3, "\(layer.config)")
             // Only winners receive a gradient: at most one cell per window is non-zero.
             let windows = layer.forward(x, training: false).count
             XCTAssertLessThanOrEqual(gradient.scalars.filter { $0 != 0 }.count, windows, "\(layer.config)")
@@ -66,7 +67,7 @@ final class PoolingLayerTests: XCTestCase {
     }
 
     func testAveragePoolForwardAndGradients() {
-        let x = convTestRandomTensor([2, 5, 7, 3], seed: 4)
+        let x = randomTensor([2, 5, 7, 3], seed: 4)
         let cases: [(AveragePool2D, (Int, Int), (Int, Int), Bool)] = [
             (AveragePool2D(), (2, 2), (2, 2), false),
             (AveragePool2D(padding: .same), (2, 2), (2, 2), true),
@@ -78,12 +79,12 @@ final class PoolingLayerTests: XCTestCase {
             let reference = naivePool(x, pool: pool, strides: strides, same: same, max: false)
             XCTAssertEqual(y.shape, reference.shape, "\(layer.config)")
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6, "\(layer.config)")
-            convTestCheckLayerGradients(layer, input: x, seed: 5, "\(layer.config)")
+            checkLayerBackward(layer, input: x, seed: 5, "\(layer.config)")
         }
     }
 
     func testGlobalAveragePoolForwardAndGradients() {
-        let x = convTestRandomTensor([3, 4, 5, 2], seed: 6)
+        let x = randomTensor([3, 4, 5, 2], seed: 6)
         for keep in [false, true] {
             let layer = GlobalAveragePool2D(keepDimensions: keep)
             XCTAssertEqual(convTestBuild(layer, [4, 5, 2]), keep ? [1, 1, 2] : [2])
@@ -91,7 +92,7 @@ final class PoolingLayerTests: XCTestCase {
             XCTAssertEqual(y.shape, keep ? [3, 1, 1, 2] : [3, 2])
             let reference = naivePool(x, pool: (4, 5), strides: (4, 5), same: false, max: false)
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6)
-            let gradient = convTestCheckLayerGradients(layer, input: x, seed: 7, "keepDimensions \(keep)")
+            let gradient = checkLayerBackward(layer, input: x, seed: 7, "keepDimensions \(keep)")
             // Every position of an image gets the same share.
             XCTAssertEqual(gradient[1, 0, 0, 1], gradient[1, 3, 4, 1])
         }

@@ -44,7 +44,7 @@ final class SavingTests: XCTestCase {
     }
 
     private func imageData(count: Int, seed: UInt64) -> (x: Tensor, y: [Int]) {
-        let x = convTestRandomTensor([count, 6, 6, 1], seed: seed)
+        let x = randomTensor([count, 6, 6, 1], seed: seed)
         let y = (0..<count).map { $0 % 3 }
         return (x, y)
     }
@@ -135,7 +135,7 @@ final class SavingTests: XCTestCase {
         XCTAssertEqual(encoder.name, "encoder")
         XCTAssertEqual(encoder.layers.count, 2)
         XCTAssertEqual(Set(loaded.weights().keys), Set(tensors.keys))
-        let x = convTestRandomTensor([5, 4], seed: 8)
+        let x = randomTensor([5, 4], seed: 8)
         XCTAssertEqual(bits(try loaded.predict(x)), bits(try model.predict(x)))
     }
 
@@ -156,7 +156,7 @@ final class SavingTests: XCTestCase {
         let loaded = try Sequential.load(from: dir)
         XCTAssertNil(loaded.inputShape)
         XCTAssertEqual(loaded.builtInputShape, [5])
-        let x = convTestRandomTensor([3, 5], seed: 2)
+        let x = randomTensor([3, 5], seed: 2)
         XCTAssertEqual(bits(try loaded.predict(x)), bits(try undeclared.predict(x)))
     }
 
@@ -174,7 +174,7 @@ final class SavingTests: XCTestCase {
         XCTAssertEqual(loaded.layers.count, 3)
         XCTAssertTrue(loaded.layers[0] === loaded.layers[1])
         XCTAssertEqual(loaded.parameters.count, model.parameters.count)
-        let x = convTestRandomTensor([3, 4], seed: 5)
+        let x = randomTensor([3, 4], seed: 5)
         XCTAssertEqual(bits(try loaded.predict(x)), bits(try model.predict(x)))
     }
 
@@ -217,7 +217,7 @@ final class SavingTests: XCTestCase {
         let loaded = try Sequential.load(from: dir)
         XCTAssertTrue(loaded.layers[0] is Conv2D)
         XCTAssertTrue(loaded.layers[3] is MaxPool2D)
-        let x = convTestRandomTensor([2, 6, 6, 1], seed: 1)
+        let x = randomTensor([2, 6, 6, 1], seed: 1)
         XCTAssertEqual(bits(try loaded.predict(x)), bits(try model.predict(x)))
     }
 

@@ -3,12 +3,8 @@ import Optimizers
 import Recurrent
 import TensorCore
 import XCTest
+import _LayerTestSupport
 import _NeuriteTestSupport
-
-/// A random tensor in [-scale, scale).
-func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
-    Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: seed).map { $0 * scale })
-}
 
 /// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
 /// random `w`: the input's (unless `checkInput` is false), every parameter's, and (for a recurrent
@@ -52,6 +48,13 @@ func checkTrainingGradients(
     }
     let recurrent = layer as? RecurrentLayer
     recurrent?.initialState = initialState
+    if !withState && initialState == nil {
+        // Nothing beyond the output: the shared checker does it (with `step` nil, at step 0 of a
+        // layer without dropout, which is the inference-mode function).
+        checkLayerBackward(layer, input: input, seed: seed + 1, step: step ?? 0, checkInput: checkInput,
+                           epsilon: epsilon, rtol: rtol, atol: atol, file: file, line: line)
+        return
+    }
     let passes = withState ? statePasses(layer) : nil
     if withState && passes == nil { XCTFail("\(type(of: layer)) returns no state", file: file, line: line) }
     func run(_ x: Tensor, training: Bool) -> (Tensor, [Tensor]) {

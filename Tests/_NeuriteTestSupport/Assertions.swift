@@ -33,3 +33,8 @@ public func randomScalars(_ count: Int, seed: UInt64) -> [Float] {
     var g = SeededGenerator(seed: seed)
     return (0..<count).map { _ in 2 * g.nextUnitFloat() - 1 }
 }
+
+/// A tensor of deterministic random values in [-scale, scale).
+public func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+    Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: seed).map { $0 * scale })
+}
