@@ -47,7 +47,7 @@ func writeMisclassified(images: Tensor, labels: [Int], predicted: [Int], classNa
     }
     canvas.text(header, top: gridHeight, left: gap, ink)
     if !namesAreNumbers {
-        canvas.legend(key.indices.map { (name: key[$0], color: classPalette[$0 % classPalette.count]) },
+        canvas.legend(key.map { (name: $0, color: (0.45, 0.45, 0.45)) },
                       top: gridHeight + BitmapFont.lineHeight, left: gap, width: width - 2 * gap, ink: ink)
     }
     try canvas.magnified(2).writePNG(to: path)
