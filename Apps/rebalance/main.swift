@@ -157,8 +157,8 @@ struct Rebalance: ParsableCommand {
                                    rowLabels: ["real"] + generated.map(\.0), to: path)
                 files.append(path)
                 if !options.json {
-                    print("wrote \(path): row 0 real class-\(first) training images, then new ones from "
-                          + generated.enumerated().map { "\($0.offset + 1) \($0.element.0)" }.joined(separator: ", "))
+                    print("wrote \(path): real class-\(first) (\(data.dataset.classNames[first])) training images, then a row of new ones "
+                          + "from each sampler: " + generated.map(\.0).joined(separator: ", "))
                 }
             }
             if options.json {
