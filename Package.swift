@@ -273,10 +273,11 @@ let package = Package(
             exclude: ["FuzzFindings"]
         ),
         // Runs every app under Apps/ (built beside the test bundle, as `swift test` builds every
-        // product) to check the options each accepts and rejects; no library dependencies, no training.
+        // product) to check the options each accepts and rejects, no training; and checks the apps'
+        // pictures (_AppSupport: the bitmap font, titles, plots) in process.
         .testTarget(
             name: "AppsTests",
-            dependencies: ["_NeuriteTestSupport"],
+            dependencies: ["_NeuriteTestSupport", "_AppSupport", "TensorCore"],
             path: "Tests/AppsTests"
         ),
         .testTarget(

@@ -1,11 +1,6 @@
 import Datasets
+import Foundation
 import TensorCore
-
-/// Digits 0...9 in a 3x5 pixel font, row by row from the top, `1` for a lit pixel.
-private let pictureDigitFont: [String] = [
-    "111101101101111", "010110010010111", "111001111100111", "111001111001111", "101101111001001",
-    "111100111001111", "111100111101111", "111001010010010", "111101111101111", "111101111001111",
-]
 
 /// An RGB colour with components in 0...1.
 public typealias RGB = (Float, Float, Float)
@@ -16,7 +11,7 @@ public let classPalette: [RGB] = [
     (0.55, 0.34, 0.29), (0.89, 0.47, 0.76), (0.50, 0.50, 0.50), (0.74, 0.74, 0.13), (0.09, 0.75, 0.81),
 ]
 
-/// A small RGB raster for the demos' pictures: tiles of gray images, scatter plots, digits;
+/// A small RGB raster for the demos' pictures: tiles of gray images, scatter plots, text (``BitmapFont``);
 /// written as PNG through Datasets' `ImageEncoder`.
 public struct PictureCanvas {
     /// Rows.
@@ -61,41 +56,78 @@ public struct PictureCanvas {
         }
     }
 
-    /// Writes a non-negative integer in the 3x5 font, `scale` pixels per font pixel.
-    public mutating func number(_ n: Int, top: Int, left: Int, scale: Int = 1, _ rgb: RGB = (1, 1, 1)) {
-        for (k, ch) in String(n).enumerated() {
-            guard let d = ch.wholeNumberValue else { continue }
-            for (i, bit) in pictureDigitFont[d].enumerated() where bit == "1" {
-                fill(top: top + (i / 3) * scale, left: left + k * 4 * scale + (i % 3) * scale, height: scale, width: scale, rgb)
-            }
-        }
-    }
-
     /// A filled disc of `radius` pixels around `(y, x)`.
     public mutating func dot(_ y: Int, _ x: Int, radius: Int, _ rgb: RGB) {
         for dy in -radius...radius { for dx in -radius...radius where dy * dy + dx * dx <= radius * radius { set(y + dy, x + dx, rgb) } }
     }
 
     /// Draws a scatter plot of `points` coloured by `labels` (through ``classPalette``) in the
-    /// square panel at `(top, left)` of side `size`, scaled to the points' range, in a gray frame.
-    public mutating func scatter(_ points: [(Float, Float)], labels: [Int], top: Int, left: Int, size: Int) {
-        fill(top: top, left: left, height: size, width: size, (0.35, 0.35, 0.35))
-        fill(top: top + 1, left: left + 1, height: size - 2, width: size - 2, (1, 1, 1))
-        guard !points.isEmpty else { return }
+    /// square panel at `(top, left)` of side `size`: `title` above (when given), numbered ticks on
+    /// both axes, and the points, scaled to their range, in a gray frame on white.
+    public mutating func scatter(_ points: [(Float, Float)], labels: [Int], top: Int, left: Int, size: Int,
+                                 title: String? = nil, ink: RGB = (0, 0, 0)) {
         // The central 99% of each axis, so a few outliers do not squash the plot.
-        func range(_ values: [Float]) -> (Float, Float) {
+        func range(_ values: [Float]) -> (Double, Double) {
+            guard !values.isEmpty else { return (0, 1) }
             let s = values.sorted()
-            let lo = s[s.count / 200], hi = s[Swift.min(s.count - 1, s.count - 1 - s.count / 200)]
+            let lo = Double(s[s.count / 200]), hi = Double(s[Swift.min(s.count - 1, s.count - 1 - s.count / 200)])
             return hi > lo ? (lo, hi) : (lo - 1, lo + 1)
         }
         let (x0, x1) = range(points.map(\.0)), (y0, y1) = range(points.map(\.1))
-        let margin = 6, inner = Float(size - 2 * margin)
+        let frame = PlotFrame(top: top, left: left, height: size, width: size, title: title,
+                              xRange: (x0, x1), yRange: (y0, y1), inset: 6)
+        frame.drawAxes(on: &self, ink: ink, frame: (0.35, 0.35, 0.35), inside: (1, 1, 1))
+        if let title { text(title, top: top, center: frame.plotLeft + (frame.plotRight - frame.plotLeft) / 2, scale: 2, ink) }
         for (i, p) in points.enumerated() {
-            let px = left + margin + Int((p.0 - x0) / (x1 - x0) * inner)
-            let py = top + margin + Int((1 - (p.1 - y0) / (y1 - y0)) * inner)
-            guard px >= left + 1, px < left + size - 1, py >= top + 1, py < top + size - 1 else { continue }
+            let (py, px) = frame.pixel(Double(p.0), Double(p.1))
+            guard px > frame.plotLeft, px < frame.plotRight, py > frame.plotTop, py < frame.plotBottom else { continue }
             dot(py, px, radius: 1, classPalette[labels[i] % classPalette.count])
         }
+    }
+
+    /// Draws a legend: for each entry a `4 * scale` square swatch of its colour and its name in
+    /// `ink`, left to right from `(top, left)`, wrapping to a new line before `width` columns.
+    /// - Returns: the rows it took (see ``legendHeight(_:width:scale:)``).
+    @discardableResult
+    public mutating func legend(_ entries: [(name: String, color: RGB)], top: Int, left: Int, width: Int,
+                                scale: Int = 1, ink: RGB = (0, 0, 0)) -> Int {
+        let places = Self.legendPlaces(entries.map(\.name), width: width, scale: scale)
+        for (entry, place) in zip(entries, places) {
+            let y = top + place.line * BitmapFont.lineHeight * scale, x = left + place.x
+            fill(top: y + scale, left: x, height: 5 * scale, width: 5 * scale, entry.color)
+            text(entry.name, top: y, left: x + 7 * scale, scale: scale, ink)
+        }
+        return ((places.map(\.line).max() ?? -1) + 1) * BitmapFont.lineHeight * scale
+    }
+
+    /// The rows ``legend(_:top:left:width:scale:ink:)`` takes for these names.
+    public static func legendHeight(_ names: [String], width: Int, scale: Int = 1) -> Int {
+        ((legendPlaces(names, width: width, scale: scale).map(\.line).max() ?? -1) + 1) * BitmapFont.lineHeight * scale
+    }
+
+    private static func legendPlaces(_ names: [String], width: Int, scale: Int) -> [(line: Int, x: Int)] {
+        var places: [(line: Int, x: Int)] = [], line = 0, x = 0
+        for name in names {
+            let w = 7 * scale + BitmapFont.width(of: name, scale: scale)
+            if x > 0 && x + w > width { line += 1; x = 0 }
+            places.append((line, x))
+            x += w + 3 * BitmapFont.advance * scale
+        }
+        return places
+    }
+
+    /// This canvas with each pixel repeated `factor` times each way.
+    public func magnified(_ factor: Int) -> PictureCanvas {
+        var out = PictureCanvas(height: height * factor, width: width * factor)
+        for y in 0..<out.height {
+            for x in 0..<out.width {
+                let source = ((y / factor) * width + x / factor) * 3, target = (y * out.width + x) * 3
+                out.pixels[target] = pixels[source]
+                out.pixels[target + 1] = pixels[source + 1]
+                out.pixels[target + 2] = pixels[source + 2]
+            }
+        }
+        return out
     }
 
     /// The canvas as a `[H, W, 3]` tensor.
@@ -108,20 +140,33 @@ public struct PictureCanvas {
 
 /// Writes rows of gray images as one PNG: row `r` shows the images of `rows[r]` (`[n, H, W, 1]`
 /// or `[n, H, W]`, values in 0...1) side by side, magnified `scale` times, with 2-pixel gaps;
-/// row labels are drawn as numbers when `labels` is given.
+/// `title` above them and `rowLabels[r]` left of row `r` when given.
 /// - Throws: `DatasetError` when the file cannot be written.
-public func writeImageRows(_ rows: [Tensor], scale: Int = 2, rowNumbers: [Int]? = nil, to path: String) throws {
-    let gap = 2, labelWidth = rowNumbers == nil ? 0 : 14
+public func writeImageRows(_ rows: [Tensor], scale: Int = 2, title: String? = nil, rowLabels: [String]? = nil,
+                           to path: String) throws {
+    try imageRowsPicture(rows, scale: scale, title: title, rowLabels: rowLabels).writePNG(to: path)
+}
+
+/// The picture ``writeImageRows(_:scale:title:rowLabels:to:)`` writes.
+public func imageRowsPicture(_ rows: [Tensor], scale: Int = 2, title: String? = nil, rowLabels: [String]? = nil) -> PictureCanvas {
+    let gap = 2, ink: RGB = (0.95, 0.95, 0.95), labelInk: RGB = (1, 0.8, 0.2)
+    let labelWidth = (rowLabels?.map { BitmapFont.width(of: $0) }.max()).map { $0 + 8 } ?? 0
+    let header = title == nil ? 0 : BitmapFont.height(scale: 2) + 6
     let h = rows.first?.shape[1] ?? 1, w = rows.first?.shape[2] ?? 1
     let columns = rows.map { $0.shape[0] }.max() ?? 1
-    var canvas = PictureCanvas(height: rows.count * (h * scale + gap) + gap,
-                               width: labelWidth + columns * (w * scale + gap) + gap, background: (0.15, 0.15, 0.2))
+    let gridWidth = labelWidth + columns * (w * scale + gap) + gap
+    let titleWidth = title.map { BitmapFont.width(of: $0, scale: 2) + 2 * gap + 4 } ?? 0
+    var canvas = PictureCanvas(height: header + rows.count * (h * scale + gap) + gap,
+                               width: Swift.max(gridWidth, titleWidth), background: (0.15, 0.15, 0.2))
+    if let title { canvas.text(title, top: gap + 2, left: gap + 2, scale: 2, ink) }
     for (r, row) in rows.enumerated() {
-        let top = gap + r * (h * scale + gap)
-        if let rowNumbers { canvas.number(rowNumbers[r], top: top + h * scale / 2 - 2, left: 2, (1, 0.8, 0.2)) }
+        let top = header + gap + r * (h * scale + gap)
+        if let rowLabels, r < rowLabels.count {
+            canvas.text(rowLabels[r], top: top + (h * scale - BitmapFont.height()) / 2 + 1, left: gap + 2, labelInk)
+        }
         for c in 0..<row.shape[0] {
             canvas.image(row.slice(c..<(c + 1)).reshaped([h, w]), top: top, left: labelWidth + gap + c * (w * scale + gap), scale: scale)
         }
     }
-    try canvas.writePNG(to: path)
+    return canvas
 }

@@ -48,9 +48,9 @@ struct AutoencoderDemo: ParsableCommand {
             stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam (1e-3 dense, 3e-3 conv) on binary cross-entropy; the error is the \
             mean squared error on the test images, as PCA's. Denoising: a dense (code 32) and a convolutional \
             autoencoder (no dense code, a 7x7x8 bottleneck) train on freshly corrupted images each epoch, against \
-            the clean ones. With --output: denoising.png (rows: originals, noisy, dense, conv, PCA 32 of the noisy \
-            input) and codes-2d.png (test codes of the 2-D dense autoencoder, left, and PCA's 2-D projection, right, \
-            coloured by class).
+            the clean ones. With --output: denoising.png (labelled rows: originals, noisy, dense, conv, PCA 32 of the \
+            noisy input) and codes-2d.png (test codes of the 2-D dense autoencoder, left, and PCA's 2-D projection, \
+            right, with titles, numbered axes and a legend of the class names).
             """
     )
 
@@ -189,7 +189,10 @@ struct AutoencoderDemo: ParsableCommand {
                     for (_, ae) in denoisers { rows.append(try ae.reconstruct(noisy)) }
                     let projection = pca.keepingComponents(Swift.min(32, pca.componentCount))
                     rows.append(projection.inverseTransform(projection.transform(noisy)).reshaped([12, 28, 28, 1]))
-                    try writeImageRows(rows, rowNumbers: Array(0..<rows.count), to: directory + "/denoising.png")
+                    let names = denoisers.map { $0.0 == "dense" ? "dense autoencoder" : $0.0 == "conv" ? "convolutional autoencoder" : $0.0 }
+                    try writeImageRows(rows, title: "denoising \(noise.rawValue) noise, level \(noiseLevel)",
+                                       rowLabels: ["original", "noisy"] + names + ["PCA (\(projection.componentCount) components)"],
+                                       to: directory + "/denoising.png")
                     files.append(directory + "/denoising.png")
                 }
                 // 2-D codes: the dense autoencoder with code 2 (trained here if the table had none).
@@ -201,15 +204,15 @@ struct AutoencoderDemo: ParsableCommand {
                 let count = Swift.min(5000, xt.shape[0])
                 let sample = xt.slice(0..<count), labels = Array(data.test.labels.prefix(count))
                 func points(_ t: Tensor) -> [(Float, Float)] { let v = t.scalars; return (0..<count).map { (v[2 * $0], v[2 * $0 + 1]) } }
-                let side = 420, gap = 16, legend = 24
-                var canvas = PictureCanvas(height: side + 2 * gap + legend, width: 2 * side + 3 * gap, background: (1, 1, 1))
-                canvas.scatter(points(try twoD.encode(sample)), labels: labels, top: gap, left: gap, size: side)
-                canvas.scatter(points(pca.keepingComponents(2).transform(sample)), labels: labels, top: gap, left: 2 * gap + side, size: side)
-                for c in 0..<10 {
-                    let left = gap + c * 40
-                    canvas.fill(top: side + gap + 8, left: left, height: 10, width: 10, classPalette[c])
-                    canvas.number(c, top: side + gap + 8, left: left + 14, scale: 2, (0, 0, 0))
-                }
+                let side = 420, gap = 16, names = data.dataset.classNames
+                let legend = PictureCanvas.legendHeight(names, width: 2 * side + gap, scale: 2)
+                var canvas = PictureCanvas(height: side + 3 * gap + legend, width: 2 * side + 3 * gap, background: (1, 1, 1))
+                canvas.scatter(points(try twoD.encode(sample)), labels: labels, top: gap, left: gap, size: side,
+                               title: "dense autoencoder codes")
+                canvas.scatter(points(pca.keepingComponents(2).transform(sample)), labels: labels, top: gap, left: 2 * gap + side, size: side,
+                               title: "PCA codes")
+                canvas.legend(names.enumerated().map { (name: $0.element, color: classPalette[$0.offset % classPalette.count]) },
+                              top: side + 2 * gap, left: gap, width: 2 * side + gap, scale: 2)
                 try canvas.writePNG(to: directory + "/codes-2d.png")
                 files.append(directory + "/codes-2d.png")
                 if !options.json {

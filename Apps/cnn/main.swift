@@ -114,7 +114,7 @@ struct CNN: ParsableCommand {
                     files.append("\(output)/\(entry.name)-history.csv")
                     let path = try makeOutputDirectory(output) + "/\(entry.name)-misclassified.png"
                     let shown = try writeMisclassified(images: data.test.images, labels: data.test.labels,
-                                                       predicted: predicted, to: path)
+                                                       predicted: predicted, classNames: data.dataset.classNames, to: path)
                     files.append(path)
                     if !options.json {
                         print("wrote \(path): \(shown) misclassified test images; under each, the predicted class "

@@ -254,7 +254,8 @@ struct Forecast: ParsableCommand {
         for (k, p) in panels.enumerated() {
             canvas.plot([(p.last, (0.35, 0.55, 0.95)), (p.linear, (0.3, 0.8, 0.4)), (p.truth, (0.95, 0.95, 0.95)),
                          (p.forecast, (1.0, 0.55, 0.1))],
-                        top: gap + k * (panelHeight + gap), left: gap, height: panelHeight, width: width)
+                        top: gap + k * (panelHeight + gap), left: gap, height: panelHeight, width: width,
+                        title: p.title + " (test period)", names: ["last value", "linear", "truth", model.rawValue])
         }
         try canvas.writePNG(to: path)
     }

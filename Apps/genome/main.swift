@@ -148,8 +148,11 @@ struct Genome: ParsableCommand {
                 stride(from: 0, to: v.count - 49, by: 10).map { v[$0..<($0 + 50)].reduce(0, +) / 50 }
             }
             var canvas = PictureCanvas(height: 260, width: 920, background: (0.08, 0.08, 0.1))
-            canvas.plot([(smoothed(markov), (0.35, 0.55, 0.95)), (smoothed(network), (1.0, 0.55, 0.1))],
-                        top: 10, left: 10, height: 240, width: 900)
+            let curves = (smoothed(markov), smoothed(network))
+            canvas.plot([(curves.0, (0.35, 0.55, 0.95)), (curves.1, (1.0, 0.55, 0.1))],
+                        top: 10, left: 10, height: 240, width: 900, title: "bits per base along the test region",
+                        names: ["order-\(baseline.k) Markov model", "Conv1D+LSTM"],
+                        xRange: (25, 25 + 10 * Double(Swift.max(1, curves.0.count - 1))))
             try canvas.writePNG(to: folder + "/next-base-surprise.png")
             if !json { print("wrote \(folder)/next-base-surprise.png (bits per base along the test region: orange network, blue Markov)") }
         }

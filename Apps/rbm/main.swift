@@ -115,7 +115,7 @@ struct RBMDemo: ParsableCommand {
                     }
                     filters.append(Tensor.concatenate(scaled, axis: 0).reshaped([units.count, 28, 28, 1]))
                 }
-                try writeImageRows(filters, to: directory + "/rbm-filters.png")
+                try writeImageRows(filters, title: "RBM filters: weights of hidden units 1-\(shown)", to: directory + "/rbm-filters.png")
                 // Gibbs chains from 10 test images.
                 var generator = SeededGenerator(seed: options.seed)
                 var v = xt.gather((0..<10).map { _ in generator.nextIndex(below: xt.shape[0]) })
@@ -127,7 +127,9 @@ struct RBMDemo: ParsableCommand {
                     v = rbm.gibbs(v, steps: 1)
                     done = target
                 }
-                try writeImageRows(rows, rowNumbers: [0, 1, 10, 100, 1000], to: directory + "/rbm-gibbs.png")
+                try writeImageRows(rows, title: "Gibbs chains from 10 test images",
+                                   rowLabels: ["start", "1 step", "10 steps", "100 steps", "1000 steps"],
+                                   to: directory + "/rbm-gibbs.png")
                 try rbm.save(to: directory + "/rbm")
                 files = [directory + "/rbm-filters.png", directory + "/rbm-gibbs.png", directory + "/rbm"]
                 if !options.json {

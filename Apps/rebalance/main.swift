@@ -47,8 +47,8 @@ struct Rebalance: ParsableCommand {
             classes and the test set are untouched. Each sampler brings every class up to the largest one \
             (imbalanced-learn's "auto"); the classifier then trains with Adam 1e-3 for --epochs. RBM \
             oversampling trains an RBM (100 hidden units, at least 2,000 updates) on each minority class and generates by \
-            one Gibbs step from its real samples. With --output, minority-samples.png shows real samples (row 0) \
-            and each sampler's new ones (rows 1...).
+            one Gibbs step from its real samples. With --output, minority-samples.png shows real samples (first \
+            row) and each sampler's new ones (a row each, labelled with the sampler's name).
             """
     )
 
@@ -153,11 +153,12 @@ struct Rebalance: ParsableCommand {
             if let output = options.output, let first = minorityClasses.first {
                 let path = try makeOutputDirectory(output) + "/minority-samples.png"
                 let real = xi.gather(Array(yi.indices.filter { yi[$0] == first }.prefix(12))).reshaped([-1, 28, 28, 1])
-                try writeImageRows([real] + generated.map(\.1), rowNumbers: Array(0...generated.count), to: path)
+                try writeImageRows([real] + generated.map(\.1), title: "minority class \(data.dataset.classNames[first]): real and generated",
+                                   rowLabels: ["real"] + generated.map(\.0), to: path)
                 files.append(path)
                 if !options.json {
-                    print("wrote \(path): row 0 real class-\(first) training images, then new ones from "
-                          + generated.enumerated().map { "\($0.offset + 1) \($0.element.0)" }.joined(separator: ", "))
+                    print("wrote \(path): real class-\(first) (\(data.dataset.classNames[first])) training images, then a row of new ones "
+                          + "from each sampler: " + generated.map(\.0).joined(separator: ", "))
                 }
             }
             if options.json {
