@@ -254,7 +254,8 @@ let package = Package(
         ),
         .testTarget(
             name: "NeuriteTests",
-            dependencies: ["Neurite"],
+            // _NeuriteTestSupport to run neurite-data (built beside the bundle) in NeuriteDataPredictTests.
+            dependencies: ["Neurite", "_NeuriteTestSupport"],
             path: "Tests/NeuriteTests"
         ),
         // Runs neurite-mpi-check under mpirun (so Open MPI must be installed, as CI does).

@@ -1,52 +1,14 @@
 import Datasets
 import Foundation
 import XCTest
+import _NeuriteTestSupport
 
 /// The `neurite-data` tool, end to end: the built executable is run with `Process`, and its exit
 /// status, messages and files are checked.
 final class NeuriteDataTests: XCTestCase {
-    /// What one run of the tool gave.
-    private struct Run {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    /// The `neurite-data` executable in the build products folder, beside the test bundle.
-    private func executable() throws -> String {
-        var folders = [Bundle.main.bundleURL, Bundle(for: NeuriteDataTests.self).bundleURL.deletingLastPathComponent()]
-        if let first = CommandLine.arguments.first {
-            folders.append(URL(fileURLWithPath: first).deletingLastPathComponent())
-        }
-        for folder in folders {
-            let candidate = folder.appendingPathComponent("neurite-data").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        throw ToolNotBuilt(searched: folders.map(\.path))
-    }
-
-    /// The failure of a test that cannot find the executable.
-    private struct ToolNotBuilt: Error, CustomStringConvertible {
-        var searched: [String]
-        var description: String { "neurite-data was not found in \(searched); `swift build` builds it" }
-    }
-
-    /// Runs the tool with `arguments`, its output going to files in `scratch`.
-    private func run(_ arguments: [String], in scratch: TemporaryDirectory) throws -> Run {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
-        process.arguments = arguments
-        let out = scratch.file(".stdout"), err = scratch.file(".stderr")
-        XCTAssertTrue(FileManager.default.createFile(atPath: out, contents: nil))
-        XCTAssertTrue(FileManager.default.createFile(atPath: err, contents: nil))
-        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
-        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return Run(status: process.terminationStatus,
-                   stdout: String(decoding: readBytes(out), as: UTF8.self),
-                   stderr: String(decoding: readBytes(err), as: UTF8.self))
+    /// Runs the built `neurite-data` with `arguments`.
+    private func run(_ arguments: [String]) throws -> ProductRun {
+        try BuiltProducts.run("neurite-data", arguments, anchor: NeuriteDataTests.self)
     }
 
     func testExportThenImportRoundTripsFiftyMNISTImagesExactly() throws {
@@ -55,16 +17,16 @@ final class NeuriteDataTests: XCTestCase {
         let imagesIn = mnist + "/t10k-images-idx3-ubyte.gz", labelsIn = mnist + "/t10k-labels-idx1-ubyte.gz"
 
         let export = try run(["export", "--images", imagesIn, "--labels", labelsIn,
-                              "--output", scratch.file("digits"), "--limit", "50"], in: scratch)
-        XCTAssertEqual(export.status, 0, export.stderr)
+                              "--output", scratch.file("digits"), "--limit", "50"])
+        XCTAssertEqual(export.status, 0, export.errors)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: scratch.file("digits")).sorted(),
                        (0...9).map(String.init))
         let pngCount = try (0...9).map { try FileManager.default.contentsOfDirectory(atPath: scratch.file("digits/\($0)")).count }
         XCTAssertEqual(pngCount.reduce(0, +), 50)
 
         let imported = try run(["import", scratch.file("digits"), "--images", scratch.file("images.idx.gz"),
-                                "--labels", scratch.file("labels.idx"), "--size", "28x28", "--channels", "1"], in: scratch)
-        XCTAssertEqual(imported.status, 0, imported.stderr)
+                                "--labels", scratch.file("labels.idx"), "--size", "28x28", "--channels", "1"])
+        XCTAssertEqual(imported.status, 0, imported.errors)
 
         // The folder lists images by label, then by (zero-padded) index: the same order here.
         let originalLabels = Array(try IDX.read(contentsOf: labelsIn).labels()[..<50])
@@ -87,11 +49,10 @@ final class NeuriteDataTests: XCTestCase {
         try ImageEncoder.writePNG(first.reshaped([28, 28]), to: digit)
         let jpeg = try ImageTestData.directory("jpeg") + "/libjpeg-turbo/testorig.jpg"
 
-        let good = try run(["inspect", mnist + "/t10k-images-idx3-ubyte.gz", mnist + "/t10k-labels-idx1-ubyte.gz", digit, jpeg],
-                           in: scratch)
-        XCTAssertEqual(good.status, 0, good.stderr)
-        let lines = good.stdout.split(separator: "\n").map(String.init)
-        XCTAssertEqual(lines.count, 4, good.stdout)
+        let good = try run(["inspect", mnist + "/t10k-images-idx3-ubyte.gz", mnist + "/t10k-labels-idx1-ubyte.gz", digit, jpeg])
+        XCTAssertEqual(good.status, 0, good.errors)
+        let lines = good.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 4, good.output)
         XCTAssertTrue(lines[0].contains("u8") && lines[0].contains("[10000, 28, 28]"), lines[0])
         XCTAssertTrue(lines[1].contains("[10000]"), lines[1])
         XCTAssertTrue(lines[2].contains("PNG") && lines[2].contains("width 28, height 28") && lines[2].contains("1 channel")
@@ -101,11 +62,11 @@ final class NeuriteDataTests: XCTestCase {
 
         let broken = scratch.file("broken.png")
         writeBytes(Array(readBytes(digit).prefix(30)), to: broken)
-        let bad = try run(["inspect", digit, broken, scratch.file("absent.idx")], in: scratch)
+        let bad = try run(["inspect", digit, broken, scratch.file("absent.idx")])
         XCTAssertEqual(bad.status, 1)
-        XCTAssertTrue(bad.stdout.contains(digit), "the good file is still described: \(bad.stdout)")
-        XCTAssertTrue(bad.stderr.contains(broken + ": error"), bad.stderr)
-        XCTAssertTrue(bad.stderr.contains(scratch.file("absent.idx") + ": error: no such file"), bad.stderr)
+        XCTAssertTrue(bad.output.contains(digit), "the good file is still described: \(bad.output)")
+        XCTAssertTrue(bad.errors.contains(broken + ": error"), bad.errors)
+        XCTAssertTrue(bad.errors.contains(scratch.file("absent.idx") + ": error: no such file"), bad.errors)
     }
 
     func testFailuresPrintAMessageAndExitNonZero() throws {
@@ -116,35 +77,33 @@ final class NeuriteDataTests: XCTestCase {
         // Export refuses a folder that is not empty, and labels that do not match the images.
         try FileManager.default.createDirectory(atPath: scratch.file("busy"), withIntermediateDirectories: true)
         writeBytes([1], to: scratch.file("busy/file"))
-        let busy = try run(["export", "--images", images, "--labels", labels, "--output", scratch.file("busy")], in: scratch)
+        let busy = try run(["export", "--images", images, "--labels", labels, "--output", scratch.file("busy")])
         XCTAssertEqual(busy.status, 1)
-        XCTAssertTrue(busy.stderr.contains("not empty"), busy.stderr)
-        let swapped = try run(["export", "--images", labels, "--labels", labels, "--output", scratch.file("x")], in: scratch)
+        XCTAssertTrue(busy.errors.contains("not empty"), busy.errors)
+        let swapped = try run(["export", "--images", labels, "--labels", labels, "--output", scratch.file("x")])
         XCTAssertEqual(swapped.status, 1)
-        XCTAssertTrue(swapped.stderr.contains("[N, H, W]"), swapped.stderr)
+        XCTAssertTrue(swapped.errors.contains("[N, H, W]"), swapped.errors)
         let names = try run(["export", "--images", images, "--labels", labels, "--output", scratch.file("y"),
-                             "--limit", "20", "--class-names", "a,b"], in: scratch)
+                             "--limit", "20", "--class-names", "a,b"])
         XCTAssertEqual(names.status, 1)
-        XCTAssertTrue(names.stderr.contains("only 2 names"), names.stderr)
+        XCTAssertTrue(names.errors.contains("only 2 names"), names.errors)
 
         // Import of a missing folder or a folder with a corrupt image names the path.
-        let missing = try run(["import", scratch.file("absent"), "--images", scratch.file("i.idx"), "--labels", scratch.file("l.idx")],
-                              in: scratch)
+        let missing = try run(["import", scratch.file("absent"), "--images", scratch.file("i.idx"), "--labels", scratch.file("l.idx")])
         XCTAssertEqual(missing.status, 1)
-        XCTAssertTrue(missing.stderr.contains(scratch.file("absent") + ": no such image folder"), missing.stderr)
+        XCTAssertTrue(missing.errors.contains(scratch.file("absent") + ": no such image folder"), missing.errors)
         try FileManager.default.createDirectory(atPath: scratch.file("bad/cls"), withIntermediateDirectories: true)
         writeBytes(Array("not a png".utf8), to: scratch.file("bad/cls/x.png"))
-        let corrupt = try run(["import", scratch.file("bad"), "--images", scratch.file("i.idx"), "--labels", scratch.file("l.idx")],
-                              in: scratch)
+        let corrupt = try run(["import", scratch.file("bad"), "--images", scratch.file("i.idx"), "--labels", scratch.file("l.idx")])
         XCTAssertEqual(corrupt.status, 1)
-        XCTAssertTrue(corrupt.stderr.contains(scratch.file("bad/cls/x.png")), corrupt.stderr)
+        XCTAssertTrue(corrupt.errors.contains(scratch.file("bad/cls/x.png")), corrupt.errors)
         XCTAssertFalse(FileManager.default.fileExists(atPath: scratch.file("i.idx")), "nothing is written after a failure")
 
         // Usage errors exit with ArgumentParser's status 64.
-        let size = try run(["import", scratch.file("bad"), "--images", "i", "--labels", "l", "--size", "big"], in: scratch)
+        let size = try run(["import", scratch.file("bad"), "--images", "i", "--labels", "l", "--size", "big"])
         XCTAssertEqual(size.status, 64)
-        XCTAssertTrue(size.stderr.contains("--size"), size.stderr)
-        let channels = try run(["import", scratch.file("bad"), "--images", "i", "--labels", "l", "--channels", "2"], in: scratch)
+        XCTAssertTrue(size.errors.contains("--size"), size.errors)
+        let channels = try run(["import", scratch.file("bad"), "--images", "i", "--labels", "l", "--channels", "2"])
         XCTAssertEqual(channels.status, 64)
     }
 }
