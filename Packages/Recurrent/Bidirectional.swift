@@ -152,7 +152,7 @@ public final class Bidirectional: Layer, TrainingStateOwner, StepSeeded, Multipl
 
     /// 1, or with the wrapped layer's `returnState` the output and both directions' states.
     public var outputCount: Int {
-        forwardLayer.returnState ? 1 + 2 * type(of: forwardLayer).stateCount : 1
+        forwardLayer.returnState ? 1 + 2 * forwardLayer.stateCount : 1
     }
 
     /// Restarts both directions' dropout streams for training step `step` (see ``RecurrentLayer/beginStep(_:)``).

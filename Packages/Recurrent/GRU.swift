@@ -20,22 +20,22 @@ import TensorCore
 public final class GRU: RecurrentLayer {
     /// `"GRU"`.
     public override class var typeName: String { "GRU" }
-    override class var gateCount: Int { 3 }
-    override class var keepsRecurrentProjection: Bool { true }
+    override class var cellType: (any RecurrentCell.Type)? { GRUCell.self }
 
     /// A GRU with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
     /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear; rates in `0..<1`.
-    public override init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
-                useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
-                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
-                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
-                biasInitializer: Initializer = .zeros, name: String = "") {
-        super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
-                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
-                   maskValue: maskValue, truncateGradient: truncateGradient,
-                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    public convenience init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
+                            useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false,
+                            goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
+                            truncateGradient: Int? = nil, dropout: Float = 0, recurrentDropout: Float = 0,
+                            seed: UInt64? = nil, kernelInitializer: Initializer = .glorotUniform,
+                            recurrentInitializer: Initializer? = nil, biasInitializer: Initializer = .zeros, name: String = "") {
+        self.init(Options(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
+                          returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
+                          stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient, dropout: dropout,
+                          recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
+                          recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name),
+                  cell: GRUCell())
     }
 
     /// `GRU(64, returnSequences: true, dropout: 0.2)`.
@@ -46,36 +46,35 @@ public final class GRU: RecurrentLayer {
                   stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
+}
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
-    /// throw (see ``RecurrentLayer/init(config:)``). Only `reset_after: true` is supported.
-    public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount, own: ["reset_after"])
+/// The GRU's step (`reset_after=True`), driven through time by ``GRU``: the gates `z, r` and the
+/// candidate side by side (`[B, 3U]`), the recurrent projection `h·U + b_rec` kept apart per step;
+/// Keras' defaults (sigmoid gates, tanh) in the fused, vectorised kernels of `GRUKernels`, other
+/// activations in plain loops.
+struct GRUCell: RecurrentCell {
+    static var gateCount: Int { 3 }
+    static var keepsRecurrentProjection: Bool { true }
+    static var ownKeys: Set<String> { ["reset_after"] }
+
+    init() {}
+
+    /// Accepts `reset_after` absent, null or true (Keras 3's default), the formulation computed here.
+    init(config: [String: ConfigValue], who: String) throws {
         switch config["reset_after"] {
         case nil, .null?, .bool(true)?: break
-        case let v?: throw LayerError("\(o.who) config \"reset_after\": \(v) is not supported (true only, Keras 3's default)")
+        case let v?: throw LayerError("\(who) config \"reset_after\": \(v) is not supported (true only, Keras 3's default)")
         }
-        self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
-                  returnSequences: o.returnSequences, returnState: o.returnState, goBackwards: o.goBackwards,
-                  stateful: o.stateful, maskValue: o.maskValue, truncateGradient: o.truncateGradient,
-                  dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
-                  kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
-                  biasInitializer: o.biasInitializer, name: o.name)
-        trainable = o.trainable
     }
 
-    /// The common keys (see ``RecurrentLayer/config``) and `reset_after: true`.
-    public override var config: [String: ConfigValue] {
-        var c = super.config
-        c["reset_after"] = .bool(true)
-        return c
+    var config: [String: ConfigValue] { ["reset_after": .bool(true)] }
+
+    /// `[2, 3U]`: the input bias, then the recurrent one.
+    func makeBias(units: Int, initializer: Initializer, generator: inout SeededGenerator) -> Tensor {
+        initializer.make([2, Self.gateCount * units], generator: &generator)
     }
 
-    override func makeBias(generator: inout SeededGenerator) -> Tensor {
-        biasInitializer.make([2, 3 * units], generator: &generator)
-    }
-
-    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
         let zx = p.gates + t * b * g, q = p.recurrent + t * b * g
@@ -109,7 +108,7 @@ public final class GRU: RecurrentLayer {
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
         let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g

@@ -19,26 +19,25 @@ import TensorCore
 public final class LSTM: RecurrentLayer {
     /// `"LSTM"`.
     public override class var typeName: String { "LSTM" }
-    override class var gateCount: Int { 4 }
-    override class var hasCellState: Bool { true }
+    override class var cellType: (any RecurrentCell.Type)? { LSTMCell.self }
 
     /// Whether the forget gate's bias starts at 1 (Keras' `unit_forget_bias`).
-    public let unitForgetBias: Bool
+    public var unitForgetBias: Bool { (cell as? LSTMCell)?.unitForgetBias ?? true }
 
     /// An LSTM with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
     /// - Precondition: `units > 0`; activations among tanh, sigmoid, relu and linear; rates in `0..<1`.
-    public init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
-                useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
-                stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
-                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil, unitForgetBias: Bool = true,
-                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
-                biasInitializer: Initializer = .zeros, name: String = "") {
-        self.unitForgetBias = unitForgetBias
-        super.init(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
-                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
-                   maskValue: maskValue, truncateGradient: truncateGradient,
-                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    public convenience init(units: Int, activation: ActivationFunction = .tanh, recurrentActivation: ActivationFunction = .sigmoid,
+                            useBias: Bool = true, returnSequences: Bool = false, returnState: Bool = false,
+                            goBackwards: Bool = false, stateful: Bool = false, maskValue: Float? = nil,
+                            truncateGradient: Int? = nil, dropout: Float = 0, recurrentDropout: Float = 0,
+                            seed: UInt64? = nil, unitForgetBias: Bool = true, kernelInitializer: Initializer = .glorotUniform,
+                            recurrentInitializer: Initializer? = nil, biasInitializer: Initializer = .zeros, name: String = "") {
+        self.init(Options(units: units, activation: activation, recurrentActivation: recurrentActivation, useBias: useBias,
+                          returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards,
+                          stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient, dropout: dropout,
+                          recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
+                          recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name),
+                  cell: LSTMCell(unitForgetBias: unitForgetBias))
     }
 
     /// `LSTM(128, returnSequences: true, dropout: 0.2, recurrentDropout: 0.2)`: ``init(units:activation:recurrentActivation:useBias:returnSequences:returnState:goBackwards:stateful:maskValue:truncateGradient:dropout:recurrentDropout:seed:unitForgetBias:kernelInitializer:recurrentInitializer:biasInitializer:name:)``.
@@ -49,41 +48,43 @@ public final class LSTM: RecurrentLayer {
                   stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
+}
 
-    /// Rebuilds from ``config``; absent keys take Keras' defaults, and keys it does not implement
-    /// throw (see ``RecurrentLayer/init(config:)``).
-    public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount, own: ["unit_forget_bias"])
+/// The LSTM's step, driven through time by ``LSTM``: the gates `i, f, g, o` side by side in
+/// `z = x·W + h·U + b` (`[B, 4U]`), with Keras' defaults (sigmoid gates, tanh) in the fused,
+/// vectorised kernels of `LSTMKernels` and other activations in plain loops.
+struct LSTMCell: RecurrentCell {
+    static var gateCount: Int { 4 }
+    static var hasCellState: Bool { true }
+    static var ownKeys: Set<String> { ["unit_forget_bias"] }
+
+    /// Whether the forget gate's bias starts at 1.
+    let unitForgetBias: Bool
+
+    init(unitForgetBias: Bool) {
+        self.unitForgetBias = unitForgetBias
+    }
+
+    init(config: [String: ConfigValue], who: String) throws {
         var forget = true
         if config["unit_forget_bias"] != nil && config["unit_forget_bias"] != .null {
-            forget = try config.bool("unit_forget_bias", of: o.who)
+            forget = try config.bool("unit_forget_bias", of: who)
         }
-        self.init(units: o.units, activation: o.activation, recurrentActivation: o.recurrentActivation, useBias: o.useBias,
-                  returnSequences: o.returnSequences, returnState: o.returnState, goBackwards: o.goBackwards,
-                  stateful: o.stateful, maskValue: o.maskValue, truncateGradient: o.truncateGradient,
-                  dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed, unitForgetBias: forget,
-                  kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
-                  biasInitializer: o.biasInitializer, name: o.name)
-        trainable = o.trainable
+        unitForgetBias = forget
     }
 
-    /// The common keys (see ``RecurrentLayer/config``) and `unit_forget_bias`.
-    public override var config: [String: ConfigValue] {
-        var c = super.config
-        c["unit_forget_bias"] = .bool(unitForgetBias)
-        return c
-    }
+    var config: [String: ConfigValue] { ["unit_forget_bias": .bool(unitForgetBias)] }
 
-    override func makeBias(generator: inout SeededGenerator) -> Tensor {
-        var b = super.makeBias(generator: &generator)
+    /// `[4U]` from the initialiser, with the forget gate's part set to 1 with `unitForgetBias`.
+    func makeBias(units u: Int, initializer: Initializer, generator: inout SeededGenerator) -> Tensor {
+        var b = initializer.make([Self.gateCount * u], generator: &generator)
         if unitForgetBias {
-            let u = units
             b.withUnsafeMutableBufferPointer { p in for j in u..<(2 * u) { p[j] = 1 } }
         }
         return b
     }
 
-    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
         let z = p.gates + t * b * g
@@ -117,7 +118,7 @@ public final class LSTM: RecurrentLayer {
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
         let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g

@@ -40,14 +40,15 @@ final class FloatBuffer {
 enum GateFunction {
     case tanh, sigmoid, relu, linear
 
-    init(_ f: ActivationFunction, role: String, layer: String) throws {
+    /// The gate for `f`, which the layer's initialiser has checked is one of these
+    /// (`isRecurrentGate`).
+    init(checked f: ActivationFunction) {
         switch f {
         case .tanh: self = .tanh
         case .sigmoid: self = .sigmoid
         case .relu: self = .relu
         case .linear: self = .linear
-        default:
-            throw LayerError("\(layer) supports \(role) tanh, sigmoid, relu or linear, got \(f.configName)")
+        default: neuritePreconditionFailure("a recurrent gate must be tanh, sigmoid, relu or linear, got \(f.configName)")
         }
     }
 

@@ -16,22 +16,22 @@ import TensorCore
 public final class SimpleRNN: RecurrentLayer {
     /// `"SimpleRNN"`.
     public override class var typeName: String { "SimpleRNN" }
-    override class var gateCount: Int { 1 }
+    override class var cellType: (any RecurrentCell.Type)? { SimpleRNNCell.self }
 
     /// A simple RNN with `units` state features; the other arguments are Keras' (see ``RecurrentLayer``).
-    /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear.
     /// - Precondition: `units > 0`; an activation among tanh, sigmoid, relu and linear; rates in `0..<1`.
-    public init(units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true,
-                returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false, stateful: Bool = false,
-                maskValue: Float? = nil, truncateGradient: Int? = nil,
-                dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
-                kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
-                biasInitializer: Initializer = .zeros, name: String = "") {
-        super.init(units: units, activation: activation, recurrentActivation: .sigmoid, useBias: useBias,
-                   returnSequences: returnSequences, returnState: returnState, goBackwards: goBackwards, stateful: stateful,
-                   maskValue: maskValue, truncateGradient: truncateGradient,
-                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, kernelInitializer: kernelInitializer,
-                   recurrentInitializer: recurrentInitializer, biasInitializer: biasInitializer, name: name)
+    public convenience init(units: Int, activation: ActivationFunction = .tanh, useBias: Bool = true,
+                            returnSequences: Bool = false, returnState: Bool = false, goBackwards: Bool = false,
+                            stateful: Bool = false, maskValue: Float? = nil, truncateGradient: Int? = nil,
+                            dropout: Float = 0, recurrentDropout: Float = 0, seed: UInt64? = nil,
+                            kernelInitializer: Initializer = .glorotUniform, recurrentInitializer: Initializer? = nil,
+                            biasInitializer: Initializer = .zeros, name: String = "") {
+        self.init(Options(units: units, activation: activation, useBias: useBias, returnSequences: returnSequences,
+                          returnState: returnState, goBackwards: goBackwards, stateful: stateful, maskValue: maskValue,
+                          truncateGradient: truncateGradient, dropout: dropout, recurrentDropout: recurrentDropout,
+                          seed: seed, kernelInitializer: kernelInitializer, recurrentInitializer: recurrentInitializer,
+                          biasInitializer: biasInitializer, name: name),
+                  cell: SimpleRNNCell())
     }
 
     /// `SimpleRNN(32, returnSequences: true, dropout: 0.2)`.
@@ -43,20 +43,19 @@ public final class SimpleRNN: RecurrentLayer {
                   goBackwards: goBackwards, stateful: stateful, maskValue: maskValue, truncateGradient: truncateGradient,
                   dropout: dropout, recurrentDropout: recurrentDropout, seed: seed, name: name)
     }
+}
 
-    /// Rebuilds from ``RecurrentLayer/config``; absent keys take Keras' defaults, and keys it does not implement
-    /// throw (see ``RecurrentLayer/init(config:)``).
-    public required convenience init(config: [String: ConfigValue]) throws {
-        let o = try Options(config: config, type: Self.typeName, gates: Self.gateCount)
-        self.init(units: o.units, activation: o.activation, useBias: o.useBias, returnSequences: o.returnSequences,
-                  returnState: o.returnState, goBackwards: o.goBackwards, stateful: o.stateful, maskValue: o.maskValue,
-                  truncateGradient: o.truncateGradient, dropout: o.dropout, recurrentDropout: o.recurrentDropout, seed: o.seed,
-                  kernelInitializer: o.kernelInitializer, recurrentInitializer: o.recurrentInitializer,
-                  biasInitializer: o.biasInitializer, name: o.name)
-        trainable = o.trainable
-    }
+/// The simple RNN's step, driven through time by ``SimpleRNN``: `h' = activation(z)` with
+/// `z = x·W + h·U + b` (`[B, U]`), one gate.
+struct SimpleRNNCell: RecurrentCell {
+    static var gateCount: Int { 1 }
 
-    override func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    init() {}
+
+    /// A simple RNN's cell has no keys of its own.
+    init(config: [String: ConfigValue], who: String) {}
+
+    func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let z = p.gates + t * b * u
         p.multiplyRecurrent(t: t, rows: rows, into: z, beta: 1)
@@ -73,7 +72,7 @@ public final class SimpleRNN: RecurrentLayer {
         }
     }
 
-    override func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
+    func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
         for r in rows {
