@@ -12,9 +12,9 @@ import _NeuriteTestSupport
 final class KerasEquivalenceTests: XCTestCase {
     let (batch, steps, features, units) = (3, 6, 5, 4)
 
-    private func built<L: RecurrentLayer>(_ layer: L, seed: UInt64 = 2) -> L {
+    private func built<L: RecurrentLayer>(_ layer: L, seed: UInt64 = 2) throws -> L {
         var g = SeededGenerator(seed: seed)
-        _ = try! layer.build(inputShape: [steps, features], generator: &g)
+        _ = try layer.build(inputShape: [steps, features], generator: &g)
         // Non-zero biases, so their placement is checked too.
         if let bias = layer.bias { bias.value = randomTensor(bias.value.shape, seed: 77, scale: 0.3) }
         return layer
@@ -38,8 +38,8 @@ final class KerasEquivalenceTests: XCTestCase {
         (0..<features).map { Double(x[b, t, $0]) }
     }
 
-    func testLSTMMatchesKerasEquations() {
-        let layer = built(LSTM(units: units, returnSequences: true))
+    func testLSTMMatchesKerasEquations() throws {
+        let layer = try built(LSTM(units: units, returnSequences: true))
         let x = randomTensor([batch, steps, features], seed: 4)
         let y = layer.forward(x, training: false)
         let bias = layer.bias!.value.scalars.map(Double.init)
@@ -62,8 +62,8 @@ final class KerasEquivalenceTests: XCTestCase {
         assertClose(layer.finalState[1].scalars, finalC, rtol: 1e-4, atol: 1e-5)
     }
 
-    func testGRUMatchesKerasResetAfterEquations() {
-        let layer = built(GRU(units: units, returnSequences: true))
+    func testGRUMatchesKerasResetAfterEquations() throws {
+        let layer = try built(GRU(units: units, returnSequences: true))
         let x = randomTensor([batch, steps, features], seed: 5)
         let y = layer.forward(x, training: false)
         let bias = layer.bias!.value.scalars.map(Double.init)
@@ -88,8 +88,8 @@ final class KerasEquivalenceTests: XCTestCase {
         assertClose(y.scalars, expected, rtol: 1e-4, atol: 1e-5)
     }
 
-    func testSimpleRNNMatchesKerasEquations() {
-        let layer = built(SimpleRNN(units: units))
+    func testSimpleRNNMatchesKerasEquations() throws {
+        let layer = try built(SimpleRNN(units: units))
         let x = randomTensor([batch, steps, features], seed: 6)
         let y = layer.forward(x, training: false)
         let bias = layer.bias!.value.scalars.map(Double.init)
@@ -102,10 +102,10 @@ final class KerasEquivalenceTests: XCTestCase {
         assertClose(y.scalars, expected, rtol: 1e-4, atol: 1e-5)
     }
 
-    func testKerasInitialWeights() {
+    func testKerasInitialWeights() throws {
         let lstm = LSTM(8)
         var g = SeededGenerator(seed: 1)
-        _ = try! lstm.build(inputShape: [3, 5], generator: &g)
+        _ = try lstm.build(inputShape: [3, 5], generator: &g)
         XCTAssertEqual(lstm.kernel!.value.shape, [5, 32])
         XCTAssertEqual(lstm.recurrentKernel!.value.shape, [8, 32])
         XCTAssertEqual(lstm.bias!.value.scalars, [Float](repeating: 0, count: 8) + [Float](repeating: 1, count: 8) + [Float](repeating: 0, count: 16))
@@ -119,7 +119,7 @@ final class KerasEquivalenceTests: XCTestCase {
         XCTAssertLessThanOrEqual(lstm.kernel!.value.scalars.map(abs).max()!, (6.0 / 37.0).squareRoot())
         XCTAssertEqual(lstm.parameters.map(\.name), ["kernel", "recurrent_kernel", "bias"])  // unnamed: roles only
         let gru = GRU(4)
-        _ = try! gru.build(inputShape: [3, 5], generator: &g)
+        _ = try gru.build(inputShape: [3, 5], generator: &g)
         XCTAssertEqual(gru.bias!.value.shape, [2, 12])
     }
 
@@ -141,20 +141,20 @@ final class KerasEquivalenceTests: XCTestCase {
 /// The fused LSTM and GRU kernels have one variant per ISA path (AVX-512, AVX2, portable); they
 /// must agree (the Keras-equation tests above check the default path against Float64).
 final class RecurrentKernelPathTests: XCTestCase {
-    func testEveryISAPathGivesTheSameOutputsAndGradients() {
+    func testEveryISAPathGivesTheSameOutputsAndGradients() throws {
         for make in [{ LSTM(units: 20, returnSequences: true) }, { GRU(units: 20, returnSequences: true) }] as [() -> RecurrentLayer] {
-            checkPaths(make)
+            try checkPaths(make)
         }
     }
 
-    private func checkPaths(_ make: () -> RecurrentLayer) {
+    private func checkPaths(_ make: () -> RecurrentLayer) throws {
         var outputs: [[Float]] = [], gradients: [[Float]] = []
         let x = randomTensor([5, 7, 3], seed: 12)
-        forEachISA { isa in
-            KernelISA.withISA(isa) {
+        try forEachISA { isa in
+            try KernelISA.withISA(isa) {
                 let layer = make()  // 20 units: one 16-lane block and a remainder
                 var g = SeededGenerator(seed: 3)
-                _ = try! layer.build(inputShape: [7, 3], generator: &g)
+                _ = try layer.build(inputShape: [7, 3], generator: &g)
                 outputs.append(layer.forward(x, training: true).scalars)
                 gradients.append(layer.backward(randomTensor([5, 7, 20], seed: 4)).scalars
                                  + layer.parameters.flatMap(\.gradient.scalars))

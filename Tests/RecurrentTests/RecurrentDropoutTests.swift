@@ -14,9 +14,9 @@ final class RecurrentDropoutTests: XCTestCase {
     let (batch, steps, features, units) = (4, 5, 3, 4)
     lazy var input = randomTensor([batch, steps, features], seed: 41)
 
-    private func built<L: RecurrentLayer>(_ layer: L, seed: UInt64 = 2) -> L {
+    private func built<L: RecurrentLayer>(_ layer: L, seed: UInt64 = 2) throws -> L {
         var g = SeededGenerator(seed: seed)
-        _ = try! layer.build(inputShape: [steps, features], generator: &g)
+        _ = try layer.build(inputShape: [steps, features], generator: &g)
         if let bias = layer.bias { bias.value = randomTensor(bias.value.shape, seed: 78, scale: 0.3) }
         return layer
     }
@@ -27,47 +27,47 @@ final class RecurrentDropoutTests: XCTestCase {
 
     // MARK: Backward passes through fixed masks
 
-    func testLSTMGradientsWithDropout() {
+    func testLSTMGradientsWithDropout() throws {
         for (d, r) in [(Float(0.3), Float(0)), (0, 0.4), (0.3, 0.4)] {
-            checkTrainingGradients(LSTM(units: units, returnSequences: true, dropout: d, recurrentDropout: r),
+            try checkTrainingGradients(LSTM(units: units, returnSequences: true, dropout: d, recurrentDropout: r),
                                    input: input, initialState: states(2))
         }
     }
 
-    func testGRUGradientsWithDropout() {
+    func testGRUGradientsWithDropout() throws {
         for (d, r) in [(Float(0.3), Float(0)), (0, 0.4), (0.3, 0.4)] {
-            checkTrainingGradients(GRU(units: units, returnSequences: true, dropout: d, recurrentDropout: r),
+            try checkTrainingGradients(GRU(units: units, returnSequences: true, dropout: d, recurrentDropout: r),
                                    input: input, initialState: states(1))
         }
         // The generic (non-fused) cells too.
-        checkTrainingGradients(GRU(units: units, activation: .linear, recurrentActivation: .tanh, returnSequences: true,
+        try checkTrainingGradients(GRU(units: units, activation: .linear, recurrentActivation: .tanh, returnSequences: true,
                                    dropout: 0.3, recurrentDropout: 0.4),
                                input: input, initialState: states(1), rtol: 3e-2, atol: 2e-3)
-        checkTrainingGradients(LSTM(units: units, activation: .linear, recurrentActivation: .tanh, dropout: 0.3, recurrentDropout: 0.4),
+        try checkTrainingGradients(LSTM(units: units, activation: .linear, recurrentActivation: .tanh, dropout: 0.3, recurrentDropout: 0.4),
                                input: input, initialState: states(2), rtol: 3e-2, atol: 2e-3)
     }
 
-    func testSimpleRNNGradientsWithDropout() {
+    func testSimpleRNNGradientsWithDropout() throws {
         for (d, r) in [(Float(0.3), Float(0)), (0, 0.4), (0.3, 0.4)] {
-            checkTrainingGradients(SimpleRNN(units: units, dropout: d, recurrentDropout: r), input: input, initialState: states(1))
+            try checkTrainingGradients(SimpleRNN(units: units, dropout: d, recurrentDropout: r), input: input, initialState: states(1))
         }
     }
 
-    func testBidirectionalAndMaskedGradientsWithDropout() {
-        checkTrainingGradients(Bidirectional(LSTM(3, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4)), input: input)
-        checkTrainingGradients(Bidirectional(GRU(3, goBackwards: true, dropout: 0.3), mergeMode: .mul), input: input)
+    func testBidirectionalAndMaskedGradientsWithDropout() throws {
+        try checkTrainingGradients(Bidirectional(LSTM(3, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4)), input: input)
+        try checkTrainingGradients(Bidirectional(GRU(3, goBackwards: true, dropout: 0.3), mergeMode: .mul), input: input)
         // Masked steps: weights and initial state (perturbing a masked input would unmask it).
         var x = input
         x.withUnsafeMutableBufferPointer { p in
             for (b, t) in [(1, 3), (1, 4), (2, 0)] { for f in 0..<features { p[(b * steps + t) * features + f] = 0 } }
         }
-        checkTrainingGradients(LSTM(units: units, returnSequences: true, maskValue: 0, dropout: 0.3, recurrentDropout: 0.4),
+        try checkTrainingGradients(LSTM(units: units, returnSequences: true, maskValue: 0, dropout: 0.3, recurrentDropout: 0.4),
                                input: x, initialState: states(2), checkInput: false)
     }
 
     // MARK: The masks
 
-    func testMaskShapesValuesAndCountsFollowKeras() {
+    func testMaskShapesValuesAndCountsFollowKeras() throws {
         // (layer, input masks, recurrent masks): one input mask for all gates unless recurrent
         // dropout is on, then one per gate (Keras 3's implementation 1).
         let cases: [(RecurrentLayer, Int, Int)] = [
@@ -80,7 +80,7 @@ final class RecurrentDropoutTests: XCTestCase {
         let x = randomTensor([8, steps, features], seed: 42)
         for (layer, inputCount, stateCount) in cases {
             let name = "\(type(of: layer)) \(layer.dropout) \(layer.recurrentDropout)"
-            _ = built(layer).forward(x, training: true)
+            _ = try built(layer).forward(x, training: true)
             XCTAssertEqual(layer.dropoutMasks.count, inputCount, name)
             XCTAssertEqual(layer.recurrentDropoutMasks.count, stateCount, name)
             for (masks, rate, width) in [(layer.dropoutMasks, layer.dropout, features), (layer.recurrentDropoutMasks, layer.recurrentDropout, units)] {
@@ -100,10 +100,10 @@ final class RecurrentDropoutTests: XCTestCase {
 
     /// The input mask is the same at every step: the input gradient is exactly zero, at every
     /// step, for the features a sample's mask drops, and only for those.
-    func testInputMaskIsTheSameAtEveryStep() {
+    func testInputMaskIsTheSameAtEveryStep() throws {
         for layer in [LSTM(units: units, returnSequences: true, dropout: 0.5), GRU(units: units, dropout: 0.5),
                       SimpleRNN(units: units, returnSequences: true, dropout: 0.5)] as [RecurrentLayer] {
-            let y = built(layer).forward(input, training: true)
+            let y = try built(layer).forward(input, training: true)
             let dx = layer.backward(randomTensor(y.shape, seed: 3))
             let m = layer.dropoutMasks[0]
             for r in 0..<batch {
@@ -120,9 +120,9 @@ final class RecurrentDropoutTests: XCTestCase {
         }
     }
 
-    func testInferenceIgnoresDropout() {
-        let plain = built(LSTM(units: units, returnSequences: true))
-        let dropped = built(LSTM(units: units, returnSequences: true, dropout: 0.5, recurrentDropout: 0.5))
+    func testInferenceIgnoresDropout() throws {
+        let plain = try built(LSTM(units: units, returnSequences: true))
+        let dropped = try built(LSTM(units: units, returnSequences: true, dropout: 0.5, recurrentDropout: 0.5))
         // The stream's seed is drawn after the weights: the same weights.
         XCTAssertEqual(dropped.parameters.map(\.value.scalars), plain.parameters.map(\.value.scalars))
         _ = dropped.forward(input, training: true)
@@ -132,19 +132,19 @@ final class RecurrentDropoutTests: XCTestCase {
         // Training mode does drop something (the check above could fail).
         XCTAssertNotEqual(dropped.forward(input, training: true).scalars, plain.forward(input, training: true).scalars)
         // Rates of 0: no masks, the plain pass.
-        let zero = built(GRU(units: units, dropout: 0, recurrentDropout: 0)), gru = built(GRU(units: units))
+        let zero = try built(GRU(units: units, dropout: 0, recurrentDropout: 0)), gru = try built(GRU(units: units))
         XCTAssertEqual(zero.forward(input, training: true).scalars, gru.forward(input, training: true).scalars)
         XCTAssertTrue(zero.dropoutMasks.isEmpty && zero.recurrentDropoutMasks.isEmpty)
     }
 
-    func testMasksAreReproducibleFromSeedAndStep() {
+    func testMasksAreReproducibleFromSeedAndStep() throws {
         func masks(_ layer: RecurrentLayer, step: Int?) -> [[Float]] {
             if let step { layer.beginStep(step) }
             _ = layer.forward(input, training: true)
             return (layer.dropoutMasks + layer.recurrentDropoutMasks).map(\.scalars)
         }
-        let a = built(LSTM(units: units, dropout: 0.3, recurrentDropout: 0.3, seed: 99), seed: 1)
-        let b = built(LSTM(units: units, dropout: 0.3, recurrentDropout: 0.3, seed: 99), seed: 2)
+        let a = try built(LSTM(units: units, dropout: 0.3, recurrentDropout: 0.3, seed: 99), seed: 1)
+        let b = try built(LSTM(units: units, dropout: 0.3, recurrentDropout: 0.3, seed: 99), seed: 2)
         XCTAssertEqual(masks(a, step: 5), masks(b, step: 5))  // the given seed, whatever the model's generator
         XCTAssertNotEqual(masks(a, step: 5), masks(a, step: 6))
         XCTAssertEqual(masks(a, step: 5), masks(b, step: 5))
@@ -152,9 +152,9 @@ final class RecurrentDropoutTests: XCTestCase {
         let first = masks(a, step: nil)
         XCTAssertNotEqual(masks(a, step: nil), first)
         // Without a seed: drawn from the model's generator, so the same build seed gives the same masks.
-        let c = built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 4)
-        let d = built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 4)
-        let e = built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 5)
+        let c = try built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 4)
+        let d = try built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 4)
+        let e = try built(GRU(units: units, dropout: 0.3, recurrentDropout: 0.3), seed: 5)
         XCTAssertEqual(masks(c, step: 0), masks(d, step: 0))
         XCTAssertNotEqual(masks(c, step: 0), masks(e, step: 0))
         XCTAssertEqual(c.config["seed"], d.config["seed"])
@@ -197,11 +197,11 @@ final class RecurrentDropoutTests: XCTestCase {
         // Control: other masks (another backward seed) end elsewhere, so the check above can fail.
         var config = try XCTUnwrap(first.layers[0] as? Bidirectional).config
         config["backward_seed"] = .int(12345)
-        let other = Sequential(inputShape: [5, 3]) {
-            try! Bidirectional(config: config)
-            try! LSTM(config: first.layers[1].config)
-            try! Dense(config: first.layers[2].config)
-        }
+        let other = Sequential(inputShape: [5, 3], layers: [
+            try Bidirectional(config: config),
+            try LSTM(config: first.layers[1].config),
+            try Dense(config: first.layers[2].config),
+        ])
         try other.build(seed: 0)
         try other.loadWeights(first.weights())
         let otherAdam = Adam(learningRate: 0.01)
@@ -211,16 +211,16 @@ final class RecurrentDropoutTests: XCTestCase {
     }
 
     /// Split into row ranges on several threads, the masked passes give what one thread gives.
-    func testSplitBatchWithDropoutMatchesOneThread() {
+    func testSplitBatchWithDropoutMatchesOneThread() throws {
         let x = randomTensor([128, 4, 5], seed: 21)
         for make in [{ LSTM(units: 64, returnSequences: true, dropout: 0.2, recurrentDropout: 0.3) },
                      { GRU(units: 64, returnSequences: true, dropout: 0.2, recurrentDropout: 0.3) }] as [() -> RecurrentLayer] {
             var results: [[Float]] = []
             for width in [1, 4] {
-                ThreadPool.withWidthLimit(width) {
+                try ThreadPool.withWidthLimit(width) {
                     let layer = make()
                     var g = SeededGenerator(seed: 5)
-                    _ = try! layer.build(inputShape: [4, 5], generator: &g)
+                    _ = try layer.build(inputShape: [4, 5], generator: &g)
                     layer.beginStep(2)
                     let y = layer.forward(x, training: true)
                     let dx = layer.backward(randomTensor(y.shape, seed: 23))
@@ -256,9 +256,9 @@ final class RecurrentDropoutTests: XCTestCase {
 
     private func row(_ b: Int, _ t: Int) -> [Double] { (0..<features).map { Double(input[b, t, $0]) } }
 
-    func testLSTMMatchesKerasEquationsWithMasks() {
+    func testLSTMMatchesKerasEquationsWithMasks() throws {
         for (d, r) in [(Float(0.3), Float(0)), (0.3, 0.4), (0, 0.4)] {
-            let layer = built(LSTM(units: units, returnSequences: true, dropout: d, recurrentDropout: r))
+            let layer = try built(LSTM(units: units, returnSequences: true, dropout: d, recurrentDropout: r))
             layer.beginStep(1)
             let y = layer.forward(input, training: true)
             let bias = layer.bias!.value.scalars.map(Double.init)
@@ -285,9 +285,9 @@ final class RecurrentDropoutTests: XCTestCase {
         }
     }
 
-    func testGRUMatchesKerasEquationsWithMasks() {
+    func testGRUMatchesKerasEquationsWithMasks() throws {
         for (d, r) in [(Float(0.3), Float(0)), (0.3, 0.4)] {
-            let layer = built(GRU(units: units, returnSequences: true, dropout: d, recurrentDropout: r))
+            let layer = try built(GRU(units: units, returnSequences: true, dropout: d, recurrentDropout: r))
             layer.beginStep(1)
             let y = layer.forward(input, training: true)
             let bias = layer.bias!.value.scalars.map(Double.init), g3 = 3 * units
@@ -318,8 +318,8 @@ final class RecurrentDropoutTests: XCTestCase {
         }
     }
 
-    func testSimpleRNNMatchesKerasEquationsWithMasks() {
-        let layer = built(SimpleRNN(units: units, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4))
+    func testSimpleRNNMatchesKerasEquationsWithMasks() throws {
+        let layer = try built(SimpleRNN(units: units, returnSequences: true, dropout: 0.3, recurrentDropout: 0.4))
         layer.beginStep(1)
         let y = layer.forward(input, training: true)
         let bias = layer.bias!.value.scalars.map(Double.init)

@@ -15,43 +15,43 @@ final class RecurrentGradientTests: XCTestCase {
         (0..<count).map { randomTensor([3, units], seed: 30 + UInt64($0), scale: 0.5) }
     }
 
-    func testLSTMLastOutput() {
-        checkLayerGradients(LSTM(6), input: input, initialState: states(2, units: 6))
+    func testLSTMLastOutput() throws {
+        try checkLayerGradients(LSTM(6), input: input, initialState: states(2, units: 6))
     }
 
-    func testLSTMSequences() {
-        checkLayerGradients(LSTM(6, returnSequences: true), input: input, initialState: states(2, units: 6))
+    func testLSTMSequences() throws {
+        try checkLayerGradients(LSTM(6, returnSequences: true), input: input, initialState: states(2, units: 6))
     }
 
-    func testLSTMOtherActivations() {
-        checkLayerGradients(LSTM(units: 4, activation: .relu, recurrentActivation: .tanh, returnSequences: true),
+    func testLSTMOtherActivations() throws {
+        try checkLayerGradients(LSTM(units: 4, activation: .relu, recurrentActivation: .tanh, returnSequences: true),
                             input: input, rtol: 3e-2, atol: 2e-3)
     }
 
-    func testGRUOtherActivations() {
-        checkLayerGradients(GRU(units: 4, activation: .linear, recurrentActivation: .tanh, returnSequences: true),
+    func testGRUOtherActivations() throws {
+        try checkLayerGradients(GRU(units: 4, activation: .linear, recurrentActivation: .tanh, returnSequences: true),
                             input: input, initialState: states(1, units: 4), rtol: 3e-2, atol: 2e-3)
     }
 
-    func testGRULastOutput() {
-        checkLayerGradients(GRU(6), input: input, initialState: states(1, units: 6))
+    func testGRULastOutput() throws {
+        try checkLayerGradients(GRU(6), input: input, initialState: states(1, units: 6))
     }
 
-    func testGRUSequences() {
-        checkLayerGradients(GRU(6, returnSequences: true), input: input, initialState: states(1, units: 6))
+    func testGRUSequences() throws {
+        try checkLayerGradients(GRU(6, returnSequences: true), input: input, initialState: states(1, units: 6))
     }
 
-    func testSimpleRNNLastOutput() {
-        checkLayerGradients(SimpleRNN(6), input: input, initialState: states(1, units: 6))
+    func testSimpleRNNLastOutput() throws {
+        try checkLayerGradients(SimpleRNN(6), input: input, initialState: states(1, units: 6))
     }
 
-    func testSimpleRNNSequences() {
-        checkLayerGradients(SimpleRNN(6, returnSequences: true), input: input, initialState: states(1, units: 6))
+    func testSimpleRNNSequences() throws {
+        try checkLayerGradients(SimpleRNN(6, returnSequences: true), input: input, initialState: states(1, units: 6))
     }
 
-    func testBidirectionalMergeModes() {
+    func testBidirectionalMergeModes() throws {
         for mode in Bidirectional.MergeMode.allCases {
-            checkLayerGradients(Bidirectional(GRU(3, returnSequences: mode != .sum), mergeMode: mode), input: input)
+            try checkLayerGradients(Bidirectional(GRU(3, returnSequences: mode != .sum), mergeMode: mode), input: input)
         }
     }
 
@@ -62,13 +62,13 @@ final class RecurrentGradientTests: XCTestCase {
             LSTM(units: 4, returnSequences: true, maskValue: 0)
         }
         let tokens = Tensor(shape: [2, 5], scalars: [1, 2, 3, 0, 0, 5, 4, 1, 2, 3])
-        checkLayerGradients(model, input: tokens, checkInput: false)
+        try checkLayerGradients(model, input: tokens, checkInput: false)
     }
 
     /// Masked steps are exactly the mask value, so perturbing one would unmask it: the inputs are
     /// checked at unmasked steps only (masked ones must get exactly zero), the weights and initial
     /// state everywhere.
-    func testMaskedGradients() {
+    func testMaskedGradients() throws {
         var x = input
         // Sample 0: all 5 steps; sample 1: the last 2 are padding; sample 2: the first and last.
         x.withUnsafeMutableBufferPointer { p in
@@ -77,7 +77,7 @@ final class RecurrentGradientTests: XCTestCase {
         for layer in [LSTM(units: 4, returnSequences: true, maskValue: 0), GRU(units: 4, maskValue: 0),
                       SimpleRNN(units: 4, returnSequences: true, maskValue: 0)] as [RecurrentLayer] {
             let count = layer is LSTM ? 2 : 1
-            checkLayerGradients(layer, input: x, initialState: states(count, units: 4), checkInput: false)
+            try checkLayerGradients(layer, input: x, initialState: states(count, units: 4), checkInput: false)
             let w = randomTensor([3] + (layer.returnSequences ? [5, 4] : [4]), seed: 5)
             _ = layer.forward(x, training: true)
             let dx = layer.backward(w)
@@ -101,11 +101,11 @@ final class RecurrentGradientTests: XCTestCase {
 
     /// With truncation every k steps, the gradient reaching step 0's input from the last output
     /// passes no chunk boundary only when T <= k.
-    func testTruncatedBackpropagationCutsTheGradient() {
+    func testTruncatedBackpropagationCutsTheGradient() throws {
         let full = LSTM(units: 4, truncateGradient: nil), cut = LSTM(units: 4, truncateGradient: 2)
         var g1 = SeededGenerator(seed: 3), g2 = SeededGenerator(seed: 3)
-        _ = try? full.build(inputShape: [5, 4], generator: &g1)
-        _ = try? cut.build(inputShape: [5, 4], generator: &g2)
+        _ = try full.build(inputShape: [5, 4], generator: &g1)
+        _ = try cut.build(inputShape: [5, 4], generator: &g2)
         let w = randomTensor([3, 4], seed: 9)
         _ = full.forward(input, training: true)
         let dFull = full.backward(w)

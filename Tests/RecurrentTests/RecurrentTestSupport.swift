@@ -13,8 +13,8 @@ func checkLayerGradients(
     _ layer: any Layer, input: Tensor, initialState: [Tensor]? = nil, checkInput: Bool = true,
     seed: UInt64 = 7, epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
     file: StaticString = #filePath, line: UInt = #line
-) {
-    checkTrainingGradients(layer, input: input, initialState: initialState, checkInput: checkInput, step: nil,
+) throws {
+    try checkTrainingGradients(layer, input: input, initialState: initialState, checkInput: checkInput, step: nil,
                            seed: seed, epsilon: epsilon, rtol: rtol, atol: atol, file: file, line: line)
 }
 
@@ -33,19 +33,16 @@ private func statePasses(_ layer: any Layer)
 /// `checkInput` is false), every parameter's and (for a recurrent layer given `initialState`) the
 /// initial state's. With a `step`, the numeric sides are training-mode forwards that restart the
 /// layer's dropout stream at `step`, so every evaluation draws the masks of the analytic pass;
-/// with nil, inference-mode forwards.
+/// with nil, inference-mode forwards. Throws what `build` throws.
 func checkTrainingGradients(
     _ layer: any Layer, input: Tensor, initialState: [Tensor]? = nil, checkInput: Bool = true,
     step: Int? = 3, withState: Bool = false, seed: UInt64 = 7,
     epsilon: Float = 5e-3, rtol: Double = 2e-2, atol: Double = 1e-3,
     file: StaticString = #filePath, line: UInt = #line
-) {
+) throws {
     var generator = SeededGenerator(seed: seed)
     let perSample = Array(input.shape.dropFirst())
-    guard let outShape = try? layer.build(inputShape: perSample, generator: &generator) else {
-        XCTFail("build failed", file: file, line: line)
-        return
-    }
+    let outShape = try layer.build(inputShape: perSample, generator: &generator)
     let recurrent = layer as? RecurrentLayer
     recurrent?.initialState = initialState
     if !withState && initialState == nil {

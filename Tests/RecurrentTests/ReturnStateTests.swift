@@ -37,16 +37,16 @@ final class ReturnStateTests: XCTestCase {
     }
 
     /// dLoss/dFinalState enters where the steps after the last would send theirs.
-    func testStateGradientsMatchFiniteDifferences() {
+    func testStateGradientsMatchFiniteDifferences() throws {
         let h0 = [randomTensor([3, 4], seed: 72, scale: 0.5), randomTensor([3, 4], seed: 73, scale: 0.5)]
-        checkTrainingGradients(LSTM(units: 4, returnSequences: true, returnState: true), input: input,
+        try checkTrainingGradients(LSTM(units: 4, returnSequences: true, returnState: true), input: input,
                                initialState: h0, step: nil, withState: true)
-        checkTrainingGradients(LSTM(units: 4), input: input, initialState: h0, step: nil, withState: true)
-        checkTrainingGradients(GRU(units: 4, goBackwards: true), input: input,
+        try checkTrainingGradients(LSTM(units: 4), input: input, initialState: h0, step: nil, withState: true)
+        try checkTrainingGradients(GRU(units: 4, goBackwards: true), input: input,
                                initialState: [h0[0]], step: nil, withState: true)
-        checkTrainingGradients(SimpleRNN(units: 4, returnSequences: true, dropout: 0.3, recurrentDropout: 0.3),
+        try checkTrainingGradients(SimpleRNN(units: 4, returnSequences: true, dropout: 0.3, recurrentDropout: 0.3),
                                input: input, initialState: [h0[0]], withState: true)
-        checkTrainingGradients(Bidirectional(LSTM(3, returnSequences: true, returnState: true, recurrentDropout: 0.3)),
+        try checkTrainingGradients(Bidirectional(LSTM(3, returnSequences: true, returnState: true, recurrentDropout: 0.3)),
                                input: input, withState: true)
     }
 

@@ -16,12 +16,12 @@ final class SequenceBehaviourTests: XCTestCase {
     }
 
     /// A padded batch gives each sample the result of its own, unpadded, sequence.
-    func testPaddingWithTheMaskValueMatchesTheShortSequence() {
+    func testPaddingWithTheMaskValueMatchesTheShortSequence() throws {
         for make in [{ LSTM(units: 4, maskValue: -1) }, { GRU(units: 4, maskValue: -1) },
                      { SimpleRNN(units: 4, maskValue: -1) }] as [() -> RecurrentLayer] {
             let layer = make()
             var g = SeededGenerator(seed: 3)
-            _ = try! layer.build(inputShape: [6, 3], generator: &g)
+            _ = try layer.build(inputShape: [6, 3], generator: &g)
             let short = randomTensor([1, 4, 3], seed: 8)
             let padded = Tensor.concatenate([short, Tensor(shape: [1, 2, 3], repeating: -1)], axis: 1)
             assertClose(layer.forward(padded, training: false), layer.forward(short, training: false), rtol: 1e-6, atol: 1e-6)
@@ -29,12 +29,12 @@ final class SequenceBehaviourTests: XCTestCase {
     }
 
     /// A stateful layer fed a sequence in two chunks ends where one pass over it ends.
-    func testStatefulLayerCarriesItsStateAcrossBatches() {
+    func testStatefulLayerCarriesItsStateAcrossBatches() throws {
         let x = randomTensor([2, 7, 3], seed: 9)
         let whole = LSTM(units: 5), chunked = LSTM(units: 5, stateful: true)
         var g1 = SeededGenerator(seed: 4), g2 = SeededGenerator(seed: 4)
-        _ = try! whole.build(inputShape: [7, 3], generator: &g1)
-        _ = try! chunked.build(inputShape: [3, 3], generator: &g2)
+        _ = try whole.build(inputShape: [7, 3], generator: &g1)
+        _ = try chunked.build(inputShape: [3, 3], generator: &g2)
         let expected = whole.forward(x, training: false)
         _ = chunked.forward(steps(x, 0..<3), training: false)
         let last = chunked.forward(steps(x, 3..<7), training: false)
@@ -45,10 +45,10 @@ final class SequenceBehaviourTests: XCTestCase {
         XCTAssertNotEqual(fresh.scalars, last.scalars)
     }
 
-    func testInitialStateIsUsedAndFinalStateReturned() {
+    func testInitialStateIsUsedAndFinalStateReturned() throws {
         let layer = GRU(units: 3)
         var g = SeededGenerator(seed: 5)
-        _ = try! layer.build(inputShape: [4, 2], generator: &g)
+        _ = try layer.build(inputShape: [4, 2], generator: &g)
         let x = randomTensor([2, 4, 2], seed: 1)
         let fromZero = layer.forward(x, training: false)
         XCTAssertEqual(layer.finalState.count, 1)
@@ -57,10 +57,10 @@ final class SequenceBehaviourTests: XCTestCase {
         XCTAssertNotEqual(layer.forward(x, training: false).scalars, fromZero.scalars)
     }
 
-    func testEmbeddingLooksUpRowsAndAccumulatesGradients() {
+    func testEmbeddingLooksUpRowsAndAccumulatesGradients() throws {
         let e = Embedding(inputDim: 5, outputDim: 3, maskZero: true)
         var g = SeededGenerator(seed: 1)
-        _ = try! e.build(inputShape: [4], generator: &g)
+        _ = try e.build(inputShape: [4], generator: &g)
         let tokens = Tensor(shape: [2, 4], scalars: [1, 2, 2, 0, 4, 0, 0, 3])
         let y = e.forward(tokens, training: true)
         XCTAssertEqual(y.shape, [2, 4, 3])
@@ -127,7 +127,7 @@ final class SequenceBehaviourTests: XCTestCase {
 
 /// A batch large enough to be split into row ranges run in parallel gives what one thread gives.
 final class ParallelBatchTests: XCTestCase {
-    func testSplitBatchMatchesOneThread() {
+    func testSplitBatchMatchesOneThread() throws {
         let x = randomTensor([128, 6, 5], seed: 21)
         let w = randomTensor([128, 6, 64], seed: 22)
         for make in [{ LSTM(units: 64, returnSequences: true, maskValue: 0, truncateGradient: 4) },
@@ -135,10 +135,10 @@ final class ParallelBatchTests: XCTestCase {
                 as [() -> RecurrentLayer] {
             var results: [[Float]] = []
             for width in [1, 4] {
-                ThreadPool.withWidthLimit(width) {
+                try ThreadPool.withWidthLimit(width) {
                     let layer = make()
                     var g = SeededGenerator(seed: 5)
-                    _ = try! layer.build(inputShape: [6, 5], generator: &g)
+                    _ = try layer.build(inputShape: [6, 5], generator: &g)
                     let y = layer.forward(x, training: true)
                     let weights = y.shape == w.shape ? w : randomTensor(y.shape, seed: 23)
                     let dx = layer.backward(weights)
