@@ -27,6 +27,15 @@ private func statePasses(_ layer: any Layer)
     return nil
 }
 
+/// `forwardReturningState` and `backward(_:stateGradient:)` of a recurrent layer or a
+/// `Bidirectional`, for `layerTest`'s returned-state check (plain passes for other layers).
+func recurrentStatePasses(_ layer: any Layer) -> StatePasses {
+    guard let passes = statePasses(layer) else {
+        return StatePasses(forward: { x, training in (layer.forward(x, training: training), []) }, backward: { dy, _ in layer.backward(dy) })
+    }
+    return StatePasses(forward: passes.forward, backward: passes.backward)
+}
+
 /// Checks a layer's gradients against central finite differences for `Σ output ⊙ w` with fixed
 /// random `w`, and with `withState` for `Σ output ⊙ w + Σ_i state_i ⊙ v_i` through
 /// `forwardReturningState`/`backward(_:stateGradient:)`: the input's gradient (unless
