@@ -382,6 +382,9 @@ static void check_conv(void) {
                 if (kind == 3) cc.dh = 2, cc.dw = 2, cc.n = 1, cc.h = 8, cc.w = 11;
                 check_conv_case(cc);
             }
+    // More than 512 taps: the tap offsets no longer fit the kernels' stack array.
+    check_conv_case((conv_case){1, 5, 6, 64, 3, 3, 17, 1, 1, 1, 1, 1});
+    check_conv_case((conv_case){2, 4, 4, 70, 3, 2, 33, 1, 2, 1, 1, 0});
     end();
 }
 
@@ -1006,6 +1009,30 @@ static void check_vmath(void) {
     free(x), free(y), free(yp);
 }
 
+// ---------------------------------------------------------------- streaming copies
+
+/// ck_stream_store (non-temporal stores, stnp on arm64) from every alignment, then the fence;
+/// ck_prefetch only hints, so it must leave memory as it was.
+static void check_stream_store(void) {
+    begin("stream_store/prefetch");
+    const int64_t lens[] = {0, 1, 3, 4, 5, 8, 17, 33, 1000};
+    for (int li = 0; li < 9; ++li)
+        for (int64_t off = 0; off < 4; ++off) {
+            const int64_t len = lens[li];
+            float *src = alloc_random(len + 1), *dst = alloc_fill(len + 8, NAN);
+            ck_stream_store(dst + off, src, len);
+            ck_stream_fence();
+            ck_prefetch(src, len);
+            for (int64_t i = 0; i < len + 8; ++i) {
+                const int inside = i >= off && i < off + len;
+                if (inside ? !same_bits(dst[i], src[i - off]) : !same_bits(dst[i], NAN))
+                    FAIL("n=%lld offset %lld: element %lld is %g", (long long)len, (long long)off, (long long)i, dst[i]);
+            }
+            free(src), free(dst);
+        }
+    end();
+}
+
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);  // progress lines and FAIL messages in order
     check_dispatch();
@@ -1018,6 +1045,7 @@ int main(void) {
     check_optim();
     check_recurrent();
     check_vmath();
+    check_stream_store();
     if (failures) {
         fprintf(stderr, "neon_check: %ld mismatches (first 20 shown above)\n", failures);
         return 1;
