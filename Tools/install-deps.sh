@@ -6,12 +6,15 @@
 # demos' data: stock prices and Seattle weather (python3-vega-datasets, CSV files under
 # /usr/lib/python3/dist-packages/vega_datasets/_data) and the lambda phage genome
 # (bowtie2-examples, /usr/share/doc/bowtie2/examples/reference/lambda_virus.fa.gz), and libhdf5
-# (libhdf5-dev, for KerasInterop's .keras weights files). The Swift
+# (libhdf5-dev, for KerasInterop's .keras weights files), and what Tools/neon-check needs to
+# build the kernels for arm64 and run them emulated: qemu-user (qemu-aarch64) and Debian's aarch64
+# cross sysroot (libc6-dev-arm64-cross; libgcc-12-dev-arm64-cross for crtbegin.o and libgcc). The Swift
 # toolchain, with the clang that compiles our C targets, is part of the machine image.
 # macOS: brew install pkg-config libpng jpeg-turbo open-mpi
 set -euo pipefail
 packages=(pkg-config zlib1g-dev libpng-dev libjpeg-dev dataset-fashion-mnist libopenmpi-dev openmpi-bin
-          python3-vega-datasets bowtie2-examples libhdf5-dev)
+          python3-vega-datasets bowtie2-examples libhdf5-dev
+          qemu-user libc6-dev-arm64-cross libgcc-12-dev-arm64-cross)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -3,7 +3,8 @@
 //
 // Such a kernel is one always-inline function, compiled once per path by CK_LANE_PATHS: with
 // target("avx512f") a 16-lane vector is one zmm register, with target("avx2") two ymm registers,
-// and with no target four SSE2 (x86-64) or NEON (arm64) registers. Only the instructions differ
+// and with no target four SSE2 (x86-64) or NEON (arm64) registers; on arm64 CK_LANE_PATHS also
+// defines a `_neon` instance, which CK_ISA_NEON dispatches to. Only the instructions differ
 // between the paths, never the operations, so the paths give the same bits (as long as the file
 // turns floating-point contraction off: see optim.c).
 //
@@ -74,11 +75,34 @@ typedef float ck_lanes_u __attribute__((vector_size(64), aligned(4), may_alias))
     case CK_ISA_AVX2: name##_avx2 args; return;                                \
     default: name##_portable args; return;                                     \
     }
+#elif defined(__aarch64__)
+/// Defines `name##_neon` and `name##_portable`. Advanced SIMD is part of the AArch64 base
+/// architecture, so both compile the 16-lane vectors to four 128-bit q registers each and need no
+/// target attribute: on arm64 the two instances are the same instructions, unless the file gives
+/// the NEON path a body of its own with CK_LANE_PATHS_NEON (conv.c's register blocking for 32
+/// q registers). The `_neon` instance exists so every entry point dispatches NEON the way it
+/// dispatches the x86 paths.
+#define CK_LANE_PATHS(name, run, params, args) CK_LANE_PATHS_NEON(name, run, run, params, args)
+#define CK_LANE_PATHS_NEON(name, run, neon_run, params, args)                  \
+    static void name##_neon params { neon_run args; }                          \
+    static void name##_portable params { run args; }
+
+/// Calls the variant of `name` for `isa` (portable for an unknown or unsupported value).
+#define CK_LANE_DISPATCH(isa, name, args)                                      \
+    switch (isa) {                                                             \
+    case CK_ISA_NEON: name##_neon args; return;                                \
+    default: name##_portable args; return;                                     \
+    }
 #else
 #define CK_LANE_PATHS(name, run, params, args) static void name##_portable params { run args; }
 #define CK_LANE_DISPATCH(isa, name, args) \
     (void)(isa);                          \
     name##_portable args;
+#endif
+
+#ifndef CK_LANE_PATHS_NEON
+/// As CK_LANE_PATHS, with `neon_run` as the body of the NEON instance (only compiled on arm64).
+#define CK_LANE_PATHS_NEON(name, run, neon_run, params, args) CK_LANE_PATHS(name, run, params, args)
 #endif
 
 #endif

@@ -9,6 +9,10 @@
 //
 // Cost: the rules are bound by memory once a parameter leaves the caches (Adam moves 28 bytes
 // per element); in cache, by the square root and the division (one each per element).
+// On NEON (the CK_LANE_PATHS `_neon` instance; paper estimate, not measured): fsqrt and fdiv on
+// q registers issue about once per 5 to 10 cycles on Neoverse N1 (faster on V1 and M1), so in
+// cache Adam runs near 0.5 to 1 element per cycle; out of cache its 28 bytes per element at 20 to
+// 60 GB/s per core give 0.7 to 2 G elements per second.
 #pragma STDC FP_CONTRACT OFF
 
 #include "ck_optim.h"

@@ -3,7 +3,7 @@ import Foundation
 
 /// The instruction-set path the hand-written kernels take.
 ///
-/// The best path the CPU supports is chosen at run time. `NEURITE_ISA=portable|avx2|avx512`
+/// The best path the CPU supports is chosen at run time. `NEURITE_ISA=portable|avx2|avx512|neon`
 /// forces one (falling back to the best supported one if the CPU lacks it), and
 /// `KernelISA.withISA(_:_:)` forces one for a scope, which the tests use to check every path.
 public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
@@ -13,6 +13,10 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
     case avx2 = 1
     /// x86-64 AVX-512F with FMA.
     case avx512 = 2
+    /// arm64 Advanced SIMD (NEON), hand-written with `arm_neon.h`: supported and best on every
+    /// arm64 CPU (AArch64 makes it mandatory), never on x86-64. Checked against the portable path
+    /// under qemu (`Tools/neon-check`), not measured natively.
+    case neon = 3
 
     /// The name used by `NEURITE_ISA`.
     public var description: String {
@@ -20,6 +24,7 @@ public enum KernelISA: Int32, Sendable, CaseIterable, CustomStringConvertible {
         case .portable: "portable"
         case .avx2: "avx2"
         case .avx512: "avx512"
+        case .neon: "neon"
         }
     }
 

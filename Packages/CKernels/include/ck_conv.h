@@ -10,7 +10,9 @@
 // `[KH, KW, Cin, cout_padded]` with `cout_padded` a multiple of 16 and zeros in the padding
 // columns. The input is read with "valid" semantics: callers pad it first for "same".
 // Accumulation uses fused multiply-add on the AVX paths, so results differ from the portable path
-// in the last bits (each path is checked against a Float64 reference).
+// in the last bits (each path is checked against a Float64 reference). On arm64 the portable and
+// NEON paths both fuse and add the taps in the same order, so they give the same bits (NEON only
+// blocks the registers differently; Tools/neon-check checks this under qemu).
 
 /// One convolution: shapes, strides and buffers.
 typedef struct {

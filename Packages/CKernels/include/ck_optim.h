@@ -8,8 +8,9 @@
 // Each rule updates elements [start, start + count) of its arrays, so callers can split one
 // parameter over threads. Every path (`isa`, a `ck_isa` value; unknown or unsupported values take
 // the portable one) evaluates the formulas below in the order written, with IEEE single-precision
-// operations, a correctly rounded square root and no fused multiply-add: the paths, the vector
-// body and the remainder all give the same bits, for any split. `(1 - beta) g g` means
+// operations, a correctly rounded square root and no fused multiply-add: the paths (NEON
+// included, checked bit for bit under qemu by Tools/neon-check), the vector body and the
+// remainder all give the same bits, for any split. `(1 - beta) g g` means
 // `((1 - beta) g) g`, with `1 - beta` rounded to float first. Arrays must not overlap.
 
 /// Adam and AdamW (AMSGrad when `v_max` is not NULL):
