@@ -106,19 +106,14 @@ enum SpatialLayerConfig {
 /// var g = SeededGenerator(seed: 1)
 /// try conv.build(inputShape: [28, 28, 1], generator: &g)   // [24, 24, 16]; 416 weights
 /// ```
-public final class Conv2D: Layer {
+public final class Conv2D: ConvolutionLayer {
     /// `"Conv2D"`, Keras' class name (Keras also exports it as `Convolution2D`).
     public static let typeName = "Conv2D"
     /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
     public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
-    public var name: String {
-        didSet {
-            kernel?.name = "\(name).kernel"
-            bias?.name = "\(name).bias"
-        }
-    }
+    public var name: String { didSet { nameParameters() } }
     /// Output channels `Cout`.
     public let filters: Int
     /// `(KH, KW)`, the kernel's extent before dilation.
@@ -138,15 +133,15 @@ public final class Conv2D: Layer {
     public let kernelInitializer: Initializer
 
     /// The kernel `[KH, KW, Cin, Cout]`, or nil before `build`.
-    public private(set) var kernel: Parameter?
+    public internal(set) var kernel: Parameter?
     /// The bias `[Cout]`, or nil before `build` or without ``useBias``.
-    public private(set) var bias: Parameter?
+    public internal(set) var bias: Parameter?
     /// The per-sample input shape `[H, W, Cin]` the layer was built for, or nil before `build`.
-    public private(set) var builtInputShape: [Int]?
+    public internal(set) var builtInputShape: [Int]?
 
-    /// What the last training-mode forward pass kept for ``backward(_:)``: its input, its output,
+    /// What the training-mode forward passes kept for ``backward(_:)``: the input, the output,
     /// and the pre-activation when the activation's derivative needs it.
-    private var saved: (input: Tensor, preActivation: Tensor?, output: Tensor)?
+    var tape = Tape<ActivationRecord>()
 
     /// A convolution layer; weights are created by ``build(inputShape:generator:)``.
     ///
@@ -194,18 +189,12 @@ public final class Conv2D: Layer {
 
     /// The configuration's own keys, without `trainable`.
     private var configWithoutTrainable: [String: ConfigValue] {
-        [
-            "name": .string(name),
-            "filters": .int(filters),
+        convolutionConfig([
             "kernel_size": .ints([kernelSize.0, kernelSize.1]),
             "strides": .ints([strides.0, strides.1]),
             "padding": .string(padding.rawValue),
-            "data_format": .string("channels_last"),
             "dilation_rate": .ints([dilation.0, dilation.1]),
-            "activation": .string(activation.configName),
-            "use_bias": .bool(useBias),
-            "kernel_initializer": .string(kernelInitializer.configName),
-        ]
+        ])
     }
 
     /// Rebuilds an unbuilt layer from ``config``. `filters` and `kernel_size` are required; the
@@ -213,36 +202,12 @@ public final class Conv2D: Layer {
     /// Throws `LayerError` naming a missing, ill-typed or out-of-range entry.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Conv2D.typeName
-        try LayerConfigKeys.check(config, known: ["name", "filters", "kernel_size", "strides", "padding", "data_format",
-                                                  "dilation_rate", "activation", "use_bias", "kernel_initializer"], of: type)
-        try SpatialLayerConfig.checkDataFormat(config, of: type)
-        let filters = try config.int("filters", of: type)
+        let filters = try ConvolutionConfig.filters(config, of: type)
         let kernelSize = try SpatialLayerConfig.pair(config, "kernel_size", of: type)
         let strides = try SpatialLayerConfig.optionalPair(config, "strides", of: type) ?? (1, 1)
         let dilation = try SpatialLayerConfig.optionalPair(config, "dilation_rate", of: type) ?? (1, 1)
         let padding = try SpatialLayerConfig.padding(config, of: type)
-        let useBias = config["use_bias"] == nil ? true : try config.bool("use_bias", of: type)
-        let activation: ActivationFunction
-        if config["activation"] == nil || config["activation"] == .null {
-            activation = .linear
-        } else {
-            let text = try config.string("activation", of: type)
-            do {
-                activation = try ActivationFunction(configName: text)
-            } catch let error as LayerError {
-                throw LayerError("\(type) config: \(error.message)")
-            }
-        }
-        let initializer: Initializer
-        if config["kernel_initializer"] == nil {
-            initializer = .glorotUniform
-        } else {
-            do {
-                initializer = try Initializer(configName: config.string("kernel_initializer", of: type))
-            } catch let error as LayerError {
-                throw LayerError("\(type) config: \(error.message)")
-            }
-        }
+        let (useBias, activation, initializer) = try ConvolutionConfig.options(config, of: type)
         if let problem = Conv2D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation) {
             throw LayerError("\(type) config: \(problem)")
         }
@@ -256,16 +221,13 @@ public final class Conv2D: Layer {
     /// layer and the shape when the input is not rank 3, has an empty extent, is smaller than the
     /// dilated kernel with `.valid` padding, or (once built) has another channel count.
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        let label = SpatialLayerConfig.label(Conv2D.typeName, name)
         guard inputShape.count == 3 else {
             throw LayerError("\(label) needs a per-sample input [H, W, C], got \(inputShape)")
         }
         guard inputShape[2] >= 1 else {
             throw LayerError("\(label) needs at least one input channel, got input \(inputShape)")
         }
-        if let built = builtInputShape, built[2] != inputShape[2] {
-            throw LayerError("\(label) was built for \(built[2]) input channels (input \(built)), got input \(inputShape)")
-        }
+        try checkBuiltChannels(inputShape, "channels")
         guard let oh = SpatialLayerConfig.outputExtent(input: inputShape[0], window: kernelSize.0, stride: strides.0,
                                                        dilation: dilation.0, padding: padding),
               let ow = SpatialLayerConfig.outputExtent(input: inputShape[1], window: kernelSize.1, stride: strides.1,
@@ -283,23 +245,8 @@ public final class Conv2D: Layer {
     /// ``outputShape(for:)`` rejects.
     @discardableResult
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
-        let output = try outputShape(for: inputShape)
-        if let built = builtInputShape {
-            guard built == inputShape else {
-                throw LayerError("\(SpatialLayerConfig.label(Conv2D.typeName, name)) was built for input \(built), cannot build again for \(inputShape)")
-            }
-            return output
-        }
-        let shape = [kernelSize.0, kernelSize.1, inputShape[2], filters]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
-        builtInputShape = inputShape
-        return output
-    }
-
-    /// `[kernel, bias]` (just `[kernel]` without bias); empty before `build`.
-    public var parameters: [Parameter] {
-        [kernel, bias].compactMap { $0 }
+        try buildParameters(inputShape: inputShape, kernelShape: { [kernelSize.0, kernelSize.1, $0, filters] },
+                            generator: &generator)
     }
 
     /// Convolves a batch `[B, H, W, Cin]` into `[B, OH, OW, filters]`. Any `H x W` the kernel
@@ -310,21 +257,11 @@ public final class Conv2D: Layer {
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         let kernel = builtKernel("forward")
         neuritePrecondition(input.rank == 4 && input.shape[3] == kernel.value.shape[2],
-                            "\(SpatialLayerConfig.label(Conv2D.typeName, name)) forward: input \(input.shape) does not match [B, H, W, \(kernel.value.shape[2])] (kernel \(kernel.value.shape))")
+                            "\(label) forward: input \(input.shape) does not match [B, H, W, \(kernel.value.shape[2])] (kernel \(kernel.value.shape))")
         // The bias goes in with the activation: one pass over the output instead of two.
         var output = Tensor.conv2D(input, kernel: kernel.value, bias: nil, strides: strides, padding: padding,
                                    dilation: dilation)
-        var preActivation: Tensor?
-        if activation.needsInputForBackward {
-            if let bias { output.addBias(bias.value) }
-            preActivation = output
-            output = activation.forward(output)
-        } else if let bias {
-            activation.addBiasAndActivate(&output, bias: bias.value)
-        } else {
-            output = activation.forward(output)
-        }
-        if training { saved = (input, preActivation, output) }
+        activate(&output, input: input, inputShape: input.shape, training: training)
         return output
     }
 
@@ -340,25 +277,13 @@ public final class Conv2D: Layer {
     /// The backward pass; with `inputGradient: false` only the parameters' gradients (nil returned).
     private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
         let kernel = builtKernel("backward")
-        guard let saved else {
-            neuritePreconditionFailure("\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward needs a forward pass with training: true first")
-        }
-        neuritePrecondition(outputGradient.shape == saved.output.shape,
-                            "\(SpatialLayerConfig.label(Conv2D.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
-        let gradient = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
+        let (saved, gradient) = deactivate(outputGradient)
         let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value, outputGradient: gradient,
                                               strides: strides, padding: padding, dilation: dilation,
                                               needsInputGradient: inputGradient)
         kernel.accumulateGradient(gradients.kernel)
         bias?.accumulateGradient(gradients.bias)
         return gradients.input
-    }
-
-    /// The kernel parameter, stopping with a message naming the layer when it is not built.
-    private func builtKernel(_ operation: String) -> Parameter {
-        neuritePrecondition(kernel != nil,
-                            "\(SpatialLayerConfig.label(Conv2D.typeName, name)) \(operation) before build(inputShape:generator:)")
-        return kernel!
     }
 }
 

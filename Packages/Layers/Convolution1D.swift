@@ -12,12 +12,6 @@ import TensorCore
 /// Reading and checking the configuration entries of the 1-D layers (convolution, pooling).
 /// Internal: the layers' public API is their initialisers and `config`.
 enum SequenceLayerConfig {
-    /// Throws a `LayerError` naming the layer type, the key and its value for a key outside
-    /// `known` or a default-only key with another value (``LayerConfigKeys``, shared by all layers).
-    static func checkKeys(_ config: [String: ConfigValue], known: Set<String>, of type: String) throws {
-        try LayerConfigKeys.check(config, known: known, of: type)
-    }
-
     /// The integer at `key`: `n` or `[n]` (Keras writes 1-D sizes as one-element lists), or nil
     /// when missing or null.
     static func optionalSingle(_ config: [String: ConfigValue], _ key: String, of type: String) throws -> Int? {
@@ -41,16 +35,6 @@ enum SequenceLayerConfig {
     static func paddingText(_ config: [String: ConfigValue], of type: String) throws -> String? {
         guard config["padding"] != nil else { return nil }
         return try config.string("padding", of: type).lowercased()
-    }
-
-    /// Output length of a window along time (Keras' formula), or nil when the sequence is empty
-    /// or, with `padded` false (valid padding), shorter than the dilated window.
-    /// Same and causal padding both give `ceil(T / s)`; valid gives `(T - K') / s + 1`.
-    static func outputLength(input: Int, window: Int, stride: Int, dilation: Int, padded: Bool) -> Int? {
-        guard input >= 1 else { return nil }
-        if padded { return (input + stride - 1) / stride }
-        let effective = (window - 1) * dilation + 1
-        return input >= effective ? (input - effective) / stride + 1 : nil
     }
 }
 
@@ -88,7 +72,7 @@ enum SequenceLayerConfig {
 /// var g = SeededGenerator(seed: 1)
 /// try conv.build(inputShape: [200, 4], generator: &g)   // [200, 64]; 2,368 weights
 /// ```
-public final class Conv1D: Layer {
+public final class Conv1D: ConvolutionLayer {
     /// How a ``Conv1D`` treats the ends of a sequence (Keras' `padding`): ``valid``, ``same``
     /// or ``causal``; the output lengths are in the type's description.
     public enum Padding: String, Sendable, Codable {
@@ -107,12 +91,7 @@ public final class Conv1D: Layer {
     public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
-    public var name: String {
-        didSet {
-            kernel?.name = "\(name).kernel"
-            bias?.name = "\(name).bias"
-        }
-    }
+    public var name: String { didSet { nameParameters() } }
     /// Output channels `C`.
     public let filters: Int
     /// `K`, the kernel's length in steps before dilation.
@@ -132,21 +111,15 @@ public final class Conv1D: Layer {
     public let kernelInitializer: Initializer
 
     /// The kernel `[K, F, C]`, or nil before `build`.
-    public private(set) var kernel: Parameter?
+    public internal(set) var kernel: Parameter?
     /// The bias `[C]`, or nil before `build` or without ``useBias``.
-    public private(set) var bias: Parameter?
+    public internal(set) var bias: Parameter?
     /// The per-sample input shape `[T, F]` the layer was built for, or nil before `build`.
-    public private(set) var builtInputShape: [Int]?
+    public internal(set) var builtInputShape: [Int]?
 
-    private struct Saved {
-        var input: Tensor           // [B, 1, T', F]: the input as the convolution read it (padded when causal)
-        var inputShape: [Int]       // [B, T, F], as the caller passed it
-        var preActivation: Tensor?  // only when the activation's derivative needs it
-        var output: Tensor          // [B, OT, C]
-    }
-    private var tape = Tape<Saved>()
-
-    private var label: String { SpatialLayerConfig.label(Conv1D.typeName, name) }
+    /// The training-mode forward passes: each input as the convolution read it, `[B, 1, T', F]`
+    /// (padded when causal), with the caller's shape `[B, T, F]` and the output `[B, OT, C]`.
+    var tape = Tape<ActivationRecord>()
 
     /// A 1-D convolution layer; weights are created by ``build(inputShape:generator:)``.
     ///
@@ -190,10 +163,6 @@ public final class Conv1D: Layer {
         return nil
     }
 
-    /// The keys ``init(config:)`` reads.
-    private static let keys: Set<String> = ["name", "filters", "kernel_size", "strides", "padding", "data_format",
-                                            "dilation_rate", "activation", "use_bias", "kernel_initializer"]
-
     /// Keras' configuration keys: `name`, `filters`, `kernel_size`, `strides`, `padding`,
     /// `data_format` (always `"channels_last"`), `dilation_rate`, `activation`, `use_bias`,
     /// `kernel_initializer`; sizes are one-element lists (`.ints([9])`) as Keras writes them,
@@ -202,18 +171,12 @@ public final class Conv1D: Layer {
 
     /// The configuration's own keys, without `trainable`.
     private var configWithoutTrainable: [String: ConfigValue] {
-        [
-            "name": .string(name),
-            "filters": .int(filters),
+        convolutionConfig([
             "kernel_size": .ints([kernelSize]),
             "strides": .ints([strides]),
             "padding": .string(padding.rawValue),
-            "data_format": .string("channels_last"),
             "dilation_rate": .ints([dilation]),
-            "activation": .string(activation.configName),
-            "use_bias": .bool(useBias),
-            "kernel_initializer": .string(kernelInitializer.configName),
-        ]
+        ])
     }
 
     /// Rebuilds an unbuilt layer from ``config``. `filters` and `kernel_size` are required; the
@@ -224,9 +187,7 @@ public final class Conv1D: Layer {
     /// or unimplemented entry, and for strides above 1 with dilation above 1.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Conv1D.typeName
-        try SequenceLayerConfig.checkKeys(config, known: Conv1D.keys, of: type)
-        try SpatialLayerConfig.checkDataFormat(config, of: type)
-        let filters = try config.int("filters", of: type)
+        let filters = try ConvolutionConfig.filters(config, of: type)
         let kernelSize = try SequenceLayerConfig.single(config, "kernel_size", of: type)
         let strides = try SequenceLayerConfig.optionalSingle(config, "strides", of: type) ?? 1
         let dilation = try SequenceLayerConfig.optionalSingle(config, "dilation_rate", of: type) ?? 1
@@ -239,17 +200,7 @@ public final class Conv1D: Layer {
         } else {
             padding = .valid
         }
-        let useBias = config["use_bias"] == nil ? true : try config.bool("use_bias", of: type)
-        let activation: ActivationFunction
-        let initializer: Initializer
-        do {
-            activation = try config["activation"].flatMap { $0 == .null ? nil : $0 }
-                .map { _ in try ActivationFunction(configName: config.string("activation", of: type)) } ?? .linear
-            initializer = try config["kernel_initializer"]
-                .map { _ in try Initializer(configName: config.string("kernel_initializer", of: type)) } ?? .glorotUniform
-        } catch let error as LayerError {
-            throw LayerError("\(type) config: \(error.message)")
-        }
+        let (useBias, activation, initializer) = try ConvolutionConfig.options(config, of: type)
         if let problem = Conv1D.problem(filters: filters, kernelSize: kernelSize, strides: strides, dilation: dilation) {
             throw LayerError("\(type) config: \(problem)")
         }
@@ -273,11 +224,10 @@ public final class Conv1D: Layer {
         guard inputShape[1] >= 1 else {
             throw LayerError("\(label) needs at least one input feature, got input \(inputShape)")
         }
-        if let built = builtInputShape, built[1] != inputShape[1] {
-            throw LayerError("\(label) was built for \(built[1]) input features (input \(built)), got input \(inputShape)")
-        }
-        guard let length = SequenceLayerConfig.outputLength(input: inputShape[0], window: kernelSize, stride: strides,
-                                                            dilation: dilation, padded: padding != .valid)
+        try checkBuiltChannels(inputShape, "features")
+        // Same and causal padding both give `ceil(T / s)`, as TensorCore's `.same` does.
+        guard let length = SpatialLayerConfig.outputExtent(input: inputShape[0], window: kernelSize, stride: strides,
+                                                           dilation: dilation, padding: padding == .valid ? .valid : .same)
         else {
             throw LayerError("\(label) input \(inputShape) is too short for its \(dilatedKernelSize)-step (dilated) kernel with \(padding.rawValue) padding")
         }
@@ -290,23 +240,7 @@ public final class Conv1D: Layer {
     /// ``outputShape(for:)`` rejects.
     @discardableResult
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
-        let output = try outputShape(for: inputShape)
-        if let built = builtInputShape {
-            guard built == inputShape else {
-                throw LayerError("\(label) was built for input \(built), cannot build again for \(inputShape)")
-            }
-            return output
-        }
-        let shape = [kernelSize, inputShape[1], filters]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
-        builtInputShape = inputShape
-        return output
-    }
-
-    /// `[kernel, bias]` (just `[kernel]` without bias); empty before `build`.
-    public var parameters: [Parameter] {
-        [kernel, bias].compactMap { $0 }
+        try buildParameters(inputShape: inputShape, kernelShape: { [kernelSize, $0, filters] }, generator: &generator)
     }
 
     /// The 2-D padding the convolution of the (already causally padded) input runs with.
@@ -332,17 +266,7 @@ public final class Conv1D: Layer {
         var output = Tensor.conv2D(image, kernel: k.reshaped([1, kernelSize, features, filters]), bias: nil,
                                    strides: (1, strides), padding: imagePadding, dilation: (1, dilation))
         output = output.reshaped([batch, output.shape[2], filters])
-        var preActivation: Tensor?
-        if activation.needsInputForBackward {
-            if let bias { output.addBias(bias.value) }
-            preActivation = output
-            output = activation.forward(output)
-        } else if let bias {
-            activation.addBiasAndActivate(&output, bias: bias.value)
-        } else {
-            output = activation.forward(output)
-        }
-        if training { tape.push(Saved(input: image, inputShape: input.shape, preActivation: preActivation, output: output)) }
+        activate(&output, input: image, inputShape: input.shape, training: training)
         return output
     }
 
@@ -358,10 +282,7 @@ public final class Conv1D: Layer {
     /// The backward pass; with `inputGradient: false` only the parameters' gradients (nil returned).
     private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
         let kernel = builtKernel("backward")
-        let saved = tape.pop(layer: self)
-        neuritePrecondition(outputGradient.shape == saved.output.shape,
-                            "\(label) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
-        let dz = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
+        let (saved, dz) = deactivate(outputGradient)
         let (batch, outputLength) = (dz.shape[0], dz.shape[1])
         let features = saved.inputShape[2]
         let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value.reshaped([1, kernelSize, features, filters]),
@@ -403,16 +324,9 @@ public final class Conv1D: Layer {
             })
         }
     }
-
-    /// The kernel parameter, stopping with a message naming the layer when it is not built.
-    private func builtKernel(_ operation: String) -> Parameter {
-        neuritePrecondition(kernel != nil, "\(label) \(operation) before build(inputShape:generator:)")
-        return kernel!
-    }
 }
 
-extension Conv1D: TrainingCacheOwner, ParameterGradientBackward {
-    func clearTrainingCache() { tape.clear() }
+extension Conv1D: ParameterGradientBackward {
     /// The first layer of a model: the kernel and bias gradients without the input gradient.
     func backwardParameterGradients(_ outputGradient: Tensor) { _ = backward(outputGradient, inputGradient: false) }
 }

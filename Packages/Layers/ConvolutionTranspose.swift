@@ -25,19 +25,14 @@ import TensorCore
 /// var g = SeededGenerator(seed: 1)
 /// try up.build(inputShape: [7, 7, 16], generator: &g)   // [14, 14, 8]
 /// ```
-public final class Conv2DTranspose: Layer {
+public final class Conv2DTranspose: ConvolutionLayer {
     /// `"Conv2DTranspose"`, Keras' class name.
     public static let typeName = "Conv2DTranspose"
     /// Whether training updates the kernel and bias (Keras' `trainable`); see ``Layer/trainable``.
     public var trainable = true { didSet { for p in parameters { p.isTrainable = trainable } } }
 
     /// The layer's name; renaming a built layer renames its parameters (`"<name>.kernel"`).
-    public var name: String {
-        didSet {
-            kernel?.name = "\(name).kernel"
-            bias?.name = "\(name).bias"
-        }
-    }
+    public var name: String { didSet { nameParameters() } }
     /// Output channels.
     public let filters: Int
     /// `(KH, KW)`.
@@ -54,18 +49,15 @@ public final class Conv2DTranspose: Layer {
     public let kernelInitializer: Initializer
 
     /// The kernel `[KH, KW, filters, Cin]`, or nil before `build`.
-    public private(set) var kernel: Parameter?
+    public internal(set) var kernel: Parameter?
     /// The bias `[filters]`, or nil before `build` or without ``useBias``.
-    public private(set) var bias: Parameter?
+    public internal(set) var bias: Parameter?
     /// The per-sample input shape `[H, W, Cin]` the layer was built for.
-    public private(set) var builtInputShape: [Int]?
+    public internal(set) var builtInputShape: [Int]?
 
-    private struct Saved {
-        var input: Tensor
-        var preActivation: Tensor?
-        var output: Tensor
-    }
-    private var tape = Tape<Saved>()
+    /// What the training-mode forward passes kept: the input, the output and, when the
+    /// activation's derivative needs it, the pre-activation.
+    var tape = Tape<ActivationRecord>()
 
     /// A transposed convolution; weights are created by ``build(inputShape:generator:)``.
     /// - Precondition: `filters`, kernel extents and strides are at least 1.
@@ -97,25 +89,17 @@ public final class Conv2DTranspose: Layer {
 
     /// The configuration's own keys, without `trainable`.
     private var configWithoutTrainable: [String: ConfigValue] {
-        [
-            "name": .string(name), "filters": .int(filters),
+        convolutionConfig([
             "kernel_size": .ints([kernelSize.0, kernelSize.1]), "strides": .ints([strides.0, strides.1]),
-            "padding": .string(padding.rawValue), "data_format": .string("channels_last"),
-            "dilation_rate": .ints([1, 1]), "output_padding": .null,
-            "activation": .string(activation.configName), "use_bias": .bool(useBias),
-            "kernel_initializer": .string(kernelInitializer.configName),
-        ]
+            "padding": .string(padding.rawValue), "dilation_rate": .ints([1, 1]), "output_padding": .null,
+        ])
     }
 
     /// Rebuilds an unbuilt layer from ``config``. Throws `LayerError` for a missing or ill-typed
     /// entry, a dilation other than 1 or an `output_padding`, which Neurite does not support.
     public convenience init(config: [String: ConfigValue]) throws {
         let type = Self.typeName
-        try LayerConfigKeys.check(config, known: ["name", "filters", "kernel_size", "strides", "padding", "output_padding",
-                                                  "data_format", "dilation_rate", "activation", "use_bias",
-                                                  "kernel_initializer"], of: type)
-        try SpatialLayerConfig.checkDataFormat(config, of: type)
-        let filters = try config.int("filters", of: type)
+        let filters = try ConvolutionConfig.filters(config, extraKeys: ["output_padding"], of: type)
         let kernelSize = try SpatialLayerConfig.pair(config, "kernel_size", of: type)
         let strides = try SpatialLayerConfig.optionalPair(config, "strides", of: type) ?? (1, 1)
         if let dilation = try SpatialLayerConfig.optionalPair(config, "dilation_rate", of: type), dilation != (1, 1) {
@@ -126,17 +110,7 @@ public final class Conv2DTranspose: Layer {
         case let other?: throw LayerError("\(type) config has output_padding \(other); Neurite supports only null")
         }
         let padding = try SpatialLayerConfig.padding(config, of: type)
-        let useBias = config["use_bias"] == nil ? true : try config.bool("use_bias", of: type)
-        let activation: ActivationFunction
-        let initializer: Initializer
-        do {
-            activation = try config["activation"].flatMap { $0 == .null ? nil : $0 }
-                .map { _ in try ActivationFunction(configName: config.string("activation", of: type)) } ?? .linear
-            initializer = try config["kernel_initializer"]
-                .map { _ in try Initializer(configName: config.string("kernel_initializer", of: type)) } ?? .glorotUniform
-        } catch let error as LayerError {
-            throw LayerError("\(type) config: \(error.message)")
-        }
+        let (useBias, activation, initializer) = try ConvolutionConfig.options(config, of: type)
         if let problem = Conv2DTranspose.problem(filters: filters, kernelSize: kernelSize, strides: strides) {
             throw LayerError("\(type) config: \(problem)")
         }
@@ -153,13 +127,10 @@ public final class Conv2DTranspose: Layer {
     /// `[OH, OW, filters]` for `[H, W, Cin]`; throws for another rank, an empty extent, or (once
     /// built) another channel count.
     public func outputShape(for inputShape: [Int]) throws -> [Int] {
-        let label = SpatialLayerConfig.label(Self.typeName, name)
         guard inputShape.count == 3, inputShape.allSatisfy({ $0 >= 1 }) else {
             throw LayerError("\(label) needs a per-sample input [H, W, C] with positive extents, got \(inputShape)")
         }
-        if let built = builtInputShape, built[2] != inputShape[2] {
-            throw LayerError("\(label) was built for \(built[2]) input channels (input \(built)), got input \(inputShape)")
-        }
+        try checkBuiltChannels(inputShape, "channels")
         return [extent(inputShape[0], kernel: kernelSize.0, stride: strides.0),
                 extent(inputShape[1], kernel: kernelSize.1, stride: strides.1), filters]
     }
@@ -168,22 +139,9 @@ public final class Conv2DTranspose: Layer {
     /// same shape keeps the weights, another throws.
     @discardableResult
     public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
-        let output = try outputShape(for: inputShape)
-        if let built = builtInputShape {
-            guard built == inputShape else {
-                throw LayerError("\(SpatialLayerConfig.label(Self.typeName, name)) was built for input \(built), cannot build again for \(inputShape)")
-            }
-            return output
-        }
-        let shape = [kernelSize.0, kernelSize.1, filters, inputShape[2]]
-        kernel = Parameter(name: "\(name).kernel", value: kernelInitializer.make(shape, generator: &generator), isTrainable: trainable)
-        if useBias { bias = Parameter(name: "\(name).bias", value: Tensor.zeros([filters]), isTrainable: trainable) }
-        builtInputShape = inputShape
-        return output
+        try buildParameters(inputShape: inputShape, kernelShape: { [kernelSize.0, kernelSize.1, filters, $0] },
+                            generator: &generator)
     }
-
-    /// `[kernel, bias]` (or `[kernel]`); empty before `build`.
-    public var parameters: [Parameter] { [kernel, bias].compactMap { $0 } }
 
     /// The geometry of the convolution this layer is the adjoint of, for an input `H x W`:
     /// from the output `[OH, OW, filters]` back to `[H, W]`.
@@ -193,36 +151,20 @@ public final class Conv2DTranspose: Layer {
                        kernelHeight: kernelSize.0, kernelWidth: kernelSize.1, strides: strides, padding: padding)
     }
 
-    private func builtKernel(_ operation: String) -> Parameter {
-        neuritePrecondition(kernel != nil,
-                            "\(SpatialLayerConfig.label(Self.typeName, name)) \(operation) before build(inputShape:generator:)")
-        return kernel!
-    }
-
     /// `[B, H, W, Cin]` to `[B, OH, OW, filters]`.
     /// - Precondition: the layer is built and the input is `[B, H, W, Cin]` with the built `Cin`.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
         let kernel = builtKernel("forward")
         let k = kernel.value
         neuritePrecondition(input.rank == 4 && input.shape[3] == k.shape[3] && input.shape[1] >= 1 && input.shape[2] >= 1,
-                            "\(SpatialLayerConfig.label(Self.typeName, name)) forward: input \(input.shape) does not match [B, H, W, \(k.shape[3])] (kernel \(k.shape))")
+                            "\(label) forward: input \(input.shape) does not match [B, H, W, \(k.shape[3])] (kernel \(k.shape))")
         // The transposed convolution is the input gradient of the convolution it reverses, whose
         // input is this layer's output: TensorCore's kernels for that (direct or chunked GEMM).
         let g = geometry(height: input.shape[1], width: input.shape[2])
         var output = Tensor.conv2DBackwardInput(outputGradient: input, kernel: k,
                                                 inputShape: [input.shape[0], g.inputHeight, g.inputWidth, filters],
                                                 strides: strides, padding: padding)
-        var preActivation: Tensor?
-        if activation.needsInputForBackward {
-            if let bias { output.addBias(bias.value) }
-            preActivation = output
-            output = activation.forward(output)
-        } else if let bias {
-            activation.addBiasAndActivate(&output, bias: bias.value)
-        } else {
-            output = activation.forward(output)
-        }
-        if training { tape.push(Saved(input: input, preActivation: preActivation, output: output)) }
+        activate(&output, input: input, inputShape: input.shape, training: training)
         return output
     }
 
@@ -230,10 +172,7 @@ public final class Conv2DTranspose: Layer {
     /// - Precondition: a training-mode forward ran, and the gradient has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let kernel = builtKernel("backward")
-        let saved = tape.pop(layer: self)
-        neuritePrecondition(outputGradient.shape == saved.output.shape,
-                            "\(SpatialLayerConfig.label(Self.typeName, name)) backward: output gradient \(outputGradient.shape) does not match output \(saved.output.shape)")
-        let dz = activation.backward(outputGradient, input: saved.preActivation, output: saved.output)
+        let (saved, dz) = deactivate(outputGradient)
         // The reversed convolution's kernel gradient (its input is dz, its output gradient this
         // layer's input) and its forward pass (the input gradient here).
         kernel.accumulateGradient(Tensor.conv2DBackwardKernel(input: dz, outputGradient: saved.input,
@@ -244,6 +183,3 @@ public final class Conv2DTranspose: Layer {
     }
 }
 
-extension Conv2DTranspose: TrainingCacheOwner {
-    func clearTrainingCache() { tape.clear() }
-}

@@ -46,13 +46,9 @@ public final class Dense: Layer {
     /// The per-sample input shape the layer was built for.
     public private(set) var builtInputShape: [Int]?
 
-    private struct Saved {
-        var input: Tensor           // [rows, in]
-        var inputShape: [Int]       // the shape the caller passed, [B, ..., in]
-        var preActivation: Tensor?  // [rows, units], only when the activation needs it
-        var output: Tensor          // [rows, units]
-    }
-    private var tape = Tape<Saved>()
+    /// The training-mode forward passes: each input as `[rows, in]` with the caller's shape
+    /// `[B, ..., in]`, and the output (and pre-activation) `[rows, units]`.
+    private var tape = Tape<ActivationRecord>()
 
     /// A dense layer with `units` outputs.
     /// - Precondition: `units > 0`.
@@ -142,17 +138,8 @@ public final class Dense: Layer {
                             "Dense '\(name)' expects input [B, ..., \(features)] (kernel \(kernel.value.shape)), got \(input.shape)")
         let x = input.rank == 2 ? input : input.reshaped([-1, features])
         var z = Tensor.matmul(x, kernel.value)
-        var preActivation: Tensor?
-        if activation.needsInputForBackward {
-            if let bias { z.addBias(bias.value) }
-            preActivation = z
-            z = activation.forward(z)
-        } else if let bias {
-            activation.addBiasAndActivate(&z, bias: bias.value)
-        } else {
-            z = activation.forward(z)
-        }
-        if training { tape.push(Saved(input: x, inputShape: input.shape, preActivation: preActivation, output: z)) }
+        let preActivation = activation.applyAfterBias(&z, bias: bias?.value)
+        if training { tape.push(ActivationRecord(input: x, inputShape: input.shape, preActivation: preActivation, output: z)) }
         return input.rank == 2 ? z : z.reshaped(input.shape.dropLast() + [units])
     }
 

@@ -29,7 +29,9 @@ public protocol Layer: AnyObject {
     /// Creates the weights for `inputShape` (per sample), drawing initial values and any
     /// random streams the layer needs (dropout masks) from `generator`, and returns the
     /// per-sample output shape. Building again with the same shape keeps the weights;
-    /// with another shape it throws.
+    /// with another shape it throws. The result may be ignored (`@discardableResult`): building
+    /// is often done for its weights alone.
+    @discardableResult
     func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int]
     /// Every parameter, trainable or not (running statistics are non-trainable parameters, so
     /// they are saved with the weights), in a fixed order.

@@ -1,18 +1,56 @@
 import Optimizers
 import TensorCore
 
+/// What ``Flatten`` and ``Reshape`` share: each gives a view of its input in another per-sample
+/// shape (never a copy) and has no weights; a training-mode forward keeps the input shape, and
+/// the backward pass views the gradient back in it.
+protocol ViewLayer: Layer, TrainingCacheOwner {
+    /// The input shapes of the training-mode forward passes.
+    var tape: Tape<[Int]> { get set }
+}
+
+extension ViewLayer {
+    /// Nothing to create; returns the output shape.
+    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
+        try outputShape(for: inputShape)
+    }
+
+    /// None.
+    public var parameters: [Parameter] { [] }
+
+    /// `input` viewed as `shape` (the batch axis first), keeping the input shape in training.
+    /// - Precondition: the input has a batch axis; the message names the layer and the shape.
+    func view(_ input: Tensor, as shape: (_ perSample: [Int]) -> [Int], training: Bool) -> Tensor {
+        neuritePrecondition(input.rank >= 1, "\(Self.typeName) '\(name)' needs a batch axis, got input shape \(input.shape)")
+        let output = shape(Array(input.shape.dropFirst()))
+        if training { tape.push(input.shape) }
+        return input.reshaped([input.shape[0]] + output)
+    }
+
+    /// The gradient viewed in the input's shape.
+    /// - Precondition: a training-mode forward ran, and the gradient has as many elements as its input.
+    public func backward(_ outputGradient: Tensor) -> Tensor {
+        let shape = tape.pop(layer: self)
+        neuritePrecondition(outputGradient.count == Tensor.elementCount(of: shape),
+                            "\(Self.typeName) '\(name)' backward: output gradient \(outputGradient.shape) does not fit input shape \(shape)")
+        return outputGradient.reshaped(shape)
+    }
+
+    func clearTrainingCache() { tape.clear() }
+}
+
 /// Flattens each sample to one axis: `[B, d1, ..., dk]` becomes `[B, d1·…·dk]` (Keras `Flatten`).
 ///
 /// A view, never a copy (row-major order, so NHWC images flatten as Keras flattens them with
 /// `channels_last`). A per-sample shape of rank 0 becomes `[1]`.
-public final class Flatten: Layer {
+public final class Flatten: ViewLayer {
     /// `"Flatten"`.
     public static let typeName = "Flatten"
     /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
     public var trainable = true
     /// The layer's name, unique in its model (`"flatten"`, `"flatten_1"`, ...).
     public var name: String
-    private var tape = Tape<[Int]>()
+    var tape = Tape<[Int]>()
 
     /// A flattening layer.
     public init(name: String = "") { self.name = name }
@@ -34,40 +72,18 @@ public final class Flatten: Layer {
     /// `[d1·…·dk]`.
     public func outputShape(for inputShape: [Int]) throws -> [Int] { [inputShape.reduce(1, *)] }
 
-    /// Nothing to create; returns the flattened shape.
-    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
-        try outputShape(for: inputShape)
-    }
-
-    /// None.
-    public var parameters: [Parameter] { [] }
-
     /// The input viewed as `[B, features]`.
     /// - Precondition: the input has a batch axis.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
-        neuritePrecondition(input.rank >= 1, "Flatten '\(name)' needs a batch axis, got input shape \(input.shape)")
-        if training { tape.push(input.shape) }
-        return input.reshaped([input.shape[0], input.shape.dropFirst().reduce(1, *)])
+        view(input, as: { [$0.reduce(1, *)] }, training: training)
     }
-
-    /// The gradient viewed in the input's shape.
-    public func backward(_ outputGradient: Tensor) -> Tensor {
-        let shape = tape.pop(layer: self)
-        neuritePrecondition(outputGradient.count == Tensor.elementCount(of: shape),
-                            "Flatten '\(name)' backward: output gradient \(outputGradient.shape) does not fit input shape \(shape)")
-        return outputGradient.reshaped(shape)
-    }
-}
-
-extension Flatten: TrainingCacheOwner {
-    func clearTrainingCache() { tape.clear() }
 }
 
 /// Gives each sample another shape with the same number of elements (Keras `Reshape`):
 /// `Reshape(targetShape: [7, 7, 16])` turns `[B, 784]` into `[B, 7, 7, 16]`.
 ///
 /// One extent of the target may be `-1`, inferred from the others. A view, never a copy.
-public final class Reshape: Layer {
+public final class Reshape: ViewLayer {
     /// `"Reshape"`.
     public static let typeName = "Reshape"
     /// Keras' `trainable` flag, kept in ``config``: the layer has no weights to freeze.
@@ -76,7 +92,7 @@ public final class Reshape: Layer {
     public var name: String
     /// The per-sample output shape, perhaps with one `-1`.
     public let targetShape: [Int]
-    private var tape = Tape<[Int]>()
+    var tape = Tape<[Int]>()
 
     /// A layer reshaping each sample to `targetShape`.
     /// - Precondition: at most one extent is `-1` and the others are positive.
@@ -125,35 +141,14 @@ public final class Reshape: Layer {
         return resolved
     }
 
-    /// Nothing to create; returns the resolved target shape.
-    public func build(inputShape: [Int], generator: inout SeededGenerator) throws -> [Int] {
-        try outputShape(for: inputShape)
-    }
-
-    /// None.
-    public var parameters: [Parameter] { [] }
-
     /// The input viewed as `[B] + targetShape`.
     /// - Precondition: each sample has as many elements as the target shape.
     public func forward(_ input: Tensor, training: Bool) -> Tensor {
-        neuritePrecondition(input.rank >= 1, "Reshape '\(name)' needs a batch axis, got input shape \(input.shape)")
-        let perSample = Array(input.shape.dropFirst())
-        guard let target = try? outputShape(for: perSample) else {
-            neuritePreconditionFailure("Reshape '\(name)' cannot reshape input shape \(input.shape) to [B] + \(targetShape)")
-        }
-        if training { tape.push(input.shape) }
-        return input.reshaped([input.shape[0]] + target)
+        view(input, as: { perSample in
+            guard let target = try? outputShape(for: perSample) else {
+                neuritePreconditionFailure("Reshape '\(name)' cannot reshape input shape \(input.shape) to [B] + \(targetShape)")
+            }
+            return target
+        }, training: training)
     }
-
-    /// The gradient viewed in the input's shape.
-    public func backward(_ outputGradient: Tensor) -> Tensor {
-        let shape = tape.pop(layer: self)
-        neuritePrecondition(outputGradient.count == Tensor.elementCount(of: shape),
-                            "Reshape '\(name)' backward: output gradient \(outputGradient.shape) does not fit input shape \(shape)")
-        return outputGradient.reshaped(shape)
-    }
-}
-
-extension Reshape: TrainingCacheOwner {
-    func clearTrainingCache() { tape.clear() }
 }

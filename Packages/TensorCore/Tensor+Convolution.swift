@@ -262,6 +262,20 @@ extension Conv2DGeometry {
         let chunks = (totalRows + rows - 1) / rows
         return (totalRows + chunks - 1) / chunks
     }
+
+    /// Runs `body` over a batch's output rows in chunks of ``chunkRows(batch:)``, with one buffer
+    /// for a chunk's im2col columns (`rows.count * outputWidth * columnCount` floats, within the
+    /// column budget) that every chunk reuses: the loop of the im2col + GEMM paths, forward and
+    /// backward.
+    func forEachColumnChunk(batch: Int, _ body: (_ rows: Range<Int>, _ columns: UnsafeMutablePointer<Float>) -> Void) {
+        let totalRows = batch * outputHeight
+        let chunk = chunkRows(batch: batch)
+        let columns = ScratchBuffer(count: chunk * outputWidth * columnCount)
+        for r0 in stride(from: 0, to: totalRows, by: chunk) {
+            body(r0..<Swift.min(totalRows, r0 + chunk), columns.base)
+        }
+        withExtendedLifetime(columns) {}
+    }
 }
 
 // MARK: - Public operations
@@ -397,16 +411,12 @@ extension Tensor {
                         DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, geometry: g, into: y)
                         return
                     } else if positions > 0 {
-                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
-                        let columns = ScratchBuffer(count: chunk * rowLength)
-                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                            let r1 = Swift.min(totalRows, r0 + chunk)
-                            g.im2colParallel(x, rows: r0..<r1, into: columns.base)
-                            sgemm(transposeA: false, transposeB: false, m: (r1 - r0) * g.outputWidth, n: cout, k: k,
-                                  alpha: 1, a: columns.base, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
-                                  beta: 0, c: y + r0 * g.outputWidth * cout, ldc: Swift.max(1, cout))
+                        g.forEachColumnChunk(batch: n) { rows, columns in
+                            g.im2colParallel(x, rows: rows, into: columns)
+                            sgemm(transposeA: false, transposeB: false, m: rows.count * g.outputWidth, n: cout, k: k,
+                                  alpha: 1, a: columns, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
+                                  beta: 0, c: y + rows.lowerBound * g.outputWidth * cout, ldc: Swift.max(1, cout))
                         }
-                        withExtendedLifetime(columns) {}
                     }
                     if let bias {
                         bias.withUnsafeBufferPointer { bb in
@@ -511,74 +521,66 @@ extension Tensor {
                      "\(op) output gradient \(outputGradient.shape) does not match input \(inputShape) and kernel \(kernelShape): expected \(expected)")
     }
 
-    /// The input gradient for checked shapes (see ``conv2DBackwardInput(outputGradient:kernel:inputShape:strides:padding:dilation:)``).
+    /// The input gradient for checked shapes (see ``conv2DBackwardInput(outputGradient:kernel:inputShape:strides:padding:dilation:)``):
+    /// one GEMM for a pointwise kernel, the direct kernel where it applies, else `dY * K^T` a chunk
+    /// of rows at a time, scattered back with col2im.
     private static func convolutionInputGradient(_ outputGradient: Tensor, kernel: Tensor, inputShape: [Int],
                                                  _ g: Conv2DGeometry) -> Tensor {
         let n = inputShape[0], cout = kernel.shape[3], k = g.columnCount
-        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
-        var inputGradient = Tensor.zeros(inputShape)
-        guard positions > 0 else { return inputGradient }
-        outputGradient.withUnsafeBufferPointer { dyb in
-            kernel.withUnsafeBufferPointer { kb in
-                inputGradient.withUnsafeMutableBufferPointer { dxb in
-                    let dy = dyb.baseAddress!, w = kb.baseAddress!, dx = dxb.baseAddress!
-                    if g.isPointwise {
-                        sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
-                              alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout),
-                              beta: 0, c: dx, ldc: Swift.max(1, k))
-                    } else if DirectConvolution.inputGradientApplies(to: g, outputChannels: cout) {
-                        DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g, into: dx)
-                    } else {
-                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
-                        let columns = ScratchBuffer(count: chunk * rowLength)
-                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                            let r1 = Swift.min(totalRows, r0 + chunk)
-                            sgemm(transposeA: false, transposeB: true, m: (r1 - r0) * g.outputWidth, n: k, k: cout,
-                                  alpha: 1, a: dy + r0 * g.outputWidth * cout, lda: Swift.max(1, cout), b: w,
-                                  ldb: Swift.max(1, cout), beta: 0, c: columns.base, ldc: Swift.max(1, k))
-                            g.col2imParallel(columns.base, rows: r0..<r1, into: dx)
-                        }
-                        withExtendedLifetime(columns) {}
-                    }
+        let positions = n * g.outputHeight * g.outputWidth
+        return convolutionGradient(shape: inputShape, reading: outputGradient, kernel, positions: positions) { dy, w, dx in
+            if g.isPointwise {
+                sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
+                      alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout), beta: 0, c: dx, ldc: Swift.max(1, k))
+            } else if DirectConvolution.inputGradientApplies(to: g, outputChannels: cout) {
+                DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g, into: dx)
+            } else {
+                g.forEachColumnChunk(batch: n) { rows, columns in
+                    sgemm(transposeA: false, transposeB: true, m: rows.count * g.outputWidth, n: k, k: cout,
+                          alpha: 1, a: dy + rows.lowerBound * g.outputWidth * cout, lda: Swift.max(1, cout), b: w,
+                          ldb: Swift.max(1, cout), beta: 0, c: columns, ldc: Swift.max(1, k))
+                    g.col2imParallel(columns, rows: rows, into: dx)
                 }
             }
         }
-        return inputGradient
     }
 
-    /// The kernel gradient for checked shapes (see ``conv2DBackwardKernel(input:outputGradient:kernelShape:strides:padding:dilation:)``).
+    /// The kernel gradient for checked shapes (see ``conv2DBackwardKernel(input:outputGradient:kernelShape:strides:padding:dilation:)``):
+    /// one GEMM for a pointwise kernel, the direct kernel where it applies, else `X^T * dY`
+    /// accumulated a chunk of im2col rows at a time.
     private static func convolutionKernelGradient(_ input: Tensor, _ outputGradient: Tensor, kernelShape: [Int],
                                                   _ g: Conv2DGeometry) -> Tensor {
         let n = input.shape[0], cout = kernelShape[3], k = g.columnCount
-        let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
-        var kernelGradient = Tensor.zeros(kernelShape)
-        guard positions > 0 else { return kernelGradient }
-        input.withUnsafeBufferPointer { xb in
-            outputGradient.withUnsafeBufferPointer { dyb in
-                kernelGradient.withUnsafeMutableBufferPointer { dkb in
-                    let x = xb.baseAddress!, dy = dyb.baseAddress!, dk = dkb.baseAddress!
-                    if g.isPointwise {
-                        sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
-                              alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout),
-                              beta: 0, c: dk, ldc: Swift.max(1, cout))
-                    } else if DirectConvolution.applies(to: g, outputChannels: cout) {
-                        DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
-                    } else {
-                        let chunk = g.chunkRows(batch: n), rowLength = g.outputWidth * k
-                        let columns = ScratchBuffer(count: chunk * rowLength)
-                        for r0 in stride(from: 0, to: totalRows, by: chunk) {
-                            let r1 = Swift.min(totalRows, r0 + chunk)
-                            g.im2colParallel(x, rows: r0..<r1, into: columns.base)
-                            sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: (r1 - r0) * g.outputWidth,
-                                  alpha: 1, a: columns.base, lda: Swift.max(1, k), b: dy + r0 * g.outputWidth * cout,
-                                  ldb: Swift.max(1, cout), beta: 1, c: dk, ldc: Swift.max(1, cout))
-                        }
-                        withExtendedLifetime(columns) {}
-                    }
+        let positions = n * g.outputHeight * g.outputWidth
+        return convolutionGradient(shape: kernelShape, reading: input, outputGradient, positions: positions) { x, dy, dk in
+            if g.isPointwise {
+                sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
+                      alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout), beta: 0, c: dk, ldc: Swift.max(1, cout))
+            } else if DirectConvolution.applies(to: g, outputChannels: cout) {
+                DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
+            } else {
+                g.forEachColumnChunk(batch: n) { rows, columns in
+                    g.im2colParallel(x, rows: rows, into: columns)
+                    sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: rows.count * g.outputWidth,
+                          alpha: 1, a: columns, lda: Swift.max(1, k), b: dy + rows.lowerBound * g.outputWidth * cout,
+                          ldb: Swift.max(1, cout), beta: 1, c: dk, ldc: Swift.max(1, cout))
                 }
             }
         }
-        return kernelGradient
+    }
+
+    /// A zero tensor of `shape` that `body` fills from the storage of `a` and `b`, or the zeros
+    /// alone when the convolution has no output positions (there is nothing to add up).
+    private static func convolutionGradient(shape: [Int], reading a: Tensor, _ b: Tensor, positions: Int,
+                                            _ body: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Tensor {
+        var gradient = Tensor.zeros(shape)
+        guard positions > 0 else { return gradient }
+        a.withUnsafeBufferPointer { ab in
+            b.withUnsafeBufferPointer { bb in
+                gradient.withUnsafeMutableBufferPointer { gb in body(ab.baseAddress!, bb.baseAddress!, gb.baseAddress!) }
+            }
+        }
+        return gradient
     }
 }
 

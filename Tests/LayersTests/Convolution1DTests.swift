@@ -15,36 +15,14 @@ private func kerasConvLength(_ t: Int, kernel: Int, stride: Int, dilation: Int, 
     return (t - 1) / stride + 1
 }
 
-/// A 1-D convolution in Float64, written independently of the library from Keras' definition:
-/// input `[B, T, F]`, kernel `[K, F, C]`. `same` pads `total / 2` steps before (TensorFlow's
-/// rule), `causal` pads `(K - 1) * d` steps before and none after.
+/// The shared Float64 reference convolution (`_NeuriteTestSupport`) on the sequences viewed as
+/// images of one row, as Keras defines its 1-D convolution: `[B, T, F]` with kernel `[K, F, C]`
+/// to `[B, OT, C]`, then `activation`.
 private func naiveConv1D(_ x: Tensor, _ k: Tensor, bias: Tensor?, stride: Int, dilation: Int, padding: String,
                          activation: (Double) -> Double = { $0 }) -> (shape: [Int], values: [Double]) {
-    let (b, t, f) = (x.shape[0], x.shape[1], x.shape[2])
-    let (kernel, c) = (k.shape[0], k.shape[2])
-    let reach = (kernel - 1) * dilation + 1
-    let out = kerasConvLength(t, kernel: kernel, stride: stride, dilation: dilation, padding: padding)!
-    let before: Int
-    switch padding {
-    case "same": before = max((out - 1) * stride + reach - t, 0) / 2
-    case "causal": before = reach - 1
-    default: before = 0
-    }
-    var y = [Double]()
-    for n in 0..<b {
-        for o in 0..<out {
-            for co in 0..<c {
-                var s = bias.map { Double($0[co]) } ?? 0
-                for tap in 0..<kernel {
-                    let i = o * stride - before + tap * dilation
-                    guard i >= 0 && i < t else { continue }
-                    for fi in 0..<f { s += Double(x[n, i, fi]) * Double(k[tap, fi, co]) }
-                }
-                y.append(activation(s))
-            }
-        }
-    }
-    return ([b, out, c], y)
+    let y = naiveConvolution(sequenceImage(x), sequenceKernel(k), bias: bias, strides: (1, stride), dilation: (1, dilation),
+                             padding: ReferencePadding(rawValue: padding)!)
+    return ([y.shape[0], y.shape[2], y.shape[3]], y.values.map(activation))
 }
 
 private func conv1DPadding(_ text: String) -> Conv1D.Padding { Conv1D.Padding(rawValue: text)! }

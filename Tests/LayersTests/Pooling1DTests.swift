@@ -14,23 +14,12 @@ private func kerasPoolLength(_ t: Int, pool: Int, stride: Int, same: Bool) -> In
     return t >= pool ? (t - pool) / stride + 1 : nil
 }
 
-/// 1-D pooling in Float64, written independently of the library: max or mean over the real steps
-/// of each window of `[B, T, F]`, TensorFlow's `same` padding (`total / 2` steps before), padding
-/// steps left out of the max and of the mean's divisor.
+/// The shared Float64 reference pooling (`_NeuriteTestSupport`) on the sequences viewed as images
+/// of one row, as Keras defines its 1-D pooling: max or mean over the real steps of each window of
+/// `[B, T, F]`, padding steps left out of the max and of the mean's divisor.
 private func naivePool1D(_ x: Tensor, pool: Int, stride: Int, same: Bool, max useMax: Bool) -> (shape: [Int], values: [Double]) {
-    let (b, t, f) = (x.shape[0], x.shape[1], x.shape[2])
-    let out = kerasPoolLength(t, pool: pool, stride: stride, same: same)!
-    let before = same ? Swift.max((out - 1) * stride + pool - t, 0) / 2 : 0
-    var y = [Double]()
-    for n in 0..<b {
-        for o in 0..<out {
-            for c in 0..<f {
-                let cells = (0..<pool).map { o * stride - before + $0 }.filter { $0 >= 0 && $0 < t }.map { Double(x[n, $0, c]) }
-                y.append(useMax ? cells.max()! : cells.reduce(0, +) / Double(cells.count))
-            }
-        }
-    }
-    return ([b, out, f], y)
+    let y = naivePooling(sequenceImage(x), pool: (1, pool), strides: (1, stride), padding: same ? .same : .valid, max: useMax)
+    return ([y.shape[0], y.shape[2], y.shape[3]], y.values)
 }
 
 final class Pooling1DTests: XCTestCase {

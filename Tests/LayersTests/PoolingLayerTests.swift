@@ -5,37 +5,6 @@ import XCTest
 import _LayerTestSupport
 import _NeuriteTestSupport
 
-/// Direct pooling in Float64, written independently of the library: max or mean over the real
-/// cells of each window, TensorFlow's `same` padding (the extra cell after).
-private func naivePool(_ x: Tensor, pool: (Int, Int), strides: (Int, Int), same: Bool, max useMax: Bool)
-    -> (shape: [Int], values: [Double]) {
-    let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-    func axis(_ size: Int, _ k: Int, _ s: Int) -> (Int, Int) {
-        if !same { return ((size - k) / s + 1, 0) }
-        let out = (size + s - 1) / s
-        return (out, Swift.max((out - 1) * s + k - size, 0) / 2)
-    }
-    let (oh, top) = axis(h, pool.0, strides.0), (ow, left) = axis(w, pool.1, strides.1)
-    var y = [Double]()
-    for b in 0..<n {
-        for i in 0..<oh {
-            for j in 0..<ow {
-                for ch in 0..<c {
-                    var cells = [Double]()
-                    for a in 0..<pool.0 {
-                        for e in 0..<pool.1 {
-                            let r = i * strides.0 - top + a, q = j * strides.1 - left + e
-                            if r >= 0 && r < h && q >= 0 && q < w { cells.append(Double(x[b, r, q, ch])) }
-                        }
-                    }
-                    y.append(useMax ? cells.max()! : cells.reduce(0, +) / Double(cells.count))
-                }
-            }
-        }
-    }
-    return ([n, oh, ow, c], y)
-}
-
 final class PoolingLayerTests: XCTestCase {
     func testMaxPoolForwardMatchesNaivePooling() {
         let x = randomTensor([2, 5, 7, 3], seed: 1)
@@ -48,7 +17,7 @@ final class PoolingLayerTests: XCTestCase {
         for (layer, pool, strides, same) in cases {
             convTestBuild(layer, [5, 7, 3])
             let y = layer.forward(x, training: false)
-            let reference = naivePool(x, pool: pool, strides: strides, same: same, max: true)
+            let reference = naivePooling(x, pool: pool, strides: strides, padding: same ? .same : .valid, max: true)
             XCTAssertEqual(y.shape, reference.shape, "\(layer.config)")
             assertClose(y.scalars, reference.values, rtol: 0, atol: 0, "\(layer.config)")
         }
@@ -76,7 +45,7 @@ final class PoolingLayerTests: XCTestCase {
         for (layer, pool, strides, same) in cases {
             convTestBuild(layer, [5, 7, 3])
             let y = layer.forward(x, training: false)
-            let reference = naivePool(x, pool: pool, strides: strides, same: same, max: false)
+            let reference = naivePooling(x, pool: pool, strides: strides, padding: same ? .same : .valid, max: false)
             XCTAssertEqual(y.shape, reference.shape, "\(layer.config)")
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6, "\(layer.config)")
             checkLayerBackward(layer, input: x, seed: 5, "\(layer.config)")
@@ -90,7 +59,7 @@ final class PoolingLayerTests: XCTestCase {
             XCTAssertEqual(convTestBuild(layer, [4, 5, 2]), keep ? [1, 1, 2] : [2])
             let y = layer.forward(x, training: false)
             XCTAssertEqual(y.shape, keep ? [3, 1, 1, 2] : [3, 2])
-            let reference = naivePool(x, pool: (4, 5), strides: (4, 5), same: false, max: false)
+            let reference = naivePooling(x, pool: (4, 5), strides: (4, 5), padding: .valid, max: false)
             assertClose(y.scalars, reference.values, rtol: 1e-5, atol: 1e-6)
             let gradient = checkLayerBackward(layer, input: x, seed: 7, "keepDimensions \(keep)")
             // Every position of an image gets the same share.

@@ -16,79 +16,23 @@ private struct ConvCase: CustomStringConvertible {
         "input \(inputShape) kernel \(kernelShape) strides \(strides) dilation \(dilation) \(padding)"
     }
 
-    /// Output extent and padding before, along one axis, written independently of the library.
-    /// nil when a valid window does not fit.
-    static func axis(_ input: Int, _ k: Int, _ s: Int, _ d: Int, _ p: Padding) -> (out: Int, before: Int)? {
-        let effective = (k - 1) * d + 1
-        switch p {
-        case .valid:
-            return input < effective ? nil : ((input - effective) / s + 1, 0)
-        case .same:
-            let out = (input + s - 1) / s
-            return (out, max((out - 1) * s + effective - input, 0) / 2)
-        }
+    /// The shared Float64 reference (`_NeuriteTestSupport`) for this case.
+    var naive: ConvolutionReference {
+        ConvolutionReference(inputShape: inputShape, kernelShape: kernelShape, strides: strides, dilation: dilation,
+                             padding: ReferencePadding(padding))
     }
 
-    var rows: (out: Int, before: Int)? { ConvCase.axis(h, kh, strides.0, dilation.0, padding) }
-    var columns: (out: Int, before: Int)? { ConvCase.axis(w, kw, strides.1, dilation.1, padding) }
-    var outputShape: [Int] { [batch, rows!.out, columns!.out, cout] }
-
-    /// Calls `body(inputOffset, kernelOffset, outputOffset)` for every (position, tap) pair that
-    /// reads a real (non-padding) input cell; offsets point at channel 0 (kernel: cin 0, cout 0).
-    func forEachTap(_ body: (Int, Int, Int) -> Void) {
-        let (oh, top) = rows!, (ow, left) = columns!
-        for n in 0..<batch {
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    for i in 0..<kh {
-                        for j in 0..<kw {
-                            let iy = y * strides.0 - top + i * dilation.0
-                            let ix = x * strides.1 - left + j * dilation.1
-                            guard iy >= 0 && iy < h && ix >= 0 && ix < w else { continue }
-                            body(((n * h + iy) * w + ix) * cin, (i * kw + j) * cin * cout,
-                                 ((n * oh + y) * ow + x) * cout)
-                        }
-                    }
-                }
-            }
-        }
-    }
+    /// Output extent and padding before along the rows (the columns), nil when a valid window does not fit.
+    var rows: (out: Int, before: Int)? { naive.rows }
+    var columns: (out: Int, before: Int)? { naive.columns }
+    var outputShape: [Int] { naive.outputShape }
 
     /// Direct convolution in Float64.
-    func reference(x: [Float], k: [Float], bias: [Float]?) -> [Double] {
-        let shape = outputShape
-        var y = [Double](repeating: 0, count: shape.reduce(1, *))
-        if let bias {
-            for p in 0..<(y.count / cout) { for co in 0..<cout { y[p * cout + co] = Double(bias[co]) } }
-        }
-        forEachTap { xo, ko, yo in
-            for ci in 0..<cin {
-                let xv = Double(x[xo + ci])
-                for co in 0..<cout { y[yo + co] += xv * Double(k[ko + ci * cout + co]) }
-            }
-        }
-        return y
-    }
+    func reference(x: [Float], k: [Float], bias: [Float]?) -> [Double] { naive.forward(x: x, k: k, bias: bias) }
 
     /// Direct gradients in Float64 of `sum(conv(x, k) * dy)`.
     func referenceBackward(x: [Float], k: [Float], dy: [Float]) -> (dx: [Double], dk: [Double], db: [Double]) {
-        var dx = [Double](repeating: 0, count: x.count)
-        var dk = [Double](repeating: 0, count: k.count)
-        var db = [Double](repeating: 0, count: cout)
-        for p in 0..<(dy.count / max(1, cout)) { for co in 0..<cout { db[co] += Double(dy[p * cout + co]) } }
-        forEachTap { xo, ko, yo in
-            for ci in 0..<cin {
-                var s = 0.0
-                let xv = Double(x[xo + ci])
-                for co in 0..<cout {
-                    let g = Double(dy[yo + co])
-                    s += g * Double(k[ko + ci * cout + co])
-                    dk[ko + ci * cout + co] += xv * g
-                }
-                dx[xo + ci] += s
-            }
-        }
-        return (dx, dk, db)
+        naive.backward(x: x, k: k, dy: dy)
     }
 }
 

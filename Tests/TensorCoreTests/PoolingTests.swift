@@ -11,66 +11,22 @@ private struct PoolCase: CustomStringConvertible {
 
     var description: String { "input \(shape) pool \(pool) strides \(String(describing: strides)) \(padding)" }
 
-    /// (output extent, padding before) along one axis, written independently of the library.
-    static func axis(_ input: Int, _ k: Int, _ s: Int, _ p: Padding) -> (Int, Int) {
-        switch p {
-        case .valid: return ((input - k) / s + 1, 0)
-        case .same:
-            let out = (input + s - 1) / s
-            return (out, max((out - 1) * s + k - input, 0) / 2)
-        }
+    /// The shared Float64 reference (`_NeuriteTestSupport`) for this case.
+    var naive: PoolingReference {
+        PoolingReference(inputShape: shape, pool: pool, strides: strides, padding: ReferencePadding(padding))
     }
 
-    var outputShape: [Int] {
-        let s = strides ?? pool
-        return [shape[0], PoolCase.axis(shape[1], pool.0, s.0, padding).0, PoolCase.axis(shape[2], pool.1, s.1, padding).0, shape[3]]
-    }
+    var outputShape: [Int] { naive.outputShape }
 
-    /// Calls `body(outputIndex, windowInputIndices)` for every output element; the window lists
-    /// the flat input indices of its real (non-padding) cells in row-major window order.
-    func forEachWindow(_ body: (Int, [Int]) -> Void) {
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-        let s = strides ?? pool
-        let (oh, top) = PoolCase.axis(h, pool.0, s.0, padding), (ow, left) = PoolCase.axis(w, pool.1, s.1, padding)
-        for b in 0..<n {
-            for y in 0..<oh {
-                for x in 0..<ow {
-                    for ch in 0..<c {
-                        var cells: [Int] = []
-                        for i in 0..<pool.0 {
-                            for j in 0..<pool.1 {
-                                let iy = y * s.0 - top + i, ix = x * s.1 - left + j
-                                if iy >= 0 && iy < h && ix >= 0 && ix < w { cells.append(((b * h + iy) * w + ix) * c + ch) }
-                            }
-                        }
-                        body(((b * oh + y) * ow + x) * c + ch, cells)
-                    }
-                }
-            }
-        }
-    }
+    /// Calls `body(outputIndex, windowInputIndices)` for every output element (see
+    /// `PoolingReference.forEachWindow`).
+    func forEachWindow(_ body: (Int, [Int]) -> Void) { naive.forEachWindow(body) }
 
     /// Max values and first-winner indices.
-    func referenceMax(_ x: [Float]) -> ([Float], [Int32]) {
-        let count = outputShape.reduce(1, *)
-        var values = [Float](repeating: 0, count: count), indices = [Int32](repeating: -1, count: count)
-        forEachWindow { o, cells in
-            var best = cells[0]
-            for i in cells where x[i] > x[best] { best = i }
-            values[o] = x[best]
-            indices[o] = Int32(best)
-        }
-        return (values, indices)
-    }
+    func referenceMax(_ x: [Float]) -> ([Float], [Int32]) { naive.max(x) }
 
     /// Means over real cells, in Float64.
-    func referenceAverage(_ x: [Float]) -> [Double] {
-        var out = [Double](repeating: 0, count: outputShape.reduce(1, *))
-        forEachWindow { o, cells in
-            out[o] = cells.reduce(0.0) { $0 + Double(x[$1]) } / Double(cells.count)
-        }
-        return out
-    }
+    func referenceAverage(_ x: [Float]) -> [Double] { naive.average(x) }
 
     func tensor(_ scalars: [Float]) -> Tensor { Tensor(shape: shape, scalars: scalars) }
 }
