@@ -193,7 +193,7 @@ let package = Package(
                                                                     .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/distributed-train"),
         // The FMA-peak probe of `neurite-bench peak` (and the training suite's arithmetic floor): C for
         // per-function ISA targets, as CKernels; implementation-only, not a product.
-        .target(name: "CFMAPeak", path: "Tools/FMAPeak"),
+        .target(name: "CFMAPeak", dependencies: ["CKernels"], path: "Tools/FMAPeak"),
         .executableTarget(
             name: "neurite-bench",
             dependencies: ["CKernels", "CFMAPeak", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport",

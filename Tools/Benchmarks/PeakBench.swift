@@ -20,13 +20,13 @@ enum PeakBench {
 
     /// The probe's paths this CPU runs, fastest first.
     static var supportedPaths: [KernelISA] {
-        KernelISA.allCases.reversed().filter { fma_peak_supported($0.rawValue) != 0 }
+        KernelISA.allCases.reversed().filter { $0.isSupported }
     }
 
     /// Best GFLOP/s of `isa`'s loop on `threads` threads at once, over repetitions lasting at least
     /// `minSeconds` (each about 20 ms).
     static func measure(isa: KernelISA, threads: Int, minSeconds: Double) -> Double {
-        precondition(fma_peak_supported(isa.rawValue) != 0, "the FMA probe cannot run \(isa) on this CPU")
+        precondition(isa.isSupported, "the FMA probe cannot run \(isa) on this CPU")
         // Calibrate on one thread: rounds for about 20 ms.
         var sink: Float = 0
         var rounds = 1000

@@ -6,19 +6,10 @@
 extern "C" {
 #endif
 
-/// The paths the probe measures; the numbers are CKernels' (`CK_ISA_*`, TensorCore's `KernelISA`).
-enum {
-    FMA_PEAK_PORTABLE = 0,
-    FMA_PEAK_AVX2 = 1,
-    FMA_PEAK_AVX512 = 2,
-};
-
-/// Whether this CPU can run `isa`'s loop (1) or not (0).
-int fma_peak_supported(int isa);
-
-/// Runs `isa`'s loop of single-precision fused multiply-adds on the calling thread for `rounds`
-/// rounds and returns the floating-point operations it did (2 per lane per FMA), or 0 when the
-/// CPU cannot run `isa`. `sink` receives a value that depends on every accumulator, so that the
+/// Runs the loop of `isa` (a `CK_ISA_*` path of Packages/CKernels, TensorCore's `KernelISA`):
+/// single-precision fused multiply-adds on the calling thread for `rounds` rounds. Returns the
+/// floating-point operations it did (2 per lane per FMA), or 0 when the CPU cannot run `isa`
+/// (`ck_isa_supported`). `sink` receives a value that depends on every accumulator, so that the
 /// compiler cannot drop the loop. The caller times it.
 double fma_peak_run(int isa, long rounds, float *sink);
 
