@@ -100,7 +100,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--models", default="shallow_mlp,deep_mlp,course_cnn,batchnorm_cnn")
+    parser.add_argument("--models", default="shallow_mlp,deep_mlp,course_cnn,batchnorm_cnn,lstm,dense_autoencoder,"
+                                            "conv_autoencoder")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--limit", type=int, default=None, help="use the first N training and test images only")
