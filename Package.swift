@@ -191,9 +191,12 @@ let package = Package(
         // Demo: a demo model trained data-parallel on the ranks of an MPI job; the only demo that needs MPI.
         .executableTarget(name: "distributed-train", dependencies: ["DistributedTraining", "Recurrent", "Layers", "Optimizers", "Datasets", "TensorCore", "_AppSupport",
                                                                     .product(name: "ArgumentParser", package: "swift-argument-parser")], path: "Apps/distributed-train"),
+        // The FMA-peak probe of `neurite-bench peak` (and the training suite's arithmetic floor): C for
+        // per-function ISA targets, as CKernels; implementation-only, not a product.
+        .target(name: "CFMAPeak", dependencies: ["CKernels"], path: "Tools/FMAPeak"),
         .executableTarget(
             name: "neurite-bench",
-            dependencies: ["CKernels", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport",
+            dependencies: ["CKernels", "CFMAPeak", "TensorCore", "Datasets", "Optimizers", "Layers", "Recurrent", "Unsupervised", "_AppSupport",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Tools/Benchmarks"
         ),

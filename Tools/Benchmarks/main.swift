@@ -1,7 +1,9 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
 //   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|sequence|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
-//   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--python PATH]
+//   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--limit N] [--python PATH] [--torch-python PATH]
+//   swift run -c release neurite-bench peak       # the FMA probe: GFLOP/s per ISA path, 1 thread and all threads
+//   swift run -c release neurite-bench flops      # the training suite's FLOP rule against hand counts (exits 1 on a mismatch)
 //   swift run -c release neurite-bench softmax-head [--epochs N] [--seed N] [--models shallow_mlp,course_cnn] [--data DIR]
 //   swift run -c release neurite-bench streaming --source folder|memory|decode [--data DIR] [--prefetch N] [--workers N] [--epochs N]
 //   swift run -c release neurite-bench --help      # the suites and options
@@ -18,13 +20,13 @@ import TensorCore
 /// The benchmark suites, as the first argument names them.
 enum Suite: String, ExpressibleByArgument, CaseIterable {
     case gemm, microkernel, elementwise, optimizers, datasets, layers, recurrent, sequence, unsupervised
-    case training
+    case training, peak, flops
     case softmaxHead = "softmax-head"
     case streaming
     case all
 
     /// The suites `all` runs (the timed comparisons with Keras, training, softmax-head and
-    /// streaming, run only by name).
+    /// streaming, and the peak and flops suites, run only by name).
     static let everyMicroSuite: Set<String> = ["gemm", "microkernel", "elementwise", "optimizers", "datasets", "layers",
                                                "recurrent", "sequence", "unsupervised"]
 }
@@ -41,15 +43,16 @@ struct NeuriteBench: ParsableCommand {
         commandName: "neurite-bench",
         abstract: "Measure Neurite's kernels, optimizers, layers, data loading and training; one JSON line per case.",
         discussion: """
-            Without a suite, runs gemm and elementwise; all runs every suite but training, softmax-head and \
-            streaming. Each case runs a warm-up, then repeats until at least --min-seconds have passed, and \
+            Without a suite, runs gemm and elementwise; all runs every suite but training, softmax-head, \
+            streaming, peak and flops. training runs each model in its own child process (training --only NAME) \
+            after the FMA probe (peak), then Keras and PyTorch on the same models. Each case runs a warm-up, then repeats until at least --min-seconds have passed, and \
             reports the best repetition. GEMM cases run once limited to 1 thread and once with the whole pool \
             (NEURITE_THREADS, default all cores). Tools/reference/numpy_reference.py prints the same lines for \
             numpy/OpenBLAS.
             """
     )
 
-    @Argument(help: "The suite to run (default: gemm and elementwise; all: every suite but training, softmax-head and streaming).")
+    @Argument(help: "The suite to run (default: gemm and elementwise; all: every suite but training, softmax-head, streaming, peak and flops).")
     var suite: Suite?
 
     @Flag(help: "Repeat each case for at least 0.1 s instead of 0.5 s (--min-seconds wins when both are given).")
@@ -76,6 +79,15 @@ struct NeuriteBench: ParsableCommand {
     @Option(help: "training: a Python interpreter with Keras for the comparison (default ~/.cache/neurite/keras-venv).")
     var python: String?
 
+    @Option(name: .customLong("torch-python"), help: "training: a Python interpreter with PyTorch for the comparison (default ~/.cache/neurite/torch-venv).")
+    var torchPython: String?
+
+    @Option(help: "training: train and print this one model in this process (what the suite runs in each child process).")
+    var only: String?
+
+    @Option(help: "training: train and test on the first N images only (smoke runs; the figures mean little).")
+    var limit: Int?
+
     @Option(help: "streaming: where the images come from: folder (decode an image folder), memory, or decode (the loader alone).")
     var source: StreamingSource = .folder
 
@@ -94,6 +106,8 @@ struct NeuriteBench: ParsableCommand {
             throw ValidationError("--sizes must be comma-separated integers, got \"\(sizes)\".")
         }
         guard prefetch >= 0 else { throw ValidationError("--prefetch must be at least 0, got \(prefetch).") }
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit).") }
+        if let only, suite != .training { throw ValidationError("--only \(only) is an option of the training suite.") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers).") }
     }
 }
@@ -235,9 +249,35 @@ if options.suites.contains("optimizers") {
     OptimizerBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts, isa: isa)
 }
 
+if options.suites.contains("peak") {
+    PeakBench.run(minSeconds: options.minSeconds, threadCounts: threadCounts)
+}
+
+if options.suites.contains("flops") {
+    let failures = FLOPsSelfCheck.run()
+    for failure in failures { print("flops self-check failed: \(failure)") }
+    if !failures.isEmpty { exit(1) }
+}
+
 if options.suites.contains("training") {
-    TrainingBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory, only: options.models,
-                      python: options.python)
+    if let only = command.only {
+        do {
+            try TrainingBench.runOne(only, epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory,
+                                     limit: command.limit)
+        } catch {
+            print("training \(only) failed: \(error)")
+            exit(1)
+        }
+    } else {
+        do {
+            try TrainingBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory,
+                                  only: options.models, limit: command.limit, python: options.python,
+                                  torchPython: command.torchPython)
+        } catch {
+            print("\(error)")
+            exit(1)
+        }
+    }
 }
 
 if options.suites.contains("softmax-head") {
