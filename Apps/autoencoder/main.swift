@@ -7,7 +7,7 @@
 //   swift run -c release autoencoder [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
 //       [--batch-size N] [--seed N] [--output DIR] [--json] [--code-sizes 2,16,32] [--models dense,conv]
 //       [--conv-samples N] [--learning-rate X] [--conv-learning-rate X]
-//       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3]
+//       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3] [--split test|validation]
 //
 // Before each model trains it says which one; the library's progress bar then shows its epochs on
 // a terminal (one plain line per epoch otherwise, nothing but the JSON line with --json).
@@ -18,6 +18,15 @@ import Optimizers
 import TensorCore
 import Unsupervised
 import _AppSupport
+
+/// Where the reconstruction errors are measured.
+enum Split: String, ExpressibleByArgument, CaseIterable {
+    /// Fit on the 60,000 training images, measure on the test set.
+    case test
+    /// Fit on the first 50,000 training images, measure on the last 10,000: for choosing a recipe
+    /// without looking at the test set.
+    case validation
+}
 
 enum NoiseChoice: String, ExpressibleByArgument, CaseIterable {
     case gaussian, masking, saltAndPepper = "salt-and-pepper", none
@@ -77,6 +86,9 @@ struct AutoencoderDemo: ParsableCommand {
     @Option(name: .customLong("noise-level"), help: "Standard deviation (gaussian) or fraction of pixels (masking, salt-and-pepper).")
     var noiseLevel: Float = 0.3
 
+    @Option(help: "test: fit on the training set, measure on the test set; validation: fit on the first 50,000 training images, measure on the last 10,000.")
+    var split: Split = .test
+
     func run() throws {
         try reportingFailures(of: "autoencoder") {
             let sizes = try codeSizes.split(separator: ",").map { text -> Int in
@@ -90,9 +102,12 @@ struct AutoencoderDemo: ParsableCommand {
                 throw DemoFailure("--models: unknown model \"\(kind)\"; use dense, conv")
             }
             let data = try DemoData(options)
-            let x = data.train.images, xt = data.test.images
+            let poolCount = split == .test ? data.train.count : Swift.min(50_000, data.train.count * 5 / 6)
+            let x = data.train.images.slice(0..<poolCount)
+            let xt = split == .test ? data.test.images : data.train.images.slice(poolCount..<data.train.count)
+            let evaluationLabels = split == .test ? data.test.labels : Array(data.train.labels.suffix(from: poolCount))
             if !options.json {
-                print("\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images; "
+                print("\(data.dataset.displayName): \(x.shape[0]) training and \(xt.shape[0]) \(split == .test ? "test" : "validation (the last training)") images; "
                       + "batch \(options.batchSize), \(options.epochs) epochs, Adam \(learningRate) (conv \(convLearningRate)), binary cross-entropy, seed \(options.seed), "
                       + "\(ThreadPool.shared.width) threads")
             }
@@ -202,7 +217,7 @@ struct AutoencoderDemo: ParsableCommand {
                     runs.append(try train(twoD, "dense", code: 2, noise: nil))
                 }
                 let count = Swift.min(5000, xt.shape[0])
-                let sample = xt.slice(0..<count), labels = Array(data.test.labels.prefix(count))
+                let sample = xt.slice(0..<count), labels = Array(evaluationLabels.prefix(count))
                 func points(_ t: Tensor) -> [(Float, Float)] { let v = t.scalars; return (0..<count).map { (v[2 * $0], v[2 * $0 + 1]) } }
                 let side = 420, gap = 16, names = data.dataset.classNames
                 let legend = PictureCanvas.legendHeight(names, width: 2 * side + gap, scale: 2)
@@ -224,14 +239,14 @@ struct AutoencoderDemo: ParsableCommand {
             if options.json {
                 struct Report: Encodable {
                     var app = "autoencoder"
-                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64
+                    var dataset: String, split: String, epochs: Int, batchSize: Int, seed: UInt64
                     var pcaTestMSE: [String: Double], pcaSeconds: Double, autoencoders: [AutoencoderRun], files: [String]
                     enum CodingKeys: String, CodingKey {
-                        case app, dataset, epochs, batchSize = "batch_size", seed, pcaTestMSE = "pca_test_mse",
+                        case app, dataset, split, epochs, batchSize = "batch_size", seed, pcaTestMSE = "pca_test_mse",
                              pcaSeconds = "pca_seconds", autoencoders, files
                     }
                 }
-                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                try printJSONLine(Report(dataset: options.dataset.rawValue, split: split.rawValue, epochs: options.epochs, batchSize: options.batchSize,
                                          seed: options.seed,
                                          pcaTestMSE: Dictionary(uniqueKeysWithValues: pcaMSE.map { ("\($0.key)", rounded($0.value, 5)) }),
                                          pcaSeconds: rounded(pcaSeconds, 3), autoencoders: runs, files: files))

@@ -6,7 +6,8 @@
 //
 //   swift run -c release rbm --dataset mnist [--data DIR] [--download] [--epochs N] [--batch-size N] [--seed N]
 //       [--output DIR] [--json] [--hidden 256] [--learning-rate 0.05] [--method pcd|cd] [--steps 1]
-//       [--momentum 0] [--classifier-epochs 10]
+//       [--momentum 0] [--classifier-epochs 10] [--decay none|linear] [--features rbm|rbm+pixels]
+//       [--split test|validation]
 import ArgumentParser
 import Foundation
 import Layers
@@ -16,6 +17,31 @@ import Unsupervised
 import _AppSupport
 
 enum MethodChoice: String, ExpressibleByArgument, CaseIterable { case pcd, cd }
+
+/// How the RBM's learning rate changes over the epochs.
+enum DecayChoice: String, ExpressibleByArgument, CaseIterable {
+    /// The same rate every epoch.
+    case none
+    /// Epoch `e` (from 0) trains at `rate · (1 - e / epochs)`.
+    case linear
+}
+
+/// What the second classifier sees.
+enum FeatureChoice: String, ExpressibleByArgument, CaseIterable {
+    /// The RBM's hidden probabilities alone.
+    case rbm
+    /// The hidden probabilities beside the (binarised) pixels.
+    case rbmAndPixels = "rbm+pixels"
+}
+
+/// Where the classifiers are evaluated.
+enum Split: String, ExpressibleByArgument, CaseIterable {
+    /// Train on the 60,000 training images, evaluate on the test set.
+    case test
+    /// Train on the first 50,000 training images, evaluate on the last 10,000: for choosing a recipe
+    /// without looking at the test set.
+    case validation
+}
 
 struct RBMDemo: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,6 +76,15 @@ struct RBMDemo: ParsableCommand {
     @Option(name: .customLong("classifier-epochs"), help: "Epochs of each softmax classifier.")
     var classifierEpochs: Int = 10
 
+    @Option(help: "The RBM's learning-rate schedule: none (constant) or linear (to zero over the epochs).")
+    var decay: DecayChoice = .none
+
+    @Option(help: "The second classifier's input: rbm (hidden probabilities) or rbm+pixels (both, side by side).")
+    var features: FeatureChoice = .rbm
+
+    @Option(help: "test: train on the training set, evaluate on the test set; validation: train on the first 50,000 training images, evaluate on the last 10,000.")
+    var split: Split = .test
+
     func validate() throws {
         guard hidden >= 1, steps >= 1, classifierEpochs >= 1 else { throw ValidationError("--hidden, --steps and --classifier-epochs must be at least 1.") }
         guard momentum >= 0 && momentum < 1 else { throw ValidationError("--momentum must be in [0, 1), got \(momentum).") }
@@ -59,14 +94,20 @@ struct RBMDemo: ParsableCommand {
         try reportingFailures(of: "rbm") {
             let data = try DemoData(options)
             let binary = { (t: Tensor) in t.reshaped([t.shape[0], 784]).map { $0 > 0.5 ? 1 : 0 } }
-            let x = binary(data.train.images), xt = binary(data.test.images)
+            let poolCount = split == .test ? data.train.count : Swift.min(50_000, data.train.count * 5 / 6)
+            let x = binary(data.train.images.slice(0..<poolCount))
+            let xt = binary(split == .test ? data.test.images : data.train.images.slice(poolCount..<data.train.count))
+            let trainLabels = Array(data.train.labels.prefix(poolCount))
+            let evaluationLabels = split == .test ? data.test.labels : Array(data.train.labels.suffix(from: poolCount))
+            let evaluationName = split == .test ? "test" : "validation"
             let rbm = RBM(visibleCount: 784, hiddenCount: hidden, learningRate: learningRate, momentum: momentum,
                           batchSize: options.batchSize,
                           method: method == .pcd ? .persistent(steps: steps) : .contrastiveDivergence(steps: steps),
                           seed: options.seed)
             if !options.json {
-                print("binarised \(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images; "
-                      + "RBM 784-\(hidden), \(method.rawValue.uppercased())-\(steps), learning rate \(learningRate), momentum \(momentum), "
+                print("binarised \(data.dataset.displayName): \(x.shape[0]) training and \(xt.shape[0]) \(evaluationName) images; "
+                      + "RBM 784-\(hidden), \(method.rawValue.uppercased())-\(steps), learning rate \(learningRate)"
+                      + "\(decay == .linear ? " decaying linearly" : ""), momentum \(momentum), "
                       + "batch \(options.batchSize), seed \(options.seed), \(ThreadPool.shared.width) threads")
             }
             var epochSeconds: [Double] = [], pseudoLikelihood: [Double] = [], reconstruction: [Double] = []
@@ -74,9 +115,10 @@ struct RBMDemo: ParsableCommand {
                 epochSeconds.append(seconds)
                 pseudoLikelihood.append(rbm.meanPseudoLikelihood(xt, seed: options.seed))
                 reconstruction.append(rbm.reconstructionError(xt))
+                if decay == .linear { rbm.learningRate = learningRate * Float(options.epochs - epoch - 1) / Float(options.epochs) }
                 if !options.json {
-                    print(String(format: "epoch %2d/%d  %6.2f s  test pseudo-likelihood %8.2f  test reconstruction MSE %.4f",
-                                 epoch + 1, options.epochs, seconds, pseudoLikelihood.last!, reconstruction.last!))
+                    print(String(format: "epoch %2d/%d  %6.2f s  %@ pseudo-likelihood %8.2f  %@ reconstruction MSE %.4f",
+                                 epoch + 1, options.epochs, seconds, evaluationName, pseudoLikelihood.last!, evaluationName, reconstruction.last!))
                 }
             }
 
@@ -84,18 +126,22 @@ struct RBMDemo: ParsableCommand {
                 let model = Sequential(inputShape: [train.shape[1]]) { Dense(10) }
                 model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
                 let clock = Stopwatch()
-                try model.fit(x: train, y: data.train.labels, epochs: classifierEpochs, batchSize: 128, seed: options.seed,
+                try model.fit(x: train, y: trainLabels, epochs: classifierEpochs, batchSize: 128, seed: options.seed,
                               callbacks: terminalProgressBar(json: options.json).map { [$0] } ?? [], verbose: 0)
                 let seconds = clock.seconds
                 let predicted = try model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
-                return (ConfusionMatrix(predicted: predicted, actual: data.test.labels, classes: 10).accuracy, seconds)
+                return (ConfusionMatrix(predicted: predicted, actual: evaluationLabels, classes: 10).accuracy, seconds)
             }
             let raw = try softmaxAccuracy(x, xt)
-            let features = try softmaxAccuracy(rbm.transform(x), rbm.transform(xt))
+            let featureAccuracy = features == .rbm
+                ? try softmaxAccuracy(rbm.transform(x), rbm.transform(xt))
+                : try softmaxAccuracy(Tensor.concatenate([rbm.transform(x), x], axis: 1), Tensor.concatenate([rbm.transform(xt), xt], axis: 1))
             if !options.json {
-                print(String(format: "softmax classifier on raw pixels (784):        test accuracy %.4f (%.1f s)", raw.0, raw.1))
-                print(String(format: "softmax classifier on RBM features (%d): %@test accuracy %.4f (%.1f s)", hidden,
-                             String(repeating: " ", count: Swift.max(0, 10 - String(hidden).count)), features.0, features.1))
+                let name = features == .rbm ? "RBM features (\(hidden))" : "RBM features and pixels (\(hidden) + 784)"
+                print(String(format: "softmax classifier on raw pixels (784): %@ %@ accuracy %.4f (%.1f s)",
+                             String(repeating: " ", count: Swift.max(0, name.count - 16)), evaluationName, raw.0, raw.1))
+                print(String(format: "softmax classifier on %@: %@ accuracy %.4f (%.1f s)", name, evaluationName,
+                             featureAccuracy.0, featureAccuracy.1))
             }
 
             var files: [String] = []
@@ -139,24 +185,26 @@ struct RBMDemo: ParsableCommand {
             if options.json {
                 struct Report: Encodable {
                     var app = "rbm"
-                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64, hidden: Int, method: String, steps: Int
-                    var learningRate: Float, momentum: Float
+                    var dataset: String, split: String, epochs: Int, batchSize: Int, seed: UInt64, hidden: Int, method: String, steps: Int
+                    var learningRate: Float, momentum: Float, decay: String, features: String
                     var epochSeconds: [Double], testPseudoLikelihood: [Double], testReconstructionMSE: [Double]
                     var rawPixelAccuracy: Double, rbmFeatureAccuracy: Double, files: [String]
                     enum CodingKeys: String, CodingKey {
-                        case app, dataset, epochs, batchSize = "batch_size", seed, hidden, method, steps,
-                             learningRate = "learning_rate", momentum, epochSeconds = "epoch_seconds",
+                        case app, dataset, split, epochs, batchSize = "batch_size", seed, hidden, method, steps,
+                             learningRate = "learning_rate", momentum, decay, features, epochSeconds = "epoch_seconds",
                              testPseudoLikelihood = "test_pseudo_likelihood", testReconstructionMSE = "test_reconstruction_mse",
                              rawPixelAccuracy = "raw_pixel_accuracy", rbmFeatureAccuracy = "rbm_feature_accuracy", files
                     }
                 }
-                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                try printJSONLine(Report(dataset: options.dataset.rawValue, split: split.rawValue, epochs: options.epochs,
+                                         batchSize: options.batchSize,
                                          seed: options.seed, hidden: hidden, method: method.rawValue, steps: steps,
-                                         learningRate: learningRate, momentum: momentum,
+                                         learningRate: learningRate, momentum: momentum, decay: decay.rawValue,
+                                         features: features.rawValue,
                                          epochSeconds: epochSeconds.map { rounded($0, 3) },
                                          testPseudoLikelihood: pseudoLikelihood.map { rounded($0, 3) },
                                          testReconstructionMSE: reconstruction.map { rounded($0, 5) },
-                                         rawPixelAccuracy: rounded(raw.0, 4), rbmFeatureAccuracy: rounded(features.0, 4), files: files))
+                                         rawPixelAccuracy: rounded(raw.0, 4), rbmFeatureAccuracy: rounded(featureAccuracy.0, 4), files: files))
             }
         }
     }

@@ -22,10 +22,10 @@ final class AppOptionsTests: XCTestCase {
         "cnn": dataOptions.union(trainingOptions).union(["--model", "--load", "--classify"]),
         "sequence-classifier": dataOptions.union(trainingOptions).union(["--cell", "--units"]),
         "autoencoder": dataOptions.union(["--code-sizes", "--models", "--conv-samples", "--learning-rate",
-                                          "--conv-learning-rate", "--noise", "--noise-level"]),
+                                          "--conv-learning-rate", "--noise", "--noise-level", "--split"]),
         "rbm": dataOptions.union(["--hidden", "--learning-rate", "--method", "--steps", "--momentum",
-                                  "--classifier-epochs"]),
-        "rebalance": dataOptions.union(["--minority", "--keep", "--fraction", "--classifier", "--samplers"]),
+                                  "--classifier-epochs", "--decay", "--features", "--split"]),
+        "rebalance": dataOptions.union(["--minority", "--keep", "--fraction", "--classifier", "--samplers", "--split"]),
         "text-generator": ["--data", "--epochs", "--batch-size", "--seed", "--output", "--json", "--load",
                            "--temperature", "--length", "--prime", "--window", "--units", "--help"],
         "forecast": ["--data", "--series", "--model", "--epochs", "--seed", "--output", "--json", "--help"],
@@ -46,6 +46,7 @@ final class AppOptionsTests: XCTestCase {
         "--classifier-epochs": "1", "--minority": "3", "--keep": "5", "--fraction": "0.5", "--classifier": "mlp",
         "--samplers": "none,smote", "--temperature": "1.0", "--length": "10", "--prime": "a", "--window": "8",
         "--series": "stocks", "--context": "4", "--idx": "/nonexistent", "--prefetch": "1", "--workers": "1",
+        "--split": "validation", "--decay": "linear", "--features": "rbm+pixels",
     ]
 
     private static let flags: Set<String> = ["--download", "--json", "--augment", "--no-baseline", "--help"]

@@ -16,6 +16,11 @@ final class OversamplingTests: XCTestCase {
 
     private let samplers: [any Oversampler] = [
         RandomOverSampler(seed: 3), SMOTE(seed: 3), RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 10, seed: 3),
+        RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 10, gibbsSteps: 3, visibleUnits: .gaussian,
+                       trainingMethod: .contrastiveDivergence(steps: 1), sampling: .persistentChains(chains: 3),
+                       candidateFactor: 2, realFraction: 0.25, meanField: false, seed: 3),
+        RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 10, gibbsSteps: 2, sampling: .reconstruction, seed: 3),
+        RBMOverSampler.recommended(seed: 3),
     ]
 
     func testEverySamplerReturnsExactlyTheRequestedCounts() throws {
@@ -48,6 +53,39 @@ final class OversamplingTests: XCTestCase {
             XCTAssertEqual(try sampler.fitResample(x, y).x, try sampler.fitResample(x, y).x, "\(type(of: sampler))")
         }
         XCTAssertNotEqual(try SMOTE(seed: 1).fitResample(x, y).x, try SMOTE(seed: 2).fitResample(x, y).x)
+    }
+
+    func testRBMVariantsKeepValuesInRangeAndMixRealCopiesAsAsked() throws {
+        let (x, y) = imbalanced()
+        let rows = x.reshaped([y.count, 4])
+        let real = Set((0..<y.count).map { rows.slice($0..<($0 + 1)).scalars })
+        for units in [RBM.VisibleUnits.bernoulli, .gaussian] {
+            let sampler = RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 20, visibleUnits: units, realFraction: 0.5, seed: 5)
+            let minority = rows.slice(52..<57)
+            let new = sampler.generate(from: minority, count: 10, label: 2)
+            XCTAssertEqual(new.shape, [10, 4])
+            XCTAssertTrue(new.scalars.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(units): samples in 0...1")
+            let minorityRows = Set((0..<5).map { minority.slice($0..<($0 + 1)).scalars })
+            for r in 0..<10 {
+                let row = new.slice(r..<(r + 1)).scalars
+                // The first half is generated (mean field: not a copy), the second half real copies of the class.
+                if r < 5 { XCTAssertFalse(real.contains(row), "\(units) row \(r) should be generated") }
+                else { XCTAssertTrue(minorityRows.contains(row), "\(units) row \(r) should copy a sample of the class") }
+            }
+        }
+    }
+
+    func testFreeEnergyFilterKeepsASubsetOfTheCandidates() {
+        // With candidateFactor K the sampler draws K·count candidates exactly as an unfiltered
+        // sampler asked for K·count samples does, then keeps count of them.
+        let (x, y) = imbalanced()
+        let minority = x.reshaped([y.count, 4]).slice(40..<52)
+        let filtered = RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, candidateFactor: 4, seed: 9).generate(from: minority, count: 6)
+        let all = RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, seed: 9).generate(from: minority, count: 24)
+        let candidates = (0..<24).map { all.slice($0..<($0 + 1)).scalars }
+        let kept = (0..<6).map { filtered.slice($0..<($0 + 1)).scalars }
+        for row in kept { XCTAssertTrue(candidates.contains(row), "a kept sample is one of the candidates") }
+        XCTAssertNotEqual(kept, Array(candidates.prefix(6)), "the filter chose, not just the first candidates")
     }
 
     func testSMOTESamplesLieOnSegmentsBetweenSameClassNeighbours() throws {

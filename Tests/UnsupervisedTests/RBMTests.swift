@@ -84,6 +84,106 @@ final class RBMTests: XCTestCase {
         }
     }
 
+    func testGaussianCDUpdateMatchesAFloat64Reference() {
+        // Gaussian visible units: real-valued batch and chain ends, the same correlation rule;
+        // the hidden probabilities come from the real values, not from binarised ones.
+        let rbm = smallRBM(units: .gaussian)
+        var w = doubles(rbm.weights), b = doubles(rbm.visibleBias), c = doubles(rbm.hiddenBias)
+        let lr = 0.1
+        for step in 0..<2 {
+            let positive = Tensor(shape: [4, 5], scalars: randomScalars(20, seed: 50 + UInt64(step)).map { $0 * 2 })
+            let negative = Tensor(shape: [3, 5], scalars: randomScalars(15, seed: 60 + UInt64(step)).map { $0 * 3 })
+            let (p, q) = (doubles(positive), doubles(negative))
+            let hp = hiddenReference(p, rows: 4, w: w, c: c), hq = hiddenReference(q, rows: 3, w: w, c: c)
+            var nw = w, nb = b, nc = c
+            for i in 0..<5 {
+                for j in 0..<3 {
+                    let pos = (0..<4).reduce(0.0) { $0 + p[$1 * 5 + i] * hp[$1][j] } / 4
+                    let neg = (0..<3).reduce(0.0) { $0 + q[$1 * 5 + i] * hq[$1][j] } / 3
+                    nw[i * 3 + j] += lr * (pos - neg)
+                }
+                nb[i] += lr * ((0..<4).reduce(0.0) { $0 + p[$1 * 5 + i] } / 4 - (0..<3).reduce(0.0) { $0 + q[$1 * 5 + i] } / 3)
+            }
+            for j in 0..<3 {
+                nc[j] += lr * ((0..<4).reduce(0.0) { $0 + hp[$1][j] } / 4 - (0..<3).reduce(0.0) { $0 + hq[$1][j] } / 3)
+            }
+            (w, b, c) = (nw, nb, nc)
+            rbm.update(positive: positive, negative: negative)
+            assertClose(rbm.weights.scalars, w, rtol: 1e-5, atol: 1e-6, "Gaussian weights, step \(step)")
+            assertClose(rbm.visibleBias.scalars, b, rtol: 1e-5, atol: 1e-6, "Gaussian visible bias, step \(step)")
+            assertClose(rbm.hiddenBias.scalars, c, rtol: 1e-5, atol: 1e-6, "Gaussian hidden bias, step \(step)")
+        }
+    }
+
+    func testGaussianVisibleMeansAndSamplesMatchTheModel() {
+        // E[v | h] = h·Wᵀ + b in Float64; draws around it have unit variance.
+        let rbm = smallRBM(units: .gaussian)
+        let h = binaryRows(3, 3, seed: 71)
+        let (hh, w, b) = (doubles(h), doubles(rbm.weights), doubles(rbm.visibleBias))
+        var expected: [Double] = []
+        for r in 0..<3 {
+            for i in 0..<5 {
+                var mean = b[i]
+                for j in 0..<3 { mean += hh[r * 3 + j] * w[i * 3 + j] }
+                expected.append(mean)
+            }
+        }
+        assertClose(rbm.visibleMeans(h).scalars, expected, rtol: 1e-5, atol: 1e-6, "Gaussian visible means")
+        let draws = 4000
+        let many = Tensor.concatenate(Array(repeating: h.slice(0..<1), count: draws), axis: 0)
+        let samples = rbm.sampleVisible(many).scalars
+        for i in 0..<5 {
+            let column = (0..<draws).map { Double(samples[$0 * 5 + i]) }
+            let mean = column.reduce(0, +) / Double(draws)
+            let variance = column.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(draws - 1)
+            XCTAssertEqual(mean, expected[i], accuracy: 0.06, "unit \(i) mean")     // 4 standard errors
+            XCTAssertEqual(variance, 1, accuracy: 0.1, "unit \(i) variance")
+        }
+    }
+
+    func testGibbsFromDataMatchesAStepByStepReference() {
+        // One Gibbs chain per row, started at the data: h ~ P(h | v) with uniforms u < p, then
+        // v ~ P(v | h) likewise, the last step's visible means with meanField. The reference
+        // recomputes every conditional in Float64 from the same uniform draws.
+        let rbm = smallRBM()
+        let start = binaryRows(4, 5, seed: 81)
+        var replay = rbm.generator
+        let got = rbm.gibbs(start, steps: 3, meanField: true)
+        let (w, b, c) = (doubles(rbm.weights), doubles(rbm.visibleBias), doubles(rbm.hiddenBias))
+        func uniforms(_ n: Int) -> [Double] {
+            // RBM.bernoulli: two 24-bit uniforms from each 64-bit draw, a last odd one from nextUnitFloat.
+            var out: [Double] = []
+            while out.count + 1 < n {
+                let bits = replay.next()
+                out.append(Double(bits >> 40) * 0x1p-24)
+                out.append(Double((bits >> 8) & 0xFF_FFFF) * 0x1p-24)
+            }
+            if out.count < n { out.append(Double(replay.nextUnitFloat())) }
+            return out
+        }
+        var v = doubles(start)
+        var means: [Double] = []
+        for step in 0..<3 {
+            let ph = hiddenReference(v, rows: 4, w: w, c: c).flatMap { $0 }
+            let uh = uniforms(12)
+            let h = (0..<12).map { uh[$0] < ph[$0] ? 1.0 : 0.0 }
+            means = []
+            for r in 0..<4 {
+                for i in 0..<5 {
+                    var z = b[i]
+                    for j in 0..<3 { z += h[r * 3 + j] * w[i * 3 + j] }
+                    means.append(sigmoid(z))
+                }
+            }
+            if step < 2 {
+                let uv = uniforms(20)
+                v = (0..<20).map { uv[$0] < means[$0] ? 1.0 : 0.0 }
+            }
+        }
+        assertClose(got.scalars, means, rtol: 1e-5, atol: 1e-6, "Gibbs chain from data, mean field after 3 steps")
+        XCTAssertNotEqual(got, rbm.gibbs(start, steps: 3, meanField: true), "the generator moved on: a second chain differs")
+    }
+
     func testPartialFitIsSampleThenUpdate() {
         // CD-1: h ~ P(h | v0), v1 ~ P(v | h), then the update; PCD-1 starts from zero chains.
         for method in [RBM.Method.contrastiveDivergence(steps: 1), .persistent(steps: 1)] {
