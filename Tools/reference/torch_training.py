@@ -18,8 +18,8 @@ logits and report test accuracy; the LSTM(128) reads an image's 28 rows as 28 st
 squared error and report the test mean squared error. `rbm` is a 784-256 restricted Boltzmann
 machine trained by persistent contrastive divergence (PCD-1, batch 64, learning rate 0.05), the rule
 of scikit-learn's BernoulliRBM and Neurite's RBM, written in PyTorch tensor operations; it reports the
-mean test pseudo-likelihood. Seconds per epoch is the median over the epochs of the training loop's
-time; single-image prediction is the median of 200 calls in eval mode under `torch.inference_mode()`.
+mean test pseudo-likelihood. Seconds per epoch is the median over the epochs after the first (all
+of them when there is one) of the training loop's time; single-image prediction is the median of 200 calls in eval mode under `torch.inference_mode()`.
 `--threads` sets `torch.set_num_threads` (default 2, the cores of the machine the issue measured on).
 `peak_rss_mb` is this process's peak so far (every model before it included).
 """
@@ -193,7 +193,7 @@ def main():
         line = {"bench": "training", "impl": "torch", "version": f"torch {torch.__version__}",
                 "threads": torch.get_num_threads(), "model": name, "epochs": args.epochs,
                 "batch_size": 64 if name == "rbm" else args.batch_size, "seed": args.seed, "samples": samples,
-                "epoch_s": round(statistics.median(seconds), 3), **metric}
+                "epoch_s": round(statistics.median(seconds[1:] or seconds), 3), **metric}
         if predict is not None:
             line["predict_one_ms"] = round(predict, 4)
         line["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
