@@ -1,6 +1,7 @@
 import ArgumentParser
 import Datasets
 import Foundation
+import TensorCore
 
 /// The data and run options every image demo takes, as `mlp-from-scratch` spells them:
 /// `--dataset fashion|mnist`, `--data DIR`, `--download`, `--epochs N`, `--batch-size N`, `--seed N`,
@@ -51,8 +52,9 @@ public struct DemoOptions: ParsableArguments {
 }
 
 /// How the demos that train with ``trainAndEvaluate(_:name:architecture:data:options:training:)``
-/// optimise: `--learning-rate X`, `--schedule constant|cosine` and `--augment`. Only those demos
-/// take these options; the others declare their own learning rates, if any.
+/// optimise and select: `--learning-rate X`, `--schedule constant|cosine`, `--augment`,
+/// `--validation N`, `--label-smoothing X`, `--weight-decay X`, `--warmup-epochs N` and `--ema X`.
+/// Only those demos take these options; the others declare their own learning rates, if any.
 public struct TrainingOptions: ParsableArguments {
     /// Adam's learning rate (the initial one under a schedule).
     @Option(name: .customLong("learning-rate"), help: "Adam's learning rate (with --schedule cosine, the first step's).")
@@ -66,6 +68,26 @@ public struct TrainingOptions: ParsableArguments {
     @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
     public var augment = false
 
+    /// How many of the 60,000 training images are held out as the validation split.
+    @Option(help: "Hold out N of the 60,000 training images as the validation split (the last N of a shuffle with a fixed seed, the same for every --seed): training uses the rest, val_ values are measured on it after each epoch, and the test set is evaluated once, after training. 0 trains on all 60,000 without validation.")
+    public var validation: Int = 5_000
+
+    /// The label smoothing of the softmax cross-entropy (0: none).
+    @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the softmax cross-entropy, in 0..<1 (0: none).")
+    public var labelSmoothing: Double = 0
+
+    /// AdamW's decoupled weight decay; 0 trains with plain Adam.
+    @Option(name: .customLong("weight-decay"), help: "Decoupled weight decay: with a positive value the optimiser is AdamW (each step shrinks every weight by learning rate x decay); 0 is plain Adam.")
+    public var weightDecay: Double = 0
+
+    /// Epochs over which the learning rate rises linearly from 0 before the schedule starts.
+    @Option(name: .customLong("warmup-epochs"), help: "Raise the learning rate linearly from 0 over the first N epochs, then follow --schedule over the rest.")
+    public var warmupEpochs: Int = 0
+
+    /// The decay of an exponential moving average of the weights; 0 keeps none.
+    @Option(help: "Keep an exponential moving average of the weights with this decay per step, in 0..<1 (e.g. 0.999), and evaluate and save the averaged weights; 0 keeps none.")
+    public var ema: Double = 0
+
     /// Makes the defaults (ArgumentParser fills in the values it parses).
     public init() {}
 
@@ -74,6 +96,17 @@ public struct TrainingOptions: ParsableArguments {
         guard learningRate > 0 && learningRate.isFinite else {
             throw ValidationError("--learning-rate must be positive, got \(learningRate).")
         }
+        guard (0..<60_000).contains(validation) else {
+            throw ValidationError("--validation must be in 0..<60000, got \(validation).")
+        }
+        guard labelSmoothing >= 0 && labelSmoothing < 1 else {
+            throw ValidationError("--label-smoothing must be in 0..<1, got \(labelSmoothing).")
+        }
+        guard weightDecay >= 0 && weightDecay.isFinite else {
+            throw ValidationError("--weight-decay must be 0 or positive, got \(weightDecay).")
+        }
+        guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must not be negative, got \(warmupEpochs).") }
+        guard ema >= 0 && ema < 1 else { throw ValidationError("--ema must be in 0..<1, got \(ema).") }
     }
 }
 
@@ -141,6 +174,33 @@ public struct DemoData: Sendable {
         }
         dataset = options.dataset
         loadSeconds = clock.seconds
+    }
+
+    /// The seed of the shuffle behind ``trainingSplit(validation:)`` (the number, 16).
+    public static let splitSeed: UInt64 = 16
+
+    /// The training images split into the part that trains and the validation part: the last
+    /// `validation` images of a `seededShuffle` of the training set's indices by a fixed seed, so
+    /// the split is the same for every run, whatever its `--seed` (as Keras' `validation_split`
+    /// holds out the last images, here after one fixed shuffle, so that the validation split has
+    /// every class in its usual share). With `validation` 0 the validation part is empty.
+    /// - Throws: `DemoFailure` when `validation` is negative or not less than the number of training images.
+    public func trainingSplit(validation: Int) throws -> (train: MNISTDataset, validation: MNISTDataset) {
+        guard (0..<train.count).contains(validation) else {
+            throw DemoFailure("--validation \(validation) must be less than the \(train.count) training images of \(train.directory)")
+        }
+        var order = Array(0..<train.count)
+        var generator = SeededGenerator(seed: Self.splitSeed)
+        order.seededShuffle(using: &generator)
+        let kept = order.count - validation
+        func subset(_ indices: ArraySlice<Int>) -> MNISTDataset {
+            let list = Array(indices)
+            var part = train
+            part.images = train.images.gather(list)
+            part.labels = list.map { train.labels[$0] }
+            return part
+        }
+        return (subset(order[..<kept]), subset(order[kept...]))
     }
 
     private static func load(_ dataset: DemoDataset, from directory: String?) throws -> (MNISTDataset, MNISTDataset) {

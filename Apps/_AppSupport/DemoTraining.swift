@@ -44,13 +44,17 @@ public final class EpochTimer: Callback {
         if step == context.stepsPerEpoch - 1 { seconds.append(clock.seconds) }
     }
 
-    /// Prints the epoch's loss and accuracy, on the training steps and on the test data.
+    /// Prints the epoch's loss and accuracy, on the training steps and on the validation split
+    /// (when `fit` has validation data).
     public func onEpochEnd(_ epoch: Int, logs: [String: Double], context: TrainingContext) throws {
         guard !quiet else { return }
         let time = seconds.last.map { String(format: "%6.2f s", $0) } ?? ""
-        print(String(format: "%@ epoch %2d/%d  loss %.4f  accuracy %.4f  test loss %.4f  test accuracy %.4f  %@",
-                     label, epoch + 1, context.epochs, logs["loss"] ?? .nan, logs["accuracy"] ?? .nan,
-                     logs["val_loss"] ?? .nan, logs["val_accuracy"] ?? .nan, time))
+        var line = String(format: "%@ epoch %2d/%d  loss %.4f  accuracy %.4f", label, epoch + 1, context.epochs,
+                          logs["loss"] ?? .nan, logs["accuracy"] ?? .nan)
+        if let loss = logs["val_loss"], let accuracy = logs["val_accuracy"] {
+            line += String(format: "  val loss %.4f  val accuracy %.4f", loss, accuracy)
+        }
+        print(line + "  " + time)
     }
 }
 
@@ -64,12 +68,20 @@ public struct ModelRun: Encodable, Sendable {
     public var parameters: Int
     /// Training seconds of each epoch (see `EpochTimer`).
     public var epochSeconds: [Double]
-    /// Accuracy on the whole training set after training, in inference mode.
+    /// The number of training images the model trained on (the training set less the validation split).
+    public var trainingImages: Int
+    /// The number of training images held out as the validation split (0: none).
+    public var validationImages: Int
+    /// Accuracy on the images it trained on, after training, in inference mode.
     public var trainAccuracy: Double
-    /// Accuracy on the test set after training.
+    /// Accuracy on the validation split after training (with the final weights, the averaged
+    /// ones under `--ema`); nil without a validation split. Recipes are chosen on this figure.
+    public var validationAccuracy: Double?
+    /// Accuracy on the test set, evaluated once, after training (with the final weights).
     public var testAccuracy: Double
     /// The per-epoch values `fit` logged: `loss`, `accuracy` (running means over the epoch's
-    /// steps), `val_loss` and `val_accuracy` (on the test set, after the epoch).
+    /// steps), `val_loss` and `val_accuracy` (on the validation split, after the epoch, with the
+    /// weights `fit` trains: not the averaged ones under `--ema`).
     public var history: [String: [Double]]
 
     /// The median of ``epochSeconds``: the first epoch, which warms caches and buffers, and a
@@ -78,7 +90,8 @@ public struct ModelRun: Encodable, Sendable {
 
     private enum CodingKeys: String, CodingKey {
         case name, architecture, parameters, secondsPerEpoch = "seconds_per_epoch", epochSeconds = "epoch_seconds"
-        case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy", history
+        case trainingImages = "training_images", validationImages = "validation_images"
+        case trainAccuracy = "train_accuracy", validationAccuracy = "validation_accuracy", testAccuracy = "test_accuracy", history
     }
 
     /// Encodes with snake-case keys, times to milliseconds and the rest to 4 decimals.
@@ -89,7 +102,10 @@ public struct ModelRun: Encodable, Sendable {
         try c.encode(parameters, forKey: .parameters)
         try c.encode(rounded(medianEpochSeconds, 3), forKey: .secondsPerEpoch)
         try c.encode(epochSeconds.map { rounded($0, 3) }, forKey: .epochSeconds)
+        try c.encode(trainingImages, forKey: .trainingImages)
+        try c.encode(validationImages, forKey: .validationImages)
         try c.encode(rounded(trainAccuracy, 4), forKey: .trainAccuracy)
+        try c.encodeIfPresent(validationAccuracy.map { rounded($0, 4) }, forKey: .validationAccuracy)
         try c.encode(rounded(testAccuracy, 4), forKey: .testAccuracy)
         try c.encode(history.mapValues { $0.map { rounded($0, 4) } }, forKey: .history)
     }
@@ -101,23 +117,32 @@ public func rounded(_ value: Double, _ digits: Int) -> Double {
     return (value * scale).rounded() / scale
 }
 
-/// Trains `model` on the training split with Adam (`training`'s learning rate and schedule) and
-/// softmax cross-entropy, evaluating on the test split after every epoch, then measures the
-/// accuracy on the whole training set. Unless `options.json`, progress goes to standard output:
-/// the library's `ProgressBar` on a terminal, one plain line per epoch otherwise. With
-/// `options.output`, the history is also written to `<output>/<name>-history.csv` after every epoch.
+/// Trains `model` on the training images less a validation split, with Adam or AdamW
+/// (`training`'s learning rate, schedule, warm-up and weight decay) on softmax cross-entropy
+/// (with `training`'s label smoothing), logging `val_loss` and `val_accuracy` on the validation
+/// split after every epoch; then, with the final weights (the moving average's under
+/// `training.ema`), measures the accuracy on the images it trained on, on the validation split,
+/// and once on the test set. The test set plays no part in training or in the per-epoch logs, so
+/// choices made by looking at the validation figures stay honest. Unless `options.json`, progress
+/// goes to standard output: the library's `ProgressBar` on a terminal, one plain line per epoch
+/// otherwise. With `options.output`, the history is also written to `<output>/<name>-history.csv`
+/// after every epoch.
 ///
 /// - Parameters:
 ///   - model: a model for `[28, 28, 1]` images with 10 outputs (logits), declaring its input
 ///     shape; an unbuilt one is built here from `options.seed`.
 ///   - name: a short name for lines, files and JSON.
 ///   - architecture: the layers in words.
-///   - training: the learning rate, its schedule and whether to augment the images.
-/// - Throws: what `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
+///   - training: the optimiser, schedule, augmentation, validation split and averaging.
+/// - Throws: `DemoFailure` when the validation split is not smaller than the training set; what
+///   `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
 public func trainAndEvaluate(_ model: Sequential, name: String, architecture: String, data: DemoData,
                              options: DemoOptions, training: TrainingOptions) throws -> ModelRun {
-    model.compile(optimizer: demoOptimizer(training, options: options, trainingSamples: data.train.count),
-                  loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
+    let split = try data.trainingSplit(validation: training.validation)
+    let trainSet = split.train
+    let validationData = split.validation.count > 0 ? (x: split.validation.images, y: split.validation.labels) : nil
+    model.compile(optimizer: demoOptimizer(training, options: options, trainingSamples: trainSet.count),
+                  loss: SoftmaxCrossEntropy(labelSmoothing: Float(training.labelSmoothing)), metrics: [.accuracy])
     try model.build(seed: options.seed)
     let parameters = model.parameters.reduce(0) { $0 + $1.value.count }
     if !options.json {
@@ -126,47 +151,70 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
     let bar = terminalProgressBar(json: options.json)
     let timer = EpochTimer(label: name.padding(toLength: max(10, name.count), withPad: " ", startingAt: 0),
                            quiet: options.json || bar != nil)
+    let average = training.ema > 0 ? ExponentialMovingAverage(decay: training.ema) : nil
     let csvPath = try options.output.map { try makeOutputDirectory($0) + "/\(name)-history.csv" }
     var history = History()
     if training.augment {
         // One `fit` call per epoch on that epoch's variant of the images: `initialEpoch` keeps the
-        // batch order, the dropout masks and the learning-rate schedule those of one long run.
+        // batch order, the dropout masks and the learning-rate schedule those of one long run
+        // (and the moving average, which lives in its callback, spans them all).
         for epoch in 0..<options.epochs {
-            var generator = SeededGenerator(seed: options.seed, stream: 1_000 + UInt64(epoch))
-            var images = data.train.images.randomCrop(to: (height: 28, width: 28), padding: 2, using: &generator)
-            if data.dataset == .fashion { images = images.randomFlipHorizontal(using: &generator) }
-            var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? [])
+            let images = augmented(trainSet.images, dataset: data.dataset, seed: options.seed, epoch: epoch)
+            var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? []) + (average.map { [$0] } ?? [])
             if let csvPath { callbacks.append(CSVLogger(path: csvPath, append: epoch > 0)) }
-            let part = try model.fit(x: images, y: data.train.labels, epochs: epoch + 1, initialEpoch: epoch,
-                                     batchSize: options.batchSize, validationData: (data.test.images, data.test.labels),
+            let part = try model.fit(x: images, y: trainSet.labels, epochs: epoch + 1, initialEpoch: epoch,
+                                     batchSize: options.batchSize, validationData: validationData,
                                      seed: options.seed, callbacks: callbacks, verbose: 0)
             history.append(part)
         }
     } else {
-        var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? [])
+        var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? []) + (average.map { [$0] } ?? [])
         if let csvPath { callbacks.append(CSVLogger(path: csvPath)) }
-        history = try model.fit(x: data.train.images, y: data.train.labels, epochs: options.epochs,
-                                batchSize: options.batchSize,
-                                validationData: (data.test.images, data.test.labels),
+        history = try model.fit(x: trainSet.images, y: trainSet.labels, epochs: options.epochs,
+                                batchSize: options.batchSize, validationData: validationData,
                                 seed: options.seed, callbacks: callbacks, verbose: 0)
     }
-    let train = try model.evaluate(x: data.train.images, y: data.train.labels, batchSize: 1000)
+    try average?.apply(to: model)
+    let train = try model.evaluate(x: trainSet.images, y: trainSet.labels, batchSize: 1000)
+    let validation = try validationData.map { try model.evaluate(x: $0.x, y: $0.y, batchSize: 1000) }
+    let test = try model.evaluate(x: data.test.images, y: data.test.labels, batchSize: 1000)
     return ModelRun(name: name, architecture: architecture, parameters: parameters, epochSeconds: timer.seconds,
-                    trainAccuracy: train["accuracy"] ?? 0, testAccuracy: history["val_accuracy"]?.last ?? 0,
-                    history: history.history)
+                    trainingImages: trainSet.count, validationImages: split.validation.count,
+                    trainAccuracy: train["accuracy"] ?? 0, validationAccuracy: validation.map { $0["accuracy"] ?? 0 },
+                    testAccuracy: test["accuracy"] ?? 0, history: history.history)
 }
 
-/// Adam with `training`'s learning rate and schedule (cosine decay spans every step of the run:
-/// `options.epochs` epochs of `trainingSamples` in batches of `options.batchSize`).
+/// Epoch `epoch`'s random variant of `images` `[N, 28, 28, 1]` for `--augment`: each image
+/// shifted by up to 2 pixels (a random 28x28 crop of it padded by 2 zeros on every side) and, for
+/// Fashion-MNIST, mirrored left-right with probability 1/2 (digits are not mirror-symmetric).
+/// The draws come from `seed` and `epoch` alone.
+public func augmented(_ images: Tensor, dataset: DemoDataset, seed: UInt64, epoch: Int) -> Tensor {
+    var generator = SeededGenerator(seed: seed, stream: 1_000 + UInt64(epoch))
+    var result = images.randomCrop(to: (height: 28, width: 28), padding: 2, using: &generator)
+    if dataset == .fashion { result = result.randomFlipHorizontal(using: &generator) }
+    return result
+}
+
+/// Adam with `training`'s learning rate and schedule, or AdamW when `training.weightDecay` is
+/// positive. The schedule spans every step of the run (`options.epochs` epochs of
+/// `trainingSamples` in batches of `options.batchSize`); `training.warmupEpochs` first raise the
+/// rate linearly from 0 (`LinearWarmup`), and the schedule then covers the remaining steps.
 public func demoOptimizer(_ training: TrainingOptions, options: DemoOptions, trainingSamples: Int) -> Adam {
     let rate = Float(training.learningRate)
-    switch training.schedule {
-    case .constant:
-        return Adam(learningRate: rate)
-    case .cosine:
-        let steps = options.epochs * ((trainingSamples + options.batchSize - 1) / options.batchSize)
-        return Adam(learningRate: rate, schedule: CosineDecay(initial: rate, decaySteps: Swift.max(1, steps)))
+    let stepsPerEpoch = (trainingSamples + options.batchSize - 1) / options.batchSize
+    let steps = options.epochs * stepsPerEpoch
+    let warmup = Swift.min(training.warmupEpochs * stepsPerEpoch, Swift.max(0, steps - 1))
+    var schedule: (any LearningRateSchedule)? = switch training.schedule {
+    case .constant: nil
+    case .cosine: CosineDecay(initial: rate, decaySteps: Swift.max(1, steps - warmup))
     }
+    if warmup > 0 {
+        schedule = LinearWarmup(warmupSteps: warmup, then: schedule ?? ConstantLearningRate(rate))
+    }
+    if training.weightDecay > 0 {
+        return AdamW(learningRate: rate, weightDecay: Float(training.weightDecay), schedule: schedule)
+    }
+    return Adam(learningRate: rate, schedule: schedule)
 }
 
 /// The median of `values` (the mean of the middle two for an even count); NaN when empty.
@@ -211,8 +259,22 @@ public final class DemoProgressOutput: TextOutput, Sendable {
 public func runHeader(_ data: DemoData, options: DemoOptions, training: TrainingOptions) -> String {
     "\(data.dataset.displayName): \(data.train.count) training and \(data.test.count) test images from "
         + "\(data.train.directory) (\(String(format: "%.2f", data.loadSeconds)) s); batch \(options.batchSize), "
-        + "Adam \(training.learningRate)\(training.schedule == .cosine ? " (cosine decay)" : "")\(training.augment ? ", augmented" : ""), seed \(options.seed), "
-        + "\(ThreadPool.shared.width) threads, \(KernelISA.current) kernels"
+        + "\(trainingRecipeWords(training)), seed \(options.seed), "
+        + "\(ThreadPool.shared.width) threads, \(KernelISA.current) kernels; "
+        + (training.validation > 0 ? "\(training.validation) training images held out for validation, " : "no validation split, ")
+        + "the test set is evaluated once, after training"
+}
+
+/// The optimiser and its extras in words: `"Adam 0.001 (cosine decay), augmented"`.
+public func trainingRecipeWords(_ training: TrainingOptions) -> String {
+    var words = "\(training.weightDecay > 0 ? "AdamW" : "Adam") \(training.learningRate)"
+    if training.weightDecay > 0 { words += " (weight decay \(training.weightDecay))" }
+    if training.warmupEpochs > 0 { words += ", \(training.warmupEpochs) warm-up epoch\(training.warmupEpochs == 1 ? "" : "s")" }
+    if training.schedule == .cosine { words += " (cosine decay)" }
+    if training.augment { words += ", augmented" }
+    if training.labelSmoothing > 0 { words += ", label smoothing \(training.labelSmoothing)" }
+    if training.ema > 0 { words += ", weight EMA \(training.ema)" }
+    return words
 }
 
 /// A table with one column per model: a header row of `columns` and then each row's label and
@@ -245,19 +307,26 @@ public struct DemoReport: Encodable {
     public var confusionMatrices: [String: [[Int]]]?
     /// The files written under `--output`.
     public var files: [String]
+    /// The named recipe of the run (`cnn --recipe best`), if any.
+    public var recipe: String?
+    /// The optimiser and its extras in words (``trainingRecipeWords(_:)``), when the demo trains with them.
+    public var training: String?
 
     /// A report of `models` for a run of `app` with `options`.
     public init(app: String, options: DemoOptions, models: [ModelRun], confusionMatrices: [String: [[Int]]]? = nil,
-                files: [String]) {
+                files: [String], recipe: String? = nil, training: String? = nil) {
         self.app = app
         self.options = options
         self.models = models
         self.confusionMatrices = confusionMatrices
         self.files = files
+        self.recipe = recipe
+        self.training = training
     }
 
     private enum CodingKeys: String, CodingKey {
         case app, dataset, epochs, batchSize = "batch_size", seed, models, confusionMatrices = "confusion_matrices", files
+        case recipe, training
     }
 
     /// Encodes the settings flat beside the results.
@@ -271,6 +340,8 @@ public struct DemoReport: Encodable {
         try c.encode(models, forKey: .models)
         try c.encodeIfPresent(confusionMatrices, forKey: .confusionMatrices)
         try c.encode(files, forKey: .files)
+        try c.encodeIfPresent(recipe, forKey: .recipe)
+        try c.encodeIfPresent(training, forKey: .training)
     }
 }
 

@@ -3,7 +3,12 @@
 // backward step is written out below, so this is also a tour of the kernels a Dense layer uses.
 //
 //   swift run -c release mlp-from-scratch [--dataset fashion|mnist] [--data DIR] [--epochs N]
-//       [--batch-size N] [--hidden N] [--learning-rate X] [--seed N] [--output DIR] [--json]
+//       [--batch-size N] [--hidden N] [--learning-rate X] [--validation N] [--seed N] [--output DIR] [--json]
+//
+// --validation N (default 5,000) holds out N of the 60,000 training images (the last N of a
+// shuffle with a fixed seed, the same split as the other demos'): the network trains on the rest,
+// the per-epoch line reports the accuracy on the held-out images, and the test set is evaluated
+// once, after the last epoch.
 //
 // Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package (or --data / $NEURITE_DATA);
 // MNIST from --data, $NEURITE_DATA or the per-user cache.
@@ -19,6 +24,7 @@ struct Options {
     var hidden = 128
     var learningRate: Float = 0.05
     var momentum: Float = 0.9
+    var validation = 5_000
     var seed: UInt64 = 1
     var output: String?
     var json = false
@@ -40,18 +46,20 @@ func parseOptions() -> Options {
         case "--batch-size": o.batchSize = Int(value(flag)) ?? { fail("--batch-size needs an integer") }()
         case "--hidden": o.hidden = Int(value(flag)) ?? { fail("--hidden needs an integer") }()
         case "--learning-rate": o.learningRate = Float(value(flag)) ?? { fail("--learning-rate needs a number") }()
+        case "--validation": o.validation = Int(value(flag)) ?? { fail("--validation needs an integer") }()
         case "--seed": o.seed = UInt64(value(flag)) ?? { fail("--seed needs a non-negative integer") }()
         case "--output": o.output = value(flag)
         case "--json": o.json = true
         case "-h", "--help":
             print("usage: mlp-from-scratch [--dataset fashion|mnist] [--data DIR] [--epochs N] [--batch-size N] "
-                  + "[--hidden N] [--learning-rate X] [--seed N] [--output DIR] [--json]")
+                  + "[--hidden N] [--learning-rate X] [--validation N] [--seed N] [--output DIR] [--json]")
             exit(0)
         default: fail("unknown option \(flag) (try --help)")
         }
     }
     guard ["fashion", "mnist"].contains(o.dataset) else { fail("--dataset must be fashion or mnist") }
     guard o.epochs >= 1, o.batchSize >= 1, o.hidden >= 1 else { fail("--epochs, --batch-size and --hidden must be positive") }
+    guard (0..<60_000).contains(o.validation) else { fail("--validation must be in 0..<60000") }
     return o
 }
 
@@ -128,7 +136,7 @@ struct MLP {
 
 let options = parseOptions()
 let name = options.dataset == "fashion" ? "Fashion-MNIST" : "MNIST"
-let train: MNISTDataset, test: MNISTDataset
+var train: MNISTDataset, test: MNISTDataset
 do {
     let loadStart = DispatchTime.now().uptimeNanoseconds
     if options.dataset == "fashion" {
@@ -147,8 +155,26 @@ do {
          + (options.dataset == "fashion" ? "Install it with: apt-get install dataset-fashion-mnist, or pass --data DIR" : "Pass --data DIR"))
 }
 
+// The validation split: the last `options.validation` images of a seeded shuffle (seed 16, the
+// same split as `_AppSupport`'s `DemoData.trainingSplit`, which this app does not link).
+guard options.validation < train.count else {
+    fail("--validation \(options.validation) must be less than the \(train.count) training images of \(train.directory)")
+}
+var order = Array(0..<train.count)
+var splitGenerator = SeededGenerator(seed: 16)
+order.seededShuffle(using: &splitGenerator)
+let kept = Array(order[..<(train.count - options.validation)]), heldOut = Array(order[(train.count - options.validation)...])
+let validationImages = train.images.gather(heldOut), validationLabels = heldOut.map { train.labels[$0] }
+train.images = train.images.gather(kept)
+train.labels = kept.map { train.labels[$0] }
+if !options.json && options.validation > 0 {
+    print("\(options.validation) training images held out for validation; training on \(train.count); "
+          + "the test set is evaluated once, after training")
+}
+
 let features = 28 * 28
 let xTrain = train.images.reshaped([train.count, features])
+let xValidation = validationImages.reshaped([validationLabels.count, features])
 let xTest = test.images.reshaped([test.count, features])
 var generator = SeededGenerator(seed: options.seed)
 var model = MLP(inputs: features, hidden: options.hidden, classes: 10, generator: &generator)
@@ -160,7 +186,7 @@ if !options.json {
 }
 
 var epochSeconds: [Double] = []
-var trainAccuracy = 0.0, testAccuracy = 0.0
+var trainAccuracy = 0.0, validationAccuracy: Double? = nil
 for epoch in 0..<options.epochs {
     let start = DispatchTime.now().uptimeNanoseconds
     var lossSum: Float = 0, steps = 0
@@ -176,12 +202,14 @@ for epoch in 0..<options.epochs {
     let elapsed = seconds(since: start)
     epochSeconds.append(elapsed)
     trainAccuracy = model.accuracy(xTrain, train.labels)
-    testAccuracy = model.accuracy(xTest, test.labels)
+    validationAccuracy = validationLabels.isEmpty ? nil : model.accuracy(xValidation, validationLabels)
     if !options.json {
-        print(String(format: "epoch %2d  loss %.4f  train accuracy %.4f  test accuracy %.4f  %.2f s",
-                     epoch + 1, lossSum / Float(steps), trainAccuracy, testAccuracy, elapsed))
+        print(String(format: "epoch %2d  loss %.4f  train accuracy %.4f  %@%.2f s", epoch + 1, lossSum / Float(steps),
+                     trainAccuracy, validationAccuracy.map { String(format: "val accuracy %.4f  ", $0) } ?? "", elapsed))
     }
 }
+// The test set, once, after training.
+let testAccuracy = model.accuracy(xTest, test.labels)
 
 var files: [String] = []
 if let output = options.output {
@@ -219,8 +247,13 @@ if options.json {
     let filesJSON = files.map { "\"\($0)\"" }.joined(separator: ", ")
     print("{\"app\": \"mlp-from-scratch\", \"dataset\": \"\(options.dataset)\", \"epochs\": \(options.epochs), "
           + "\"parameters\": \(parameters), \"seconds_per_epoch\": \(String(format: "%.3f", median)), "
-          + "\"train_accuracy\": \(String(format: "%.4f", trainAccuracy)), \"test_accuracy\": \(String(format: "%.4f", testAccuracy)), "
+          + "\"training_images\": \(train.count), \"validation_images\": \(validationLabels.count), "
+          + "\"train_accuracy\": \(String(format: "%.4f", trainAccuracy)), "
+          + (validationAccuracy.map { "\"validation_accuracy\": \(String(format: "%.4f", $0)), " } ?? "")
+          + "\"test_accuracy\": \(String(format: "%.4f", testAccuracy)), "
           + "\"files\": [\(filesJSON)]}")
 } else {
-    print(String(format: "median %.2f s per epoch; final test accuracy %.4f", median, testAccuracy))
+    let validation = validationAccuracy.map { String(format: "validation accuracy %.4f; ", $0) } ?? ""
+    print(String(format: "median %.2f s per epoch; %@test accuracy %.4f (evaluated once, after training)", median,
+                 validation, testAccuracy))
 }

@@ -14,12 +14,13 @@ final class AppOptionsTests: XCTestCase {
     private static let dataOptions: Set<String> = ["--dataset", "--data", "--download", "--epochs", "--batch-size",
                                                    "--seed", "--output", "--json", "--help"]
     /// The options of `TrainingOptions`, only for the demos that train with `trainAndEvaluate`.
-    private static let trainingOptions: Set<String> = ["--learning-rate", "--schedule", "--augment"]
+    private static let trainingOptions: Set<String> = ["--learning-rate", "--schedule", "--augment", "--validation",
+                                                       "--label-smoothing", "--weight-decay", "--warmup-epochs", "--ema"]
 
     /// Each app's options, as `--help` must list them.
     private static let expected: [String: Set<String>] = [
         "shallow-vs-deep": dataOptions.union(trainingOptions),
-        "cnn": dataOptions.union(trainingOptions).union(["--model", "--load", "--classify"]),
+        "cnn": dataOptions.union(trainingOptions).union(["--model", "--recipe", "--load", "--classify"]),
         "sequence-classifier": dataOptions.union(trainingOptions).union(["--cell", "--units"]),
         "autoencoder": dataOptions.union(["--code-sizes", "--models", "--conv-samples", "--learning-rate",
                                           "--conv-learning-rate", "--noise", "--noise-level", "--split"]),
@@ -33,7 +34,7 @@ final class AppOptionsTests: XCTestCase {
         "distributed-train": ["--model", "--epochs", "--batch-size", "--seed", "--learning-rate", "--data", "--idx",
                               "--prefetch", "--workers", "--output", "--json", "--no-baseline", "--help"],
         "mlp-from-scratch": ["--dataset", "--data", "--epochs", "--batch-size", "--hidden", "--learning-rate",
-                             "--seed", "--output", "--json"],
+                             "--validation", "--seed", "--output", "--json"],
     ]
 
     /// A valid value for each option that takes one (flags take none).
@@ -47,6 +48,8 @@ final class AppOptionsTests: XCTestCase {
         "--samplers": "none,smote", "--temperature": "1.0", "--length": "10", "--prime": "a", "--window": "8",
         "--series": "stocks", "--context": "4", "--idx": "/nonexistent", "--prefetch": "1", "--workers": "1",
         "--split": "validation", "--decay": "linear", "--features": "rbm+pixels",
+        "--validation": "100", "--label-smoothing": "0.1", "--weight-decay": "0.01", "--warmup-epochs": "1",
+        "--ema": "0.99", "--recipe": "best",
     ]
 
     private static let flags: Set<String> = ["--download", "--json", "--augment", "--no-baseline", "--help"]
@@ -163,7 +166,11 @@ final class AppOptionsTests: XCTestCase {
     func testBadValuesAreUsageErrors() throws {
         for (tool, arguments) in [("shallow-vs-deep", ["--learning-rate", "0"]), ("cnn", ["--learning-rate", "-1"]),
                                   ("sequence-classifier", ["--schedule", "linear"]), ("rbm", ["--epochs", "0"]),
-                                  ("autoencoder", ["--batch-size", "0"]), ("rebalance", ["--dataset", "cifar"])] {
+                                  ("autoencoder", ["--batch-size", "0"]), ("rebalance", ["--dataset", "cifar"]),
+                                  ("cnn", ["--validation", "60000"]), ("cnn", ["--validation", "-1"]),
+                                  ("shallow-vs-deep", ["--label-smoothing", "1"]), ("cnn", ["--ema", "1"]),
+                                  ("cnn", ["--weight-decay", "-0.1"]), ("sequence-classifier", ["--warmup-epochs", "-1"]),
+                                  ("cnn", ["--recipe", "fastest"]), ("cnn", ["--model", "huge"])] {
             let result = try run(tool, arguments)
             XCTAssertEqual(result.status, 64, "\(tool) \(arguments): \(result.errors)")
         }

@@ -1,0 +1,142 @@
+import Foundation
+import XCTest
+import _AppSupport
+import _NeuriteTestSupport
+
+/// Honest selection (issue 16): the demos hold a validation split out of the training images,
+/// log `val_` figures on it, and evaluate the test set once, after training. Checked on a tiny
+/// MNIST-format data set written here (300 training and 40 test images, each training image
+/// marked with its index in its first two pixels), so the runs take a fraction of a second.
+final class ValidationSplitTests: XCTestCase {
+    private static let trainCount = 300, testCount = 40
+
+    /// An IDX file: the magic (two zero bytes, u8 type 0x08, the rank), the dimensions as
+    /// big-endian 32-bit integers, then the bytes.
+    private func idx(_ dimensions: [Int], _ bytes: [UInt8]) -> Data {
+        var data = Data([0, 0, 0x08, UInt8(dimensions.count)])
+        for d in dimensions { data.append(contentsOf: withUnsafeBytes(of: UInt32(d).bigEndian, Array.init)) }
+        data.append(contentsOf: bytes)
+        return data
+    }
+
+    /// A folder with the four files. Training image i has pixels (i % 256, i / 256, ...) and label
+    /// i % 10; every image has a bright 4x4 block placed by its label, so a model can learn it.
+    private func tinyDataSet() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("validation-split-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        func images(_ count: Int) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: count * 784)
+            for i in 0..<count {
+                bytes[i * 784] = UInt8(i % 256)
+                bytes[i * 784 + 1] = UInt8(i / 256)
+                let row = 4 + (i % 10) / 5 * 10, column = 2 + (i % 10) % 5 * 5
+                for y in row..<row + 4 { for x in column..<column + 4 { bytes[i * 784 + y * 28 + x] = 255 } }
+            }
+            return bytes
+        }
+        let files: [(String, Data)] = [
+            ("train-images-idx3-ubyte", idx([Self.trainCount, 28, 28], images(Self.trainCount))),
+            ("train-labels-idx1-ubyte", idx([Self.trainCount], (0..<Self.trainCount).map { UInt8($0 % 10) })),
+            ("t10k-images-idx3-ubyte", idx([Self.testCount, 28, 28], images(Self.testCount))),
+            ("t10k-labels-idx1-ubyte", idx([Self.testCount], (0..<Self.testCount).map { UInt8($0 % 10) })),
+        ]
+        for (name, data) in files { try data.write(to: folder.appendingPathComponent(name)) }
+        return folder.path
+    }
+
+    private func options(_ folder: String, seed: UInt64) -> DemoOptions {
+        var options = DemoOptions()
+        options.dataset = .mnist
+        options.data = folder
+        options.seed = seed
+        return options
+    }
+
+    /// The index a training image carries in its first two pixels.
+    private func marks(_ images: [Float], count: Int) -> [Int] {
+        (0..<count).map { Int((images[$0 * 784] * 255).rounded()) + 256 * Int((images[$0 * 784 + 1] * 255).rounded()) }
+    }
+
+    func testTheSplitIsDisjointCompleteAndTheSameForEverySeed() throws {
+        let folder = try tinyDataSet()
+        let data = try DemoData(options(folder, seed: 1))
+        let (train, validation) = try data.trainingSplit(validation: 50)
+        XCTAssertEqual(train.count, 250)
+        XCTAssertEqual(validation.count, 50)
+        XCTAssertEqual(train.images.shape, [250, 28, 28, 1])
+        let trainMarks = marks(train.images.scalars, count: 250), validationMarks = marks(validation.images.scalars, count: 50)
+        XCTAssertTrue(Set(trainMarks).isDisjoint(with: validationMarks), "no image is in both parts")
+        XCTAssertEqual(Set(trainMarks).union(validationMarks), Set(0..<300), "every image is in one part")
+        XCTAssertEqual(train.labels, trainMarks.map { $0 % 10 }, "labels follow their images")
+        XCTAssertEqual(validation.labels, validationMarks.map { $0 % 10 })
+        XCTAssertNotEqual(validationMarks, Array(250..<300), "the split comes from a shuffle, not the file's last images")
+        // Another --seed: the same split (the split's seed is fixed), and the same again on a second call.
+        let other = try DemoData(options(folder, seed: 7))
+        XCTAssertEqual(marks(try other.trainingSplit(validation: 50).validation.images.scalars, count: 50), validationMarks)
+        XCTAssertEqual(try data.trainingSplit(validation: 0).train.count, 300)
+        XCTAssertThrowsError(try data.trainingSplit(validation: 300)) { XCTAssertTrue($0 is DemoFailure, "\($0)") }
+    }
+
+    /// A run of `shallow-vs-deep` reports the validation and test accuracies apart, its per-epoch
+    /// `val_accuracy` is the validation split's (its last value equals the final validation
+    /// accuracy, since nothing changes the weights after the last epoch), and the training
+    /// accuracy counts only the images it trained on.
+    func testDemosLogTheValidationSplitAndReportTheTestSetApart() throws {
+        let folder = try tinyDataSet()
+        let run = try BuiltProducts.run("shallow-vs-deep", ["--dataset", "mnist", "--data", folder, "--epochs", "2",
+                                                            "--batch-size", "25", "--validation", "60", "--json"],
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let line = try XCTUnwrap(run.output.split(separator: "\n").last)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        let models = try XCTUnwrap(report["models"] as? [[String: Any]])
+        XCTAssertEqual(models.count, 2)
+        for model in models {
+            XCTAssertEqual(model["training_images"] as? Int, 240)
+            XCTAssertEqual(model["validation_images"] as? Int, 60)
+            let validation = try XCTUnwrap(model["validation_accuracy"] as? Double)
+            let test = try XCTUnwrap(model["test_accuracy"] as? Double)
+            let history = try XCTUnwrap(model["history"] as? [String: [Double]])
+            XCTAssertEqual(history["val_accuracy"]?.count, 2)
+            XCTAssertEqual(history["val_accuracy"]?.last ?? -1, validation, accuracy: 1e-4)
+            // Accuracies on 60 and 40 images are multiples of 1/60 and 1/40.
+            XCTAssertEqual((validation * 60).rounded(), validation * 60, accuracy: 0.01)
+            XCTAssertEqual((test * 40).rounded(), test * 40, accuracy: 0.01)
+        }
+        // With --validation 0 nothing is held out and no val_ values are logged.
+        let all = try BuiltProducts.run("shallow-vs-deep", ["--dataset", "mnist", "--data", folder, "--epochs", "1",
+                                                            "--validation", "0", "--json"],
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(all.status, 0, all.errors)
+        let allReport = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(all.output.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let first = try XCTUnwrap((allReport["models"] as? [[String: Any]])?.first)
+        XCTAssertEqual(first["training_images"] as? Int, 300)
+        XCTAssertNil(first["validation_accuracy"])
+        XCTAssertNil((first["history"] as? [String: [Double]])?["val_accuracy"])
+        // A split as large as the training set is an error with a message, not a trap.
+        let tooMany = try BuiltProducts.run("shallow-vs-deep", ["--dataset", "mnist", "--data", folder, "--validation", "300"],
+                                            threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(tooMany.status, 1, tooMany.errors)
+        XCTAssertTrue(tooMany.errors.contains("--validation 300 must be less than the 300 training images"), tooMany.errors)
+    }
+
+    /// mlp-from-scratch, which does not link `_AppSupport`, holds out the same images and reports
+    /// the validation accuracy apart from the test accuracy.
+    func testMLPFromScratchHoldsOutTheSameSplit() throws {
+        let folder = try tinyDataSet()
+        let run = try BuiltProducts.run("mlp-from-scratch", ["--dataset", "mnist", "--data", folder, "--epochs", "1",
+                                                             "--validation", "50", "--json"],
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.split(separator: "\n").last!.utf8)) as? [String: Any])
+        XCTAssertEqual(report["training_images"] as? Int, 250)
+        XCTAssertEqual(report["validation_images"] as? Int, 50)
+        XCTAssertNotNil(report["validation_accuracy"] as? Double)
+        XCTAssertNotNil(report["test_accuracy"] as? Double)
+        let tooMany = try BuiltProducts.run("mlp-from-scratch", ["--dataset", "mnist", "--data", folder, "--validation", "300"],
+                                            threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(tooMany.status, 2, tooMany.errors)
+        XCTAssertTrue(tooMany.errors.contains("--validation 300 must be less than the 300 training images"), tooMany.errors)
+    }
+}
