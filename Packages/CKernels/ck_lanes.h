@@ -63,9 +63,14 @@ typedef float ck_lanes_u __attribute__((vector_size(64), aligned(4), may_alias))
 #ifdef CK_X86
 /// Defines `name##_avx512`, `name##_avx2` and `name##_portable` with parameters `params`, each
 /// calling the always-inline `run` with `args`, compiled for its path.
-#define CK_LANE_PATHS(name, run, params, args)                                 \
+#define CK_LANE_PATHS(name, run, params, args) CK_LANE_PATHS_NARROW(name, run, run, params, args)
+/// As CK_LANE_PATHS, with `narrow_run` as the body of the paths whose registers hold fewer
+/// 16-lane vectors than AVX-512's 32 zmm: the AVX2 instance here (16 ymm registers, two per
+/// 16-lane vector), the NEON instance on arm64 (32 q registers, four per vector). conv.c uses it
+/// for register blocks sized to those files.
+#define CK_LANE_PATHS_NARROW(name, run, narrow_run, params, args)              \
     __attribute__((target("avx512f,fma"))) static void name##_avx512 params { run args; } \
-    __attribute__((target("avx2,fma"))) static void name##_avx2 params { run args; }       \
+    __attribute__((target("avx2,fma"))) static void name##_avx2 params { narrow_run args; } \
     static void name##_portable params { run args; }
 
 /// Calls the variant of `name` for `isa` (portable for an unknown or unsupported value).
@@ -79,12 +84,12 @@ typedef float ck_lanes_u __attribute__((vector_size(64), aligned(4), may_alias))
 /// Defines `name##_neon` and `name##_portable`. Advanced SIMD is part of the AArch64 base
 /// architecture, so both compile the 16-lane vectors to four 128-bit q registers each and need no
 /// target attribute: on arm64 the two instances are the same instructions, unless the file gives
-/// the NEON path a body of its own with CK_LANE_PATHS_NEON (conv.c's register blocking for 32
+/// the NEON path a body of its own with CK_LANE_PATHS_NARROW (conv.c's register blocking for 32
 /// q registers). The `_neon` instance exists so every entry point dispatches NEON the way it
 /// dispatches the x86 paths.
-#define CK_LANE_PATHS(name, run, params, args) CK_LANE_PATHS_NEON(name, run, run, params, args)
-#define CK_LANE_PATHS_NEON(name, run, neon_run, params, args)                  \
-    static void name##_neon params { neon_run args; }                          \
+#define CK_LANE_PATHS(name, run, params, args) CK_LANE_PATHS_NARROW(name, run, run, params, args)
+#define CK_LANE_PATHS_NARROW(name, run, narrow_run, params, args)              \
+    static void name##_neon params { narrow_run args; }                        \
     static void name##_portable params { run args; }
 
 /// Calls the variant of `name` for `isa` (portable for an unknown or unsupported value).
@@ -100,9 +105,10 @@ typedef float ck_lanes_u __attribute__((vector_size(64), aligned(4), may_alias))
     name##_portable args;
 #endif
 
-#ifndef CK_LANE_PATHS_NEON
-/// As CK_LANE_PATHS, with `neon_run` as the body of the NEON instance (only compiled on arm64).
-#define CK_LANE_PATHS_NEON(name, run, neon_run, params, args) CK_LANE_PATHS(name, run, params, args)
+#ifndef CK_LANE_PATHS_NARROW
+/// As CK_LANE_PATHS, with `narrow_run` as the body of the AVX2 and NEON instances (neither exists
+/// on other targets).
+#define CK_LANE_PATHS_NARROW(name, run, narrow_run, params, args) CK_LANE_PATHS(name, run, params, args)
 #endif
 
 #endif

@@ -124,18 +124,20 @@ CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, i
     free(bias);
 }
 
-#if defined(__aarch64__)
-// NEON blocking. A 16-lane vector is four q registers there, so the x86 blocks (6 x 4 vectors =
-// 96 q registers of accumulators) would spill. Instead: 6 pixels x 1 vector of 16 channels =
-// 24 q accumulators + 4 q of weights (28 of 32). Per tap: 4 weight loads (q) and 6 input scalars,
-// for 24 fmla (by element): 0.42 loads per FMA. Paper estimate, not measured: FMA-bound at
+// Narrow blocking, for the paths with fewer registers per 16-lane vector than AVX-512 (one zmm).
+// AVX2: a vector is two ymm registers, so the blocks above (6 x 4 vectors = 48 ymm of accumulators
+// for 16 ymm registers) spill; 6 pixels x 1 vector = 12 ymm accumulators + 2 ymm of weights + a
+// broadcast (15 of 16). Per tap: 2 weight loads and 6 broadcasts for 12 FMAs.
+// NEON: a vector is four q registers, so the blocks above (96 q of accumulators) would spill.
+// Instead: 6 pixels x 1 vector of 16 channels = 24 q accumulators + 4 q of weights (28 of 32).
+// Per tap: 4 weight loads (q) and 6 input scalars, for 24 fmla (by element): 0.42 loads per FMA. Paper estimate, not measured: FMA-bound at
 // 2 FMA pipes (Graviton2: 16 flops per cycle, 40 GFLOP/s at 2.5 GHz) and close to load-bound
 // at 4 (M1, Graviton3: 10 loads per 6 cycles against 3 load ports); expect 60-70% of peak
 // where cin is large enough to amortise the per-pixel window set-up. Each output sums its taps in
-// the same order as the portable body, so the two give the same bits.
-CK_FORWARD_BLOCK(forward_neon_6x1, 6, 1)
+// the same order as the portable body, so every path gives the same bits whatever its blocking.
+CK_FORWARD_BLOCK(forward_narrow_6x1, 6, 1)
 
-CK_ALWAYS_INLINE void forward_run_neon(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
+CK_ALWAYS_INLINE void forward_run_narrow(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
     const ck_conv_args a = *args;
     const int64_t taps = a.kh * a.kw * a.cin;
     int64_t stack_offsets[512];
@@ -145,13 +147,12 @@ CK_ALWAYS_INLINE void forward_run_neon(const ck_conv_args *args, int64_t row_sta
     if (a.bias) memcpy(bias, a.bias, (size_t)a.cout * sizeof(float));
     const int64_t q0 = row_start * a.ow, q1 = (row_start + row_count) * a.ow;
     for (int64_t cb = 0; cb < a.cout_padded; cb += 16)
-        CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_neon_6x1, forward_1x1);
+        CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_narrow_6x1, forward_1x1);
     if (offsets != stack_offsets) free(offsets);
     free(bias);
 }
-#endif
 
-CK_LANE_PATHS_NEON(conv_forward, forward_run, forward_run_neon,
+CK_LANE_PATHS_NARROW(conv_forward, forward_run, forward_run_narrow,
                    (const ck_conv_args *args, int64_t start, int64_t count), (args, start, count))
 
 void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count) {
@@ -267,16 +268,16 @@ CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t imag
     if (offsets != stack_offsets) free(offsets);
 }
 
-#if defined(__aarch64__)
-// NEON blocking for the kernel gradient, for the reason given at forward_run_neon: 6 taps x
-// 1 vector of 16 channels = 24 q accumulators + 4 q of output gradient. Per output pixel: 4 q
+// Narrow blocking for the kernel gradient (AVX2 and NEON), for the reason given at
+// forward_run_narrow: 6 taps x 1 vector of 16 channels = 12 ymm (AVX2) or 24 q (NEON)
+// accumulators + 2 ymm or 4 q of output gradient. NEON, per output pixel: 4 q
 // loads and 6 input scalars for 24 fmla, the same ratio and estimate as the forward. The taps
 // past the last multiple of 6 go one at a time; the padding rows of `dk` are not written.
 // Each sum runs over the pixels in the portable body's order, so the two give the same bits.
-CK_GRAD_BLOCK(grad_neon_6x1, 6, 1)
-CK_GRAD_BLOCK(grad_neon_1x1, 1, 1)
+CK_GRAD_BLOCK(grad_narrow_6x1, 6, 1)
+CK_GRAD_BLOCK(grad_narrow_1x1, 1, 1)
 
-CK_ALWAYS_INLINE void grad_run_neon(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
+CK_ALWAYS_INLINE void grad_run_narrow(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
     const ck_conv_args a = *args;
     const int64_t taps = a.kh * a.kw * a.cin, rows = ck_conv2d_kernel_grad_rows(&a);
     int64_t stack_offsets[512];
@@ -288,16 +289,15 @@ CK_ALWAYS_INLINE void grad_run_neon(const ck_conv_args *args, float *dk, int64_t
         const float *img = a.x + n * image_size, *dyimg = a.dy + n * dy_size;
         for (int64_t cb = 0; cb < a.cout_padded; cb += 16) {
             for (int64_t t0 = 0; t0 < whole; t0 += 6)
-                grad_neon_6x1(&a, img, dyimg, offsets + t0, dk + t0 * a.cout_padded, cb);
+                grad_narrow_6x1(&a, img, dyimg, offsets + t0, dk + t0 * a.cout_padded, cb);
             for (int64_t t = whole; t < taps; ++t)
-                grad_neon_1x1(&a, img, dyimg, offsets + t, dk + t * a.cout_padded, cb);
+                grad_narrow_1x1(&a, img, dyimg, offsets + t, dk + t * a.cout_padded, cb);
         }
     }
     if (offsets != stack_offsets) free(offsets);
 }
-#endif
 
-CK_LANE_PATHS_NEON(conv_grad, grad_run, grad_run_neon,
+CK_LANE_PATHS_NARROW(conv_grad, grad_run, grad_run_narrow,
                    (const ck_conv_args *args, float *dk, int64_t start, int64_t count), (args, dk, start, count))
 
 void ck_conv2d_kernel_grad(int isa, const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
