@@ -100,7 +100,23 @@ static int64_t *tap_offsets(const ck_conv_args *a, int64_t rows, int64_t *stack,
     return offsets;
 }
 
-CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
+// Narrow blocking, for the paths with fewer registers per 16-lane vector than AVX-512 (one zmm).
+// AVX2: a vector is two ymm registers, so the blocks above (6 x 4 vectors = 48 ymm of accumulators
+// for 16 ymm registers) spill; 6 pixels x 1 vector = 12 ymm accumulators + 2 ymm of weights + a
+// broadcast (15 of 16). Per tap: 2 weight loads and 6 broadcasts for 12 FMAs.
+// NEON: a vector is four q registers, so the blocks above (96 q of accumulators) would spill.
+// Instead: 6 pixels x 1 vector of 16 channels = 24 q accumulators + 4 q of weights (28 of 32).
+// Per tap: 4 weight loads (q) and 6 input scalars, for 24 fmla (by element): 0.42 loads per FMA.
+// Paper estimate, not measured: FMA-bound at 2 FMA pipes (Graviton2: 16 flops per cycle,
+// 40 GFLOP/s at 2.5 GHz) and close to load-bound at 4 (M1, Graviton3: 10 loads per 6 cycles against
+// 3 load ports); expect 60-70% of peak where cin is large enough to amortise the per-pixel window
+// set-up. Each output sums its taps in the same order as the portable body, so every path gives the
+// same bits whatever its blocking.
+CK_FORWARD_BLOCK(forward_narrow_6x1, 6, 1)
+
+/// Output rows `row_start ..< row_start + row_count`. `narrow` (a literal at each call below, so
+/// the test folds away) picks the narrow blocks over the ones sized for AVX-512's 32 registers.
+CK_ALWAYS_INLINE void forward_rows(const ck_conv_args *args, int64_t row_start, int64_t row_count, int narrow) {
     const ck_conv_args a = *args;
     const int64_t taps = a.kh * a.kw * a.cin;
     int64_t stack_offsets[512];
@@ -111,45 +127,30 @@ CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, i
     if (!offsets || !bias) abort();
     if (a.bias) memcpy(bias, a.bias, (size_t)a.cout * sizeof(float));
     const int64_t q0 = row_start * a.ow, q1 = (row_start + row_count) * a.ow;
-    int64_t cb = 0;
-    // Four vectors (64 channels) at a time, then what is left in one narrower pass.
-    for (; cb + 64 <= a.cout_padded; cb += 64) CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x4, forward_1x4);
-    switch ((a.cout_padded - cb) / 16) {
-    case 3: CK_FORWARD_PIXELS(&a, q0, q1, cb, 4, forward_4x3, forward_1x3); break;
-    case 2: CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x2, forward_1x2); break;
-    case 1: CK_FORWARD_PIXELS(&a, q0, q1, cb, 16, forward_8x1, forward_1x1); break;
-    default: break;
+    if (narrow) {
+        for (int64_t cb = 0; cb < a.cout_padded; cb += 16)
+            CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_narrow_6x1, forward_1x1);
+    } else {
+        int64_t cb = 0;
+        // Four vectors (64 channels) at a time, then what is left in one narrower pass.
+        for (; cb + 64 <= a.cout_padded; cb += 64) CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x4, forward_1x4);
+        switch ((a.cout_padded - cb) / 16) {
+        case 3: CK_FORWARD_PIXELS(&a, q0, q1, cb, 4, forward_4x3, forward_1x3); break;
+        case 2: CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_6x2, forward_1x2); break;
+        case 1: CK_FORWARD_PIXELS(&a, q0, q1, cb, 16, forward_8x1, forward_1x1); break;
+        default: break;
+        }
     }
     if (offsets != stack_offsets) free(offsets);
     free(bias);
 }
 
-// Narrow blocking, for the paths with fewer registers per 16-lane vector than AVX-512 (one zmm).
-// AVX2: a vector is two ymm registers, so the blocks above (6 x 4 vectors = 48 ymm of accumulators
-// for 16 ymm registers) spill; 6 pixels x 1 vector = 12 ymm accumulators + 2 ymm of weights + a
-// broadcast (15 of 16). Per tap: 2 weight loads and 6 broadcasts for 12 FMAs.
-// NEON: a vector is four q registers, so the blocks above (96 q of accumulators) would spill.
-// Instead: 6 pixels x 1 vector of 16 channels = 24 q accumulators + 4 q of weights (28 of 32).
-// Per tap: 4 weight loads (q) and 6 input scalars, for 24 fmla (by element): 0.42 loads per FMA. Paper estimate, not measured: FMA-bound at
-// 2 FMA pipes (Graviton2: 16 flops per cycle, 40 GFLOP/s at 2.5 GHz) and close to load-bound
-// at 4 (M1, Graviton3: 10 loads per 6 cycles against 3 load ports); expect 60-70% of peak
-// where cin is large enough to amortise the per-pixel window set-up. Each output sums its taps in
-// the same order as the portable body, so every path gives the same bits whatever its blocking.
-CK_FORWARD_BLOCK(forward_narrow_6x1, 6, 1)
+CK_ALWAYS_INLINE void forward_run(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
+    forward_rows(args, row_start, row_count, 0);
+}
 
 CK_ALWAYS_INLINE void forward_run_narrow(const ck_conv_args *args, int64_t row_start, int64_t row_count) {
-    const ck_conv_args a = *args;
-    const int64_t taps = a.kh * a.kw * a.cin;
-    int64_t stack_offsets[512];
-    int64_t *offsets = tap_offsets(&a, taps, stack_offsets, 512);
-    float *bias = (float *)calloc((size_t)a.cout_padded, sizeof(float));
-    if (!offsets || !bias) abort();  // as forward_run
-    if (a.bias) memcpy(bias, a.bias, (size_t)a.cout * sizeof(float));
-    const int64_t q0 = row_start * a.ow, q1 = (row_start + row_count) * a.ow;
-    for (int64_t cb = 0; cb < a.cout_padded; cb += 16)
-        CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_narrow_6x1, forward_1x1);
-    if (offsets != stack_offsets) free(offsets);
-    free(bias);
+    forward_rows(args, row_start, row_count, 1);
 }
 
 CK_LANE_PATHS_NARROW(conv_forward, forward_run, forward_run_narrow,
@@ -236,7 +237,19 @@ CK_GRAD_BLOCK(grad_6x4, 6, 4)
     for (int64_t t0_ = 0; t0_ < (taps); t0_ += (T))                                               \
         BLOCK(a, img, dyimg, (offsets) + t0_, (dk) + t0_ * (a)->cout_padded, cb)
 
-CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
+// Narrow blocking for the kernel gradient (AVX2 and NEON), for the reason given at
+// forward_run_narrow: 6 taps x 1 vector of 16 channels = 12 ymm (AVX2) or 24 q (NEON)
+// accumulators + 2 ymm or 4 q of output gradient. NEON, per output pixel: 4 q
+// loads and 6 input scalars for 24 fmla, the same ratio and estimate as the forward. The taps
+// past the last multiple of 6 go one at a time; the padding rows of `dk` are not written.
+// Each sum runs over the pixels in the portable body's order, so the two give the same bits.
+CK_GRAD_BLOCK(grad_narrow_6x1, 6, 1)
+CK_GRAD_BLOCK(grad_narrow_1x1, 1, 1)
+
+/// The kernel gradient of images `image_start ..< image_start + image_count`, added to `dk`;
+/// `narrow` as in forward_rows.
+CK_ALWAYS_INLINE void grad_images(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count,
+                                  int narrow) {
     const ck_conv_args a = *args;
     const int64_t taps = a.kh * a.kw * a.cin, rows = ck_conv2d_kernel_grad_rows(&a);
     // The padding taps up to `rows` read the window's first input (always in bounds) and land in
@@ -245,8 +258,18 @@ CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t imag
     int64_t *offsets = tap_offsets(&a, rows, stack_offsets, 512);
     if (!offsets) abort();  // as above: never a silently unwritten gradient
     const int64_t image_size = a.h * a.w * a.cin, dy_size = a.oh * a.ow * a.cout_padded;
+    const int64_t whole = taps / 6 * 6;
     for (int64_t n = image_start; n < image_start + image_count; ++n) {
         const float *img = a.x + n * image_size, *dyimg = a.dy + n * dy_size;
+        if (narrow) {
+            for (int64_t cb = 0; cb < a.cout_padded; cb += 16) {
+                for (int64_t t0 = 0; t0 < whole; t0 += 6)
+                    grad_narrow_6x1(&a, img, dyimg, offsets + t0, dk + t0 * a.cout_padded, cb);
+                for (int64_t t = whole; t < taps; ++t)
+                    grad_narrow_1x1(&a, img, dyimg, offsets + t, dk + t * a.cout_padded, cb);
+            }
+            continue;
+        }
         int64_t cb = 0;
         for (; cb + 64 <= a.cout_padded; cb += 64) CK_GRAD_PASS(&a, img, dyimg, offsets, taps, dk, cb, 6, grad_6x4);
         switch ((a.cout_padded - cb) / 16) {
@@ -268,33 +291,12 @@ CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t imag
     if (offsets != stack_offsets) free(offsets);
 }
 
-// Narrow blocking for the kernel gradient (AVX2 and NEON), for the reason given at
-// forward_run_narrow: 6 taps x 1 vector of 16 channels = 12 ymm (AVX2) or 24 q (NEON)
-// accumulators + 2 ymm or 4 q of output gradient. NEON, per output pixel: 4 q
-// loads and 6 input scalars for 24 fmla, the same ratio and estimate as the forward. The taps
-// past the last multiple of 6 go one at a time; the padding rows of `dk` are not written.
-// Each sum runs over the pixels in the portable body's order, so the two give the same bits.
-CK_GRAD_BLOCK(grad_narrow_6x1, 6, 1)
-CK_GRAD_BLOCK(grad_narrow_1x1, 1, 1)
+CK_ALWAYS_INLINE void grad_run(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
+    grad_images(args, dk, image_start, image_count, 0);
+}
 
 CK_ALWAYS_INLINE void grad_run_narrow(const ck_conv_args *args, float *dk, int64_t image_start, int64_t image_count) {
-    const ck_conv_args a = *args;
-    const int64_t taps = a.kh * a.kw * a.cin, rows = ck_conv2d_kernel_grad_rows(&a);
-    int64_t stack_offsets[512];
-    int64_t *offsets = tap_offsets(&a, rows, stack_offsets, 512);
-    if (!offsets) abort();  // as grad_run
-    const int64_t image_size = a.h * a.w * a.cin, dy_size = a.oh * a.ow * a.cout_padded;
-    const int64_t whole = taps / 6 * 6;
-    for (int64_t n = image_start; n < image_start + image_count; ++n) {
-        const float *img = a.x + n * image_size, *dyimg = a.dy + n * dy_size;
-        for (int64_t cb = 0; cb < a.cout_padded; cb += 16) {
-            for (int64_t t0 = 0; t0 < whole; t0 += 6)
-                grad_narrow_6x1(&a, img, dyimg, offsets + t0, dk + t0 * a.cout_padded, cb);
-            for (int64_t t = whole; t < taps; ++t)
-                grad_narrow_1x1(&a, img, dyimg, offsets + t, dk + t * a.cout_padded, cb);
-        }
-    }
-    if (offsets != stack_offsets) free(offsets);
+    grad_images(args, dk, image_start, image_count, 1);
 }
 
 CK_LANE_PATHS_NARROW(conv_grad, grad_run, grad_run_narrow,
