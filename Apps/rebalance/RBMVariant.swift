@@ -106,7 +106,7 @@ struct RBMVariant {
             let realCount = Swift.min(count, Int((Double(count) * realFraction).rounded()))
             let generatedCount = count - realCount
             if generatedCount > 0 {
-                let candidates = sampler.generate(from: rows, count: generatedCount * confidenceFactor, label: label)
+                let candidates = try sampler.generate(from: rows, count: generatedCount * confidenceFactor, label: label)
                 let logits = try judge.predict(candidates, batchSize: 1000)
                 let classes = logits.shape[1]
                 let confidence: [Float] = logits.withUnsafeBufferPointer { z in

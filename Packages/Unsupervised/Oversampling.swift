@@ -324,8 +324,13 @@ public struct RBMOverSampler: Oversampler, Sendable {
     /// Trains an RBM on `rows` `[n, D]` (one class's samples) and returns `count` new samples
     /// `[count, D]`: the generated ones first, then the real copies ``realFraction`` asks for.
     /// `label` only varies the RBM's seed, as ``fitResample(_:_:)`` does for each class.
-    /// - Precondition: `rows` is `[n, D]` with `n >= 1`.
-    public func generate(from rows: Tensor, count: Int, label: Int = 0) -> Tensor {
+    /// - Throws: ``OversamplingError`` when `rows` is not `[n, D]` with `n >= 1` and `D >= 1`, or
+    ///   `count` is negative.
+    public func generate(from rows: Tensor, count: Int, label: Int = 0) throws -> Tensor {
+        guard rows.rank == 2, rows.shape[0] >= 1, rows.shape[1] >= 1 else {
+            throw OversamplingError("RBMOverSampler.generate needs rows [n, D] with n, D >= 1, got \(rows.shape)")
+        }
+        guard count >= 0 else { throw OversamplingError("RBMOverSampler.generate: count \(count) must be at least 0") }
         var generator = SeededGenerator(seed: seed)
         return generate(from: rows, count: count, label: label, using: &generator)
     }
@@ -398,6 +403,10 @@ public struct RBMOverSampler: Oversampler, Sendable {
         if realCount > 0 {
             parts.append(rows.gather((0..<realCount).map { _ in generator.nextIndex(below: n) }))
         }
-        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        switch parts.count {
+        case 0: return Tensor.zeros([0, d])
+        case 1: return parts[0]
+        default: return Tensor.concatenate(parts, axis: 0)
+        }
     }
 }

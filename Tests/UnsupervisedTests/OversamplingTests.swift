@@ -62,7 +62,7 @@ final class OversamplingTests: XCTestCase {
         for units in [RBM.VisibleUnits.bernoulli, .gaussian] {
             let sampler = RBMOverSampler(hiddenUnits: 4, epochs: 3, minimumUpdates: 20, visibleUnits: units, realFraction: 0.5, seed: 5)
             let minority = rows.slice(52..<57)
-            let new = sampler.generate(from: minority, count: 10, label: 2)
+            let new = try sampler.generate(from: minority, count: 10, label: 2)
             XCTAssertEqual(new.shape, [10, 4])
             XCTAssertTrue(new.scalars.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(units): samples in 0...1")
             let minorityRows = Set((0..<5).map { minority.slice($0..<($0 + 1)).scalars })
@@ -75,17 +75,28 @@ final class OversamplingTests: XCTestCase {
         }
     }
 
-    func testFreeEnergyFilterKeepsASubsetOfTheCandidates() {
+    func testFreeEnergyFilterKeepsASubsetOfTheCandidates() throws {
         // With candidateFactor K the sampler draws K·count candidates exactly as an unfiltered
         // sampler asked for K·count samples does, then keeps count of them.
         let (x, y) = imbalanced()
         let minority = x.reshaped([y.count, 4]).slice(40..<52)
-        let filtered = RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, candidateFactor: 4, seed: 9).generate(from: minority, count: 6)
-        let all = RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, seed: 9).generate(from: minority, count: 24)
+        let filtered = try RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, candidateFactor: 4, seed: 9).generate(from: minority, count: 6)
+        let all = try RBMOverSampler(hiddenUnits: 4, minimumUpdates: 30, seed: 9).generate(from: minority, count: 24)
         let candidates = (0..<24).map { all.slice($0..<($0 + 1)).scalars }
         let kept = (0..<6).map { filtered.slice($0..<($0 + 1)).scalars }
         for row in kept { XCTAssertTrue(candidates.contains(row), "a kept sample is one of the candidates") }
         XCTAssertNotEqual(kept, Array(candidates.prefix(6)), "the filter chose, not just the first candidates")
+    }
+
+    func testGenerateRefusesRowsThatAreNotAMatrixAndANegativeCount() {
+        let sampler = RBMOverSampler(hiddenUnits: 4, minimumUpdates: 5, seed: 1)
+        for (rows, count) in [(Tensor.zeros([6]), 2), (Tensor.zeros([0, 4]), 2), (Tensor.zeros([3, 0]), 2),
+                              (Tensor.zeros([2, 3, 4]), 2), (Tensor.zeros([3, 4]), -1)] {
+            XCTAssertThrowsError(try sampler.generate(from: rows, count: count), "\(rows.shape), count \(count)") { error in
+                XCTAssertTrue(error is OversamplingError, "\(error)")
+            }
+        }
+        XCTAssertEqual(try sampler.generate(from: Tensor.zeros([3, 4]), count: 0).shape.first, 0)
     }
 
     func testSMOTESamplesLieOnSegmentsBetweenSameClassNeighbours() throws {
