@@ -281,7 +281,7 @@ let package = Package(
         // pictures (_AppSupport: the bitmap font, titles, plots) in process.
         .testTarget(
             name: "AppsTests",
-            dependencies: ["_NeuriteTestSupport", "_AppSupport", "TensorCore"],
+            dependencies: ["_NeuriteTestSupport", "_AppSupport", "TensorCore", "Layers"],
             path: "Tests/AppsTests"
         ),
         .testTarget(

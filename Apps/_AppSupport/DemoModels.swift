@@ -84,4 +84,31 @@ public enum DemoModels {
             Dense(10)
         }
     }
+
+    /// A larger batch-normalised CNN with "same" padding, which keeps the border pixels (Fashion
+    /// images have ink there): Conv2D 32 3x3, BN, relu, MaxPool 2, Conv2D 64 3x3, BN, relu,
+    /// MaxPool 2, Conv2D 128 3x3, BN, relu, MaxPool 2, Flatten, Dense 256 relu, Dropout 0.3,
+    /// Dense 10 (28 -> 14 -> 7 -> 3 pixels across). About 1.4 times the multiply-adds of
+    /// ``wideCNN()`` per image.
+    public static func largeCNN() -> Sequential {
+        Sequential(inputShape: [28, 28, 1]) {
+            Conv2D(filters: 32, kernelSize: (3, 3), padding: .same, useBias: false)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            MaxPool2D(poolSize: (2, 2))
+            Conv2D(filters: 64, kernelSize: (3, 3), padding: .same, useBias: false)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            MaxPool2D(poolSize: (2, 2))
+            Conv2D(filters: 128, kernelSize: (3, 3), padding: .same, useBias: false)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            MaxPool2D(poolSize: (2, 2))
+            Flatten()
+            Dense(256, activation: .relu)
+            Dropout(0.3)
+            Dense(10)
+        }
+    }
 }
+

@@ -53,7 +53,8 @@ public struct DemoOptions: ParsableArguments {
 
 /// How the demos that train with ``trainAndEvaluate(_:name:architecture:data:options:training:)``
 /// optimise and select: `--learning-rate X`, `--schedule constant|cosine`, `--augment`,
-/// `--validation N`, `--label-smoothing X`, `--weight-decay X`, `--warmup-epochs N` and `--ema X`.
+/// `--validation N`, `--label-smoothing X`, `--weight-decay X`, `--warmup-epochs N`, `--ema X`,
+/// `--shift N`, `--erase P` and `--tta`.
 /// Only those demos take these options; the others declare their own learning rates, if any.
 public struct TrainingOptions: ParsableArguments {
     /// Adam's learning rate (the initial one under a schedule).
@@ -65,8 +66,20 @@ public struct TrainingOptions: ParsableArguments {
     public var schedule: DemoSchedule = .constant
 
     /// Whether each epoch trains on a fresh random variant of the training images.
-    @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
+    @Flag(help: "Augment the training images anew each epoch: shift by up to 2 pixels (--shift; a random 28x28 crop of the image padded by 2) and, for Fashion-MNIST, mirror left-right with probability 1/2.")
     public var augment = false
+
+    /// The largest shift, in pixels, of `--augment`'s random crops (0: no shifts).
+    @Option(help: "With --augment, shift each training image by up to this many pixels (a random crop of the image padded by N zeros); 0 keeps the images in place.")
+    public var shift: Int = 2
+
+    /// The probability of random erasing in `--augment` (0: none).
+    @Option(help: "With --augment, also set one random rectangle (2-33% of the image) of each training image to 0 with this probability (random erasing); 0 erases nothing.")
+    public var erase: Double = 0
+
+    /// Whether accuracies after training average each image's prediction with its mirror's.
+    @Flag(help: "Test-time augmentation: after training, classify each validation and test image by the mean of the softmax for it and for its left-right mirror (Fashion-MNIST only: digits are not mirror-symmetric). The single-image accuracies are reported beside them.")
+    public var tta = false
 
     /// How many of the 60,000 training images are held out as the validation split.
     @Option(help: "Hold out N of the 60,000 training images as the validation split (the last N of a shuffle with a fixed seed, the same for every --seed): training uses the rest, val_ values are measured on it after each epoch, and the test set is evaluated once, after training. 0 trains on all 60,000 without validation.")
@@ -107,6 +120,9 @@ public struct TrainingOptions: ParsableArguments {
         }
         guard warmupEpochs >= 0 else { throw ValidationError("--warmup-epochs must not be negative, got \(warmupEpochs).") }
         guard ema >= 0 && ema < 1 else { throw ValidationError("--ema must be in 0..<1, got \(ema).") }
+        guard erase >= 0 && erase <= 1 else { throw ValidationError("--erase must be in 0...1, got \(erase).") }
+        guard erase == 0 || augment else { throw ValidationError("--erase needs --augment.") }
+        guard (0...8).contains(shift) else { throw ValidationError("--shift must be in 0...8, got \(shift).") }
     }
 }
 

@@ -83,6 +83,10 @@ public struct ModelRun: Encodable, Sendable {
     /// steps), `val_loss` and `val_accuracy` (on the validation split, after the epoch, with the
     /// weights `fit` trains: not the averaged ones under `--ema`).
     public var history: [String: [Double]]
+    /// Under `--tta`, the validation and test accuracies of each image alone (without averaging
+    /// with its mirror): ``validationAccuracy`` and ``testAccuracy`` are then the averaged ones.
+    /// Nil without `--tta`.
+    public var singleViewAccuracy: (validation: Double?, test: Double)?
 
     /// The median of ``epochSeconds``: the first epoch, which warms caches and buffers, and a
     /// noisy neighbour on a shared machine move it less than they move the mean.
@@ -92,6 +96,7 @@ public struct ModelRun: Encodable, Sendable {
         case name, architecture, parameters, secondsPerEpoch = "seconds_per_epoch", epochSeconds = "epoch_seconds"
         case trainingImages = "training_images", validationImages = "validation_images"
         case trainAccuracy = "train_accuracy", validationAccuracy = "validation_accuracy", testAccuracy = "test_accuracy", history
+        case singleViewValidationAccuracy = "single_view_validation_accuracy", singleViewTestAccuracy = "single_view_test_accuracy"
     }
 
     /// Encodes with snake-case keys, times to milliseconds and the rest to 4 decimals.
@@ -108,6 +113,10 @@ public struct ModelRun: Encodable, Sendable {
         try c.encodeIfPresent(validationAccuracy.map { rounded($0, 4) }, forKey: .validationAccuracy)
         try c.encode(rounded(testAccuracy, 4), forKey: .testAccuracy)
         try c.encode(history.mapValues { $0.map { rounded($0, 4) } }, forKey: .history)
+        if let single = singleViewAccuracy {
+            try c.encodeIfPresent(single.validation.map { rounded($0, 4) }, forKey: .singleViewValidationAccuracy)
+            try c.encode(rounded(single.test, 4), forKey: .singleViewTestAccuracy)
+        }
     }
 }
 
@@ -138,6 +147,9 @@ public func rounded(_ value: Double, _ digits: Int) -> Double {
 ///   `fit` and `evaluate` throw (`LayerError`, `TrainingError`).
 public func trainAndEvaluate(_ model: Sequential, name: String, architecture: String, data: DemoData,
                              options: DemoOptions, training: TrainingOptions) throws -> ModelRun {
+    if training.tta && data.dataset != .fashion {
+        throw DemoFailure("--tta averages each image with its mirror, which suits Fashion-MNIST only (digits are not mirror-symmetric)")
+    }
     let split = try data.trainingSplit(validation: training.validation)
     let trainSet = split.train
     let validationData = split.validation.count > 0 ? (x: split.validation.images, y: split.validation.labels) : nil
@@ -159,7 +171,8 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
         // batch order, the dropout masks and the learning-rate schedule those of one long run
         // (and the moving average, which lives in its callback, spans them all).
         for epoch in 0..<options.epochs {
-            let images = augmented(trainSet.images, dataset: data.dataset, seed: options.seed, epoch: epoch)
+            let images = augmented(trainSet.images, dataset: data.dataset, seed: options.seed, epoch: epoch,
+                                   shift: training.shift, erase: training.erase)
             var callbacks: [any Callback] = [timer] + (bar.map { [$0] } ?? []) + (average.map { [$0] } ?? [])
             if let csvPath { callbacks.append(CSVLogger(path: csvPath, append: epoch > 0)) }
             let part = try model.fit(x: images, y: trainSet.labels, epochs: epoch + 1, initialEpoch: epoch,
@@ -178,20 +191,46 @@ public func trainAndEvaluate(_ model: Sequential, name: String, architecture: St
     let train = try model.evaluate(x: trainSet.images, y: trainSet.labels, batchSize: 1000)
     let validation = try validationData.map { try model.evaluate(x: $0.x, y: $0.y, batchSize: 1000) }
     let test = try model.evaluate(x: data.test.images, y: data.test.labels, batchSize: 1000)
-    return ModelRun(name: name, architecture: architecture, parameters: parameters, epochSeconds: timer.seconds,
-                    trainingImages: trainSet.count, validationImages: split.validation.count,
-                    trainAccuracy: train["accuracy"] ?? 0, validationAccuracy: validation.map { $0["accuracy"] ?? 0 },
-                    testAccuracy: test["accuracy"] ?? 0, history: history.history)
+    var run = ModelRun(name: name, architecture: architecture, parameters: parameters, epochSeconds: timer.seconds,
+                       trainingImages: trainSet.count, validationImages: split.validation.count,
+                       trainAccuracy: train["accuracy"] ?? 0, validationAccuracy: validation.map { $0["accuracy"] ?? 0 },
+                       testAccuracy: test["accuracy"] ?? 0, history: history.history)
+    if training.tta {
+        run.singleViewAccuracy = (run.validationAccuracy, run.testAccuracy)
+        run.validationAccuracy = try validationData.map { try mirrorAveragedAccuracy(model, images: $0.x, labels: $0.y) }
+        run.testAccuracy = try mirrorAveragedAccuracy(model, images: data.test.images, labels: data.test.labels)
+    }
+    return run
+}
+
+/// The accuracy of `model` on `images` `[N, H, W, C]` when each image's class probabilities are
+/// the mean of the softmax of the model's logits for the image and for its left-right mirror
+/// (test-time augmentation by flipping).
+/// - Throws: what `predict` throws (`TrainingError`, `LayerError`).
+public func mirrorAveragedAccuracy(_ model: Sequential, images: Tensor, labels: [Int]) throws -> Double {
+    guard images.shape.first == labels.count else {
+        throw DemoFailure("mirror-averaged accuracy needs one label per image: \(images.shape) images, \(labels.count) labels")
+    }
+    guard !labels.isEmpty else { return 0 }
+    let plain = try model.predict(images, batchSize: 500).softmax()
+    let mirrored = try model.predict(images.flippedHorizontally(), batchSize: 500).softmax()
+    let predictions = (plain + mirrored).argmax(alongAxis: 1)
+    let correct = zip(predictions, labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
+    return Double(correct) / Double(labels.count)
 }
 
 /// Epoch `epoch`'s random variant of `images` `[N, 28, 28, 1]` for `--augment`: each image
-/// shifted by up to 2 pixels (a random 28x28 crop of it padded by 2 zeros on every side) and, for
+/// shifted by up to `shift` pixels (a random 28x28 crop of it padded by `shift` zeros on every
+/// side; none for 0) and, for
 /// Fashion-MNIST, mirrored left-right with probability 1/2 (digits are not mirror-symmetric).
-/// The draws come from `seed` and `epoch` alone.
-public func augmented(_ images: Tensor, dataset: DemoDataset, seed: UInt64, epoch: Int) -> Tensor {
+/// With `erase` above 0, each image then has one random rectangle set to 0 with that probability
+/// (`randomErase`, areas 2-33% of the image). The draws come from `seed` and `epoch` alone.
+public func augmented(_ images: Tensor, dataset: DemoDataset, seed: UInt64, epoch: Int, shift: Int = 2,
+                      erase: Double = 0) -> Tensor {
     var generator = SeededGenerator(seed: seed, stream: 1_000 + UInt64(epoch))
-    var result = images.randomCrop(to: (height: 28, width: 28), padding: 2, using: &generator)
+    var result = shift > 0 ? images.randomCrop(to: (height: 28, width: 28), padding: shift, using: &generator) : images
     if dataset == .fashion { result = result.randomFlipHorizontal(using: &generator) }
+    if erase > 0 { result = result.randomErase(probability: Float(erase), using: &generator) }
     return result
 }
 
@@ -271,9 +310,14 @@ public func trainingRecipeWords(_ training: TrainingOptions) -> String {
     if training.weightDecay > 0 { words += " (weight decay \(training.weightDecay))" }
     if training.warmupEpochs > 0 { words += ", \(training.warmupEpochs) warm-up epoch\(training.warmupEpochs == 1 ? "" : "s")" }
     if training.schedule == .cosine { words += " (cosine decay)" }
-    if training.augment { words += ", augmented" }
+    if training.augment {
+        var parts = training.shift == 2 ? [] : ["shifts of up to \(training.shift) px"]
+        if training.erase > 0 { parts.append("random erasing \(training.erase)") }
+        words += parts.isEmpty ? ", augmented" : ", augmented (\(parts.joined(separator: ", ")))"
+    }
     if training.labelSmoothing > 0 { words += ", label smoothing \(training.labelSmoothing)" }
     if training.ema > 0 { words += ", weight EMA \(training.ema)" }
+    if training.tta { words += ", mirror-averaged evaluation" }
     return words
 }
 

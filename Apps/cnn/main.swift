@@ -20,7 +20,7 @@ import _AppSupport
 
 /// Which of the networks to train: `both` is the two demo models, course and batchnorm.
 enum CNNChoice: String, ExpressibleByArgument, CaseIterable {
-    case course, batchnorm, both, wide
+    case course, batchnorm, both, wide, large
 }
 
 /// A fixed training recipe that replaces the model and training options.
@@ -68,7 +68,7 @@ struct CNN: ParsableCommand {
 
     @OptionGroup var training: TrainingOptions
 
-    @Option(help: "Which network to train: course, batchnorm, both (those two) or wide (the --recipe best network).")
+    @Option(help: "Which network to train: course, batchnorm, both (those two), wide (the --recipe best network) or large (same padding, 32-64-128 channels).")
     var model: CNNChoice = .both
 
     @Option(help: """
@@ -126,6 +126,11 @@ struct CNN: ParsableCommand {
                 models.append(("wide", "Conv 32 3x3 + BN + relu, pool, Conv 64 3x3 + BN + relu, Conv 64 3x3 + BN + relu, "
                                + "pool, Dense 256 relu, Dropout 0.3, Dense 10", DemoModels.wideCNN()))
             }
+            if model == .large {
+                models.append(("large", "Conv 32 3x3 same + BN + relu, pool, Conv 64 3x3 same + BN + relu, pool, "
+                               + "Conv 128 3x3 same + BN + relu, pool, Dense 256 relu, Dropout 0.3, Dense 10",
+                               DemoModels.largeCNN()))
+            }
             if model == .course || model == .both {
                 models.append(("course", "Conv 16 5x5 relu, pool, Conv 8 2x2 relu, pool, Dense 100 relu, Dense 10",
                                DemoModels.courseCNN()))
@@ -148,8 +153,12 @@ struct CNN: ParsableCommand {
                 matrices[entry.name] = confusion.counts
                 if !options.json {
                     let validation = run.validationAccuracy.map { String(format: "validation accuracy %.4f, ", $0) } ?? ""
-                    print(String(format: "%@: %@test accuracy %.4f (evaluated once, after training), %.2f s per epoch "
-                                 + "(median, training steps only)", entry.name, validation, confusion.accuracy,
+                    let single = run.singleViewAccuracy.map {
+                        String(format: " with mirror averaging (each image alone: %@test %.4f)",
+                               $0.validation.map { String(format: "validation %.4f, ", $0) } ?? "", $0.test)
+                    } ?? ""
+                    print(String(format: "%@: %@test accuracy %.4f%@ (evaluated once, after training), %.2f s per epoch "
+                                 + "(median, training steps only)", entry.name, validation, run.testAccuracy, single,
                                  run.medianEpochSeconds))
                     print(confusionTable(confusion, classNames: data.dataset.classNames))
                 }

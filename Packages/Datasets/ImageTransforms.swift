@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// How `Tensor.resized(to:method:)` computes an output pixel.
@@ -188,6 +189,59 @@ extension Tensor {
             return (top, left)
         }
         return croppedImages(layout, size, corners: corners)
+    }
+
+    /// Random erasing (Zhong et al., 2017; torchvision's `RandomErasing`): with probability
+    /// `probability`, one random rectangle of the image (or of each image of a batch independently)
+    /// is set to `value` in every channel.
+    ///
+    /// Per image, one `nextUnitFloat()` decides whether to erase. An erased image then tries up to
+    /// 10 rectangles: each draws its area as a fraction of the image uniformly in `scale` and its
+    /// aspect ratio (height / width) log-uniformly in `ratio`, and is kept when it fits in the image;
+    /// its top and then its left are drawn uniformly over the positions that keep it inside
+    /// (`nextIndex(below:)`). When no try fits, the image is left as it is. The same seed gives the
+    /// same result.
+    /// - Precondition: `probability` in 0...1; `scale` within 0...1 with a positive upper bound;
+    ///   `ratio` positive.
+    public func randomErase<G: RandomNumberGenerator>(probability: Float = 0.5, scale: ClosedRange<Float> = 0.02...0.33,
+                                                      ratio: ClosedRange<Float> = 0.3...3.3, value: Float = 0,
+                                                      using generator: inout G) -> Tensor {
+        let layout = ImageLayout(shape, "randomErase(probability:scale:ratio:value:using:)")
+        neuritePrecondition((0...1).contains(probability), "randomErase needs a probability in 0...1, got \(probability)")
+        neuritePrecondition(scale.lowerBound >= 0 && scale.upperBound <= 1 && scale.upperBound > 0,
+                            "randomErase needs a scale within 0...1, got \(scale)")
+        neuritePrecondition(ratio.lowerBound > 0 && ratio.upperBound.isFinite, "randomErase needs a positive ratio, got \(ratio)")
+        let h = layout.height, w = layout.width, c = layout.channels
+        let logLow = Foundation.log(ratio.lowerBound), logHigh = Foundation.log(ratio.upperBound)
+        var boxes: [(top: Int, left: Int, height: Int, width: Int)?] = []
+        boxes.reserveCapacity(layout.batch)
+        for _ in 0..<layout.batch {
+            guard generator.nextUnitFloat() < probability else { boxes.append(nil); continue }
+            var box: (top: Int, left: Int, height: Int, width: Int)?
+            for _ in 0..<10 {
+                let area = Float(h * w) * (scale.lowerBound + (scale.upperBound - scale.lowerBound) * generator.nextUnitFloat())
+                let aspect = Foundation.exp(logLow + (logHigh - logLow) * generator.nextUnitFloat())
+                let boxH = Int((area * aspect).squareRoot().rounded()), boxW = Int((area / aspect).squareRoot().rounded())
+                guard boxH >= 1 && boxW >= 1 && boxH <= h && boxW <= w else { continue }
+                let top = generator.nextIndex(below: h - boxH + 1)
+                let left = generator.nextIndex(below: w - boxW + 1)
+                box = (top, left, boxH, boxW)
+                break
+            }
+            boxes.append(box)
+        }
+        return withUnsafeBufferPointer { source in
+            Tensor(shape: shape) { out in
+                _ = out.initialize(fromContentsOf: source)
+                for (n, box) in boxes.enumerated() {
+                    guard let box else { continue }
+                    for y in box.top..<(box.top + box.height) {
+                        let start = ((n * h + y) * w + box.left) * c
+                        out.baseAddress!.advanced(by: start).update(repeating: value, count: box.width * c)
+                    }
+                }
+            }
+        }
     }
 
     /// Copies a `size` window at each image's `(top, left)` corner; pixels outside the image are 0.

@@ -15,7 +15,8 @@ final class AppOptionsTests: XCTestCase {
                                                    "--seed", "--output", "--json", "--help"]
     /// The options of `TrainingOptions`, only for the demos that train with `trainAndEvaluate`.
     private static let trainingOptions: Set<String> = ["--learning-rate", "--schedule", "--augment", "--validation",
-                                                       "--label-smoothing", "--weight-decay", "--warmup-epochs", "--ema"]
+                                                       "--label-smoothing", "--weight-decay", "--warmup-epochs", "--ema",
+                                                       "--shift", "--erase", "--tta"]
 
     /// Each app's options, as `--help` must list them.
     private static let expected: [String: Set<String>] = [
@@ -49,10 +50,10 @@ final class AppOptionsTests: XCTestCase {
         "--series": "stocks", "--context": "4", "--idx": "/nonexistent", "--prefetch": "1", "--workers": "1",
         "--split": "validation", "--decay": "linear", "--features": "rbm+pixels",
         "--validation": "100", "--label-smoothing": "0.1", "--weight-decay": "0.01", "--warmup-epochs": "1",
-        "--ema": "0.99", "--recipe": "best",
+        "--ema": "0.99", "--recipe": "best", "--shift": "1", "--erase": "0.5",
     ]
 
-    private static let flags: Set<String> = ["--download", "--json", "--augment", "--no-baseline", "--help"]
+    private static let flags: Set<String> = ["--download", "--json", "--augment", "--no-baseline", "--help", "--tta"]
 
     private func run(_ tool: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Run {
         try BuiltProducts.run(tool, arguments, environment: environment, threads: 1, anchor: AppOptionsTests.self)

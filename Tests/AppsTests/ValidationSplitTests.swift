@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 import _AppSupport
 import _NeuriteTestSupport
+import Layers
+import TensorCore
 
 /// Honest selection (issue 16): the demos hold a validation split out of the training images,
 /// log `val_` figures on it, and evaluate the test set once, after training. Checked on a tiny
@@ -139,4 +141,66 @@ final class ValidationSplitTests: XCTestCase {
         XCTAssertEqual(tooMany.status, 2, tooMany.errors)
         XCTAssertTrue(tooMany.errors.contains("--validation 300 must be less than the 300 training images"), tooMany.errors)
     }
+
+    /// `mirrorAveragedAccuracy` against a Float64 reference written here: each image and its
+    /// mirror (flipped by index arithmetic) through `predict` one at a time, softmax in Double,
+    /// the mean's arg-max.
+    func testMirrorAveragedAccuracyMatchesAReference() throws {
+        let model = Sequential(inputShape: [6, 5, 1]) {
+            Conv2D(filters: 3, kernelSize: (3, 3), activation: .relu)
+            Flatten()
+            Dense(4)
+        }
+        try model.build(seed: 4)
+        var generator = SeededGenerator(seed: 9)
+        let count = 40
+        let images = Tensor(shape: [count, 6, 5, 1], scalars: (0..<(count * 30)).map { _ in generator.nextUnitFloat() })
+        let labels = (0..<count).map { _ in generator.nextIndex(below: 4) }
+        func softmax(_ logits: [Float]) -> [Double] {
+            let m = Double(logits.max()!)
+            let e = logits.map { Foundation.exp(Double($0) - m) }
+            let total = e.reduce(0, +)
+            return e.map { $0 / total }
+        }
+        var correct = 0, singleCorrect = 0
+        for n in 0..<count {
+            let pixels = Array(images.scalars[(n * 30)..<((n + 1) * 30)])
+            var mirrored = pixels
+            for y in 0..<6 {
+                for x in 0..<5 { mirrored[y * 5 + x] = pixels[y * 5 + (4 - x)] }
+            }
+            let a = softmax(try model.predict(Tensor(shape: [1, 6, 5, 1], scalars: pixels)).scalars)
+            let b = softmax(try model.predict(Tensor(shape: [1, 6, 5, 1], scalars: mirrored)).scalars)
+            let mean = zip(a, b).map { $0 + $1 }
+            if mean.indices.max(by: { mean[$0] < mean[$1] }) == labels[n] { correct += 1 }
+            if a.indices.max(by: { a[$0] < a[$1] }) == labels[n] { singleCorrect += 1 }
+        }
+        let accuracy = try mirrorAveragedAccuracy(model, images: images, labels: labels)
+        XCTAssertEqual(accuracy, Double(correct) / Double(count), accuracy: 1e-12)
+        XCTAssertNotEqual(correct, singleCorrect, "this model and data set must tell averaging from one view apart")
+        XCTAssertThrowsError(try mirrorAveragedAccuracy(model, images: images, labels: Array(labels.dropLast()))) {
+            XCTAssertTrue($0 is DemoFailure, "\($0)")
+        }
+    }
+
+    /// `cnn --tta` reports the mirror-averaged accuracies with the single-image ones beside them
+    /// on Fashion-MNIST, and refuses MNIST (digits are not mirror-symmetric) with a message.
+    func testCNNTestTimeMirroringReportsBothAccuraciesAndRefusesDigits() throws {
+        let folder = try tinyDataSet()
+        let common = ["--data", folder, "--model", "course", "--epochs", "1", "--batch-size", "30", "--validation", "60"]
+        let run = try BuiltProducts.run("cnn", ["--dataset", "fashion", "--tta", "--json"] + common,
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.split(separator: "\n").last!.utf8)) as? [String: Any])
+        let model = try XCTUnwrap((report["models"] as? [[String: Any]])?.first)
+        for key in ["validation_accuracy", "test_accuracy", "single_view_validation_accuracy", "single_view_test_accuracy"] {
+            XCTAssertNotNil(model[key] as? Double, key)
+        }
+        XCTAssertTrue((report["training"] as? String)?.contains("mirror-averaged evaluation") ?? false, "\(report)")
+        let digits = try BuiltProducts.run("cnn", ["--dataset", "mnist", "--tta"] + common,
+                                           threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(digits.status, 1, digits.errors)
+        XCTAssertTrue(digits.errors.contains("suits Fashion-MNIST only"), digits.errors)
+    }
 }
+

@@ -170,4 +170,51 @@ final class ImageTransformTests: XCTestCase {
         XCTAssertEqual(crops, batch.randomCrop(to: (height: 4, width: 3), padding: 1, using: &b))
         XCTAssertEqual(image.randomCrop(to: (height: 5, width: 6), using: &a), image, "a full-size crop without padding")
     }
+
+    func testRandomEraseSetsOneRectangleInsideTheAreaAndRatioRanges() {
+        // A batch of images with no zero pixel, 2 channels, so an erased pixel (value -1) shows.
+        let batch = countingImage([200, 9, 12, 2])
+        var generator = SeededGenerator(seed: 11)
+        let erased = batch.randomErase(probability: 1, scale: 0.05...0.3, ratio: 0.5...2, value: -1, using: &generator)
+        XCTAssertEqual(erased.shape, batch.shape)
+        var heights = Set<Int>(), tops = Set<Int>()
+        for n in 0..<200 {
+            var cells: [(Int, Int)] = []
+            for y in 0..<9 {
+                for x in 0..<12 {
+                    let a = erased[n, y, x, 0], b = erased[n, y, x, 1]
+                    XCTAssertEqual(a == -1, b == -1, "every channel of a pixel is erased or none")
+                    if a == -1 { cells.append((y, x)) } else {
+                        XCTAssertEqual(a, batch[n, y, x, 0]); XCTAssertEqual(b, batch[n, y, x, 1])
+                    }
+                }
+            }
+            guard let first = cells.first, let last = cells.last else { continue }
+            let h = last.0 - first.0 + 1, w = last.1 - first.1 + 1
+            XCTAssertEqual(cells.count, h * w, "image \(n): the erased pixels form one rectangle")
+            // Rounding each side to whole pixels moves the area and ratio a little past the ranges.
+            let area = Float(h * w) / Float(9 * 12)
+            XCTAssertGreaterThanOrEqual(area, 0.05 * 0.5, "image \(n): area \(area)")
+            XCTAssertLessThanOrEqual(area, 0.3 * 1.5, "image \(n): area \(area)")
+            XCTAssertGreaterThanOrEqual(Float(h) / Float(w), 0.5 / 2.2, "image \(n)")
+            XCTAssertLessThanOrEqual(Float(h) / Float(w), 2 * 2.2, "image \(n)")
+            heights.insert(h); tops.insert(first.0)
+        }
+        let per = 9 * 12 * 2
+        func erasedImages(_ t: Tensor, value: Float) -> Int {
+            let v = t.scalars
+            return (0..<t.shape[0]).filter { n in v[(n * per)..<((n + 1) * per)].contains(value) }.count
+        }
+        let erasedCount = erasedImages(erased, value: -1)
+        XCTAssertGreaterThan(erasedCount, 190, "with probability 1 nearly every image finds a rectangle that fits")
+        XCTAssertGreaterThan(heights.count, 3, "the sizes vary")
+        XCTAssertGreaterThan(tops.count, 3, "the positions vary")
+
+        var a = SeededGenerator(seed: 5), b = SeededGenerator(seed: 5), c = SeededGenerator(seed: 5)
+        XCTAssertEqual(batch.randomErase(using: &a), batch.randomErase(using: &b), "the same seed, the same result")
+        XCTAssertEqual(batch.randomErase(probability: 0, using: &c), batch, "probability 0 changes nothing")
+        let half = erasedImages(batch.randomErase(probability: 0.5, using: &a), value: 0)
+        XCTAssertTrue((60...140).contains(half), "about half of the draws erase at probability 0.5, got \(half) of 200")
+    }
 }
+
