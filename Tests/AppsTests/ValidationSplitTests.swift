@@ -202,5 +202,30 @@ final class ValidationSplitTests: XCTestCase {
         XCTAssertEqual(digits.status, 1, digits.errors)
         XCTAssertTrue(digits.errors.contains("suits Fashion-MNIST only"), digits.errors)
     }
+
+    /// `cnn --recipe best` trains the network and settings README reports for each data set:
+    /// for Fashion-MNIST the large network, 1-pixel shifts and mirror-averaged evaluation; for
+    /// MNIST the wide network with 2-pixel shifts and no mirroring.
+    func testCNNRecipeBestPicksEachDataSetsSettings() throws {
+        let folder = try tinyDataSet()
+        for (dataset, network, words, absent) in [
+            ("fashion", "large", ["shifts of up to 1 px", "mirror-averaged evaluation", "cosine", "weight EMA 0.999"], "2 px"),
+            ("mnist", "wide", ["augmented,", "cosine", "label smoothing 0.1", "weight EMA 0.999"], "mirror"),
+        ] {
+            let run = try BuiltProducts.run("cnn", ["--recipe", "best", "--dataset", dataset, "--data", folder,
+                                                    "--validation", "60", "--json"],
+                                            threads: 1, anchor: ValidationSplitTests.self)
+            XCTAssertEqual(run.status, 0, run.errors)
+            let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.split(separator: "\n").last!.utf8)) as? [String: Any])
+            XCTAssertEqual(report["recipe"] as? String, "best")
+            XCTAssertEqual(report["epochs"] as? Int, 20, dataset)
+            let model = try XCTUnwrap((report["models"] as? [[String: Any]])?.first)
+            XCTAssertEqual(model["name"] as? String, network, dataset)
+            XCTAssertEqual((model["epoch_seconds"] as? [Double])?.count, 20, dataset)
+            let training = try XCTUnwrap(report["training"] as? String)
+            for word in words { XCTAssertTrue(training.contains(word), "\(dataset): \(training)") }
+            XCTAssertFalse(training.contains(absent), "\(dataset): \(training)")
+        }
+    }
 }
 
