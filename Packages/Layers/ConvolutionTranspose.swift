@@ -15,12 +15,13 @@ import TensorCore
 /// TensorFlow's `conv2d_transpose` does.
 ///
 /// **Cost.** Forward is the input gradient of the convolution this layer reverses
-/// (`Tensor.conv2DBackwardInput`; with strides, where the direct kernels apply, one stride-1
-/// convolution with a kernel per output phase, which skips the zeros a strided input gradient
-/// would scatter); backward is that convolution's kernel gradient
+/// (`Tensor.conv2DBackwardInput`); backward is that convolution's kernel gradient
 /// (`Tensor.conv2DBackwardKernel`) and its forward pass (`Tensor.conv2D`): about twice the
 /// forward flops, through the same kernels as ``Conv2D`` (direct ones for few channels, chunked
-/// im2col + GEMM otherwise). A training-mode forward keeps its input and output.
+/// im2col + GEMM otherwise). With strides, where the direct kernels apply, the forward pass and
+/// the kernel gradient run as one stride-1 convolution whose output channels are the
+/// `sh * sw` output phases (for 3x3 stride 2: 2x2 taps, 9 of 16 real), which replaces a
+/// narrow GEMM and a scatter. A training-mode forward keeps its input and output.
 ///
 /// ```swift
 /// let up = Conv2DTranspose(filters: 8, kernelSize: (3, 3), strides: (2, 2), padding: .same)
