@@ -18,7 +18,10 @@ import TensorCore
 /// (`Tensor.conv2DBackwardInput`); backward is that convolution's kernel gradient
 /// (`Tensor.conv2DBackwardKernel`) and its forward pass (`Tensor.conv2D`): about twice the
 /// forward flops, through the same kernels as ``Conv2D`` (direct ones for few channels, chunked
-/// im2col + GEMM otherwise). A training-mode forward keeps its input and output.
+/// im2col + GEMM otherwise). With strides, where the direct kernels apply, the forward pass and
+/// the kernel gradient run as one stride-1 convolution whose output channels are the
+/// `sh * sw` output phases (for 3x3 stride 2: 2x2 taps, 9 of 16 real), which replaces a
+/// narrow GEMM and a scatter. A training-mode forward keeps its input and output.
 ///
 /// ```swift
 /// let up = Conv2DTranspose(filters: 8, kernelSize: (3, 3), strides: (2, 2), padding: .same)
@@ -159,11 +162,12 @@ public final class Conv2DTranspose: ConvolutionLayer {
         neuritePrecondition(input.rank == 4 && input.shape[3] == k.shape[3] && input.shape[1] >= 1 && input.shape[2] >= 1,
                             "\(label) forward: input \(input.shape) does not match [B, H, W, \(k.shape[3])] (kernel \(k.shape))")
         // The transposed convolution is the input gradient of the convolution it reverses, whose
-        // input is this layer's output: TensorCore's kernels for that (direct or chunked GEMM).
+        // input is this layer's output; with strides, TensorCore runs it as one stride-1 direct
+        // convolution per output phase where it can (no scatter), else as that input gradient.
         let g = geometry(height: input.shape[1], width: input.shape[2])
-        var output = Tensor.conv2DBackwardInput(outputGradient: input, kernel: k,
-                                                inputShape: [input.shape[0], g.inputHeight, g.inputWidth, filters],
-                                                strides: strides, padding: padding)
+        var output = Tensor.transposedConvolution(input, kernel: k,
+                                                  outputShape: [input.shape[0], g.inputHeight, g.inputWidth, filters],
+                                                  strides: strides, padding: padding)
         activate(&output, input: input, inputShape: input.shape, training: training)
         return output
     }
@@ -175,9 +179,9 @@ public final class Conv2DTranspose: ConvolutionLayer {
         let (saved, dz) = deactivate(outputGradient)
         // The reversed convolution's kernel gradient (its input is dz, its output gradient this
         // layer's input) and its forward pass (the input gradient here).
-        kernel.accumulateGradient(Tensor.conv2DBackwardKernel(input: dz, outputGradient: saved.input,
-                                                              kernelShape: kernel.value.shape, strides: strides,
-                                                              padding: padding))
+        kernel.accumulateGradient(Tensor.transposedConvolutionKernelGradient(input: saved.input, outputGradient: dz,
+                                                                             kernelShape: kernel.value.shape,
+                                                                             strides: strides, padding: padding))
         if let bias { bias.accumulateGradient(dz.reshaped([-1, filters]).sum(alongAxis: 0)) }
         return Tensor.conv2D(dz, kernel: kernel.value, strides: strides, padding: padding)
     }

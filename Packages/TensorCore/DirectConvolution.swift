@@ -12,7 +12,11 @@ import CKernels
 /// ``automatic`` (the default) takes the direct kernels for small kernels (at most 64Ki floats
 /// once the output channels are rounded up to 16, and at most 128 output channels) and
 /// im2col + GEMM otherwise; the input gradient goes direct only for stride 1 and at least 8 input
-/// channels. The other cases force one method everywhere it applies, for tests and benchmarks:
+/// channels. Convolutions to at most 4 channels with stride 1 and at least 8 input channels (an
+/// image decoder's last layer) vectorise over the input channels instead: a pointwise product
+/// with every tap, then shifted sums (forward), and a direct kernel gradient with the roles of
+/// input and output gradient swapped. The other cases force one method everywhere it applies, for
+/// tests and benchmarks:
 ///
 /// ```swift
 /// let y = ConvolutionAlgorithm.with(.im2col) { Tensor.conv2D(x, kernel: k) }

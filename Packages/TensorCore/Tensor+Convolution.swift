@@ -406,6 +406,8 @@ extension Tensor {
                         sgemm(transposeA: false, transposeB: false, m: positions, n: cout, k: k,
                               alpha: 1, a: x, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
                               beta: 0, c: y, ldc: Swift.max(1, cout))
+                    } else if positions > 0 && FewOutputChannelConvolution.applies(to: g, outputChannels: cout) {
+                        FewOutputChannelConvolution.forward(x, n: n, kernel: w, cout: cout, geometry: g, into: y)
                     } else if positions > 0 && DirectConvolution.applies(to: g, outputChannels: cout) {
                         let b = bias?.withUnsafeBufferPointer { $0.baseAddress! }
                         DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, geometry: g, into: y)
@@ -556,6 +558,8 @@ extension Tensor {
             if g.isPointwise {
                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
                       alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout), beta: 0, c: dk, ldc: Swift.max(1, cout))
+            } else if FewOutputChannelConvolution.kernelGradientApplies(to: g, outputChannels: cout) {
+                FewOutputChannelConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else if DirectConvolution.applies(to: g, outputChannels: cout) {
                 DirectConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else {

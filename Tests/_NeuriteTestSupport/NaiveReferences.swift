@@ -144,6 +144,47 @@ public func naiveConvolution(_ x: Tensor, _ k: Tensor, bias: Tensor?, strides: (
     return (reference.outputShape, reference.forward(x: x.scalars, k: k.scalars, bias: bias?.scalars))
 }
 
+// MARK: - Transposed convolution
+
+/// A transposed 2-D convolution (Keras `Conv2DTranspose`) in Float64, by its definition: every
+/// input cell `x[n, i, j, ci]` of `[N, H, W, Cin]` adds `x[n, i, j, ci] * k[a, b, f, ci]` (kernel
+/// `[KH, KW, F, Cin]`) to output cell `(n, i * sh - top + a, j * sw - left + b, f)` of
+/// `[N, OH, OW, F]`, and what falls outside the output is dropped. `top` and `left` are the
+/// padding before of the convolution that maps `OH x OW` back to `H x W` with the same window,
+/// strides and padding (TensorFlow's `conv2d_transpose`).
+/// - Precondition: that convolution's output is `H x W`.
+public func naiveTransposedConvolution(_ x: Tensor, _ k: Tensor, outputSize: (Int, Int), strides: (Int, Int),
+                                       padding: ReferencePadding) -> (shape: [Int], values: [Double]) {
+    let (batch, h, w, cin) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+    let (kh, kw, filters) = (k.shape[0], k.shape[1], k.shape[2])
+    let (oh, ow) = outputSize
+    let rows = padding.axis(input: oh, window: kh, stride: strides.0)!
+    let columns = padding.axis(input: ow, window: kw, stride: strides.1)!
+    precondition(rows.out == h && columns.out == w, "output \(outputSize) does not map back to \(h)x\(w)")
+    let xs = x.scalars, ks = k.scalars
+    var out = [Double](repeating: 0, count: batch * oh * ow * filters)
+    for n in 0..<batch {
+        for i in 0..<h {
+            for j in 0..<w {
+                for a in 0..<kh {
+                    for b in 0..<kw {
+                        let r = i * strides.0 - rows.before + a, c = j * strides.1 - columns.before + b
+                        guard r >= 0 && r < oh && c >= 0 && c < ow else { continue }
+                        for f in 0..<filters {
+                            var s = 0.0
+                            for ci in 0..<cin {
+                                s += Double(xs[((n * h + i) * w + j) * cin + ci]) * Double(ks[((a * kw + b) * filters + f) * cin + ci])
+                            }
+                            out[((n * oh + r) * ow + c) * filters + f] += s
+                        }
+                    }
+                }
+            }
+        }
+    }
+    return ([batch, oh, ow, filters], out)
+}
+
 // MARK: - Pooling
 
 /// Max and average pooling in Float64 over an input `[N, H, W, C]`: each output is the largest

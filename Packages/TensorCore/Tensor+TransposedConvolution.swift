@@ -1,0 +1,238 @@
+// The transposed convolution (Keras' Conv2DTranspose) with strides, as one stride-1 convolution
+// per output phase, all phases at once.
+//
+// A transposed convolution with stride s is the input gradient of a convolution with stride s.
+// Computed as that gradient (dY * K^T, one GEMM whose inner dimension is the few input channels,
+// then col2im scattering KH*KW products into every output pixel) it ran at a fraction of the
+// machine's speed: in the conv autoencoder, its GEMM and col2im were 8.5% of the training time
+// (perf, AVX-512), for 4% of the arithmetic.
+//
+// Output row y of a transposed convolution with stride s and padding padTop gathers input rows
+// q - t with kernel row a = r + s t, where q = (y + padTop) / s and r = (y + padTop) % s: for
+// each phase r it is a stride-1 convolution of the input with the kernel rows r, r + s, ...
+// Stacking the phases' kernels as output channels gives one stride-1 convolution with
+// `T = ceil(KH / s)` rows of taps and `sh * sw * F` output channels ("sub-pixel" convolution),
+// which the direct kernels run at full width (the autoencoder's 3x3 stride-2 layers: 64 and 32
+// channels); its output is then shuffled into place, each output pixel copying `F` floats.
+// Kernel taps past the kernel's edge are zeros (for 3x3 stride 2: 16 taps of which 9 are real).
+
+extension Tensor {
+    /// Keras' `Conv2DTranspose` of `input` `[N, H, W, Cin]` with `kernel` `[KH, KW, F, Cin]`:
+    /// `[N, OH, OW, F]` for `outputShape` `[N, OH, OW, F]`, which the convolution with `kernel`,
+    /// `strides` and `padding` maps back to `[N, H, W, Cin]`. The same values as
+    /// ``conv2DBackwardInput(outputGradient:kernel:inputShape:strides:padding:dilation:)`` (within
+    /// rounding); with strides the phases run as one stride-1 direct convolution where the direct
+    /// kernels apply, else that function runs.
+    /// - Precondition: shapes as for `conv2DBackwardInput`; the messages name them.
+    package static func transposedConvolution(_ input: Tensor, kernel: Tensor, outputShape: [Int],
+                                              strides: (Int, Int), padding: Padding) -> Tensor {
+        // Anything the phases do not cover, including malformed shapes (whose messages
+        // conv2DBackwardInput gives), goes the general way.
+        guard strides.0 > 1 || strides.1 > 1, outputShape.count == 4, kernel.rank == 4, input.rank == 4,
+              outputShape.allSatisfy({ $0 >= 1 }), kernel.shape.allSatisfy({ $0 >= 1 }), outputShape[3] == kernel.shape[2],
+              padding == .same || (outputShape[1] >= kernel.shape[0] && outputShape[2] >= kernel.shape[1]),
+              let plan = TransposedConvolutionPlan(outputShape: outputShape, kernelShape: kernel.shape, strides: strides,
+                                                   padding: padding),
+              input.shape == [outputShape[0], plan.geometry.outputHeight, plan.geometry.outputWidth, kernel.shape[3]],
+              DirectConvolution.applies(to: plan.phaseGeometry, outputChannels: plan.phaseChannels)
+        else {
+            return conv2DBackwardInput(outputGradient: input, kernel: kernel, inputShape: outputShape, strides: strides,
+                                       padding: padding)
+        }
+        return input.withUnsafeBufferPointer { xb in
+            kernel.withUnsafeBufferPointer { kb in
+                Tensor(shape: outputShape) { yb in
+                    plan.run(xb.baseAddress!, kernel: kb.baseAddress!, into: yb.baseAddress!)
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// The kernel gradient `[KH, KW, F, Cin]` of
+    /// ``transposedConvolution(_:kernel:outputShape:strides:padding:)`` for its `input`
+    /// `[N, H, W, Cin]` and the gradient of its output `[N, OH, OW, F]`: the same values as
+    /// ``conv2DBackwardKernel(input:outputGradient:kernelShape:strides:padding:dilation:)`` of
+    /// the convolution it reverses (within rounding). With strides, where the direct kernels
+    /// apply, it is the phases' kernel gradient (`sh * sw * F` channels wide), else that function.
+    /// - Precondition: shapes as for `conv2DBackwardKernel`; the messages name them.
+    package static func transposedConvolutionKernelGradient(input: Tensor, outputGradient: Tensor, kernelShape: [Int],
+                                                            strides: (Int, Int), padding: Padding) -> Tensor {
+        let outputShape = outputGradient.shape
+        guard strides.0 > 1 || strides.1 > 1, outputShape.count == 4, kernelShape.count == 4, input.rank == 4,
+              outputShape.allSatisfy({ $0 >= 1 }), kernelShape.allSatisfy({ $0 >= 1 }), outputShape[3] == kernelShape[2],
+              padding == .same || (outputShape[1] >= kernelShape[0] && outputShape[2] >= kernelShape[1]),
+              let plan = TransposedConvolutionPlan(outputShape: outputShape, kernelShape: kernelShape, strides: strides,
+                                                   padding: padding),
+              input.shape == [outputShape[0], plan.geometry.outputHeight, plan.geometry.outputWidth, kernelShape[3]],
+              DirectConvolution.applies(to: plan.phaseGeometry, outputChannels: plan.phaseChannels)
+        else {
+            return conv2DBackwardKernel(input: outputGradient, outputGradient: input, kernelShape: kernelShape,
+                                        strides: strides, padding: padding)
+        }
+        return input.withUnsafeBufferPointer { xb in
+            outputGradient.withUnsafeBufferPointer { gb in
+                var gradient = Tensor.zeros(kernelShape)
+                gradient.withUnsafeMutableBufferPointer { kb in
+                    plan.kernelGradient(xb.baseAddress!, outputGradient: gb.baseAddress!, into: kb.baseAddress!)
+                }
+                return gradient
+            }
+        }
+    }
+}
+
+/// The shapes of one transposed convolution computed by phases (see the file's comment).
+struct TransposedConvolutionPlan {
+    /// The convolution this one reverses: from the output `[OH, OW, F]` to the input `[H, W, Cin]`.
+    let geometry: Conv2DGeometry
+    let batch: Int
+    /// `F` and `Cin`.
+    let filters: Int, inputChannels: Int
+    /// Taps of each phase's kernel: `ceil(KH / sh)` by `ceil(KW / sw)`.
+    let tapRows: Int, tapColumns: Int
+    /// Rows and columns of zeros added below and right of the input, so the phase outputs cover
+    /// every output pixel.
+    let extraBottom: Int, extraRight: Int
+    /// The stride-1 convolution over the padded input, all phases as output channels.
+    let phaseGeometry: Conv2DGeometry
+
+    /// `sh * sw * F`.
+    var phaseChannels: Int { geometry.strideHeight * geometry.strideWidth * filters }
+
+    /// Nil for a dilation other than 1 or an empty output.
+    init?(outputShape: [Int], kernelShape: [Int], strides: (Int, Int), padding: Padding) {
+        let g = Conv2DGeometry(inputHeight: outputShape[1], inputWidth: outputShape[2], channels: outputShape[3],
+                               kernelHeight: kernelShape[0], kernelWidth: kernelShape[1], strides: strides, padding: padding)
+        guard g.outputHeight >= 1, g.outputWidth >= 1 else { return nil }
+        geometry = g
+        batch = outputShape[0]
+        filters = kernelShape[2]
+        inputChannels = kernelShape[3]
+        tapRows = (g.kernelHeight + strides.0 - 1) / strides.0
+        tapColumns = (g.kernelWidth + strides.1 - 1) / strides.1
+        // Output row y reads phase row (y + padTop) / sh; the last one must exist.
+        let phaseRows = (g.inputHeight - 1 + g.padTop) / strides.0 + 1
+        let phaseColumns = (g.inputWidth - 1 + g.padLeft) / strides.1 + 1
+        extraBottom = Swift.max(0, phaseRows - g.outputHeight)
+        extraRight = Swift.max(0, phaseColumns - g.outputWidth)
+        phaseGeometry = Conv2DGeometry(inputHeight: g.outputHeight + tapRows - 1 + extraBottom,
+                                       inputWidth: g.outputWidth + tapColumns - 1 + extraRight, channels: inputChannels,
+                                       kernelHeight: tapRows, kernelWidth: tapColumns)
+    }
+
+    /// The phases' kernel `[T_h, T_w, Cin, sh * sw * F]`: tap (u, v) of phase (r, c) is kernel
+    /// tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)), or zero past the kernel's edge.
+    private func phaseKernel(_ kernel: UnsafePointer<Float>) -> ScratchBuffer {
+        let (sh, sw, kh, kw) = (geometry.strideHeight, geometry.strideWidth, geometry.kernelHeight, geometry.kernelWidth)
+        let (f, cin, channels) = (filters, inputChannels, phaseChannels)
+        let packed = ScratchBuffer(count: tapRows * tapColumns * cin * channels)
+        packed.base.update(repeating: 0, count: tapRows * tapColumns * cin * channels)
+        for u in 0..<tapRows {
+            for v in 0..<tapColumns {
+                for r in 0..<sh {
+                    let a = r + sh * (tapRows - 1 - u)
+                    guard a < kh else { continue }
+                    for c in 0..<sw {
+                        let b = c + sw * (tapColumns - 1 - v)
+                        guard b < kw else { continue }
+                        for ci in 0..<cin {
+                            let target = packed.base + ((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f
+                            for o in 0..<f { target[o] = kernel[((a * kw + b) * f + o) * cin + ci] }
+                        }
+                    }
+                }
+            }
+        }
+        return packed
+    }
+
+    /// The input padded for the phases' convolution: `T_h - 1` rows above, `extraBottom` below.
+    private func paddedInput(_ x: UnsafePointer<Float>) -> ScratchBuffer {
+        DirectConvolution.padImages(x, n: batch, h: geometry.outputHeight, w: geometry.outputWidth, c: inputChannels,
+                                    top: tapRows - 1, bottom: extraBottom, left: tapColumns - 1, right: extraRight)
+    }
+
+    /// Adds the kernel gradient `[KH, KW, F, Cin]` for input `x` `[N, H, W, Cin]` and output
+    /// gradient `dy` `[N, OH, OW, F]` into `dk`: the phases' kernel gradient over the padded
+    /// input, with `dy` gathered into the phases' layout (zeros where a phase pixel has no output
+    /// pixel), then each phase tap taken back to its kernel tap.
+    func kernelGradient(_ x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                        into dk: UnsafeMutablePointer<Float>) {
+        let g = geometry, p = phaseGeometry
+        let (sh, sw, f, cin, channels) = (g.strideHeight, g.strideWidth, filters, inputChannels, phaseChannels)
+        let (oh, ow, ph, pw) = (g.inputHeight, g.inputWidth, p.outputHeight, p.outputWidth)
+        let padded = paddedInput(x)
+        let phases = ScratchBuffer(count: Swift.max(1, batch * ph * pw * channels))
+        let phaseImage = ph * pw * channels
+        ThreadPool.shared.parallelChunks(batch, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, phaseImage))) { images in
+            for image in images {
+                let target = phases.base + image * phaseImage
+                target.update(repeating: 0, count: phaseImage)
+                for i in 0..<oh {
+                    let u = i + g.padTop
+                    let phaseRow = target + (u / sh) * pw * channels + (u % sh) * sw * f
+                    let source = dy + (image * oh + i) * ow * f
+                    for j in 0..<ow {
+                        let v = j + g.padLeft
+                        (phaseRow + (v / sw) * channels + (v % sw) * f).update(from: source + j * f, count: f)
+                    }
+                }
+            }
+        }
+        let taps = tapRows * tapColumns * cin
+        let phaseGradient = ScratchBuffer(count: taps * channels)
+        phaseGradient.base.update(repeating: 0, count: taps * channels)
+        DirectConvolution.kernelGradient(UnsafePointer(padded.base), n: batch, dy: UnsafePointer(phases.base),
+                                         cout: channels, geometry: p, into: phaseGradient.base)
+        // Phase tap (u, v, ci, (r, c, o)) is kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v), o, ci).
+        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
+        for u in 0..<tapRows {
+            for v in 0..<tapColumns {
+                for r in 0..<sh {
+                    let a = r + sh * (tapRows - 1 - u)
+                    guard a < kh else { continue }
+                    for c in 0..<sw {
+                        let b = c + sw * (tapColumns - 1 - v)
+                        guard b < kw else { continue }
+                        for ci in 0..<cin {
+                            let source = phaseGradient.base + ((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f
+                            for o in 0..<f { dk[((a * kw + b) * f + o) * cin + ci] += source[o] }
+                        }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((padded, phases, phaseGradient)) {}
+    }
+
+    /// Computes the output `[N, OH, OW, F]` of input `x` `[N, H, W, Cin]` and kernel `[KH, KW, F, Cin]`.
+    func run(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+        let g = geometry, p = phaseGeometry
+        let packed = phaseKernel(kernel)
+        let padded = paddedInput(x)
+        let channels = phaseChannels
+        let phases = ScratchBuffer(count: Swift.max(1, batch * p.outputHeight * p.outputWidth * channels))
+        DirectConvolution.forward(UnsafePointer(padded.base), n: batch, kernel: UnsafePointer(packed.base), cout: channels,
+                                  bias: nil, geometry: p, into: phases.base)
+        // Output pixel (y, x) is phase ((y + padTop) % sh, (x + padLeft) % sw) of phase pixel
+        // ((y + padTop) / sh, (x + padLeft) / sw).
+        let (sh, sw, f) = (g.strideHeight, g.strideWidth, filters)
+        let (oh, ow, ph, pw) = (g.inputHeight, g.inputWidth, p.outputHeight, p.outputWidth)
+        let source = UnsafePointer(phases.base)
+        ThreadPool.shared.parallelChunks(batch * oh, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, ow * f))) { rows in
+            for row in rows {
+                let image = row / oh, i = row % oh
+                let u = i + g.padTop
+                let phaseRow = source + ((image * ph + u / sh) * pw) * channels + (u % sh) * sw * f
+                let out = y + row * ow * f
+                for j in 0..<ow {
+                    let v = j + g.padLeft
+                    (out + j * f).update(from: phaseRow + (v / sw) * channels + (v % sw) * f, count: f)
+                }
+            }
+        }
+        withExtendedLifetime((packed, padded, phases)) {}
+    }
+}
