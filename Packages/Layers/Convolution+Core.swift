@@ -124,10 +124,18 @@ extension ConvolutionLayer {
     /// through the activation (for relu, masked where the output was zero).
     /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
     func deactivate(_ outputGradient: Tensor) -> (record: ActivationRecord, gradient: Tensor) {
+        let record = popRecord(matching: outputGradient)
+        return (record, activation.backward(outputGradient, input: record.preActivation, output: record.output))
+    }
+
+    /// The matching forward's record, for a backward pass that takes the gradient through the
+    /// activation itself.
+    /// - Precondition: a training-mode forward ran, and `outputGradient` has its output's shape.
+    func popRecord(matching outputGradient: Tensor) -> ActivationRecord {
         let record = tape.pop(layer: self)
         neuritePrecondition(outputGradient.shape == record.output.shape,
                             "\(label) backward: output gradient \(outputGradient.shape) does not match output \(record.output.shape)")
-        return (record, activation.backward(outputGradient, input: record.preActivation, output: record.output))
+        return record
     }
 }
 

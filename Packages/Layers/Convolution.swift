@@ -92,9 +92,11 @@ enum SpatialLayerConfig {
 /// Parameters, created by ``build(inputShape:generator:)``: `"<name>.kernel"` (drawn from
 /// ``kernelInitializer``) and, with ``useBias``, `"<name>.bias"` (zeros).
 ///
-/// **Cost.** Forward runs `Tensor.conv2D` (im2col + GEMM) without a bias, then
-/// `ActivationFunction.addBiasAndActivate(_:bias:)`: one fused pass for the bias and a linear,
-/// relu, leaky relu, sigmoid or tanh activation (elu, gelu and softmax take a second pass). A
+/// **Cost.** Forward runs `Tensor.conv2D` (direct kernels for few channels, else im2col + GEMM)
+/// without a bias, then `ActivationFunction.addBiasAndActivate(_:bias:)`: one fused pass for the
+/// bias and a linear, relu, leaky relu, sigmoid or tanh activation (elu, gelu and softmax take a
+/// second pass). With a linear or relu activation and the direct kernels, the bias and the relu
+/// are applied as each output is stored instead (the same bits, one pass fewer). A
 /// training-mode forward keeps the input and the output (and, for gelu and elu, the
 /// pre-activation) for ``backward(_:)``, which takes the output gradient back through the
 /// activation with `ActivationFunction.backward(_:input:output:)` and then runs
@@ -258,11 +260,23 @@ public final class Conv2D: ConvolutionLayer {
         let kernel = builtKernel("forward")
         neuritePrecondition(input.rank == 4 && input.shape[3] == kernel.value.shape[2],
                             "\(label) forward: input \(input.shape) does not match [B, H, W, \(kernel.value.shape[2])] (kernel \(kernel.value.shape))")
-        // The bias goes in with the activation: one pass over the output instead of two.
-        var output = Tensor.conv2D(input, kernel: kernel.value, bias: nil, strides: strides, padding: padding,
-                                   dilation: dilation)
-        activate(&output, input: input, inputShape: input.shape, training: training)
-        return output
+        switch activation {
+        case .relu, .linear:
+            // Bias and relu in the convolution's store where the direct kernels run (else in
+            // one pass after it): the same bits as `activate` below, without its pass.
+            let output = Tensor.conv2D(input, kernel: kernel.value, biasAfterwards: bias?.value,
+                                       relu: activation == .relu, strides: strides, padding: padding, dilation: dilation)
+            if training {
+                tape.push(ActivationRecord(input: input, inputShape: input.shape, preActivation: nil, output: output))
+            }
+            return output
+        default:
+            // The bias goes in with the activation: one pass over the output instead of two.
+            var output = Tensor.conv2D(input, kernel: kernel.value, bias: nil, strides: strides, padding: padding,
+                                       dilation: dilation)
+            activate(&output, input: input, inputShape: input.shape, training: training)
+            return output
+        }
     }
 
     /// Accumulates the kernel and bias gradients for the last training-mode forward pass and
@@ -277,6 +291,17 @@ public final class Conv2D: ConvolutionLayer {
     /// The backward pass; with `inputGradient: false` only the parameters' gradients (nil returned).
     private func backward(_ outputGradient: Tensor, inputGradient: Bool) -> Tensor? {
         let kernel = builtKernel("backward")
+        if activation == .relu {
+            // Relu's mask applied in the pass that sums the bias gradient: the same bits as
+            // `deactivate` then `conv2DBackward`, one pass over the gradient fewer.
+            let saved = popRecord(matching: outputGradient)
+            let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value, outputGradient: outputGradient,
+                                                  reluOutput: saved.output, strides: strides, padding: padding,
+                                                  dilation: dilation, needsInputGradient: inputGradient)
+            kernel.accumulateGradient(gradients.kernel)
+            bias?.accumulateGradient(gradients.bias)
+            return gradients.input
+        }
         let (saved, gradient) = deactivate(outputGradient)
         let gradients = Tensor.conv2DBackward(input: saved.input, kernel: kernel.value, outputGradient: gradient,
                                               strides: strides, padding: padding, dilation: dilation,

@@ -112,9 +112,12 @@ enum DirectConvolution {
     }
 
     /// `y = conv(x, kernel) + bias` for `n` images through the direct forward kernel; `x` is the
-    /// unpadded input, padded here when the geometry asks for it.
+    /// unpadded input, padded here when the geometry asks for it. `bias` starts each sum;
+    /// `postBias` (`[cout]`) is added after it and `relu` then applied as the output is stored,
+    /// the same bits as a separate bias-and-activation pass over `y`.
     static func forward(_ x: UnsafePointer<Float>, n: Int, kernel: UnsafePointer<Float>, cout: Int,
-                        bias: UnsafePointer<Float>?, geometry g: Conv2DGeometry, into y: UnsafeMutablePointer<Float>) {
+                        bias: UnsafePointer<Float>?, postBias: UnsafePointer<Float>? = nil, relu: Bool = false,
+                        geometry g: Conv2DGeometry, into y: UnsafeMutablePointer<Float>) {
         let packed = packKernel(kernel, kh: g.kernelHeight, kw: g.kernelWidth, cin: g.channels, cout: cout, flipped: false)
         let needsPadding = g.padTop + g.padBottom + g.padLeft + g.padRight > 0
         let padded = needsPadding
@@ -134,6 +137,8 @@ enum DirectConvolution {
         args.oh = Int64(g.outputHeight); args.ow = Int64(g.outputWidth)
         args.y = y
         args.bias = bias
+        args.post_bias = postBias
+        args.relu = relu ? 1 : 0
         run(rows: n * g.outputHeight, rowWork: g.outputWidth * g.columnCount * roundedChannels(cout) / 16, args: args)
         withExtendedLifetime((packed, padded)) {}
     }

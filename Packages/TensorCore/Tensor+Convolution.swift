@@ -390,15 +390,36 @@ extension Tensor {
     public static func conv2D(_ input: Tensor, kernel: Tensor, bias: Tensor? = nil,
                               strides: (Int, Int) = (1, 1), padding: Padding = .valid,
                               dilation: (Int, Int) = (1, 1)) -> Tensor {
+        convolution(input, kernel: kernel, bias: bias, strides: strides, padding: padding, dilation: dilation)
+    }
+
+    /// A convolution layer's forward pass: ``conv2D(_:kernel:bias:strides:padding:dilation:)``
+    /// without a bias, then `bias` added (when given) and relu applied (when `relu`), with the
+    /// same bits as `z.addBias(bias, activation: .relu)` (or `z.relu()` without a bias) on the
+    /// convolution's result. The direct kernels apply both as they store each output, which saves
+    /// a pass over the output; the other methods run that pass.
+    /// - Precondition: as for `conv2D`.
+    package static func conv2D(_ input: Tensor, kernel: Tensor, biasAfterwards bias: Tensor?, relu: Bool,
+                               strides: (Int, Int), padding: Padding, dilation: (Int, Int)) -> Tensor {
+        convolution(input, kernel: kernel, bias: nil, postBias: bias, relu: relu, strides: strides, padding: padding,
+                    dilation: dilation)
+    }
+
+    /// `conv2D` with the epilogue of the package entry point above: `postBias` added to the sums
+    /// (which start from `bias`), then relu when `relu`.
+    private static func convolution(_ input: Tensor, kernel: Tensor, bias: Tensor?, postBias: Tensor? = nil,
+                                    relu: Bool = false, strides: (Int, Int), padding: Padding,
+                                    dilation: (Int, Int)) -> Tensor {
         let g = convolutionGeometry("conv2D", input: input, kernel: kernel, strides: strides,
                                     padding: padding, dilation: dilation)
         let n = input.shape[0], cout = kernel.shape[3], k = g.columnCount
-        if let bias {
+        for bias in [bias, postBias].compactMap({ $0 }) {
             neuritePrecondition(bias.shape == [cout],
                          "conv2D bias \(bias.shape) does not match kernel \(kernel.shape): expected [\(cout)]")
         }
         let totalRows = n * g.outputHeight, positions = totalRows * g.outputWidth
-        return input.withUnsafeBufferPointer { xb in
+        var fused = false
+        var output = input.withUnsafeBufferPointer { xb in
             kernel.withUnsafeBufferPointer { kb in
                 Tensor(shape: [n, g.outputHeight, g.outputWidth, cout]) { yb in
                     let x = xb.baseAddress!, w = kb.baseAddress!, y = yb.baseAddress!
@@ -409,8 +430,13 @@ extension Tensor {
                     } else if positions > 0 && FewOutputChannelConvolution.applies(to: g, outputChannels: cout) {
                         FewOutputChannelConvolution.forward(x, n: n, kernel: w, cout: cout, geometry: g, into: y)
                     } else if positions > 0 && DirectConvolution.applies(to: g, outputChannels: cout) {
-                        let b = bias?.withUnsafeBufferPointer { $0.baseAddress! }
-                        DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, geometry: g, into: y)
+                        withOptionalBuffer(bias) { b in
+                            withOptionalBuffer(postBias) { pb in
+                                DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, postBias: pb,
+                                                          relu: relu, geometry: g, into: y)
+                            }
+                        }
+                        fused = true
                         return
                     } else if positions > 0 {
                         g.forEachColumnChunk(batch: n) { rows, columns in
@@ -428,6 +454,14 @@ extension Tensor {
                 }
             }
         }
+        if !fused {
+            if let postBias {
+                output.addBias(postBias, activation: relu ? .relu : .linear)
+            } else if relu {
+                output = output.relu()
+            }
+        }
+        return output
     }
 
     /// Gradients of ``conv2D(_:kernel:bias:strides:padding:dilation:)`` with respect to its
@@ -475,6 +509,41 @@ extension Tensor {
                 columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!)
             }
         }
+        return (inputGradient, kernelGradient, biasGradient)
+    }
+
+    /// A relu convolution layer's backward pass: ``conv2DBackward(input:kernel:outputGradient:strides:padding:dilation:needsInputGradient:)``
+    /// of the output gradient taken back through relu (`outputGradient` where `reluOutput > 0`,
+    /// else 0, as `Tensor.reluBackward(gradient:input:)`). The masked gradient is written by the
+    /// pass that sums it into the bias gradient, so the result has the same bits as
+    /// `reluBackward` followed by `conv2DBackward`, with one pass over the output gradient fewer.
+    /// - Precondition: as for `conv2DBackward`, and `reluOutput` has the output gradient's shape.
+    package static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor, reluOutput: Tensor,
+                                       strides: (Int, Int), padding: Padding, dilation: (Int, Int),
+                                       needsInputGradient: Bool) -> (input: Tensor?, kernel: Tensor, bias: Tensor) {
+        let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
+                                    padding: padding, dilation: dilation)
+        let n = input.shape[0], cout = kernel.shape[3]
+        checkOutputGradient("conv2DBackward", outputGradient, n: n, cout: cout, g, inputShape: input.shape,
+                            kernelShape: kernel.shape)
+        neuritePrecondition(reluOutput.shape == outputGradient.shape,
+                            "conv2DBackward relu output \(reluOutput.shape) does not match output gradient \(outputGradient.shape)")
+        let positions = n * g.outputHeight * g.outputWidth
+        var biasGradient = Tensor.zeros([cout])
+        let masked = Tensor(shape: outputGradient.shape) { mb in
+            guard mb.count > 0 else { return }
+            outputGradient.withUnsafeBufferPointer { dyb in
+                reluOutput.withUnsafeBufferPointer { yb in
+                    biasGradient.withUnsafeMutableBufferPointer { db in
+                        columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!,
+                                   reluOutput: yb.baseAddress!, masked: mb.baseAddress!)
+                    }
+                }
+            }
+        }
+        let kernelGradient = convolutionKernelGradient(input, masked, kernelShape: kernel.shape, g)
+        let inputGradient = needsInputGradient
+            ? convolutionInputGradient(masked, kernel: kernel, inputShape: input.shape, g) : nil
         return (inputGradient, kernelGradient, biasGradient)
     }
 
@@ -588,6 +657,12 @@ extension Tensor {
     }
 }
 
+/// `body` with the storage of `tensor`, or with nil when there is no tensor.
+private func withOptionalBuffer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let tensor else { return body(nil) }
+    return tensor.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
 /// `matrix[r, c] += vector[c]` for a row-major `rows x columns` matrix, split over the pool when large.
 func addRowVector(_ vector: UnsafePointer<Float>, to matrix: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
     guard rows > 0, columns > 0 else { return }
@@ -603,7 +678,12 @@ func addRowVector(_ vector: UnsafePointer<Float>, to matrix: UnsafeMutablePointe
 ///
 /// Rows are added in Float blocks of 64 (vectorised along the row), and blocks in Float64, so the
 /// error stays near that of a 64-term Float sum however many rows there are.
-func columnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>) {
+///
+/// With `reluOutput` and `masked`, the sums are of `matrix` taken back through relu
+/// (`reluOutput > 0 ? matrix : 0`, element by element), which is also written to `masked`: relu's
+/// backward pass and the bias gradient in one pass, with the bits of the two passes.
+func columnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into sums: UnsafeMutablePointer<Float>,
+                reluOutput: UnsafePointer<Float>? = nil, masked: UnsafeMutablePointer<Float>? = nil) {
     guard columns > 0 else { return }
     let pieces = max(1, min(ThreadPool.shared.effectiveWidth, rows * columns / (4 * convolutionParallelGrain)))
     var partial = [Double](repeating: 0, count: pieces * columns)
@@ -618,10 +698,23 @@ func columnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into su
             while r < end {
                 let blockEnd = min(end, r + 64)
                 block.update(repeating: 0, count: columns)
-                while r < blockEnd {
-                    let row = matrix + r * columns
-                    for c in 0..<columns { block[c] += row[c] }
-                    r += 1
+                if let reluOutput, let masked {
+                    while r < blockEnd {
+                        let row = matrix + r * columns, y = reluOutput + r * columns, m = masked + r * columns
+                        for c in 0..<columns {
+                            let g = row[c], out = y[c]
+                            let v: Float = out > 0 ? g : 0
+                            m[c] = v
+                            block[c] += v
+                        }
+                        r += 1
+                    }
+                } else {
+                    while r < blockEnd {
+                        let row = matrix + r * columns
+                        for c in 0..<columns { block[c] += row[c] }
+                        r += 1
+                    }
                 }
                 for c in 0..<columns { total[c] += Double(block[c]) }
             }

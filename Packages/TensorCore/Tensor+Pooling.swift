@@ -122,7 +122,8 @@ extension Tensor {
     /// element is added to the input element its window took (`indices`), so an input element
     /// that wins several overlapping windows receives the sum; all others receive zero.
     ///
-    /// Cost: one scatter-add over the output gradient, split over the pool by image when large.
+    /// Cost: one write of the input gradient (each image zeroed, then its scatter-add while in
+    /// cache), split over the pool by image when large.
     /// - Precondition: `inputShape` is `[N, H, W, C]`, `outputGradient` is `[N, OH, OW, C]` with
     ///   one index per element, and every index lies in its own image of `inputShape` (as
     ///   `maxPool2D` produces).
@@ -135,13 +136,18 @@ extension Tensor {
         let batch = inputShape[0]
         let inputPerImage = inputShape[1] * inputShape[2] * inputShape[3]
         let outputPerImage = batch == 0 ? 0 : outputGradient.count / batch
-        var result = Tensor.zeros(inputShape)
-        outputGradient.withUnsafeBufferPointer { dyb in
-            indices.withUnsafeBufferPointer { ib in
-                result.withUnsafeMutableBufferPointer { dxb in
-                    let dy = dyb.baseAddress!, idx = ib.baseAddress!, dx = dxb.baseAddress!
-                    forEachImage(batch, imageWork: outputPerImage) { n in
+        // Each image's gradient is zeroed just before its scatter, while it is in cache, instead
+        // of the whole tensor in a pass of its own (a separate memset of the course CNN's
+        // 4.7 MB first-pool gradient was 2.2% of its training profile, the scatter 5.6%).
+        return Tensor(shape: inputShape) { dxb in
+            guard dxb.count > 0 else { return }
+            outputGradient.withUnsafeBufferPointer { dyb in
+                indices.withUnsafeBufferPointer { ib in
+                    let dy = dyb.baseAddress, idx = ib.baseAddress, dx = dxb.baseAddress!
+                    forEachImage(batch, imageWork: outputPerImage + inputPerImage) { n in
                         let lower = n * inputPerImage, upper = lower + inputPerImage
+                        (dx + lower).update(repeating: 0, count: inputPerImage)
+                        guard let dy, let idx else { return }
                         for i in (n * outputPerImage)..<((n + 1) * outputPerImage) {
                             let j = Int(idx[i])
                             neuritePrecondition(j >= lower && j < upper,
@@ -152,7 +158,6 @@ extension Tensor {
                 }
             }
         }
-        return result
     }
 
     // MARK: Average pooling

@@ -67,6 +67,57 @@ final class Conv2DLayerTests: XCTestCase {
         assertClose(linear.forward(z, training: false).scalars, linearReference.values, rtol: 1e-5, atol: 1e-5)
     }
 
+    /// A relu or linear Conv2D applies its bias and activation in the convolution's store where the
+    /// direct kernels run: the output must keep the bits of the convolution followed by the
+    /// bias-and-activation pass the layer ran before, on every ISA path and algorithm, for the
+    /// course CNN's layers and awkward ones (1 and 3 input channels, 5 and 17 filters, odd widths,
+    /// batch 1 and 3, no bias); the backward pass (relu's mask applied in the bias-gradient pass)
+    /// must give the bits of `reluBackward` followed by `conv2DBackward`.
+    func testReluAndLinearForwardKeepTheBitsOfABiasAndActivationPass() {
+        let cases: [(input: [Int], filters: Int, kernel: (Int, Int), activation: ActivationFunction, bias: Bool)] = [
+            ([3, 28, 28, 1], 16, (5, 5), .relu, true),
+            ([3, 12, 12, 16], 8, (2, 2), .relu, true),
+            ([1, 9, 13, 1], 5, (3, 3), .relu, true),
+            ([3, 7, 11, 3], 17, (2, 3), .linear, true),
+            ([1, 6, 19, 1], 16, (3, 2), .relu, false),
+        ]
+        for (index, c) in cases.enumerated() {
+            let layer = Conv2D(filters: c.filters, kernelSize: c.kernel, useBias: c.bias, activation: c.activation)
+            convTestBuild(layer, Array(c.input.dropFirst()))
+            if c.bias { layer.bias!.value = randomTensor([c.filters], seed: UInt64(60 + index), scale: 0.5) }
+            let x = randomTensor(c.input, seed: UInt64(70 + index))
+            let outputShape = [c.input[0], c.input[1] - c.kernel.0 + 1, c.input[2] - c.kernel.1 + 1, c.filters]
+            let dy = randomTensor(outputShape, seed: UInt64(80 + index))
+            let reference = naiveConvolution(x, layer.kernel!.value, bias: layer.bias?.value, padding: .valid).values
+            for algorithm in [ConvolutionAlgorithm.automatic, .direct, .im2col] {
+                forEachISA { isa in
+                    ConvolutionAlgorithm.with(algorithm) {
+                        let what = "\(algorithm) \(isa), case \(index)"
+                        var expected = Tensor.conv2D(x, kernel: layer.kernel!.value)
+                        if let bias = layer.bias { expected.addBias(bias.value, activation: c.activation) }
+                        else { expected = c.activation.forward(expected) }
+                        let y = layer.forward(x, training: true)
+                        XCTAssertEqual(y.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), what)
+                        assertClose(y.scalars, c.activation == .relu ? reference.map { max($0, 0) } : reference,
+                                    rtol: 1e-5, atol: 1e-5, what)
+                        let dx = layer.backward(dy)
+                        let grads = Tensor.conv2DBackward(input: x, kernel: layer.kernel!.value,
+                                                          outputGradient: c.activation.backward(dy, input: nil, output: expected))
+                        XCTAssertEqual(dx.scalars.map(\.bitPattern), grads.input.scalars.map(\.bitPattern), "input gradient, \(what)")
+                        XCTAssertEqual(layer.kernel!.gradient.scalars.map(\.bitPattern), grads.kernel.scalars.map(\.bitPattern),
+                                       "kernel gradient, \(what)")
+                        if let bias = layer.bias {
+                            XCTAssertEqual(bias.gradient.scalars.map(\.bitPattern), grads.bias.scalars.map(\.bitPattern),
+                                           "bias gradient, \(what)")
+                        }
+                        layer.kernel!.zeroGradient()
+                        layer.bias?.zeroGradient()
+                    }
+                }
+            }
+        }
+    }
+
     func testGradientsWithStride2AndValidPadding() {
         let layer = Conv2D(filters: 3, kernelSize: (3, 3), strides: (2, 2), padding: .valid, name: "c")
         convTestBuild(layer, [7, 7, 2])

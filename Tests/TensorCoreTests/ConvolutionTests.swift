@@ -367,6 +367,101 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// A convolution layer's forward (`conv2D(_:kernel:biasAfterwards:relu:...)`: the bias and
+    /// relu in the direct kernels' store) gives the same bits as the convolution followed by the
+    /// layer's old bias-and-activation pass, and matches the Float64 reference. Shapes: one input
+    /// channel with column stride 1 (the row blocks: rows of 1 to 26 pixels, so whole blocks of
+    /// 16, 8 and 6, a moved-back last block, and rows narrower than a block), 3 channels, output
+    /// channels that are not a multiple of 8 or 16, batch 1 and 3, a strided and a padded case.
+    func testFusedBiasAndReluMatchAPassAfterTheConvolution() {
+        let cases = [
+            ConvCase(batch: 3, h: 28, w: 28, cin: 1, cout: 16, kh: 5, kw: 5),
+            ConvCase(batch: 1, h: 9, w: 30, cin: 1, cout: 16, kh: 5, kw: 5),
+            ConvCase(batch: 3, h: 7, w: 5, cin: 1, cout: 16, kh: 3, kw: 3),
+            ConvCase(batch: 1, h: 6, w: 17, cin: 1, cout: 7, kh: 2, kw: 4),
+            ConvCase(batch: 3, h: 8, w: 13, cin: 1, cout: 33, kh: 3, kw: 3, padding: .same),
+            ConvCase(batch: 1, h: 9, w: 10, cin: 3, cout: 17, kh: 3, kw: 3),
+            ConvCase(batch: 3, h: 12, w: 12, cin: 16, cout: 8, kh: 2, kw: 2),
+            ConvCase(batch: 1, h: 9, w: 12, cin: 1, cout: 5, kh: 3, kw: 3, strides: (2, 2)),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(1_500 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let b = randomScalars(c.cout, seed: seed + 2)
+            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+            let bias = Tensor(b)
+            let reference = c.reference(x: x, k: k, bias: b)
+            let depth = Double(c.kh * c.kw * c.cin)
+            forEachAlgorithm {
+                let what = "\(ConvolutionAlgorithm.current) \(KernelISA.current), \(c)"
+                let plain = Tensor.conv2D(input, kernel: kernel, strides: c.strides, padding: c.padding, dilation: c.dilation)
+                var expected = plain
+                expected.addBias(bias, activation: .relu)
+                let fused = Tensor.conv2D(input, kernel: kernel, biasAfterwards: bias, relu: true, strides: c.strides,
+                                          padding: c.padding, dilation: c.dilation)
+                XCTAssertEqual(fused.shape, c.outputShape, what)
+                XCTAssertEqual(fused.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "bias + relu, \(what)")
+                XCTAssertGreaterThan(fused.scalars.filter { $0 == 0 }.count, 0, "relu zeroed nothing, \(what)")
+                assertClose(fused.scalars, reference.map { Swift.max(0, $0) }, rtol: 1e-5,
+                            atol: 1e-6 * depth.squareRoot() + 1e-6, "against the reference, \(what)")
+                var linear = plain
+                linear.addBias(bias)
+                XCTAssertEqual(Tensor.conv2D(input, kernel: kernel, biasAfterwards: bias, relu: false, strides: c.strides,
+                                             padding: c.padding, dilation: c.dilation), linear, "bias alone, \(what)")
+                XCTAssertEqual(Tensor.conv2D(input, kernel: kernel, biasAfterwards: nil, relu: true, strides: c.strides,
+                                             padding: c.padding, dilation: c.dilation), plain.relu(), "relu alone, \(what)")
+            }
+        }
+    }
+
+    /// A relu convolution layer's backward (`conv2DBackward(...reluOutput:...)`: relu's mask
+    /// applied in the pass that sums the bias gradient) gives the bits of `reluBackward` followed
+    /// by `conv2DBackward`, and the Float64 reference gradients of the masked output gradient.
+    /// Batch 17 of 28x28 makes the bias sums run in two pieces over two threads.
+    func testReluBackwardFusedWithTheBiasGradientKeepsTheBits() {
+        let cases = [
+            ConvCase(batch: 17, h: 28, w: 28, cin: 1, cout: 16, kh: 5, kw: 5),
+            ConvCase(batch: 3, h: 12, w: 12, cin: 16, cout: 8, kh: 2, kw: 2),
+            ConvCase(batch: 1, h: 7, w: 9, cin: 3, cout: 5, kh: 3, kw: 2, padding: .same),
+            ConvCase(batch: 3, h: 9, w: 8, cin: 2, cout: 17, kh: 3, kw: 3, strides: (2, 1)),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(1_700 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let dy = randomScalars(c.outputShape.reduce(1, *), seed: seed + 2)
+            // A relu output: about half zeros.
+            let y = randomScalars(c.outputShape.reduce(1, *), seed: seed + 3).map { Swift.max(0, $0) }
+            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+            let gradient = Tensor(shape: c.outputShape, scalars: dy), output = Tensor(shape: c.outputShape, scalars: y)
+            let maskedScalars = zip(dy, y).map { $1 > 0 ? $0 : 0 }
+            let expected = c.referenceBackward(x: x, k: k, dy: maskedScalars)
+            forEachAlgorithm {
+                let what = "\(ConvolutionAlgorithm.current) \(KernelISA.current), \(c)"
+                let fused = Tensor.conv2DBackward(input: input, kernel: kernel, outputGradient: gradient, reluOutput: output,
+                                                  strides: c.strides, padding: c.padding, dilation: c.dilation,
+                                                  needsInputGradient: true)
+                let plain = Tensor.conv2DBackward(input: input, kernel: kernel,
+                                                  outputGradient: Tensor.reluBackward(gradient: gradient, input: output),
+                                                  strides: c.strides, padding: c.padding, dilation: c.dilation)
+                XCTAssertEqual(fused.input?.scalars.map(\.bitPattern), plain.input.scalars.map(\.bitPattern), what)
+                XCTAssertEqual(fused.kernel.scalars.map(\.bitPattern), plain.kernel.scalars.map(\.bitPattern), what)
+                XCTAssertEqual(fused.bias.scalars.map(\.bitPattern), plain.bias.scalars.map(\.bitPattern), what)
+                assertClose(fused.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-4, "bias gradient, \(what)")
+                assertClose(fused.kernel.scalars, expected.dk, rtol: 1e-4, atol: 1e-4, "kernel gradient, \(what)")
+                let fanOut = Double(c.kh * c.kw * c.cout)
+                assertClose(fused.input?.scalars ?? [], expected.dx, rtol: 1e-5, atol: 2e-6 * fanOut.squareRoot() + 1e-5,
+                            "input gradient, \(what)")
+                let first = Tensor.conv2DBackward(input: input, kernel: kernel, outputGradient: gradient, reluOutput: output,
+                                                  strides: c.strides, padding: c.padding, dilation: c.dilation,
+                                                  needsInputGradient: false)
+                XCTAssertNil(first.input, what)
+                XCTAssertEqual(first.kernel, fused.kernel, what)
+            }
+        }
+    }
+
     /// The kernel gradient sums over the batch in fixed blocks of images: the same bits on one
     /// thread and on all, and from one run to the next.
     func testDirectKernelGradientIsTheSameOnAnyThreadCount() {

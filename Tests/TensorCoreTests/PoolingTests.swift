@@ -46,6 +46,11 @@ private let poolCases: [PoolCase] = [
     // Whole 16-lane channel blocks, and a partial block after them.
     PoolCase(shape: [2, 6, 5, 16], pool: (2, 2), strides: nil, padding: .same),
     PoolCase(shape: [1, 7, 6, 33], pool: (3, 2), strides: (2, 1), padding: .same),
+    // 8 channels (8-lane vectors), alone and after a 16-lane block, with whole 2 x 2 windows
+    // (unrolled), odd extents that leave a row and a column out, and clipped `.same` windows.
+    PoolCase(shape: [3, 11, 11, 8], pool: (2, 2), strides: nil, padding: .valid),
+    PoolCase(shape: [1, 7, 9, 24], pool: (2, 2), strides: nil, padding: .same),
+    PoolCase(shape: [2, 5, 6, 8], pool: (3, 3), strides: (1, 2), padding: .same),
 ]
 
 final class PoolingTests: XCTestCase {

@@ -288,6 +288,7 @@ static void check_gemm_small(void) {
 typedef struct {
     int64_t n, h, w, cin, kh, kw, cout, sh, sw, dh, dw;
     int bias;
+    int epilogue;  ///< a post-bias and relu in the forward's store (a layer's bias-and-activation pass)
 } conv_case;
 
 static void check_conv_case(conv_case cc) {
@@ -299,10 +300,11 @@ static void check_conv_case(conv_case cc) {
     for (int64_t t = 0; t < cc.kh * cc.kw * cc.cin; ++t)
         for (int64_t co = 0; co < cc.cout; ++co) k[t * cp + co] = rnd();
     float *bias = cc.bias ? alloc_random(cc.cout) : NULL;
+    float *post = cc.epilogue ? alloc_random(cc.cout) : NULL;
     const int64_t ysize = cc.n * oh * ow * cc.cout;
     float *y = alloc_fill(ysize + 16, NAN), *yp = alloc_fill(ysize + 16, NAN);
     ck_conv_args args = {x, cc.h, cc.w, cc.cin, k, cc.kh, cc.kw, cc.cout, cp, cc.sh, cc.sw, cc.dh, cc.dw,
-                         oh, ow, y, bias, NULL};
+                         oh, ow, y, bias, NULL, post, cc.epilogue};
     // Two calls over a split of the output rows, as the thread pool makes them.
     const int64_t rows = cc.n * oh, split = rows / 3;
     ck_conv2d_forward(CK_ISA_NEON, &args, 0, split);
@@ -326,6 +328,10 @@ static void check_conv_case(conv_case cc) {
                                 s += v;
                                 mag += fabs(v);
                             }
+                    if (post) {
+                        s += post[co], mag += fabs(post[co]);
+                        if (s < 0) s = 0;
+                    }
                     const int64_t at = ((img * oh + i) * ow + j) * cc.cout + co;
                     if (!close_to(y[at], s, 1e-6 * mag * 4 + 1e-7))
                         FAIL("forward n=%lld h=%lld w=%lld cin=%lld k=%lldx%lld cout=%lld s=%lld,%lld d=%lld,%lld: y[%lld] = %.9g, expected %.9g",
@@ -367,7 +373,7 @@ static void check_conv_case(conv_case cc) {
                      (long long)cc.cout, got, dkp[t * cp + co], (long long)t, (long long)co);
         }
     }
-    free(x), free(k), free(bias), free(y), free(yp), free(dy), free(dk), free(dkp);
+    free(x), free(k), free(bias), free(post), free(y), free(yp), free(dy), free(dk), free(dkp);
 }
 
 static void check_conv(void) {
@@ -376,15 +382,21 @@ static void check_conv(void) {
     for (int ci = 0; ci < 4; ++ci)
         for (int co = 0; co < 8; ++co)
             for (int kind = 0; kind < 4; ++kind) {
-                conv_case cc = {2, 7, 9, cins[ci], 3, 3, couts[co], 1, 1, 1, 1, kind & 1};
+                conv_case cc = {2, 7, 9, cins[ci], 3, 3, couts[co], 1, 1, 1, 1, kind & 1, kind >> 1};
                 if (kind == 1) cc.kh = cc.kw = 1;
                 if (kind == 2) cc.sh = 2, cc.sw = 1, cc.kw = 2;
                 if (kind == 3) cc.dh = 2, cc.dw = 2, cc.n = 1, cc.h = 8, cc.w = 11;
                 check_conv_case(cc);
             }
+    // One input channel and column stride 1 (the row blocks): rows of 1 to 29 pixels, so every
+    // count of whole blocks, a moved-back last block and rows narrower than a block, with and
+    // without the epilogue; stride 2 down the rows.
+    for (int64_t w = 5; w <= 33; w += 1)
+        for (int kind = 0; kind < 2; ++kind)
+            check_conv_case((conv_case){3, 6, w, 1, 5, 5, kind ? 16 : 9, 1 + kind, 1, 1, 1, kind, 1 - kind});
     // More than 512 taps: the tap offsets no longer fit the kernels' stack array.
-    check_conv_case((conv_case){1, 5, 6, 64, 3, 3, 17, 1, 1, 1, 1, 1});
-    check_conv_case((conv_case){2, 4, 4, 70, 3, 2, 33, 1, 2, 1, 1, 0});
+    check_conv_case((conv_case){1, 5, 6, 64, 3, 3, 17, 1, 1, 1, 1, 1, 1});
+    check_conv_case((conv_case){2, 4, 4, 70, 3, 2, 33, 1, 2, 1, 1, 0, 0});
     end();
 }
 
@@ -392,8 +404,9 @@ static void check_conv(void) {
 
 static void check_pool(void) {
     begin("maxpool2d");
-    const int64_t cs[] = {1, 3, 16, 17, 33};
-    for (int ci = 0; ci < 5; ++ci)
+    // 8 and 24 channels: the 8-lane vectors (alone, and after a 16-lane one).
+    const int64_t cs[] = {1, 3, 8, 16, 17, 24, 33};
+    for (int ci = 0; ci < 7; ++ci)
         for (int kind = 0; kind < 4; ++kind) {
             const int64_t n = 2, h = 7, w = 6, c = cs[ci];
             int64_t ph = 2, pw = 2, sh = 2, sw = 2, pt = 0, pl = 0;

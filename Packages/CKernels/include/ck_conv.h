@@ -26,11 +26,15 @@ typedef struct {
     float *y;               ///< forward: output `[n, oh, ow, cout]`
     const float *bias;      ///< forward: `[cout]` added to every output, or NULL
     const float *dy;        ///< kernel gradient: output gradient `[n, oh, ow, cout_padded]`
+    const float *post_bias; ///< forward: `[cout]` added after the taps' sum (`(sum) + b`, not `b + sum`), or NULL
+    int64_t relu;           ///< forward: nonzero to store `v < 0 ? 0 : v` (after `post_bias`), as `Tensor.relu()`
 } ck_conv_args;
 
 /// Forward: writes output rows `[row_start, row_start + row_count)`, where row `r` is image
 /// `r / oh`, output row `r % oh`:
-/// `y[n, i, j, co] = bias[co] + sum over a, b, ci of x[n, i sh + a dh, j sw + b dw, ci] k[a, b, ci, co]`.
+/// `y[n, i, j, co] = bias[co] + sum over a, b, ci of x[n, i sh + a dh, j sw + b dw, ci] k[a, b, ci, co]`,
+/// then `+ post_bias[co]` and relu when asked (the bias-and-activation pass of a layer, fused into
+/// the store: the same bits as that pass over the stored sums).
 void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count);
 
 /// Kernel gradient: adds, for images `[image_start, image_start + image_count)`,
