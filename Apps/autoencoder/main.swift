@@ -1,13 +1,17 @@
 // autoencoder: dense and convolutional autoencoders on Fashion-MNIST (or MNIST) against PCA.
-// Prints a table of test reconstruction error (MSE) for each autoencoder and for PCA at the same
-// code sizes (2, 16, 32 by default), trains denoising autoencoders, and with --output draws
-// originals, noisy inputs and reconstructions, and the test set's 2-D codes beside PCA's 2-D
-// projection.
+// Holds out a validation split of the training images (--validation N, 5,000 by default; the
+// classifier demos' split), fits everything on the rest, and prints a table of reconstruction
+// error (MSE) for each autoencoder and for PCA at the same code sizes (2, 16, 32 by default): on
+// the validation split (what recipes are chosen on) and, once after training, on the test set.
+// It trains denoising autoencoders too, and with --output draws originals, noisy inputs and
+// reconstructions, and the test set's 2-D codes beside PCA's 2-D projection.
 //
 //   swift run -c release autoencoder [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
 //       [--batch-size N] [--seed N] [--output DIR] [--json] [--code-sizes 2,16,32] [--models dense,conv]
 //       [--conv-samples N] [--learning-rate X] [--conv-learning-rate X]
-//       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3] [--split test|validation]
+//       [--noise gaussian|masking|salt-and-pepper|none] [--noise-level 0.3] [--validation N]
+//
+// The deprecated `--split test|validation` still parses (see ValidationOptions).
 //
 // Before each model trains it says which one; the library's progress bar then shows its epochs on
 // a terminal (one plain line per epoch otherwise, nothing but the JSON line with --json).
@@ -19,20 +23,12 @@ import TensorCore
 import Unsupervised
 import _AppSupport
 
-/// Where the reconstruction errors are measured.
-enum Split: String, ExpressibleByArgument, CaseIterable {
-    /// Fit on the 60,000 training images, measure on the test set.
-    case test
-    /// Fit on the first 50,000 training images, measure on the last 10,000: for choosing a recipe
-    /// without looking at the test set.
-    case validation
-}
-
 enum NoiseChoice: String, ExpressibleByArgument, CaseIterable {
     case gaussian, masking, saltAndPepper = "salt-and-pepper", none
 }
 
-/// One trained autoencoder's figures.
+/// One trained autoencoder's figures: the reconstruction error on the validation split (nil
+/// without one) and, once after training, on the test set.
 struct AutoencoderRun: Encodable {
     var model: String
     var codeSize: Int
@@ -40,10 +36,12 @@ struct AutoencoderRun: Encodable {
     var parameters: Int
     var trainingImages: Int
     var epochSeconds: [Double]
+    var validationMSE: Double?
     var testMSE: Double
 
     enum CodingKeys: String, CodingKey {
-        case model, codeSize = "code_size", noise, parameters, trainingImages = "training_images", epochSeconds = "epoch_seconds", testMSE = "test_mse"
+        case model, codeSize = "code_size", noise, parameters, trainingImages = "training_images", epochSeconds = "epoch_seconds"
+        case validationMSE = "validation_mse", testMSE = "test_mse"
     }
 }
 
@@ -54,8 +52,10 @@ struct AutoencoderDemo: ParsableCommand {
         discussion: """
             dense: Flatten, Dense 128 relu, Dense <code> (linear), Dense 128 relu, Dense 784 sigmoid. conv: Conv 16 3x3 \
             relu, pool, Conv 8 3x3 relu, pool, Dense <code>; decoder Dense 392 relu, Conv2DTranspose 8 and 16 (3x3, \
-            stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam (1e-3 dense, 3e-3 conv) on binary cross-entropy; the error is the \
-            mean squared error on the test images, as PCA's. Denoising: a dense (code 32) and a convolutional \
+            stride 2) relu, Conv 1 3x3 sigmoid. Both train with Adam (1e-3 dense, 3e-3 conv) on binary cross-entropy, and PCA \
+            fits, on the training images less the --validation split; the error is the mean squared error, on that \
+            split (choose recipes on it; the autoencoders also log val_loss on it per epoch) and once, after \
+            training, on the test images. Denoising: a dense (code 32) and a convolutional \
             autoencoder (no dense code, a 7x7x8 bottleneck) train on freshly corrupted images each epoch, against \
             the clean ones. With --output: denoising.png (labelled rows: originals, noisy, dense, conv, PCA 32 of the \
             noisy input) and codes-2d.png (test codes of the 2-D dense autoencoder, left, and PCA's 2-D projection, \
@@ -86,8 +86,7 @@ struct AutoencoderDemo: ParsableCommand {
     @Option(name: .customLong("noise-level"), help: "Standard deviation (gaussian) or fraction of pixels (masking, salt-and-pepper).")
     var noiseLevel: Float = 0.3
 
-    @Option(help: "test: fit on the training set, measure on the test set; validation: fit on the first 50,000 training images, measure on the last 10,000.")
-    var split: Split = .test
+    @OptionGroup var selection: ValidationOptions
 
     func run() throws {
         try reportingFailures(of: "autoencoder") {
@@ -102,12 +101,13 @@ struct AutoencoderDemo: ParsableCommand {
                 throw DemoFailure("--models: unknown model \"\(kind)\"; use dense, conv")
             }
             let data = try DemoData(options)
-            let poolCount = split == .test ? data.train.count : Swift.min(50_000, data.train.count * 5 / 6)
-            let x = data.train.images.slice(0..<poolCount)
-            let xt = split == .test ? data.test.images : data.train.images.slice(poolCount..<data.train.count)
-            let evaluationLabels = split == .test ? data.test.labels : Array(data.train.labels.suffix(from: poolCount))
+            let split = try selection.split(of: data, program: "autoencoder")
+            let x = split.train.images
+            let xv = split.validation?.images
+            let xt = data.test.images
+            let evaluationLabels = data.test.labels
             if !options.json {
-                print("\(data.dataset.displayName): \(x.shape[0]) training and \(xt.shape[0]) \(split == .test ? "test" : "validation (the last training)") images; "
+                print("\(data.dataset.displayName): \(grouped(x.shape[0])) training and \(grouped(xt.shape[0])) test images, \(split.summary); "
                       + "batch \(options.batchSize), \(options.epochs) epochs, Adam \(learningRate) (conv \(convLearningRate)), binary cross-entropy, seed \(options.seed), "
                       + "\(ThreadPool.shared.width) threads")
             }
@@ -117,8 +117,11 @@ struct AutoencoderDemo: ParsableCommand {
             var pca = PCA(componentCount: Swift.max(sizes.max() ?? 2, 2))
             pca.fit(x)
             let pcaSeconds = clock.seconds
-            var pcaMSE: [Int: Double] = [:]
-            for size in sizes { pcaMSE[size] = pca.keepingComponents(size).reconstructionError(xt) }
+            var pcaMSE: [Int: Double] = [:], pcaValidationMSE: [Int: Double] = [:]
+            for size in sizes {
+                if let xv { pcaValidationMSE[size] = pca.keepingComponents(size).reconstructionError(xv) }
+                pcaMSE[size] = pca.keepingComponents(size).reconstructionError(xt)
+            }
             if !options.json { print(String(format: "PCA fitted in %.2f s", pcaSeconds)) }
 
             var runs: [AutoencoderRun] = []
@@ -136,19 +139,27 @@ struct AutoencoderDemo: ParsableCommand {
                 }
                 // The library's bar on a terminal, one plain line per epoch anywhere else.
                 let progress: [any Callback] = options.json ? [] : [ProgressBar(verbose: 1, output: DemoProgressOutput())]
+                // val_loss on the clean validation images, for the plain autoencoders (a denoiser's
+                // figure is its error on corrupted copies, measured below).
                 try ae.fit(name == "conv" ? convX : x, epochs: options.epochs, batchSize: options.batchSize, noise: noise,
-                           optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate), seed: options.seed,
-                           callbacks: [timer] + progress)
+                           optimizer: Adam(learningRate: name == "conv" ? convLearningRate : learningRate),
+                           validation: noise == nil ? xv : nil, seed: options.seed, callbacks: [timer] + progress)
+                func error(_ images: Tensor) throws -> Double {
+                    rounded(try noise.map { try Self.denoisedError(ae, images, $0, options.seed) } ?? ae.reconstructionError(images), 5)
+                }
+                let validationMSE = try xv.map { try error($0) }
                 let run = AutoencoderRun(model: name, codeSize: code, noise: noise?.description ?? "none", parameters: parameters,
                                          trainingImages: name == "conv" ? convX.shape[0] : x.shape[0],
                                          epochSeconds: timer.seconds.map { rounded($0, 3) },
-                                         testMSE: rounded(noise == nil ? try ae.reconstructionError(xt) : try Self.denoisedError(ae, xt, noise!, options.seed), 5))
+                                         validationMSE: validationMSE, testMSE: try error(xt))
                 if !options.json {
                     let medianSeconds = median(timer.seconds)
                     print(name.padding(toLength: 5, withPad: " ", startingAt: 0)
-                          + String(format: " code %3d%@: %@ parameters, %@ training images, %.2f s per epoch (median), test MSE %.5f",
+                          + String(format: " code %3d%@: %@ parameters, %@ training images, %.2f s per epoch (median), ",
                                    code, noise.map { ", denoising \($0)" } ?? "", grouped(parameters), grouped(run.trainingImages),
-                                   medianSeconds, run.testMSE))
+                                   medianSeconds)
+                          + (validationMSE.map { String(format: "validation MSE %.5f, ", $0) } ?? "")
+                          + String(format: "test MSE %.5f", run.testMSE))
                 }
                 return run
             }
@@ -183,14 +194,24 @@ struct AutoencoderDemo: ParsableCommand {
             if !options.json {
                 print("")
                 let columns = ["PCA"] + kinds
-                print(sideBySide(columns: columns, rows: sizes.map { size in
-                    ("test MSE, code \(size)", [String(format: "%.5f", pcaMSE[size]!)] + kinds.map { kind in
-                        runs.first { $0.model == kind && $0.codeSize == size && $0.noise == "none" }.map { String(format: "%.5f", $0.testMSE) } ?? "-"
-                    })
+                // The validation rows (what recipes are chosen on), then the test rows (measured once, after training).
+                let tables: [(String, [Int: Double], (AutoencoderRun) -> Double?)] =
+                    (xv == nil ? [] : [("validation", pcaValidationMSE, { $0.validationMSE })])
+                    + [("test", pcaMSE, { $0.testMSE })]
+                print(sideBySide(columns: columns, rows: tables.flatMap { table in
+                    sizes.map { size in
+                        ("\(table.0) MSE, code \(size)", [String(format: "%.5f", table.1[size]!)] + kinds.map { kind in
+                            runs.first { $0.model == kind && $0.codeSize == size && $0.noise == "none" }
+                                .flatMap(table.2).map { String(format: "%.5f", $0) } ?? "-"
+                        })
+                    }
                 }))
                 if let corruption {
-                    print("denoising (\(corruption)): MSE between the clean test images and the reconstruction of their noisy copies; "
-                          + "PCA 32 of the noisy copies: " + String(format: "%.5f", Self.pcaDenoisedError(pca.keepingComponents(Swift.min(32, pca.componentCount)), xt, corruption, options.seed)))
+                    let projection = pca.keepingComponents(Swift.min(32, pca.componentCount))
+                    print("denoising (\(corruption)): MSE between the clean images and the reconstruction of their noisy copies; "
+                          + "PCA 32 of the noisy copies: "
+                          + (xv.map { String(format: "validation %.5f, ", Self.pcaDenoisedError(projection, $0, corruption, options.seed)) } ?? "")
+                          + String(format: "test %.5f", Self.pcaDenoisedError(projection, xt, corruption, options.seed)))
                 }
             }
 
@@ -239,15 +260,19 @@ struct AutoencoderDemo: ParsableCommand {
             if options.json {
                 struct Report: Encodable {
                     var app = "autoencoder"
-                    var dataset: String, split: String, epochs: Int, batchSize: Int, seed: UInt64
-                    var pcaTestMSE: [String: Double], pcaSeconds: Double, autoencoders: [AutoencoderRun], files: [String]
+                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64
+                    var trainingImages: Int, validationImages: Int
+                    var pcaValidationMSE: [String: Double]?, pcaTestMSE: [String: Double], pcaSeconds: Double
+                    var autoencoders: [AutoencoderRun], files: [String]
                     enum CodingKeys: String, CodingKey {
-                        case app, dataset, split, epochs, batchSize = "batch_size", seed, pcaTestMSE = "pca_test_mse",
+                        case app, dataset, epochs, batchSize = "batch_size", seed, trainingImages = "training_images",
+                             validationImages = "validation_images", pcaValidationMSE = "pca_validation_mse", pcaTestMSE = "pca_test_mse",
                              pcaSeconds = "pca_seconds", autoencoders, files
                     }
                 }
-                try printJSONLine(Report(dataset: options.dataset.rawValue, split: split.rawValue, epochs: options.epochs, batchSize: options.batchSize,
-                                         seed: options.seed,
+                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                                         seed: options.seed, trainingImages: x.shape[0], validationImages: xv?.shape[0] ?? 0,
+                                         pcaValidationMSE: xv == nil ? nil : Dictionary(uniqueKeysWithValues: pcaValidationMSE.map { ("\($0.key)", rounded($0.value, 5)) }),
                                          pcaTestMSE: Dictionary(uniqueKeysWithValues: pcaMSE.map { ("\($0.key)", rounded($0.value, 5)) }),
                                          pcaSeconds: rounded(pcaSeconds, 3), autoencoders: runs, files: files))
             }

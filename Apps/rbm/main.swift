@@ -1,13 +1,18 @@
-// rbm: a restricted Boltzmann machine on binarised MNIST (or Fashion-MNIST). Trains it with
-// persistent or plain contrastive divergence, prints per epoch the time, the reconstruction error
-// and the test pseudo-likelihood, then compares a softmax classifier on the RBM's hidden
-// probabilities with one on the raw pixels. With --output it draws the learned filters and
-// chains of Gibbs samples, and saves the RBM (safetensors + JSON).
+// rbm: a restricted Boltzmann machine on binarised MNIST (or Fashion-MNIST). Holds out a
+// validation split of the training images (--validation N, 5,000 by default; the classifier
+// demos' split), trains the RBM on the rest with persistent or plain contrastive divergence,
+// prints per epoch the time and the validation split's pseudo-likelihood and reconstruction
+// error, then compares a softmax classifier on the RBM's hidden probabilities with one on the raw
+// pixels: validation accuracy (what recipes are chosen on) and, once after training, test
+// accuracy. With --output it draws the learned filters and chains of Gibbs samples, and saves the
+// RBM (safetensors + JSON).
 //
 //   swift run -c release rbm --dataset mnist [--data DIR] [--download] [--epochs N] [--batch-size N] [--seed N]
 //       [--output DIR] [--json] [--hidden 256] [--learning-rate 0.05] [--method pcd|cd] [--steps 1]
 //       [--momentum 0] [--classifier-epochs 10] [--decay none|linear] [--features rbm|rbm+pixels]
-//       [--split test|validation]
+//       [--validation N]
+//
+// The deprecated `--split test|validation` still parses (see ValidationOptions).
 import ArgumentParser
 import Foundation
 import Layers
@@ -34,15 +39,6 @@ enum FeatureChoice: String, ExpressibleByArgument, CaseIterable {
     case rbmAndPixels = "rbm+pixels"
 }
 
-/// Where the classifiers are evaluated.
-enum Split: String, ExpressibleByArgument, CaseIterable {
-    /// Train on the 60,000 training images, evaluate on the test set.
-    case test
-    /// Train on the first 50,000 training images, evaluate on the last 10,000: for choosing a recipe
-    /// without looking at the test set.
-    case validation
-}
-
 struct RBMDemo: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rbm",
@@ -50,7 +46,10 @@ struct RBMDemo: ParsableCommand {
         discussion: """
             Pixels are binarised at 0.5. The RBM trains for --epochs with batches of --batch-size; the features \
             are its hidden probabilities. Both classifiers are softmax regressions (Dense 10, Adam 1e-3, batch \
-            128, --classifier-epochs). With --output: rbm-filters.png (the first 100 hidden units' weights, each \
+            128, --classifier-epochs). The RBM and both classifiers train on the training images less the \
+            --validation split; the per-epoch pseudo-likelihood and reconstruction error and the classifiers' \
+            validation accuracy are measured on that split (choose recipes on them), and the test set is \
+            evaluated once, after training. With --output: rbm-filters.png (the first 100 hidden units' weights, each \
             scaled to its own range), rbm-gibbs.png (10 chains started at test images; rows after 0, 1, 10, 100 \
             and 1000 Gibbs steps, drawn as visible means) and the model in rbm/.
             """
@@ -82,8 +81,7 @@ struct RBMDemo: ParsableCommand {
     @Option(help: "The second classifier's input: rbm (hidden probabilities) or rbm+pixels (both, side by side).")
     var features: FeatureChoice = .rbm
 
-    @Option(help: "test: train on the training set, evaluate on the test set; validation: train on the first 50,000 training images, evaluate on the last 10,000.")
-    var split: Split = .test
+    @OptionGroup var selection: ValidationOptions
 
     func validate() throws {
         guard hidden >= 1, steps >= 1, classifierEpochs >= 1 else { throw ValidationError("--hidden, --steps and --classifier-epochs must be at least 1.") }
@@ -94,18 +92,19 @@ struct RBMDemo: ParsableCommand {
         try reportingFailures(of: "rbm") {
             let data = try DemoData(options)
             let binary = { (t: Tensor) in t.reshaped([t.shape[0], 784]).map { $0 > 0.5 ? 1 : 0 } }
-            let poolCount = split == .test ? data.train.count : Swift.min(50_000, data.train.count * 5 / 6)
-            let x = binary(data.train.images.slice(0..<poolCount))
-            let xt = binary(split == .test ? data.test.images : data.train.images.slice(poolCount..<data.train.count))
-            let trainLabels = Array(data.train.labels.prefix(poolCount))
-            let evaluationLabels = split == .test ? data.test.labels : Array(data.train.labels.suffix(from: poolCount))
-            let evaluationName = split == .test ? "test" : "validation"
+            let split = try selection.split(of: data, program: "rbm")
+            let x = binary(split.train.images)
+            let validationSet = split.validation.map { (x: binary($0.images), y: $0.labels) }
+            let xv = validationSet?.x
+            let xt = binary(data.test.images)
+            let trainLabels = split.train.labels
             let rbm = RBM(visibleCount: 784, hiddenCount: hidden, learningRate: learningRate, momentum: momentum,
                           batchSize: options.batchSize,
                           method: method == .pcd ? .persistent(steps: steps) : .contrastiveDivergence(steps: steps),
                           seed: options.seed)
             if !options.json {
-                print("binarised \(data.dataset.displayName): \(x.shape[0]) training and \(xt.shape[0]) \(evaluationName) images; "
+                print("binarised \(data.dataset.displayName): \(grouped(x.shape[0])) training and \(grouped(xt.shape[0])) test images, "
+                      + "\(split.summary); "
                       + "RBM 784-\(hidden), \(method.rawValue.uppercased())-\(steps), learning rate \(learningRate)"
                       + "\(decay == .linear ? " decaying linearly" : ""), momentum \(momentum), "
                       + "batch \(options.batchSize), seed \(options.seed), \(ThreadPool.shared.width) threads")
@@ -113,35 +112,53 @@ struct RBMDemo: ParsableCommand {
             var epochSeconds: [Double] = [], pseudoLikelihood: [Double] = [], reconstruction: [Double] = []
             rbm.fit(x, epochs: options.epochs) { epoch, seconds in
                 epochSeconds.append(seconds)
-                pseudoLikelihood.append(rbm.meanPseudoLikelihood(xt, seed: options.seed))
-                reconstruction.append(rbm.reconstructionError(xt))
+                if let xv {
+                    pseudoLikelihood.append(rbm.meanPseudoLikelihood(xv, seed: options.seed))
+                    reconstruction.append(rbm.reconstructionError(xv))
+                }
                 if decay == .linear { rbm.learningRate = learningRate * Float(options.epochs - epoch - 1) / Float(options.epochs) }
                 if !options.json {
-                    print(String(format: "epoch %2d/%d  %6.2f s  %@ pseudo-likelihood %8.2f  %@ reconstruction MSE %.4f",
-                                 epoch + 1, options.epochs, seconds, evaluationName, pseudoLikelihood.last!, evaluationName, reconstruction.last!))
+                    print(String(format: "epoch %2d/%d  %6.2f s", epoch + 1, options.epochs, seconds)
+                          + (xv == nil ? "" : String(format: "  validation pseudo-likelihood %8.2f  validation reconstruction MSE %.4f",
+                                                      pseudoLikelihood.last!, reconstruction.last!)))
                 }
             }
 
-            func softmaxAccuracy(_ train: Tensor, _ test: Tensor) throws -> (Double, Double) {
+            /// A softmax regression trained on `features` of the training images: its accuracy on the validation split (nil
+            /// without one) and on the test set, and its training seconds.
+            func softmaxAccuracy(_ features: (Tensor) -> Tensor) throws -> (validation: Double?, test: Double, seconds: Double) {
+                let train = features(x)
                 let model = Sequential(inputShape: [train.shape[1]]) { Dense(10) }
                 model.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy())
                 let clock = Stopwatch()
                 try model.fit(x: train, y: trainLabels, epochs: classifierEpochs, batchSize: 128, seed: options.seed,
                               callbacks: terminalProgressBar(json: options.json).map { [$0] } ?? [], verbose: 0)
                 let seconds = clock.seconds
-                let predicted = try model.predict(test, batchSize: 1000).argmax(alongAxis: 1)
-                return (ConfusionMatrix(predicted: predicted, actual: evaluationLabels, classes: 10).accuracy, seconds)
+                func accuracy(_ images: Tensor, _ labels: [Int]) throws -> Double {
+                    let predicted = try model.predict(features(images), batchSize: 1000).argmax(alongAxis: 1)
+                    return ConfusionMatrix(predicted: predicted, actual: labels, classes: 10).accuracy
+                }
+                let validation = try validationSet.map { try accuracy($0.x, $0.y) }
+                return (validation, try accuracy(xt, data.test.labels), seconds)
             }
-            let raw = try softmaxAccuracy(x, xt)
+            let raw = try softmaxAccuracy { $0 }
             let featureAccuracy = features == .rbm
-                ? try softmaxAccuracy(rbm.transform(x), rbm.transform(xt))
-                : try softmaxAccuracy(Tensor.concatenate([rbm.transform(x), x], axis: 1), Tensor.concatenate([rbm.transform(xt), xt], axis: 1))
+                ? try softmaxAccuracy { rbm.transform($0) }
+                : try softmaxAccuracy { Tensor.concatenate([rbm.transform($0), $0], axis: 1) }
+            // The RBM itself on the test set, once, after training.
+            let testPseudoLikelihood = rbm.meanPseudoLikelihood(xt, seed: options.seed)
+            let testReconstruction = rbm.reconstructionError(xt)
             if !options.json {
                 let name = features == .rbm ? "RBM features (\(hidden))" : "RBM features and pixels (\(hidden) + 784)"
-                print(String(format: "softmax classifier on raw pixels (784): %@ %@ accuracy %.4f (%.1f s)",
-                             String(repeating: " ", count: Swift.max(0, name.count - 16)), evaluationName, raw.0, raw.1))
-                print(String(format: "softmax classifier on %@: %@ accuracy %.4f (%.1f s)", name, evaluationName,
-                             featureAccuracy.0, featureAccuracy.1))
+                func line(_ input: String, _ result: (validation: Double?, test: Double, seconds: Double)) -> String {
+                    "softmax classifier on " + (input + ":").padding(toLength: Swift.max(input.count, name.count) + 1, withPad: " ", startingAt: 0)
+                        + (result.validation.map { String(format: " validation accuracy %.4f,", $0) } ?? "")
+                        + String(format: " test accuracy %.4f (%.1f s)", result.test, result.seconds)
+                }
+                print(line("raw pixels (784)", raw))
+                print(line(name, featureAccuracy))
+                print(String(format: "RBM on the test set, once after training: pseudo-likelihood %.2f, reconstruction MSE %.4f",
+                             testPseudoLikelihood, testReconstruction))
             }
 
             var files: [String] = []
@@ -185,26 +202,39 @@ struct RBMDemo: ParsableCommand {
             if options.json {
                 struct Report: Encodable {
                     var app = "rbm"
-                    var dataset: String, split: String, epochs: Int, batchSize: Int, seed: UInt64, hidden: Int, method: String, steps: Int
+                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64, hidden: Int, method: String, steps: Int
                     var learningRate: Float, momentum: Float, decay: String, features: String
-                    var epochSeconds: [Double], testPseudoLikelihood: [Double], testReconstructionMSE: [Double]
-                    var rawPixelAccuracy: Double, rbmFeatureAccuracy: Double, files: [String]
+                    var trainingImages: Int, validationImages: Int, epochSeconds: [Double]
+                    var validationPseudoLikelihood: [Double]?, validationReconstructionMSE: [Double]?
+                    var testPseudoLikelihood: Double, testReconstructionMSE: Double
+                    var rawPixelValidationAccuracy: Double?, rawPixelTestAccuracy: Double
+                    var rbmFeatureValidationAccuracy: Double?, rbmFeatureTestAccuracy: Double, files: [String]
                     enum CodingKeys: String, CodingKey {
-                        case app, dataset, split, epochs, batchSize = "batch_size", seed, hidden, method, steps,
-                             learningRate = "learning_rate", momentum, decay, features, epochSeconds = "epoch_seconds",
+                        case app, dataset, epochs, batchSize = "batch_size", seed, hidden, method, steps,
+                             learningRate = "learning_rate", momentum, decay, features, trainingImages = "training_images",
+                             validationImages = "validation_images", epochSeconds = "epoch_seconds",
+                             validationPseudoLikelihood = "validation_pseudo_likelihood",
+                             validationReconstructionMSE = "validation_reconstruction_mse",
                              testPseudoLikelihood = "test_pseudo_likelihood", testReconstructionMSE = "test_reconstruction_mse",
-                             rawPixelAccuracy = "raw_pixel_accuracy", rbmFeatureAccuracy = "rbm_feature_accuracy", files
+                             rawPixelValidationAccuracy = "raw_pixel_validation_accuracy", rawPixelTestAccuracy = "raw_pixel_test_accuracy",
+                             rbmFeatureValidationAccuracy = "rbm_feature_validation_accuracy",
+                             rbmFeatureTestAccuracy = "rbm_feature_test_accuracy", files
                     }
                 }
-                try printJSONLine(Report(dataset: options.dataset.rawValue, split: split.rawValue, epochs: options.epochs,
+                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs,
                                          batchSize: options.batchSize,
                                          seed: options.seed, hidden: hidden, method: method.rawValue, steps: steps,
                                          learningRate: learningRate, momentum: momentum, decay: decay.rawValue,
-                                         features: features.rawValue,
+                                         features: features.rawValue, trainingImages: x.shape[0], validationImages: xv?.shape[0] ?? 0,
                                          epochSeconds: epochSeconds.map { rounded($0, 3) },
-                                         testPseudoLikelihood: pseudoLikelihood.map { rounded($0, 3) },
-                                         testReconstructionMSE: reconstruction.map { rounded($0, 5) },
-                                         rawPixelAccuracy: rounded(raw.0, 4), rbmFeatureAccuracy: rounded(featureAccuracy.0, 4), files: files))
+                                         validationPseudoLikelihood: xv == nil ? nil : pseudoLikelihood.map { rounded($0, 3) },
+                                         validationReconstructionMSE: xv == nil ? nil : reconstruction.map { rounded($0, 5) },
+                                         testPseudoLikelihood: rounded(testPseudoLikelihood, 3),
+                                         testReconstructionMSE: rounded(testReconstruction, 5),
+                                         rawPixelValidationAccuracy: raw.validation.map { rounded($0, 4) },
+                                         rawPixelTestAccuracy: rounded(raw.test, 4),
+                                         rbmFeatureValidationAccuracy: featureAccuracy.validation.map { rounded($0, 4) },
+                                         rbmFeatureTestAccuracy: rounded(featureAccuracy.test, 4), files: files))
             }
         }
     }

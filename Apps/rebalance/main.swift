@@ -1,16 +1,17 @@
-// rebalance: oversampling a minority class. Cuts one or more classes of the training set to 1%
-// (or to a count), then trains the same classifier without resampling and after random
-// oversampling, SMOTE and RBM oversampling, and prints each one's minority recall and macro-F1
-// on the untouched test set (or, with --split validation, on the last 10,000 training images, the
-// classifier and samplers seeing only the first 50,000: the split on which the RBM variants were
-// chosen). With --output it draws real and generated minority samples.
+// rebalance: oversampling a minority class. Holds out a validation split of the training images
+// (--validation N, 5,000 by default; the classifier demos' split), cuts one or more classes of the
+// rest to 1% (or to a count), then trains the same classifier without resampling and after random
+// oversampling, SMOTE and RBM oversampling, and prints each one's minority recall and macro-F1 on
+// the validation split (what variants are chosen on) and, once after training, on the untouched
+// test set. With --output it draws real and generated minority samples.
 //
 //   swift run -c release rebalance [--dataset fashion|mnist] [--data DIR] [--download] [--epochs N]
 //       [--batch-size N] [--seed N] [--output DIR] [--json] [--minority 9] [--keep 100 | --fraction 0.01]
-//       [--classifier linear|mlp] [--samplers none,random,smote,rbm] [--split test|validation]
+//       [--classifier linear|mlp] [--samplers none,random,smote,rbm] [--validation N]
 //
 // A sampler `rbm` is the recommended RBM variant (RBMVariant.recommended); `rbm-original` the
-// first recipe; `rbm/key=value/...` any other (see RBMVariant.parse).
+// first recipe; `rbm/key=value/...` any other (see RBMVariant.parse). The deprecated
+// `--split test|validation` still parses (see ValidationOptions).
 import ArgumentParser
 import Foundation
 import Layers
@@ -27,28 +28,44 @@ enum Classifier: String, ExpressibleByArgument, CaseIterable {
     case mlp
 }
 
-/// Where the classifiers are evaluated.
-enum Split: String, ExpressibleByArgument, CaseIterable {
-    /// Train on the (cut) 60,000 training images, evaluate on the test set.
-    case test
-    /// Train on the (cut) first 50,000 training images, evaluate on the last 10,000: for choosing
-    /// a variant without looking at the test set.
-    case validation
+/// A classifier's figures on one evaluation set.
+struct Scores {
+    var minorityRecall: [String: Double]
+    var macroF1: Double
+    var accuracy: Double
 }
 
-/// One resampling method's results.
+/// One resampling method's results: on the validation split (absent with `--validation 0`) and,
+/// once after training, on the test set.
 struct SamplerRun: Encodable {
     var sampler: String
     var trainingSamples: Int
     var resampleSeconds: Double
     var trainSeconds: Double
-    var minorityRecall: [String: Double]
-    var macroF1: Double
-    var accuracy: Double
+    var validation: Scores?
+    var test: Scores
 
     enum CodingKeys: String, CodingKey {
-        case sampler, trainingSamples = "training_samples", resampleSeconds = "resample_seconds",
-             trainSeconds = "train_seconds", minorityRecall = "minority_recall", macroF1 = "macro_f1", accuracy
+        case sampler, trainingSamples = "training_samples", resampleSeconds = "resample_seconds", trainSeconds = "train_seconds"
+        case validationMinorityRecall = "validation_minority_recall", validationMacroF1 = "validation_macro_f1"
+        case validationAccuracy = "validation_accuracy"
+        case testMinorityRecall = "test_minority_recall", testMacroF1 = "test_macro_f1", testAccuracy = "test_accuracy"
+    }
+
+    /// Flat snake-case keys, `validation_` and `test_` before each figure, as the classifier demos'
+    /// `validation_accuracy` and `test_accuracy`; no `validation_` keys without a validation split.
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(sampler, forKey: .sampler)
+        try c.encode(trainingSamples, forKey: .trainingSamples)
+        try c.encode(resampleSeconds, forKey: .resampleSeconds)
+        try c.encode(trainSeconds, forKey: .trainSeconds)
+        try c.encodeIfPresent(validation?.minorityRecall, forKey: .validationMinorityRecall)
+        try c.encodeIfPresent(validation?.macroF1, forKey: .validationMacroF1)
+        try c.encodeIfPresent(validation?.accuracy, forKey: .validationAccuracy)
+        try c.encode(test.minorityRecall, forKey: .testMinorityRecall)
+        try c.encode(test.macroF1, forKey: .testMacroF1)
+        try c.encode(test.accuracy, forKey: .testAccuracy)
     }
 }
 
@@ -58,13 +75,15 @@ struct Rebalance: ParsableCommand {
         abstract: "Oversampling a minority class: none, random, SMOTE and RBM oversampling side by side.",
         discussion: """
             The minority classes keep their first --keep training images (or --fraction of them); the other \
-            classes and the test set are untouched. Each sampler brings every class up to the largest one \
+            classes, the validation split and the test set are untouched. Each sampler brings every class up to the largest one \
             (imbalanced-learn's "auto"); the classifier then trains with Adam 1e-3 for --epochs. RBM \
             oversampling trains an RBM on each minority class alone and draws new samples from it: `rbm` is the \
             recommended variant (\(RBMVariant.recommendedSpec)), `rbm-original` the first recipe (\(RBMVariant.originalSpec)), \
-            and `rbm/key=value/...` any other, with keys \(RBMVariant.keysHelp). Variants were chosen with \
-            --split validation (train on the first 50,000 training images, evaluate on the last 10,000), the test \
-            set evaluated once at the end. With --output, minority-samples.png shows real samples (first row) and \
+            and `rbm/key=value/...` any other, with keys \(RBMVariant.keysHelp). The classifiers train on the \
+            training images less the --validation split, which is cut neither, and are scored there (choose \
+            variants on these figures) and once, after training, on the test set. The variants were chosen on \
+            the deprecated --split validation (fit on the first 50,000 training images, score on the last \
+            10,000). With --output, minority-samples.png shows real samples (first row) and \
             each sampler's new ones (a row each, labelled with the sampler's name).
             """
     )
@@ -86,8 +105,7 @@ struct Rebalance: ParsableCommand {
     @Option(help: "The samplers to compare, comma-separated: none, random, smote, rbm (the recommended RBM variant), rbm-original, rbm/key=value/... .")
     var samplers: String = "none,random,smote,rbm"
 
-    @Option(help: "test: train on the training set, evaluate on the test set; validation: train on the first 50,000 training images, evaluate on the last 10,000.")
-    var split: Split = .test
+    @OptionGroup var selection: ValidationOptions
 
     func validate() throws {
         guard fraction > 0 && fraction <= 1 else { throw ValidationError("--fraction must be in (0, 1], got \(fraction).") }
@@ -111,13 +129,10 @@ struct Rebalance: ParsableCommand {
                 variants[name] = try RBMVariant.parse(name)
             }
             let data = try DemoData(options)
-            // The validation split: the first 50,000 training images train, the last 10,000 evaluate.
-            let poolCount = split == .test ? data.train.count : Swift.min(50_000, data.train.count * 5 / 6)
-            let allX = data.train.images.reshaped([data.train.count, 784])
-            let x = allX.slice(0..<poolCount)
-            let trainLabels = Array(data.train.labels.prefix(poolCount))
-            let xt = split == .test ? data.test.images.reshaped([data.test.count, 784]) : allX.slice(poolCount..<data.train.count)
-            let evaluationLabels = split == .test ? data.test.labels : Array(data.train.labels.suffix(from: poolCount))
+            let split = try selection.split(of: data, program: "rebalance")
+            let x = split.train.images.reshaped([split.train.count, 784])
+            let trainLabels = split.train.labels
+            let validationSet = split.validation.map { (x: $0.images.reshaped([$0.count, 784]), y: $0.labels) }
 
             // Keep the first `keep` images of each minority class.
             var seen: [Int: Int] = [:]
@@ -134,10 +149,11 @@ struct Rebalance: ParsableCommand {
             let xi = x.gather(kept), yi = kept.map { trainLabels[$0] }
             let counts = Dictionary(grouping: yi, by: { $0 }).mapValues(\.count)
             if !options.json {
-                print("\(data.dataset.displayName): \(yi.count) training images after cutting class"
+                print("\(data.dataset.displayName): \(grouped(yi.count)) training images after cutting class"
                       + "\(minorityClasses.count > 1 ? "es" : "") \(minorityClasses.map(String.init).joined(separator: ", ")) to "
                       + minorityClasses.map { "\(counts[$0] ?? 0)" }.joined(separator: ", ")
-                      + "; \(xt.shape[0]) \(split == .test ? "test" : "validation (the last training)") images; classifier \(classifier.rawValue), \(options.epochs) epochs, seed \(options.seed)")
+                      + " (of \(grouped(split.train.count)); \(split.summary)); classifier \(classifier.rawValue), "
+                      + "\(options.epochs) epochs, seed \(options.seed)")
             }
 
             func trainClassifier(_ x: Tensor, _ y: [Int]) throws -> Sequential {
@@ -153,7 +169,20 @@ struct Rebalance: ParsableCommand {
             // The classifier trained on the data as it is: the judge of the confidence filter.
             var plainClassifier: Sequential?
 
-            var runs: [SamplerRun] = []
+            func scores(_ model: Sequential, _ x: Tensor, _ labels: [Int]) throws -> Scores {
+                let predicted = try model.predict(x, batchSize: 1000).argmax(alongAxis: 1)
+                let confusion = ConfusionMatrix(predicted: predicted, actual: labels, classes: 10)
+                return Scores(minorityRecall: Dictionary(uniqueKeysWithValues: minorityClasses.map { ("\($0)", rounded(confusion.recall[$0], 4)) }),
+                              macroF1: rounded(confusion.macroF1, 4), accuracy: rounded(confusion.accuracy, 4))
+            }
+            func figures(_ scores: Scores) -> String {
+                String(format: "macro-F1 %.4f  accuracy %.4f  recall ", scores.macroF1, scores.accuracy)
+                    + minorityClasses.map { String(format: "class %d %.4f", $0, scores.minorityRecall["\($0)"] ?? .nan) }.joined(separator: ", ")
+            }
+
+            // Sampler names in a column as wide as the longest (`rbm-original`, `rbm/...` included).
+            let nameWidth = Swift.max(7, samplerNames.map(\.count).max() ?? 0)
+            var trained: [(name: String, model: Sequential, samples: Int, resampleSeconds: Double, trainSeconds: Double, validation: Scores?)] = []
             var generated: [(String, Tensor)] = []
             for name in samplerNames {
                 let clock = Stopwatch()
@@ -180,18 +209,23 @@ struct Rebalance: ParsableCommand {
                 let trainClock = Stopwatch()
                 let model = try trainClassifier(resampled.x, resampled.y)
                 let trainSeconds = trainClock.seconds
-                let predicted = try model.predict(xt, batchSize: 1000).argmax(alongAxis: 1)
-                let confusion = ConfusionMatrix(predicted: predicted, actual: evaluationLabels, classes: 10)
-                let run = SamplerRun(sampler: name, trainingSamples: resampled.y.count, resampleSeconds: resampleSeconds,
-                                     trainSeconds: trainSeconds,
-                                     minorityRecall: Dictionary(uniqueKeysWithValues: minorityClasses.map { ("\($0)", rounded(confusion.recall[$0], 4)) }),
-                                     macroF1: rounded(confusion.macroF1, 4), accuracy: rounded(confusion.accuracy, 4))
-                runs.append(run)
+                let validation = try validationSet.map { try scores(model, $0.x, $0.y) }
+                trained.append((name, model, resampled.y.count, resampleSeconds, trainSeconds, validation))
                 if !options.json {
-                    print(name.padding(toLength: 7, withPad: " ", startingAt: 0) + String(format: " %6d samples  resample %6.2f s  train %6.2f s  macro-F1 %.4f  accuracy %.4f  recall ",
-                                 run.trainingSamples, resampleSeconds, trainSeconds, run.macroF1, run.accuracy)
-                          + minorityClasses.map { String(format: "class %d %.4f", $0, confusion.recall[$0]) }.joined(separator: ", "))
+                    print(name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                          + String(format: " %6d samples  resample %6.2f s  train %6.2f s", resampled.y.count, resampleSeconds, trainSeconds)
+                          + (validation.map { "  validation " + figures($0) } ?? ""))
                 }
+            }
+            // The test set, once, after every classifier has trained.
+            let testX = data.test.images.reshaped([data.test.count, 784])
+            var runs: [SamplerRun] = []
+            if !options.json { print("test set (\(grouped(data.test.count)) images), evaluated once after training:") }
+            for entry in trained {
+                let test = try scores(entry.model, testX, data.test.labels)
+                runs.append(SamplerRun(sampler: entry.name, trainingSamples: entry.samples, resampleSeconds: entry.resampleSeconds,
+                                       trainSeconds: entry.trainSeconds, validation: entry.validation, test: test))
+                if !options.json { print(entry.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0) + " test " + figures(test)) }
             }
 
             var files: [String] = []
@@ -209,16 +243,20 @@ struct Rebalance: ParsableCommand {
             if options.json {
                 struct Report: Encodable {
                     var app = "rebalance"
-                    var dataset: String, split: String, epochs: Int, batchSize: Int, seed: UInt64
+                    var dataset: String, epochs: Int, batchSize: Int, seed: UInt64
+                    var trainingImages: Int, validationImages: Int, testImages: Int
                     var minorityClasses: [Int], minorityCounts: [Int], classifier: String
                     var runs: [SamplerRun], files: [String]
                     enum CodingKeys: String, CodingKey {
-                        case app, dataset, split, epochs, batchSize = "batch_size", seed, minorityClasses = "minority_classes",
+                        case app, dataset, epochs, batchSize = "batch_size", seed, trainingImages = "training_images",
+                             validationImages = "validation_images", testImages = "test_images", minorityClasses = "minority_classes",
                              minorityCounts = "minority_counts", classifier, runs, files
                     }
                 }
-                try printJSONLine(Report(dataset: options.dataset.rawValue, split: split.rawValue, epochs: options.epochs, batchSize: options.batchSize,
-                                         seed: options.seed, minorityClasses: minorityClasses,
+                try printJSONLine(Report(dataset: options.dataset.rawValue, epochs: options.epochs, batchSize: options.batchSize,
+                                         seed: options.seed, trainingImages: split.train.count,
+                                         validationImages: split.validation?.count ?? 0, testImages: data.test.count,
+                                         minorityClasses: minorityClasses,
                                          minorityCounts: minorityClasses.map { counts[$0] ?? 0 },
                                          classifier: classifier.rawValue, runs: runs, files: files))
             }

@@ -18,16 +18,21 @@ final class AppOptionsTests: XCTestCase {
                                                        "--label-smoothing", "--weight-decay", "--warmup-epochs", "--ema",
                                                        "--shift", "--erase", "--tta"]
 
+    /// The options of `ValidationOptions`, which the unsupervised demos take instead of
+    /// `TrainingOptions`: `--validation N` and the deprecated `--split`.
+    private static let validationOptions: Set<String> = ["--validation", "--split"]
+
     /// Each app's options, as `--help` must list them.
     private static let expected: [String: Set<String>] = [
         "shallow-vs-deep": dataOptions.union(trainingOptions),
         "cnn": dataOptions.union(trainingOptions).union(["--model", "--recipe", "--load", "--classify"]),
         "sequence-classifier": dataOptions.union(trainingOptions).union(["--cell", "--units"]),
         "autoencoder": dataOptions.union(["--code-sizes", "--models", "--conv-samples", "--learning-rate",
-                                          "--conv-learning-rate", "--noise", "--noise-level", "--split"]),
+                                          "--conv-learning-rate", "--noise", "--noise-level"]).union(validationOptions),
         "rbm": dataOptions.union(["--hidden", "--learning-rate", "--method", "--steps", "--momentum",
-                                  "--classifier-epochs", "--decay", "--features", "--split"]),
-        "rebalance": dataOptions.union(["--minority", "--keep", "--fraction", "--classifier", "--samplers", "--split"]),
+                                  "--classifier-epochs", "--decay", "--features"]).union(validationOptions),
+        "rebalance": dataOptions.union(["--minority", "--keep", "--fraction", "--classifier", "--samplers"])
+            .union(validationOptions),
         "text-generator": ["--data", "--epochs", "--batch-size", "--seed", "--output", "--json", "--load",
                            "--temperature", "--length", "--prime", "--window", "--units", "--help"],
         "forecast": ["--data", "--series", "--model", "--epochs", "--seed", "--output", "--json", "--help"],
@@ -125,8 +130,9 @@ final class AppOptionsTests: XCTestCase {
         let data = try emptyFolder()
         for tool in ["shallow-vs-deep", "cnn", "sequence-classifier", "autoencoder", "rbm", "rebalance"] {
             var all: [String] = []
-            // --download would fetch the files; --load makes cnn classify instead of training.
-            for option in Self.expected[tool]!.subtracting(["--help", "--download", "--load", "--data"]).sorted() {
+            // --download would fetch the files; --load makes cnn classify instead of training; --split
+            // is a deprecated spelling of --validation that cannot be combined with it (checked below).
+            for option in Self.expected[tool]!.subtracting(["--help", "--download", "--load", "--data", "--split"]).sorted() {
                 all += arguments(option)
             }
             let result = try run(tool, all + ["--data", data])
@@ -134,6 +140,14 @@ final class AppOptionsTests: XCTestCase {
             XCTAssertTrue(result.errors.contains("\(tool): error: cannot load MNIST"), "\(tool): \(result.errors)")
             XCTAssertTrue(result.errors.contains("pass --download"), "\(tool): \(result.errors)")
             XCTAssertEqual(result.output, "", "\(tool) printed on standard output with --json")
+        }
+        // The deprecated --split parses alone, and stops at the data as well.
+        for tool in ["autoencoder", "rbm", "rebalance"] {
+            for split in ["test", "validation"] {
+                let result = try run(tool, ["--dataset", "mnist", "--split", split, "--data", data, "--json"])
+                XCTAssertEqual(result.status, 1, "\(tool) --split \(split): \(result.errors)")
+                XCTAssertTrue(result.errors.contains("\(tool): error: cannot load MNIST"), "\(tool) --split \(split): \(result.errors)")
+            }
         }
         // cnn --load: parses, then fails on the missing model folder (exit 1, not a usage error).
         let load = try run("cnn", ["--load", data + "/missing-model", "--classify", "x.png", "--json"])
@@ -171,7 +185,11 @@ final class AppOptionsTests: XCTestCase {
                                   ("cnn", ["--validation", "60000"]), ("cnn", ["--validation", "-1"]),
                                   ("shallow-vs-deep", ["--label-smoothing", "1"]), ("cnn", ["--ema", "1"]),
                                   ("cnn", ["--weight-decay", "-0.1"]), ("sequence-classifier", ["--warmup-epochs", "-1"]),
-                                  ("cnn", ["--recipe", "fastest"]), ("cnn", ["--model", "huge"])] {
+                                  ("cnn", ["--recipe", "fastest"]), ("cnn", ["--model", "huge"]),
+                                  ("rebalance", ["--validation", "60000"]), ("rbm", ["--validation", "-1"]),
+                                  ("autoencoder", ["--validation", "60000"]), ("rbm", ["--split", "train"]),
+                                  ("rebalance", ["--split", "validation", "--validation", "100"]),
+                                  ("autoencoder", ["--split", "test", "--validation", "0"])] {
             let result = try run(tool, arguments)
             XCTAssertEqual(result.status, 64, "\(tool) \(arguments): \(result.errors)")
         }

@@ -227,5 +227,176 @@ final class ValidationSplitTests: XCTestCase {
             XCTAssertFalse(training.contains(absent), "\(dataset): \(training)")
         }
     }
+
+    /// The last line of a run's standard output, as a JSON object.
+    private func report(_ run: ProductRun) throws -> [String: Any] {
+        let line = try XCTUnwrap(run.output.split(separator: "\n").last, "no output: \(run.errors)")
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+    }
+
+    /// Whether `value` is a whole number of `1 / count` (an accuracy or recall measured on `count` images).
+    private func isFraction(_ value: Any?, of count: Int) -> Bool {
+        guard let value = value as? Double else { return false }
+        return abs((value * Double(count)).rounded() - value * Double(count)) < 0.01
+    }
+
+    /// `ValidationOptions`, which rebalance, rbm and autoencoder take, divides the training images
+    /// as the classifier demos' `trainingSplit` does; `--validation 0` and the deprecated
+    /// `--split test` keep every image in file order, and `--split validation` holds out the last
+    /// sixth unshuffled, as it did before.
+    func testTheUnsupervisedDemosSplitAsTheClassifierDemos() throws {
+        let folder = try tinyDataSet()
+        let data = try DemoData(options(folder, seed: 1))
+        // As ArgumentParser leaves it when neither option is given (an unparsed option has no value to read).
+        var selection = ValidationOptions()
+        selection.requestedValidation = nil
+        selection.split = nil
+        XCTAssertEqual(selection.validation, 5_000, "the classifier demos' default")
+        selection.requestedValidation = 50
+        XCTAssertNoThrow(try selection.validate())
+        let split = try selection.split(of: data, program: "test")
+        let shared = try data.trainingSplit(validation: 50)
+        let validation = try XCTUnwrap(split.validation)
+        XCTAssertEqual(marks(split.train.images.scalars, count: 250), marks(shared.train.images.scalars, count: 250))
+        XCTAssertEqual(marks(validation.images.scalars, count: 50), marks(shared.validation.images.scalars, count: 50))
+        XCTAssertEqual(validation.labels, shared.validation.labels)
+        XCTAssertEqual(split.test.count, Self.testCount)
+
+        selection.requestedValidation = 0
+        let all = try selection.split(of: data, program: "test")
+        XCTAssertNil(all.validation)
+        XCTAssertEqual(marks(all.train.images.scalars, count: 300), Array(0..<300), "every image, in file order")
+
+        selection.requestedValidation = nil
+        selection.split = .validation
+        XCTAssertEqual(selection.validation, 10_000)
+        let legacy = try selection.split(of: data, program: "test")
+        XCTAssertEqual(marks(legacy.train.images.scalars, count: 250), Array(0..<250))
+        XCTAssertEqual(marks(try XCTUnwrap(legacy.validation).images.scalars, count: 50), Array(250..<300))
+        selection.split = .test
+        XCTAssertNil(try selection.split(of: data, program: "test").validation)
+        XCTAssertEqual(selection.validation, 0)
+        selection.requestedValidation = 100
+        XCTAssertThrowsError(try selection.validate(), "--split and --validation together")
+
+        selection.split = nil
+        selection.requestedValidation = 300
+        XCTAssertThrowsError(try selection.split(of: data, program: "test")) { XCTAssertTrue($0 is DemoFailure, "\($0)") }
+    }
+
+    /// rebalance fits on the training images less the shared validation split (every class's
+    /// count after a cut that keeps everything is that split's), scores each sampler there and
+    /// once on the test set, and with `--validation 0` fits on all of them and reports no
+    /// validation figures.
+    func testRebalanceReportsTheValidationSplitAndTheTestSetApart() throws {
+        let folder = try tinyDataSet()
+        let run = try BuiltProducts.run("rebalance", ["--dataset", "mnist", "--data", folder, "--epochs", "1", "--batch-size", "25",
+                                                      "--validation", "60", "--minority", "0,1,2,3,4,5,6,7,8,9", "--fraction", "1",
+                                                      "--samplers", "none,random", "--json"],
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let result = try report(run)
+        XCTAssertEqual(result["training_images"] as? Int, 240)
+        XCTAssertEqual(result["validation_images"] as? Int, 60)
+        XCTAssertEqual(result["test_images"] as? Int, 40)
+        let trainLabels = try DemoData(options(folder, seed: 1)).trainingSplit(validation: 60).train.labels
+        let histogram = (0..<10).map { c in trainLabels.filter { $0 == c }.count }
+        XCTAssertNotEqual(histogram, Array(repeating: 24, count: 10), "control: the last 60 images unshuffled would give 24 of each")
+        XCTAssertEqual(result["minority_counts"] as? [Int], histogram, "the classes counted on the shared split's training part")
+        let runs = try XCTUnwrap(result["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.map { $0["sampler"] as? String }, ["none", "random"])
+        for entry in runs {
+            XCTAssertTrue(isFraction(entry["validation_accuracy"], of: 60), "\(entry)")
+            XCTAssertTrue(isFraction(entry["test_accuracy"], of: 40), "\(entry)")
+            XCTAssertNotNil(entry["validation_macro_f1"] as? Double)
+            XCTAssertNotNil(entry["test_macro_f1"] as? Double)
+            XCTAssertEqual((entry["validation_minority_recall"] as? [String: Double])?.count, 10)
+            XCTAssertEqual((entry["test_minority_recall"] as? [String: Double])?.count, 10)
+        }
+
+        let all = try BuiltProducts.run("rebalance", ["--dataset", "mnist", "--data", folder, "--epochs", "1", "--keep", "5",
+                                                      "--samplers", "none", "--validation", "0", "--json"],
+                                        threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(all.status, 0, all.errors)
+        let allResult = try report(all)
+        XCTAssertEqual(allResult["training_images"] as? Int, 300)
+        XCTAssertEqual(allResult["validation_images"] as? Int, 0)
+        XCTAssertEqual(allResult["minority_counts"] as? [Int], [5])
+        let first = try XCTUnwrap((allResult["runs"] as? [[String: Any]])?.first)
+        XCTAssertNil(first["validation_accuracy"])
+        XCTAssertTrue(isFraction(first["test_accuracy"], of: 40), "\(first)")
+
+        let tooMany = try BuiltProducts.run("rebalance", ["--dataset", "mnist", "--data", folder, "--validation", "300"],
+                                            threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(tooMany.status, 1, tooMany.errors)
+        XCTAssertTrue(tooMany.errors.contains("--validation 300 must be less than the 300 training images"), tooMany.errors)
+    }
+
+    /// rbm logs the validation split's pseudo-likelihood and reconstruction error per epoch, scores
+    /// both classifiers there and once on the test set; the deprecated `--split validation` still
+    /// runs, on the last sixth unshuffled, with a warning.
+    func testRBMReportsTheValidationSplitAndTheTestSetApart() throws {
+        let folder = try tinyDataSet()
+        let common = ["--dataset", "mnist", "--data", folder, "--epochs", "2", "--hidden", "8", "--classifier-epochs", "1",
+                      "--batch-size", "25", "--json"]
+        let run = try BuiltProducts.run("rbm", common + ["--validation", "60"], threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let result = try report(run)
+        XCTAssertEqual(result["training_images"] as? Int, 240)
+        XCTAssertEqual(result["validation_images"] as? Int, 60)
+        XCTAssertEqual((result["validation_pseudo_likelihood"] as? [Double])?.count, 2)
+        XCTAssertEqual((result["validation_reconstruction_mse"] as? [Double])?.count, 2)
+        XCTAssertNotNil(result["test_pseudo_likelihood"] as? Double)
+        XCTAssertNotNil(result["test_reconstruction_mse"] as? Double)
+        for key in ["raw_pixel_validation_accuracy", "rbm_feature_validation_accuracy"] {
+            XCTAssertTrue(isFraction(result[key], of: 60), "\(key): \(result[key] ?? "missing")")
+        }
+        for key in ["raw_pixel_test_accuracy", "rbm_feature_test_accuracy"] {
+            XCTAssertTrue(isFraction(result[key], of: 40), "\(key): \(result[key] ?? "missing")")
+        }
+
+        let legacy = try BuiltProducts.run("rbm", common + ["--split", "validation"], threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(legacy.status, 0, legacy.errors)
+        XCTAssertTrue(legacy.errors.contains("rbm: warning: --split validation is deprecated"), legacy.errors)
+        let legacyResult = try report(legacy)
+        XCTAssertEqual(legacyResult["training_images"] as? Int, 250)
+        XCTAssertEqual(legacyResult["validation_images"] as? Int, 50)
+        XCTAssertTrue(isFraction(legacyResult["raw_pixel_validation_accuracy"], of: 50))
+        XCTAssertTrue(isFraction(legacyResult["raw_pixel_test_accuracy"], of: 40))
+
+        let all = try BuiltProducts.run("rbm", common + ["--validation", "0"], threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(all.status, 0, all.errors)
+        let allResult = try report(all)
+        XCTAssertEqual(allResult["training_images"] as? Int, 300)
+        XCTAssertNil(allResult["validation_pseudo_likelihood"])
+        XCTAssertNil(allResult["raw_pixel_validation_accuracy"])
+        XCTAssertTrue(isFraction(allResult["raw_pixel_test_accuracy"], of: 40))
+    }
+
+    /// autoencoder fits PCA and the autoencoders on the training images less the validation split
+    /// and prints, and reports, the reconstruction errors there and once on the test set.
+    func testAutoencoderReportsTheValidationSplitAndTheTestSetApart() throws {
+        let folder = try tinyDataSet()
+        let common = ["--dataset", "mnist", "--data", folder, "--epochs", "1", "--batch-size", "25", "--models", "dense",
+                      "--code-sizes", "2", "--noise", "none", "--validation", "60"]
+        let run = try BuiltProducts.run("autoencoder", common + ["--json"], threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(run.status, 0, run.errors)
+        let result = try report(run)
+        XCTAssertEqual(result["training_images"] as? Int, 240)
+        XCTAssertEqual(result["validation_images"] as? Int, 60)
+        XCTAssertNotNil((result["pca_validation_mse"] as? [String: Double])?["2"])
+        XCTAssertNotNil((result["pca_test_mse"] as? [String: Double])?["2"])
+        let autoencoder = try XCTUnwrap((result["autoencoders"] as? [[String: Any]])?.first)
+        XCTAssertEqual(autoencoder["training_images"] as? Int, 240)
+        XCTAssertNotNil(autoencoder["validation_mse"] as? Double)
+        XCTAssertNotNil(autoencoder["test_mse"] as? Double)
+
+        let text = try BuiltProducts.run("autoencoder", common, threads: 1, anchor: ValidationSplitTests.self)
+        XCTAssertEqual(text.status, 0, text.errors)
+        for row in ["validation MSE, code 2", "test MSE, code 2", "60 training images held out for validation",
+                    "the test set is evaluated once, after training"] {
+            XCTAssertTrue(text.output.contains(row), "missing \"\(row)\" in:\n\(text.output)")
+        }
+    }
 }
 
