@@ -16,7 +16,7 @@ import Unsupervised
 ///   `SMOTE().fitResample` (best of several), then a softmax regression (Dense 10, Adam 1e-3,
 ///   batch 128, 5 epochs) trained without resampling and with random, SMOTE and RBM
 ///   oversampling (`rbm`: ``RBMOverSampler/recommended(strategy:seed:)``, chosen on a validation
-///   split by `Apps/rebalance --split validation`; `rbm_original`: the first recipe,
+///   split by `Apps/rebalance` (then `--split validation`, now `--validation N`); `rbm_original`: the first recipe,
 ///   `RBMOverSampler()`): class-9 recall and macro-F1 on the untouched test set.
 enum UnsupervisedBench {
     static func seconds(_ body: () throws -> Void) rethrows -> Double {
