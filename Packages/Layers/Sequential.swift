@@ -254,16 +254,26 @@ public final class Sequential: LayerContainer {
         try checkInference(x, what: "predict")
         enterPhase(trainingBatch: nil)
         let n = x.shape[0]
-        var parts: [Tensor] = []
+        var ranges: [Range<Int>] = []
         for start in stride(from: 0, to: n, by: batchSize) {
             let batch = start..<Swift.min(start + batchSize, n)
-            for part in inferenceSlices(batch.count) {
-                let rows = (batch.lowerBound + part.lowerBound)..<(batch.lowerBound + part.upperBound)
-                parts.append(forward(rows.count == n ? x : x.slice(rows), training: false))
-            }
+            ranges += inferenceSlices(batch.count).map { (batch.lowerBound + $0.lowerBound)..<(batch.lowerBound + $0.upperBound) }
         }
-        if parts.isEmpty { return forward(x, training: false) }
-        return parts.count == 1 ? parts[0] : Tensor.concatenate(parts, axis: 0)
+        guard ranges.count > 1, let outputShape = builtOutputShape else { return forward(x, training: false) }
+        // Each slice's outputs go straight into the result: joining the slices' outputs at the
+        // end would hold the result twice (an autoencoder's reconstruction of 10,000 images is
+        // 31 MB).
+        let perSample = outputShape.reduce(1, *)
+        return Tensor(shape: [n] + outputShape, unsafeUninitialized: { result in
+            for rows in ranges {
+                let out = forward(x.slice(rows), training: false)
+                neuritePrecondition(out.count == rows.count * perSample,
+                                    "\(label): a layer gave \(out.shape) for \(rows.count) samples of built output \(outputShape)")
+                out.withUnsafeBufferPointer { src in
+                    (result.baseAddress! + rows.lowerBound * perSample).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+        })
     }
 
     /// The most samples one inference pass of ``predict(_:batchSize:)`` and `evaluate` runs at once.
