@@ -5,37 +5,66 @@ import Glibc
 import Darwin
 #endif
 
-/// A growable byte buffer in `malloc`ed memory.
+/// A growable byte buffer: `malloc`ed when small, its own anonymous `mmap` when large.
 ///
-/// Growth goes through `realloc`, which for large blocks on Linux remaps pages instead of
-/// copying them, so a buffer that doubles while data streams in costs little more than one
-/// of the final size. Only the owner writes to it, and only before it is shared; after that it
-/// is read-only, which is why it may be `Sendable`.
+/// Large buffers (a whole IDX or gzip file, its inflated contents: tens of MB) are mapped
+/// directly so that freeing one gives its pages back to the system at once. Through `malloc`
+/// they would not always: once glibc has freed one mapped block it raises its mapping threshold
+/// to that size, later blocks below it come from the heap, and freed heap memory mostly stays
+/// resident (issue 14: loading Fashion-MNIST left part of its files resident for the whole run). Pages
+/// of a mapping are only resident once written, so a generous first capacity costs nothing.
+/// Only the owner writes to it, and only before it is shared; after that it is read-only, which
+/// is why it may be `Sendable`.
 final class ByteBuffer: @unchecked Sendable {
     private(set) var base: UnsafeMutableRawPointer
     private(set) var capacity: Int
+    /// Whether `base` is a mapping of `capacity` bytes (else a `malloc` block).
+    private var mapped: Bool
     /// The number of bytes written so far (the first `count` bytes of `base`).
     var count: Int = 0
+
+    /// Capacities from which a buffer is mapped rather than `malloc`ed.
+    static let mappingThreshold = 1 << 20
 
     /// An empty buffer with room for `capacity` bytes (at least one).
     init(capacity: Int, path: String?) throws {
         let size = max(1, capacity)
-        guard let p = malloc(size) else {
-            throw DatasetError(.io, path: path, "out of memory allocating \(size) bytes")
-        }
-        base = p
+        (base, mapped) = try ByteBuffer.allocate(size, path: path)
         self.capacity = size
     }
 
-    deinit { free(base) }
+    deinit { ByteBuffer.release(base, capacity: capacity, mapped: mapped) }
+
+    private static func allocate(_ size: Int, path: String?) throws -> (UnsafeMutableRawPointer, Bool) {
+        if size >= mappingThreshold {
+            let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            if let p, p != UnsafeMutableRawPointer(bitPattern: -1) { return (p, true) }
+        }
+        guard let p = malloc(size) else {
+            throw DatasetError(.io, path: path, "out of memory allocating \(size) bytes")
+        }
+        return (p, false)
+    }
+
+    private static func release(_ pointer: UnsafeMutableRawPointer, capacity: Int, mapped: Bool) {
+        if mapped { munmap(pointer, capacity) } else { free(pointer) }
+    }
 
     /// Grows the capacity to `newCapacity` bytes, keeping the contents.
     func grow(to newCapacity: Int, path: String?) throws {
         guard newCapacity > capacity else { return }
-        guard let p = realloc(base, newCapacity) else {
-            throw DatasetError(.io, path: path, "out of memory growing a buffer to \(newCapacity) bytes")
+        if !mapped && newCapacity < ByteBuffer.mappingThreshold {
+            guard let p = realloc(base, newCapacity) else {
+                throw DatasetError(.io, path: path, "out of memory growing a buffer to \(newCapacity) bytes")
+            }
+            base = p
+        } else {
+            // Doubling: the copies add up to less than the final size.
+            let (p, isMapped) = try ByteBuffer.allocate(newCapacity, path: path)
+            p.copyMemory(from: base, byteCount: count)
+            ByteBuffer.release(base, capacity: capacity, mapped: mapped)
+            (base, mapped) = (p, isMapped)
         }
-        base = p
         capacity = newCapacity
     }
 

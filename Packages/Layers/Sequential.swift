@@ -74,6 +74,9 @@ public final class Sequential: LayerContainer {
     public private(set) var layerOutputShapes: [[Int]] = []
     /// The optimizer, loss and metrics set by `compile`.
     var compiled: CompiledSetup?
+    /// What the latest of `fit`'s steps, `evaluate` and `predict` ran: training steps of how many
+    /// samples, or inference (nil before any); see ``enterPhase(trainingBatch:)``.
+    var lastPhase: Int??
 
     /// The model's own `trainable` flag, as Keras' `model.trainable`: setting it sets every
     /// layer's flag (nested models included), so `model.trainable = false` freezes the whole
@@ -239,18 +242,85 @@ public final class Sequential: LayerContainer {
 
     /// The model's outputs for `x` `[N] + inputShape`, computed in inference mode (dropout off)
     /// `batchSize` samples at a time and joined: `[N] + outputShape`.
+    ///
+    /// A large `batchSize` does not make the activations in flight large: each batch runs in
+    /// slices of at most 128 samples, fewer when the model's layer outputs exceed 32 MiB for
+    /// them (see ``forward(_:training:)`` for one pass over a whole batch). Each sample's
+    /// output depends on that sample alone, so the outputs are those of one pass.
     /// - Throws: `TrainingError` when the model is not built, `batchSize < 1`, or `x` is not
     ///   `[N] + inputShape` (the message names both shapes): a user's data never traps.
     public func predict(_ x: Tensor, batchSize: Int = 32) throws -> Tensor {
         guard batchSize > 0 else { throw TrainingError("predict needs a positive batch size, got \(batchSize)") }
         try checkInference(x, what: "predict")
+        enterPhase(trainingBatch: nil)
         let n = x.shape[0]
-        if n <= batchSize { return forward(x, training: false) }
-        var parts: [Tensor] = []
+        var ranges: [Range<Int>] = []
         for start in stride(from: 0, to: n, by: batchSize) {
-            parts.append(forward(x.slice(start..<Swift.min(start + batchSize, n)), training: false))
+            let batch = start..<Swift.min(start + batchSize, n)
+            ranges += inferenceSlices(batch.count).map { (batch.lowerBound + $0.lowerBound)..<(batch.lowerBound + $0.upperBound) }
         }
-        return Tensor.concatenate(parts, axis: 0)
+        guard ranges.count > 1, let outputShape = builtOutputShape else { return forward(x, training: false) }
+        // Each slice's outputs go straight into the result: joining the slices' outputs at the
+        // end would hold the result twice (an autoencoder's reconstruction of 10,000 images is
+        // 31 MB).
+        let perSample = outputShape.reduce(1, *)
+        return Tensor(shape: [n] + outputShape, unsafeUninitialized: { result in
+            for rows in ranges {
+                let out = forward(x.slice(rows), training: false)
+                neuritePrecondition(out.count == rows.count * perSample,
+                                    "\(label): a layer gave \(out.shape) for \(rows.count) samples of built output \(outputShape)")
+                out.withUnsafeBufferPointer { src in
+                    (result.baseAddress! + rows.lowerBound * perSample).update(from: src.baseAddress!, count: src.count)
+                }
+            }
+        })
+    }
+
+    /// The most samples one inference pass of ``predict(_:batchSize:)`` and `evaluate` runs at once.
+    package static let inferenceSliceSamples = 128
+    /// The most bytes of layer outputs (the input and every layer's output, per sample, times
+    /// the samples) that one such pass may make: buffers freed during a pass stay cached for the
+    /// next (TensorCore's buffer cache), so all of a pass's outputs count, not just the largest.
+    package static let inferenceSliceBytes = 32 << 20
+
+    /// The samples of one inference pass: at most ``inferenceSliceSamples``, and at most
+    /// ``inferenceSliceBytes`` of this model's per-sample inputs and layer outputs, at least 1.
+    package var inferenceSliceLimit: Int {
+        let shapes = [builtInputShape ?? []] + layerOutputShapes
+        let floats = shapes.reduce(0) { $0 + $1.reduce(1, *) }
+        let perSample = Swift.max(1, floats * MemoryLayout<Float>.stride)
+        return Swift.max(1, Swift.min(Self.inferenceSliceSamples, Self.inferenceSliceBytes / perSample))
+    }
+
+    /// `0..<count` cut into the fewest slices of at most ``inferenceSliceLimit`` samples, of
+    /// equal size give or take one (1,000 samples at 128: eight of 125, never a last sliver).
+    package func inferenceSlices(_ count: Int) -> [Range<Int>] {
+        let limit = inferenceSliceLimit
+        guard count > limit else { return [0..<count] }
+        let slices = (count + limit - 1) / limit
+        return (0..<slices).map { (count * $0 / slices)..<(count * ($0 + 1) / slices) }
+    }
+
+    /// Called before a training step of `trainingBatch` samples, or an inference pass (nil), to
+    /// tell TensorCore's buffer cache when the sizes of the work change: training turning to
+    /// inference or back, and a training step of another batch size (an epoch's last, smaller
+    /// batch, and the first full one after it). The buffers kept for the old sizes do not fit
+    /// the new ones, so idle they would only add to the resident memory (issue 14: the BatchNorm
+    /// CNN's evaluation after training peaked at the sum of both). They are given back at each
+    /// change, which costs one step's page faults (two per epoch in `fit`); calls of the same
+    /// kind keep them.
+    func enterPhase(trainingBatch: Int?) {
+        if lastPhase != .some(trainingBatch) { BufferCache.releaseIdle() }
+        lastPhase = .some(trainingBatch)
+    }
+
+    /// The inference-mode outputs of the batch `x` `[B] + builtInputShape`, computed in slices of
+    /// ``inferenceSlices(_:)`` and joined: what ``forward(_:training:)`` would return, with the
+    /// activations of at most one slice in flight.
+    func inferenceForward(_ x: Tensor) -> Tensor {
+        let slices = inferenceSlices(x.shape.first ?? 0)
+        if slices.count <= 1 { return forward(x, training: false) }
+        return Tensor.concatenate(slices.map { forward(x.slice($0), training: false) }, axis: 0)
     }
 
     /// The model's outputs for the batch `x` `[B] + inputShape` in inference mode, as Keras'

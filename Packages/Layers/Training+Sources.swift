@@ -63,17 +63,19 @@ extension Sequential {
 
     /// The model's outputs for every batch of one pass of `source` (its epoch 0), in inference
     /// mode, joined in order: `[N] + outputShape`. The targets are ignored. Only the outputs are
-    /// kept, so the inputs may be larger than memory.
+    /// kept, so the inputs may be larger than memory; a large batch runs in slices, as in
+    /// ``predict(_:batchSize:)``.
     /// - Throws: `TrainingError` when the model is not built or a batch does not fit it; the
     ///   source's own error when a batch cannot be read.
     public func predict(_ source: some BatchSource) throws -> Tensor {
         guard let built = builtInputShape else { throw TrainingError("\(label) is not built: build or fit it before predict") }
+        enterPhase(trainingBatch: nil)
         let stream = source.makeBatchStream(epoch: 0)
         var parts: [Tensor] = []
         var step = 0
         while let batch = try stream.nextBatch() {
             try checkBatch(batch, what: "predict", built: built, epoch: nil, step: step)
-            parts.append(forward(batch.x, training: false))
+            parts.append(inferenceForward(batch.x))
             step += 1
         }
         guard !parts.isEmpty else { return Tensor.zeros([0] + (builtOutputShape ?? [])) }
@@ -164,13 +166,15 @@ extension Sequential {
         let built = builtInputShape!
         var totals = [Double](repeating: 0, count: 2 + 2 * setup.metrics.count)
         var failure: (any Error)?
+        enterPhase(trainingBatch: nil)
         do {
             let stream = source.makeBatchStream(epoch: 0)
             var step = 0
             while let batch = try stream.nextBatch() {
                 try checkBatch(batch, what: what, built: built, epoch: nil, step: step)
                 try validateTargets(batch.targets, setup)
-                let out = forward(batch.x, training: false)
+                // Sliced when the batch is large (the loss and metrics still see the whole batch).
+                let out = inferenceForward(batch.x)
                 let value = setup.loss.compute(out, batch.targets, sampleWeights: nil).loss
                 for (i, v) in batchTotals(out, batch, lossValue: value, setup: setup).enumerated() { totals[i] += v }
                 step += 1
@@ -314,6 +318,7 @@ extension Sequential {
                     }
                     let b = batch!
 
+                    enterPhase(trainingBatch: b.count)
                     for p in params { p.zeroGradient() }
                     // Dropout masks: one stream per step and replica, so replicas draw different
                     // masks and a resumed run draws the ones an uninterrupted run drew.

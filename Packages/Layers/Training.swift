@@ -212,6 +212,10 @@ extension Sequential {
 
     /// The compiled loss and metrics of the model on `x` with labels `y`, in inference mode,
     /// `batchSize` samples at a time: `["loss": ..., "accuracy": ...]`.
+    ///
+    /// The loss and metrics of each batch are computed over the whole batch, but its forward
+    /// pass runs in slices of at most 128 samples, as ``predict(_:batchSize:)`` does, so a
+    /// large `batchSize` does not make the activations in flight large.
     /// - Throws: `TrainingError` when the model is not compiled or built, or the data do not fit.
     public func evaluate(x: Tensor, y: [Int], batchSize: Int = 32) throws -> [String: Double] {
         try evaluate(x: x, targets: .labels(y), batchSize: batchSize)

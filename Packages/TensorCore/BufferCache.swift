@@ -10,12 +10,18 @@ import Synchronization
 /// handed out again on the next request of that size class. At most `limitBytes` are kept idle
 /// (`NEURITE_BUFFER_CACHE_MB`, default 256; 0 turns the cache off); the oldest go first.
 /// Small buffers go straight to `malloc`, whose own free lists already serve them well.
-enum BufferCache {
+///
+/// The cache pays off while a program repeats the same sizes (the steps of an epoch); when it
+/// turns to other sizes (training to evaluation, a batch of another size), the idle buffers of
+/// the old ones would only add to the resident memory of the new ones. Callers that know of
+/// such a turn call `releaseIdle()` (`Sequential` does before each inference pass and at each
+/// epoch's start), which costs one pass of page faults on the sizes that come back.
+package enum BufferCache {
     static let minimumBytes = 256 << 10
     static let granule = 64 << 10
     static let alignment = 64
 
-    static let limitBytes: Int = {
+    package static let limitBytes: Int = {
         if let text = ProcessInfo.processInfo.environment["NEURITE_BUFFER_CACHE_MB"], let mb = Int(text), mb >= 0 {
             return mb << 20
         }
@@ -27,6 +33,30 @@ enum BufferCache {
         var free: [Int: [UInt]] = [:]
         var order: [(bytes: Int, address: UInt)] = []  // oldest first
         var idleBytes = 0
+        var stats = Statistics()
+    }
+
+    /// Counters of the cache's traffic (buffers of at least `minimumBytes`), for benchmarks and tests.
+    package struct Statistics: Sendable {
+        /// Bytes handed out and not yet released.
+        package var liveBytes = 0
+        /// Bytes kept idle now.
+        package var idleBytes = 0
+        /// The most of `liveBytes + idleBytes` at any time.
+        package var peakHeldBytes = 0
+        /// Requests served from idle buffers, and those that needed fresh memory.
+        package var hits = 0, misses = 0
+        /// Fresh bytes allocated, and idle bytes given back to the system.
+        package var freshBytes = 0, evictedBytes = 0
+    }
+
+    /// The counters so far.
+    package static var statistics: Statistics {
+        state.withLock { s in
+            var out = s.stats
+            out.idleBytes = s.idleBytes
+            return out
+        }
     }
 
     private static let state = Mutex(State())
@@ -41,7 +71,14 @@ enum BufferCache {
         let size = roundedSize(bytes)
         if size >= minimumBytes && limitBytes > 0 {
             let reused: UInt? = state.withLock { s in
-                guard let address = s.free[size]?.popLast() else { return nil }
+                s.stats.liveBytes += size
+                guard let address = s.free[size]?.popLast() else {
+                    s.stats.misses += 1
+                    s.stats.freshBytes += size
+                    s.stats.peakHeldBytes = Swift.max(s.stats.peakHeldBytes, s.stats.liveBytes + s.idleBytes)
+                    return nil
+                }
+                s.stats.hits += 1
                 s.idleBytes -= size
                 if let i = s.order.firstIndex(where: { $0.address == address }) { s.order.remove(at: i) }
                 return address
@@ -51,15 +88,31 @@ enum BufferCache {
         return UnsafeMutableRawPointer.allocate(byteCount: size, alignment: alignment)
     }
 
+    /// Gives every idle buffer back to the system; buffers in use are untouched and return to
+    /// the cache as usual when released.
+    package static func releaseIdle() {
+        let idle: [UInt] = state.withLock { s in
+            let addresses = s.order.map(\.address)
+            s.stats.evictedBytes += s.idleBytes
+            s.free = [:]
+            s.order = []
+            s.idleBytes = 0
+            return addresses
+        }
+        for address in idle { UnsafeMutableRawPointer(bitPattern: address)?.deallocate() }
+    }
+
     /// Returns a buffer obtained from `allocate(bytes:)` with the same `bytes`.
     static func release(_ pointer: UnsafeMutableRawPointer, bytes: Int) {
         let size = roundedSize(bytes)
         guard size >= minimumBytes && size <= limitBytes else {
+            if size >= minimumBytes && limitBytes > 0 { state.withLock { $0.stats.liveBytes -= size } }
             pointer.deallocate()
             return
         }
         let address = UInt(bitPattern: pointer)
         let evicted: [UInt] = state.withLock { s in
+            s.stats.liveBytes -= size
             s.free[size, default: []].append(address)
             s.order.append((size, address))
             s.idleBytes += size
@@ -70,6 +123,7 @@ enum BufferCache {
                     s.free[oldest.bytes]!.remove(at: i)
                 }
                 s.idleBytes -= oldest.bytes
+                s.stats.evictedBytes += oldest.bytes
                 out.append(oldest.address)
             }
             return out

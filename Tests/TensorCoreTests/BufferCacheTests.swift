@@ -1,0 +1,58 @@
+import TensorCore
+import _NeuriteTestSupport
+import XCTest
+
+/// The buffer cache keeps large freed buffers for the next request of their size class, and
+/// `releaseIdle()` gives the idle ones back (issue 14: `Sequential` calls it when training turns
+/// to inference and back). Whether a kernel gets fresh memory or a recycled buffer full of an
+/// earlier result must not change what it computes.
+final class BufferCacheTests: XCTestCase {
+    func testReleasedBuffersAreKeptAndReleaseIdleGivesThemBack() throws {
+        guard BufferCache.limitBytes >= 4 << 20 else {
+            throw unavailable("the buffer cache is off or small here (NEURITE_BUFFER_CACHE_MB=\(BufferCache.limitBytes >> 20))")
+        }
+        BufferCache.releaseIdle()
+        XCTAssertEqual(BufferCache.statistics.idleBytes, 0)
+        let floats = 300_000  // 1.2 MB, above the cache's 256 KiB minimum
+        do {
+            let t = Tensor(shape: [floats], scalars: [Float](repeating: 1, count: floats))
+            XCTAssertEqual(t.count, floats)
+        }
+        let kept = BufferCache.statistics.idleBytes
+        XCTAssertGreaterThanOrEqual(kept, floats * 4)
+        let hits = BufferCache.statistics.hits
+        do {
+            let again = Tensor.zeros([floats])
+            XCTAssertEqual(again.scalars.max(), 0)  // a recycled buffer is overwritten
+        }
+        XCTAssertEqual(BufferCache.statistics.hits, hits + 1, "the same size class is served from the idle buffer")
+        BufferCache.releaseIdle()
+        XCTAssertEqual(BufferCache.statistics.idleBytes, 0)
+        // Small buffers are never kept.
+        do { _ = Tensor.zeros([1000]) }
+        XCTAssertEqual(BufferCache.statistics.idleBytes, 0)
+    }
+
+    /// The same products and convolutions from fresh memory and from recycled buffers that hold
+    /// other results: the same bits.
+    func testKernelsGiveTheSameBitsFromFreshAndRecycledBuffers() {
+        let a = Tensor(shape: [300, 257], scalars: randomScalars(300 * 257, seed: 3))
+        let b = Tensor(shape: [257, 300], scalars: randomScalars(257 * 300, seed: 4))
+        let images = Tensor(shape: [64, 20, 20, 3], scalars: randomScalars(64 * 20 * 20 * 3, seed: 5))
+        let kernel = Tensor(shape: [3, 3, 3, 16], scalars: randomScalars(3 * 3 * 3 * 16, seed: 6))
+        func compute() -> (Tensor, Tensor) { (a.matmul(b), Tensor.conv2D(images, kernel: kernel, padding: .same)) }
+
+        BufferCache.releaseIdle()
+        let (fresh, freshConvolution) = compute()
+        // Fill the cache with buffers of these size classes holding other values.
+        for _ in 0..<3 { _ = compute().0 * 7 + 1 }
+        XCTAssertGreaterThan(BufferCache.statistics.idleBytes, 0)
+        let (recycled, recycledConvolution) = compute()
+        XCTAssertEqual(recycled.scalars, fresh.scalars)
+        XCTAssertEqual(recycledConvolution.scalars, freshConvolution.scalars)
+        BufferCache.releaseIdle()
+        let (again, againConvolution) = compute()
+        XCTAssertEqual(again.scalars, fresh.scalars)
+        XCTAssertEqual(againConvolution.scalars, freshConvolution.scalars)
+    }
+}
