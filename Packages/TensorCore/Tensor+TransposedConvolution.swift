@@ -122,13 +122,14 @@ struct TransposedConvolutionPlan {
                                        kernelHeight: tapRows, kernelWidth: tapColumns)
     }
 
-    /// The phases' kernel `[T_h, T_w, Cin, sh * sw * F]`: tap (u, v) of phase (r, c) is kernel
-    /// tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)), or zero past the kernel's edge.
-    private func phaseKernel(_ kernel: UnsafePointer<Float>) -> ScratchBuffer {
+    /// Calls `body(phaseOffset, kernelOffset)` for every (u, v, r, c, ci) whose kernel tap exists:
+    /// the offset of output channel 0 of phase (r, c) at phase tap (u, v) and input channel ci in
+    /// the phases' kernel `[T_h, T_w, Cin, sh * sw * F]` (its F channels follow one another), and
+    /// the offset of output channel 0 at kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)) and
+    /// input channel ci in the kernel `[KH, KW, F, Cin]` (its F channels `Cin` apart).
+    private func forEachPhaseTap(_ body: (_ phaseOffset: Int, _ kernelOffset: Int) -> Void) {
         let (sh, sw, kh, kw) = (geometry.strideHeight, geometry.strideWidth, geometry.kernelHeight, geometry.kernelWidth)
         let (f, cin, channels) = (filters, inputChannels, phaseChannels)
-        let packed = ScratchBuffer(count: tapRows * tapColumns * cin * channels)
-        packed.base.update(repeating: 0, count: tapRows * tapColumns * cin * channels)
         for u in 0..<tapRows {
             for v in 0..<tapColumns {
                 for r in 0..<sh {
@@ -138,12 +139,23 @@ struct TransposedConvolutionPlan {
                         let b = c + sw * (tapColumns - 1 - v)
                         guard b < kw else { continue }
                         for ci in 0..<cin {
-                            let target = packed.base + ((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f
-                            for o in 0..<f { target[o] = kernel[((a * kw + b) * f + o) * cin + ci] }
+                            body(((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f, (a * kw + b) * f * cin + ci)
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// The phases' kernel `[T_h, T_w, Cin, sh * sw * F]`: tap (u, v) of phase (r, c) is kernel
+    /// tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)), or zero past the kernel's edge.
+    private func phaseKernel(_ kernel: UnsafePointer<Float>) -> ScratchBuffer {
+        let (f, cin, channels) = (filters, inputChannels, phaseChannels)
+        let packed = ScratchBuffer(count: tapRows * tapColumns * cin * channels)
+        packed.base.update(repeating: 0, count: tapRows * tapColumns * cin * channels)
+        forEachPhaseTap { phaseOffset, kernelOffset in
+            let target = packed.base + phaseOffset
+            for o in 0..<f { target[o] = kernel[kernelOffset + o * cin] }
         }
         return packed
     }
@@ -187,22 +199,9 @@ struct TransposedConvolutionPlan {
         DirectConvolution.kernelGradient(UnsafePointer(padded.base), n: batch, dy: UnsafePointer(phases.base),
                                          cout: channels, geometry: p, into: phaseGradient.base)
         // Phase tap (u, v, ci, (r, c, o)) is kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v), o, ci).
-        let (kh, kw) = (g.kernelHeight, g.kernelWidth)
-        for u in 0..<tapRows {
-            for v in 0..<tapColumns {
-                for r in 0..<sh {
-                    let a = r + sh * (tapRows - 1 - u)
-                    guard a < kh else { continue }
-                    for c in 0..<sw {
-                        let b = c + sw * (tapColumns - 1 - v)
-                        guard b < kw else { continue }
-                        for ci in 0..<cin {
-                            let source = phaseGradient.base + ((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f
-                            for o in 0..<f { dk[((a * kw + b) * f + o) * cin + ci] += source[o] }
-                        }
-                    }
-                }
-            }
+        forEachPhaseTap { phaseOffset, kernelOffset in
+            let source = phaseGradient.base + phaseOffset
+            for o in 0..<f { dk[kernelOffset + o * cin] += source[o] }
         }
         withExtendedLifetime((padded, phases, phaseGradient)) {}
     }
