@@ -83,7 +83,7 @@ public struct TrainingOptions: ParsableArguments {
 
     /// How many of the 60,000 training images are held out as the validation split.
     @Option(help: "Hold out N of the 60,000 training images as the validation split (the last N of a shuffle with a fixed seed, the same for every --seed): training uses the rest, val_ values are measured on it after each epoch, and the test set is evaluated once, after training. 0 trains on all 60,000 without validation.")
-    public var validation: Int = 5_000
+    public var validation: Int = ValidationOptions.defaultValidation
 
     /// The label smoothing of the softmax cross-entropy (0: none).
     @Option(name: .customLong("label-smoothing"), help: "Label smoothing of the softmax cross-entropy, in 0..<1 (0: none).")
@@ -109,9 +109,7 @@ public struct TrainingOptions: ParsableArguments {
         guard learningRate > 0 && learningRate.isFinite else {
             throw ValidationError("--learning-rate must be positive, got \(learningRate).")
         }
-        guard (0..<60_000).contains(validation) else {
-            throw ValidationError("--validation must be in 0..<60000, got \(validation).")
-        }
+        try ValidationOptions.checkRange(validation)
         guard labelSmoothing >= 0 && labelSmoothing < 1 else {
             throw ValidationError("--label-smoothing must be in 0..<1, got \(labelSmoothing).")
         }

@@ -39,14 +39,19 @@ public struct ValidationOptions: ParsableArguments {
     }
 
     /// Makes the defaults (ArgumentParser fills in the values it parses).
+    /// Throws the usage error for a `--validation` outside `0..<60000` (every demo's rule).
+    public static func checkRange(_ validation: Int) throws {
+        guard (0..<60_000).contains(validation) else {
+            throw ValidationError("--validation must be in 0..<60000, got \(validation).")
+        }
+    }
+
     public init() {}
 
     /// Checks the range (as ``TrainingOptions`` does) and that the two conventions are not mixed.
     public func validate() throws {
         if let requestedValidation {
-            guard (0..<60_000).contains(requestedValidation) else {
-                throw ValidationError("--validation must be in 0..<60000, got \(requestedValidation).")
-            }
+            try Self.checkRange(requestedValidation)
             if let split {
                 throw ValidationError("--split \(split.rawValue) is a deprecated spelling of --validation and cannot be combined with it; use --validation \(requestedValidation) alone.")
             }

@@ -495,30 +495,18 @@ extension Tensor {
                                       strides: (Int, Int) = (1, 1), padding: Padding = .valid,
                                       dilation: (Int, Int) = (1, 1),
                                       needsInputGradient: Bool) -> (input: Tensor?, kernel: Tensor, bias: Tensor) {
-        let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
-                                    padding: padding, dilation: dilation)
-        let n = input.shape[0], cout = kernel.shape[3]
-        checkOutputGradient("conv2DBackward", outputGradient, n: n, cout: cout, g, inputShape: input.shape,
-                            kernelShape: kernel.shape)
-        let kernelGradient = convolutionKernelGradient(input, outputGradient, kernelShape: kernel.shape, g)
-        let inputGradient = needsInputGradient
-            ? convolutionInputGradient(outputGradient, kernel: kernel, inputShape: input.shape, g) : nil
-        let positions = n * g.outputHeight * g.outputWidth
-        let biasGradient = outputGradient.withUnsafeBufferPointer { dyb in
-            Tensor(shape: [cout]) { db in
-                columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!)
-            }
-        }
-        return (inputGradient, kernelGradient, biasGradient)
+        conv2DBackward(input: input, kernel: kernel, outputGradient: outputGradient, reluOutput: nil, strides: strides,
+                       padding: padding, dilation: dilation, needsInputGradient: needsInputGradient)
     }
 
-    /// A relu convolution layer's backward pass: ``conv2DBackward(input:kernel:outputGradient:strides:padding:dilation:needsInputGradient:)``
-    /// of the output gradient taken back through relu (`outputGradient` where `reluOutput > 0`,
-    /// else 0, as `Tensor.reluBackward(gradient:input:)`). The masked gradient is written by the
-    /// pass that sums it into the bias gradient, so the result has the same bits as
-    /// `reluBackward` followed by `conv2DBackward`, with one pass over the output gradient fewer.
+    /// ``conv2DBackward(input:kernel:outputGradient:strides:padding:dilation:needsInputGradient:)``,
+    /// and with `reluOutput` a relu convolution layer's backward pass: the output gradient taken
+    /// back through relu first (`outputGradient` where `reluOutput > 0`, else 0, as
+    /// `Tensor.reluBackward(gradient:input:)`). The masked gradient is written by the pass that
+    /// sums it into the bias gradient, so the result has the same bits as `reluBackward` followed
+    /// by `conv2DBackward`, with one pass over the output gradient fewer.
     /// - Precondition: as for `conv2DBackward`, and `reluOutput` has the output gradient's shape.
-    package static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor, reluOutput: Tensor,
+    package static func conv2DBackward(input: Tensor, kernel: Tensor, outputGradient: Tensor, reluOutput: Tensor?,
                                        strides: (Int, Int), padding: Padding, dilation: (Int, Int),
                                        needsInputGradient: Bool) -> (input: Tensor?, kernel: Tensor, bias: Tensor) {
         let g = convolutionGeometry("conv2DBackward", input: input, kernel: kernel, strides: strides,
@@ -526,24 +514,36 @@ extension Tensor {
         let n = input.shape[0], cout = kernel.shape[3]
         checkOutputGradient("conv2DBackward", outputGradient, n: n, cout: cout, g, inputShape: input.shape,
                             kernelShape: kernel.shape)
-        neuritePrecondition(reluOutput.shape == outputGradient.shape,
-                            "conv2DBackward relu output \(reluOutput.shape) does not match output gradient \(outputGradient.shape)")
         let positions = n * g.outputHeight * g.outputWidth
-        var biasGradient = Tensor.zeros([cout])
-        let masked = Tensor(shape: outputGradient.shape) { mb in
-            guard mb.count > 0 else { return }
-            outputGradient.withUnsafeBufferPointer { dyb in
-                reluOutput.withUnsafeBufferPointer { yb in
-                    biasGradient.withUnsafeMutableBufferPointer { db in
-                        columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!,
-                                   reluOutput: yb.baseAddress!, masked: mb.baseAddress!)
+        // The gradient the products read (masked by relu when asked) and the bias gradient.
+        let gradient: Tensor, biasGradient: Tensor
+        if let reluOutput {
+            neuritePrecondition(reluOutput.shape == outputGradient.shape,
+                                "conv2DBackward relu output \(reluOutput.shape) does not match output gradient \(outputGradient.shape)")
+            var sums = Tensor.zeros([cout])
+            gradient = Tensor(shape: outputGradient.shape) { mb in
+                guard mb.count > 0 else { return }
+                outputGradient.withUnsafeBufferPointer { dyb in
+                    reluOutput.withUnsafeBufferPointer { yb in
+                        sums.withUnsafeMutableBufferPointer { db in
+                            columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!,
+                                       reluOutput: yb.baseAddress!, masked: mb.baseAddress!)
+                        }
                     }
                 }
             }
+            biasGradient = sums
+        } else {
+            gradient = outputGradient
+            biasGradient = outputGradient.withUnsafeBufferPointer { dyb in
+                Tensor(shape: [cout]) { db in
+                    columnSums(dyb.baseAddress!, rows: positions, columns: cout, into: db.baseAddress!)
+                }
+            }
         }
-        let kernelGradient = convolutionKernelGradient(input, masked, kernelShape: kernel.shape, g)
+        let kernelGradient = convolutionKernelGradient(input, gradient, kernelShape: kernel.shape, g)
         let inputGradient = needsInputGradient
-            ? convolutionInputGradient(masked, kernel: kernel, inputShape: input.shape, g) : nil
+            ? convolutionInputGradient(gradient, kernel: kernel, inputShape: input.shape, g) : nil
         return (inputGradient, kernelGradient, biasGradient)
     }
 
