@@ -302,19 +302,34 @@ void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t dep
     static inline void copy_panel_row_##nr(float *dst, const float *src) {   \
         memcpy(dst, src, (nr) * sizeof(float));                              \
     }
+CK_COPY_PANEL_ROW(4)
+CK_COPY_PANEL_ROW(6)
+CK_COPY_PANEL_ROW(8)
+CK_COPY_PANEL_ROW(12)
 CK_COPY_PANEL_ROW(16)
 CK_COPY_PANEL_ROW(32)
 #undef CK_COPY_PANEL_ROW
 
+#define CK_PANEL_ROWS(nr) \
+    for (; j + (nr) <= cols; j += (nr), dst += panel_stride) copy_panel_row_##nr(dst, src + j);
+
 void ck_pack_row_panels(const float *src, int64_t cols, int64_t nr, float *dst, int64_t panel_stride) {
     int64_t j = 0;
-    if (nr == 32) {
-        for (; j + 32 <= cols; j += 32, dst += panel_stride) copy_panel_row_32(dst, src + j);
-    } else if (nr == 16) {
-        for (; j + 16 <= cols; j += 16, dst += panel_stride) copy_panel_row_16(dst, src + j);
-    } else {
+    // The B panel widths (NR) and, for a transposed A (a weight gradient's Xᵀ·dY), the A tile
+    // heights (MR) of every path: a constant width compiles to a few vector moves, where a
+    // variable one is a call to memcpy per panel.
+    switch (nr) {
+    case 32: CK_PANEL_ROWS(32) break;
+    case 16: CK_PANEL_ROWS(16) break;
+    case 12: CK_PANEL_ROWS(12) break;
+    case 8: CK_PANEL_ROWS(8) break;
+    case 6: CK_PANEL_ROWS(6) break;
+    case 4: CK_PANEL_ROWS(4) break;
+    default:
         for (; j + nr <= cols; j += nr, dst += panel_stride) memcpy(dst, src + j, (size_t)nr * sizeof(float));
+        break;
     }
+#undef CK_PANEL_ROWS
     if (j < cols) {
         const int64_t rest = cols - j;
         memcpy(dst, src + j, (size_t)rest * sizeof(float));

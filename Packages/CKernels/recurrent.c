@@ -35,10 +35,13 @@ CK_ALWAYS_INLINE void lstm_forward_run(int isa, const ck_lstm_forward_args *args
         for (; j + CK_LANES <= u; j += CK_LANES)
             CK_STORE(c + j, CK_LOAD(zf + j) * CK_LOAD(cp + j) + CK_LOAD(zi + j) * CK_LOAD(zg + j));
         for (; j < u; ++j) c[j] = zf[j] * cp[j] + zi[j] * zg[j];
-        ck_vtanh(isa, c, h, u);
+        // tanh(c) into the kept row when there is one (the backward pass reads it there instead
+        // of computing it again), else into h itself.
+        float *tc = p.tanh_c ? p.tanh_c + r * u : h;
+        ck_vtanh(isa, c, tc, u);
         j = 0;
-        for (; j + CK_LANES <= u; j += CK_LANES) CK_STORE(h + j, CK_LOAD(h + j) * CK_LOAD(zo + j));
-        for (; j < u; ++j) h[j] *= zo[j];
+        for (; j + CK_LANES <= u; j += CK_LANES) CK_STORE(h + j, CK_LOAD(tc + j) * CK_LOAD(zo + j));
+        for (; j < u; ++j) h[j] = tc[j] * zo[j];
     }
 }
 
@@ -58,12 +61,18 @@ CK_ALWAYS_INLINE void lstm_backward_run(int isa, const ck_lstm_backward_args *ar
         const float *z = p.z + r * g, *cp = p.c_prev + r * u, *c = p.c + r * u;
         const float *zi = z, *zf = z + u, *zg = z + 2 * u, *zo = z + 3 * u;
         float *di = dz, *df = dz + u, *dg = dz + 2 * u, *dout = dz + 3 * u;
-        ck_vtanh(isa, c, dout, u);  // tanh(c), until replaced by the output gate's gradient
+        // tanh(c): the forward's, or computed into dout (until replaced by the output gate's gradient).
+        const float *tcs = dout;
+        if (p.tanh_c) {
+            tcs = p.tanh_c + r * u;
+        } else {
+            ck_vtanh(isa, c, dout, u);
+        }
         const ck_lanes one = CK_SPLAT(1.0f);
         j = 0;
         for (; j + CK_LANES <= u; j += CK_LANES) {
             const ck_lanes i = CK_LOAD(zi + j), f = CK_LOAD(zf + j), gg = CK_LOAD(zg + j), o = CK_LOAD(zo + j);
-            const ck_lanes tc = CK_LOAD(dout + j), d = CK_LOAD(dh + j);
+            const ck_lanes tc = CK_LOAD(tcs + j), d = CK_LOAD(dh + j);
             const ck_lanes dcell = CK_LOAD(dc + j) + d * o * (one - tc * tc);
             CK_STORE(di + j, dcell * gg * i * (one - i));
             CK_STORE(df + j, dcell * CK_LOAD(cp + j) * f * (one - f));
@@ -72,7 +81,7 @@ CK_ALWAYS_INLINE void lstm_backward_run(int isa, const ck_lstm_backward_args *ar
             CK_STORE(dc + j, dcell * f);
         }
         for (; j < u; ++j) {
-            const float i = zi[j], f = zf[j], gg = zg[j], o = zo[j], tc = dout[j], d = dh[j];
+            const float i = zi[j], f = zf[j], gg = zg[j], o = zo[j], tc = tcs[j], d = dh[j];
             const float dcell = dc[j] + d * o * (1.0f - tc * tc);
             di[j] = dcell * gg * i * (1.0f - i);
             df[j] = dcell * cp[j] * f * (1.0f - f);

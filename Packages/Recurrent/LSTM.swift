@@ -96,7 +96,8 @@ struct LSTMCell: RecurrentCell {
                                     cell: p.cells + ((t + 1) * b + r0) * u,
                                     hiddenPrevious: p.states + (t * b + r0) * p.stateStride,
                                     hidden: p.states + ((t + 1) * b + r0) * p.stateStride, hiddenStride: p.stateStride,
-                                    mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count, isa: p.isa)
+                                    mask: p.mask.map { UnsafePointer($0 + t * b + r0) }, units: u, rows: rows.count,
+                                    cellTanh: p.cellTanh + (t * b + r0) * u, isa: p.isa)
             return
         }
         for r in rows {
@@ -129,7 +130,7 @@ struct LSTMCell: RecurrentCell {
                                      cell: p.cells + ((t + 1) * b + r0) * u, hiddenGradient: dh + r0 * u,
                                      nextHiddenGradient: p.dhNext + r0 * u, cellGradient: p.dcNext + r0 * u,
                                      gateGradient: dz + r0 * g, mask: p.mask.map { UnsafePointer($0 + t * b + r0) },
-                                     units: u, rows: rows.count, isa: p.isa)
+                                     units: u, rows: rows.count, cellTanh: p.cellTanh + (t * b + r0) * u, isa: p.isa)
         } else {
             backwardRowsGeneric(p, t: t, rows: rows)
         }

@@ -7,9 +7,10 @@ import TensorCore
 /// initial bias and its own config keys, and one step forwards and one backwards for a range of
 /// samples. `SimpleRNNCell`, `LSTMCell` and `GRUCell` conform.
 ///
-/// The layer owns everything else: the options, the weights, the input product of all steps at
-/// once, masking, dropout, initial, final and carried states, the loop over time (cut into row
-/// ranges that run on the pool's threads), truncation, and the weight and input gradients as
+/// The layer owns everything else: the options, the weights, the input product (of all steps at
+/// once, or within each step's product: ``StepPointers/stackedInput``), masking, dropout,
+/// initial, final and carried states, the loop over time (cut into row ranges that run on the
+/// pool's threads), truncation, and the weight and input gradients as
 /// GEMMs over all steps. A step sees the pass through ``StepPointers``; it runs the recurrent
 /// product for its rows itself (``StepPointers/multiplyRecurrent(t:rows:into:beta:)``), so it can
 /// add it where the cell needs it (into the gates, or kept apart as the GRU's `h·U + b_rec`).

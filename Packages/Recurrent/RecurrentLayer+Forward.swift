@@ -2,8 +2,8 @@ import Layers
 import Optimizers
 import TensorCore
 
-// The forward pass through time: the input product of all steps at once, masks, dropout and
-// initial states; the cell computes each step.
+// The forward pass through time: the input product (in each step's product with the stacked
+// kernel, or of all steps at once), masks, dropout and initial states; the cell computes each step.
 
 extension RecurrentLayer {
     /// Runs the layer over `input` `[B, T, F]`: `[B, T, U]` with `returnSequences`, else `[B, U]`.
@@ -46,8 +46,11 @@ extension RecurrentLayer {
                 }
             }
         }
-        // The input part of every step at once: Z = X·W (+ input bias).
-        kernel.value.withUnsafeBufferPointer { w in
+        // Without a separate recurrent projection or per-gate masks, each step multiplies its rows
+        // [x_t, h_(t-1)] by the stacked kernel [W; U] in one product (see `withSteps`); otherwise
+        // the input part of every step at once: Z = X·W (+ input bias), which the steps add to.
+        let stacked = stacksInputKernel(pass)
+        if !stacked { kernel.value.withUnsafeBufferPointer { w in
             if inputMasks > 1 {
                 // A mask per gate: Z_k = (X ⊙ m_k)·W_k, gate by gate.
                 let masked = work.maskedInput.reserve(steps * b * features)
@@ -61,7 +64,7 @@ extension RecurrentLayer {
                 sgemm(transposeA: false, transposeB: false, m: steps * b, n: g, k: features, alpha: 1,
                       a: x, lda: rowStride, b: w.baseAddress!, ldb: g, beta: 0, c: z, ldc: g)
             }
-        }
+        } }
         // Initial states.
         let start = initialState ?? (stateful ? carriedState : nil)
                 if let start {
@@ -76,7 +79,8 @@ extension RecurrentLayer {
             if stateCount == 2 { pass.cells.pointer.update(repeating: 0, count: b * u) }
         }
         // The loop over time.
-        withSteps(of: pass, recurrentKernel: recurrentKernel.value, backward: false) { step in
+        withSteps(of: pass, recurrentKernel: recurrentKernel.value, inputKernel: stacked ? kernel.value : nil,
+                  backward: false) { step in
             step.parallelBatch { _, rows in
                 for t in 0..<steps { cell.forwardStep(step, t: t, rows: rows) }
             }
@@ -149,19 +153,41 @@ extension RecurrentLayer {
         }
     }
 
+    /// Whether the forward steps of `pass` multiply `[x_t, h_(t-1)]` by the stacked kernel
+    /// `[W; U]` in one product: when every gate sees the same input and state (no per-gate dropout
+    /// masks) and the recurrent projection is not kept apart (not the GRU). One product of depth
+    /// F + U per step replaces the input GEMM over all steps and the step's `beta = 1` read of its
+    /// result, rows that have left the caches by the time their step comes.
+    func stacksInputKernel(_ pass: Pass) -> Bool {
+        !keepsRecurrentProjection && pass.inputMasks <= 1 && !pass.stateMasks
+    }
+
     /// Calls `body` with what the cell's steps over `pass` see: the recurrent kernel `[U, G·U]`
     /// packed once for the products of every step (for the backward pass its transpose, for
-    /// `dZ·Uᵀ`), with recurrent dropout each gate's block of it (for `(h ⊙ r_k)·U_k`, or
-    /// `dZ_k·U_kᵀ`), the biases and the pass's buffers.
-    func withSteps<R>(of pass: Pass, recurrentKernel: Tensor, backward: Bool, _ body: (StepPointers) -> R) -> R {
+    /// `dZ·Uᵀ`), or with `inputKernel` (forward only) the stacked `[W; U]` `[F + U, G·U]`, with
+    /// recurrent dropout each gate's block of it (for `(h ⊙ r_k)·U_k`, or `dZ_k·U_kᵀ`), the
+    /// biases and the pass's buffers.
+    func withSteps<R>(of pass: Pass, recurrentKernel: Tensor, inputKernel: Tensor? = nil, backward: Bool,
+                      _ body: (StepPointers) -> R) -> R {
         let (u, g) = (units, gateWidth)
-        let (packed, gateKernels) = recurrentKernel.withUnsafeBufferPointer { p in
-            let k = p.baseAddress!
-            return (backward ? PackedMatrix(k, ldb: g, transposed: true, k: g, n: u) : PackedMatrix(k, ldb: g, transposed: false, k: u, n: g),
-                    pass.stateMasks ? (0..<gateCount).map { PackedMatrix(k + $0 * u, ldb: g, transposed: backward, k: u, n: u) } : nil)
+        let stacked = inputKernel != nil && !backward
+        let (packed, gateKernels): (PackedMatrix, [PackedMatrix]?)
+        if let inputKernel, stacked {
+            let f = inputKernel.shape[0]
+            let both = work.stackedKernel.reserve((f + u) * g)
+            inputKernel.withUnsafeBufferPointer { both.update(from: $0.baseAddress!, count: f * g) }
+            recurrentKernel.withUnsafeBufferPointer { (both + f * g).update(from: $0.baseAddress!, count: u * g) }
+            (packed, gateKernels) = (PackedMatrix(both, ldb: g, transposed: false, k: f + u, n: g), nil)
+        } else {
+            (packed, gateKernels) = recurrentKernel.withUnsafeBufferPointer { p in
+                let k = p.baseAddress!
+                return (backward ? PackedMatrix(k, ldb: g, transposed: true, k: g, n: u) : PackedMatrix(k, ldb: g, transposed: false, k: u, n: g),
+                        pass.stateMasks ? (0..<gateCount).map { PackedMatrix(k + $0 * u, ldb: g, transposed: backward, k: u, n: u) } : nil)
+            }
         }
         return withBiases { ib, rb in
             body(StepPointers(pass: pass, work: work, units: u, gateWidth: g, recurrent: packed, gateKernels: gateKernels,
+                              stackedInput: stacked,
                               inputBias: ib, recurrentBias: rb, outputGate: outputGate, gate: gateFunction))
         }
     }

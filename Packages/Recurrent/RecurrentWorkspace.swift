@@ -8,6 +8,7 @@ final class Pass {
     let xh = FloatBuffer()       // [(T+1)·B, F+U]: rows [x_t, h_(t-1)]; block T holds the final h
     let gates = FloatBuffer()    // [T·B, G·U]: activated gates
     let cells = FloatBuffer()    // [(T+1)·B, U]: the LSTM's c
+    let cellTanh = FloatBuffer() // [T·B, U]: the LSTM's tanh(c) of each step, for its backward pass
     let recurrent = FloatBuffer() // [T·B, 3U]: the GRU's h·U + b_rec
     let mask = FloatBuffer()     // [T·B]: 1 where the step is taken
     var masked = false
@@ -35,7 +36,10 @@ final class Pass {
         let rows = batch * steps
         xh.reserve((steps + 1) * batch * (features + units))
         gates.reserve(rows * g)
-        if cells { self.cells.reserve((steps + 1) * batch * units) }
+        if cells {
+            self.cells.reserve((steps + 1) * batch * units)
+            cellTanh.reserve(rows * units)
+        }
         if recurrent { self.recurrent.reserve(rows * g) }
         if masked { mask.reserve(rows) }
     }
@@ -53,6 +57,7 @@ final class Workspace {
     let weightGradient = FloatBuffer()  // [F+U, G·U]: both kernels' gradients of one backward pass
     let maskedInput = FloatBuffer()  // [T·B, F]: x ⊙ m_k for one gate's mask, or one gate's part of dX
     let stateScratch = FloatBuffer()  // [B, U]: one gate's part of dh_(t-1), with recurrent dropout
+    let stackedKernel = FloatBuffer()  // [F+U, G·U]: [W; U] for the forward steps' products
 
     func prepare(batch: Int, steps: Int, units: Int, gates: Int, features: Int, recurrent: Bool) {
         let rows = batch * steps

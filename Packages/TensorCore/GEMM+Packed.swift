@@ -17,6 +17,9 @@ package final class PackedMatrix: @unchecked Sendable {
     package let k: Int
     /// Columns of `op(B)` (and of C).
     package let n: Int
+    /// Rows of C in one register tile (the micro-kernel's MR on this path): a caller that splits
+    /// C's rows between threads at multiples of it leaves no tile partly empty but the last.
+    package let rowTile: Int
     private let isa: KernelISA
     private let kc: Int, nc: Int, nr: Int
     private let buffer: ScratchBuffer
@@ -35,6 +38,7 @@ package final class PackedMatrix: @unchecked Sendable {
         kc = plan.kc
         nc = plan.nc
         nr = plan.nr
+        rowTile = plan.mr
         var offsets: [Int] = [], total = 0
         for jc in stride(from: 0, to: n, by: plan.nc) {
             offsets.append(total)

@@ -243,23 +243,22 @@ struct GemmPlan {
     /// `dst[panel * mr * depth + p * mr + i]`, zero-padding the last panel.
     func packBlockA(transposed: Bool, a: UnsafePointer<Float>, lda: Int, row0: Int, rows: Int,
                             p0: Int, depth: Int, mr: Int, into dst: UnsafeMutablePointer<Float>) {
+        if transposed {
+            // op(A)(i, p) = A[p * lda + i]: each stored row holds one depth of every panel, so it
+            // is read once, start to end, and spread over the panels (`mr` floats each, the last
+            // zero-padded), as B's rows are.
+            for p in 0..<depth {
+                ck_pack_row_panels(a + (p0 + p) * lda + row0, Int64(rows), Int64(mr), dst + p * mr, Int64(mr * depth))
+            }
+            return
+        }
         var ir = 0
         while ir < rows {
             let h = min(mr, rows - ir)
             let panel = dst + ir * depth
-            if transposed {
-                // op(A)(i, p) = A[p * lda + i]: rows of the stored matrix are contiguous in i.
-                for p in 0..<depth {
-                    let src = a + (p0 + p) * lda + row0 + ir
-                    let out = panel + p * mr
-                    for i in 0..<h { out[i] = src[i] }
-                    for i in h..<mr { out[i] = 0 }
-                }
-            } else {
-                ck_pack_transposed(a + (row0 + ir) * lda + p0, Int64(lda), Int64(h), Int64(depth), panel, Int64(mr))
-                if h < mr {
-                    for p in 0..<depth { (panel + p * mr + h).update(repeating: 0, count: mr - h) }
-                }
+            ck_pack_transposed(a + (row0 + ir) * lda + p0, Int64(lda), Int64(h), Int64(depth), panel, Int64(mr))
+            if h < mr {
+                for p in 0..<depth { (panel + p * mr + h).update(repeating: 0, count: mr - h) }
             }
             ir += mr
         }

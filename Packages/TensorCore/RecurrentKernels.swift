@@ -9,15 +9,16 @@ package enum LSTMKernels {
     /// Adds `bias` (`4 * units`, or nil) to the pre-activations `gates`, activates them in place,
     /// and writes `cell = f ⊙ cellPrevious + i ⊙ g` and `hidden = o ⊙ tanh(cell)`. A row whose
     /// `mask` entry is 0 copies `cellPrevious` and `hiddenPrevious` instead. Hidden rows are
-    /// `hiddenStride` floats apart, cell rows `units`, gate rows `4 * units`.
+    /// `hiddenStride` floats apart, cell rows `units`, gate rows `4 * units`. With `cellTanh`
+    /// (rows `units` apart) each computed row's `tanh(cell)` is kept there for the backward pass.
     package static func forwardRows(gates: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?,
                                    cellPrevious: UnsafePointer<Float>, cell: UnsafeMutablePointer<Float>,
                                    hiddenPrevious: UnsafePointer<Float>, hidden: UnsafeMutablePointer<Float>,
                                    hiddenStride: Int, mask: UnsafePointer<Float>?, units: Int, rows: Int,
-                                   isa: KernelISA = .current) {
+                                   cellTanh: UnsafeMutablePointer<Float>? = nil, isa: KernelISA = .current) {
         var args = ck_lstm_forward_args(z: gates, bias: bias, c_prev: cellPrevious, c: cell, h_prev: hiddenPrevious,
                                         h: hidden, mask: mask, h_stride: Int64(hiddenStride), units: Int64(units),
-                                        rows: Int64(rows))
+                                        rows: Int64(rows), tanh_c: cellTanh)
         ck_lstm_forward_rows(isa.rawValue, &args)
     }
 
@@ -25,16 +26,18 @@ package enum LSTMKernels {
     /// `hiddenGradient` (to which `nextHiddenGradient` is added in place) and `cellGradient` (the
     /// gradient from the next step, replaced by the previous step's), writes the gates'
     /// pre-activation gradients `gateGradient`. A masked row only gets the addition, a zero
-    /// gradient row, and keeps its cell gradient. Rows as in ``forwardRows(gates:bias:cellPrevious:cell:hiddenPrevious:hidden:hiddenStride:mask:units:rows:isa:)``
-    /// (gradient rows of `units` floats).
+    /// gradient row, and keeps its cell gradient. Rows as in ``forwardRows(gates:bias:cellPrevious:cell:hiddenPrevious:hidden:hiddenStride:mask:units:rows:cellTanh:isa:)``
+    /// (gradient rows of `units` floats). With `cellTanh`, the forward's `tanh(cell)` is read
+    /// from there instead of computed again (the same values; one tanh per unit saved).
     package static func backwardRows(gates: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>,
                                     cell: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>,
                                     nextHiddenGradient: UnsafePointer<Float>, cellGradient: UnsafeMutablePointer<Float>,
                                     gateGradient: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?,
-                                    units: Int, rows: Int, isa: KernelISA = .current) {
+                                    units: Int, rows: Int, cellTanh: UnsafePointer<Float>? = nil,
+                                    isa: KernelISA = .current) {
         var args = ck_lstm_backward_args(z: gates, c_prev: cellPrevious, c: cell, dh: hiddenGradient,
                                          dh_next: nextHiddenGradient, dc: cellGradient, dz: gateGradient, mask: mask,
-                                         units: Int64(units), rows: Int64(rows))
+                                         units: Int64(units), rows: Int64(rows), tanh_c: cellTanh)
         ck_lstm_backward_rows(isa.rawValue, &args)
     }
 }

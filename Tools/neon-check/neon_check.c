@@ -695,14 +695,37 @@ static void check_recurrent(void) {
             // LSTM forward
             float *z0 = alloc_random(rows * 4 * u), *bias = variant ? alloc_random(4 * u) : NULL;
             float *cprev = alloc_random(rows * u), *hprev = alloc_random(rows * hs);
-            float *outs[2][3];
+            float *outs[2][3], *tanh_kept[2];
             for (int k = 0; k < 2; ++k) {
                 float *z = alloc_fill(rows * 4 * u, 0);
                 memcpy(z, z0, (size_t)(rows * 4 * u) * 4);
                 float *c = alloc_fill(rows * u, NAN), *h = alloc_fill(rows * hs, NAN);
-                ck_lstm_forward_args a = {z, bias, cprev, c, hprev, h, mk, hs, u, rows};
+                ck_lstm_forward_args a = {z, bias, cprev, c, hprev, h, mk, hs, u, rows, NULL};
                 ck_lstm_forward_rows(isas[k], &a);
                 outs[k][0] = z, outs[k][1] = c, outs[k][2] = h;
+                // Again keeping tanh(c): the same bits in z, c and h, and tanh(c) beside them
+                // (a masked row's left as it was).
+                float *z2 = alloc_fill(rows * 4 * u, 0), *c2 = alloc_fill(rows * u, NAN), *h2 = alloc_fill(rows * hs, NAN);
+                memcpy(z2, z0, (size_t)(rows * 4 * u) * 4);
+                tanh_kept[k] = alloc_fill(rows * u, NAN);
+                ck_lstm_forward_args a2 = {z2, bias, cprev, c2, hprev, h2, mk, hs, u, rows, tanh_kept[k]};
+                ck_lstm_forward_rows(isas[k], &a2);
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t j = 0; j < u; ++j) {
+                        checks += 3;
+                        for (int q = 0; q < 4; ++q)
+                            if (memcmp(&z2[r * 4 * u + q * u + j], &z[r * 4 * u + q * u + j], 4) != 0)
+                                FAIL("lstm forward isa %d keeping tanh(c) changed gate %d", isas[k], q);
+                        if (memcmp(&c2[r * u + j], &c[r * u + j], 4) != 0 || memcmp(&h2[r * hs + j], &h[r * hs + j], 4) != 0)
+                            FAIL("lstm forward isa %d keeping tanh(c) changed c or h", isas[k]);
+                        const float kept = tanh_kept[k][r * u + j];
+                        if (mk && mk[r] == 0) {
+                            if (!isnan(kept)) FAIL("lstm forward isa %d wrote tanh(c) of a masked row", isas[k]);
+                        } else if (!close_to(kept, tanh((double)c[r * u + j]), tol)) {
+                            FAIL("lstm forward isa %d kept tanh(c) %.9g for c %.9g", isas[k], kept, c[r * u + j]);
+                        }
+                    }
+                free(z2), free(c2), free(h2);
             }
             for (int64_t r = 0; r < rows; ++r)
                 for (int64_t j = 0; j < u; ++j) {
@@ -734,14 +757,21 @@ static void check_recurrent(void) {
             // LSTM backward from the NEON forward's activated gates
             const float *za = outs[0][0], *cc = outs[0][1];
             float *dh0 = alloc_random(rows * u), *dn = alloc_random(rows * u), *dc0 = alloc_random(rows * u);
-            float *bo[2][3];
-            for (int k = 0; k < 2; ++k) {
+            float *bo[4][3];
+            // Runs 0, 1: tanh(c) computed from c; 2, 3: read from the NEON forward's kept rows
+            // (the same bits as computing it on NEON, so run 2 must equal run 0 exactly).
+            for (int k = 0; k < 4; ++k) {
                 float *dh = alloc_fill(rows * u, 0), *dc = alloc_fill(rows * u, 0), *dz = alloc_fill(rows * 4 * u, NAN);
                 memcpy(dh, dh0, (size_t)(rows * u) * 4);
                 memcpy(dc, dc0, (size_t)(rows * u) * 4);
-                ck_lstm_backward_args a = {za, cprev, cc, dh, dn, dc, dz, mk, u, rows};
-                ck_lstm_backward_rows(isas[k], &a);
+                ck_lstm_backward_args a = {za, cprev, cc, dh, dn, dc, dz, mk, u, rows, k >= 2 ? tanh_kept[0] : NULL};
+                ck_lstm_backward_rows(isas[k % 2], &a);
                 bo[k][0] = dh, bo[k][1] = dc, bo[k][2] = dz;
+            }
+            for (int q = 0; q < 3; ++q) {
+                ++checks;
+                if (memcmp(bo[2][q], bo[0][q], (size_t)((q == 2 ? 4 : 1) * rows * u) * 4) != 0)
+                    FAIL("lstm backward on NEON with the kept tanh(c) differs from computing it (output %d)", q);
             }
             for (int64_t r = 0; r < rows; ++r)
                 for (int64_t j = 0; j < u; ++j) {
@@ -757,17 +787,21 @@ static void check_recurrent(void) {
                         want[3] = d * tc * o * (1 - o);
                         want_dc = dcell * f;
                     }
-                    for (int k = 0; k < 2; ++k) {
+                    for (int k = 0; k < 4; ++k) {
                         if (!close_to(bo[k][0][r * u + j], d, 1e-6) || !close_to(bo[k][1][r * u + j], want_dc, 8 * tol))
-                            FAIL("lstm backward isa %d u=%lld row %lld unit %lld: dh/dc", isas[k], (long long)u, (long long)r, (long long)j);
+                            FAIL("lstm backward isa %d u=%lld row %lld unit %lld: dh/dc", isas[k % 2], (long long)u, (long long)r, (long long)j);
                         for (int q = 0; q < 4; ++q)
                             if (!close_to(bo[k][2][r * 4 * u + q * u + j], want[q], 8 * tol))
-                                FAIL("lstm backward isa %d u=%lld row %lld gate %d unit %lld: %.9g, expected %.9g", isas[k], (long long)u,
+                                FAIL("lstm backward isa %d u=%lld row %lld gate %d unit %lld: %.9g, expected %.9g", isas[k % 2], (long long)u,
                                      (long long)r, q, (long long)j, bo[k][2][r * 4 * u + q * u + j], want[q]);
                     }
                 }
-            for (int k = 0; k < 2; ++k)
-                for (int q = 0; q < 3; ++q) free(outs[k][q]), free(bo[k][q]);
+            for (int k = 0; k < 2; ++k) {
+                free(tanh_kept[k]);
+                for (int q = 0; q < 3; ++q) free(outs[k][q]);
+            }
+            for (int k = 0; k < 4; ++k)
+                for (int q = 0; q < 3; ++q) free(bo[k][q]);
             free(z0), free(bias), free(cprev), free(dh0), free(dn), free(dc0);
 
             // GRU forward

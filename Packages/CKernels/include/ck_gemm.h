@@ -31,7 +31,8 @@ void ck_pack_transposed(const float *src, int64_t ld, int64_t count, int64_t dep
 /// Packs one row of B (`cols` contiguous floats) into consecutive panels of `nr` columns:
 /// floats `q * nr ..< (q + 1) * nr` go to `dst + q * panel_stride`, and the last panel's missing
 /// columns are zeros. Reading B row by row keeps its loads sequential, where packing a panel at a
-/// time would read `nr` floats from each of `kc` rows far apart.
+/// time would read `nr` floats from each of `kc` rows far apart. The same call packs one depth
+/// row of a transposed A into its `nr = MR`-row panels.
 void ck_pack_row_panels(const float *src, int64_t cols, int64_t nr, float *dst, int64_t panel_stride);
 
 /// SGEMM for a few rows of C (a batch of one image, a matrix-vector product), without packing:

@@ -13,7 +13,8 @@
 /// Forward: `z` holds x W + h U (pre-activations) for each row; adds `bias` (4 units, or NULL),
 /// activates the gates in place, and writes c = f c_prev + i g and h = o tanh(c). A masked row
 /// copies c_prev to c and h_prev to h. h rows are `h_stride` floats apart; z rows 4 * units,
-/// c rows `units`.
+/// c rows `units`. With `tanh_c` (rows `units` apart; NULL for none) each computed row's tanh(c)
+/// is kept there too, for the backward pass (a masked row's is not written).
 typedef struct {
     float *z;
     const float *bias;
@@ -25,6 +26,7 @@ typedef struct {
     int64_t h_stride;
     int64_t units;
     int64_t rows;
+    float *tanh_c;  ///< where to keep tanh(c), or NULL (last, so positional initialisers may omit it)
 } ck_lstm_forward_args;
 
 void ck_lstm_forward_rows(int isa, const ck_lstm_forward_args *args);
@@ -33,7 +35,8 @@ void ck_lstm_forward_rows(int isa, const ck_lstm_forward_args *args);
 /// the step, to which `dh_next` is added in place) and dc (the cell gradient from the next step,
 /// replaced by the one for the previous step), writes the gates' pre-activation gradients `dz`.
 /// A masked row gets dh += dh_next, a zero dz row, and keeps dc. Strides as in the forward
-/// (dh, dh_next, dc rows `units` apart; dz rows 4 * units).
+/// (dh, dh_next, dc rows `units` apart; dz rows 4 * units). With `tanh_c` (the forward's, NULL
+/// for none) tanh(c) is read from there instead of computed again from c: the same bits.
 typedef struct {
     const float *z;
     const float *c_prev;
@@ -45,6 +48,7 @@ typedef struct {
     const float *mask;  ///< one entry per row, or NULL
     int64_t units;
     int64_t rows;
+    const float *tanh_c;  ///< tanh(c) kept by the forward, or NULL
 } ck_lstm_backward_args;
 
 void ck_lstm_backward_rows(int isa, const ck_lstm_backward_args *args);
