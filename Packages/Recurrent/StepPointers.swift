@@ -53,21 +53,41 @@ struct StepPointers {
 
     var batchChunks: Int { Self.chunks(batch: batch, gateWidth: gateWidth) }
 
-    /// Runs `body(chunk, rows)` for each of ``batchChunks`` row ranges, in parallel; each range's
-    /// GEMMs run on its own thread. The ranges are cut at multiples of the GEMM's register tile
-    /// height: 128 rows in 4 ranges of 32 would be 24 tiles of 6 rows on AVX2 (each range 5 full
-    /// tiles and one of 2 rows, computed in full), where 30, 36, 30 and 32 rows are 22.
+    /// Runs `body(chunk, rows)` for each of ``batchChunks`` row ranges (``rowRanges(batch:chunks:tile:lanes:)``),
+    /// in parallel; each range's GEMMs run on its own thread.
     func parallelBatch(_ body: (Int, Range<Int>) -> Void) {
         let chunks = batchChunks, b = batch
         if chunks == 1 {
             body(0, 0..<b)
             return
         }
-        let tile = packedKernel.rowTile, tiles = (b + tile - 1) / tile
+        let ranges = Self.rowRanges(batch: b, chunks: chunks, tile: packedKernel.rowTile,
+                                    lanes: ThreadPool.shared.effectiveWidth)
         ThreadPool.shared.parallelFor(chunks) { c, _ in
-            let rows = Swift.min(b, tiles * c / chunks * tile)..<Swift.min(b, tiles * (c + 1) / chunks * tile)
-            ThreadPool.withWidthLimit(1) { body(c, rows) }
+            ThreadPool.withWidthLimit(1) { body(c, ranges[c]) }
         }
+    }
+
+    /// The batch's row ranges: equal ones, or ranges of whole GEMM register tiles (`tile` rows,
+    /// the larger ranges first) where that leaves fewer tiles to the busiest of `lanes` threads.
+    /// The threads take ranges in turn as they come free, so lane `l` runs about ranges `l`,
+    /// `l + lanes`, ...; a GEMM computes a partly filled tile in full. 128 rows in 4 equal ranges
+    /// of 32 are 6 tiles each on AVX2 (5 of 6 rows and one of 2), 12 per thread; in whole tiles,
+    /// 36, 36, 30 and 26 rows are 6, 6, 5 and 5 tiles, 11 per thread. On AVX-512 (12 rows) the equal
+    /// ranges already give each thread 6 tiles, and they balance the gates' rows better.
+    static func rowRanges(batch b: Int, chunks: Int, tile: Int, lanes: Int) -> [Range<Int>] {
+        let equal = (0..<chunks).map { (b * $0 / chunks)..<(b * ($0 + 1) / chunks) }
+        let tiles = (b + tile - 1) / tile, each = tiles / chunks, extra = tiles % chunks
+        let whole = (0..<chunks).map { c -> Range<Int> in
+            let lower = c * each + Swift.min(c, extra), upper = lower + each + (c < extra ? 1 : 0)
+            return Swift.min(b, lower * tile)..<Swift.min(b, upper * tile)
+        }
+        func busiest(_ ranges: [Range<Int>]) -> Int {
+            (0..<Swift.max(1, lanes)).map { lane in
+                stride(from: lane, to: ranges.count, by: Swift.max(1, lanes)).reduce(0) { $0 + (ranges[$1].count + tile - 1) / tile }
+            }.max() ?? 0
+        }
+        return busiest(whole) < busiest(equal) ? whole : equal
     }
 
     init(pass: Pass, work: Workspace, units: Int, gateWidth: Int, recurrent: PackedMatrix, gateKernels: [PackedMatrix]?,

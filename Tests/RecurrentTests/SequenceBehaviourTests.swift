@@ -150,8 +150,10 @@ final class ParallelBatchTests: XCTestCase {
                     results.append(y.scalars + dx.scalars + layer.parameters.flatMap(\.gradient.scalars))
                 }
             }
+            // The row ranges change only the order of sums: the bias gradient adds one partial
+            // sum per range (768 terms here, with cancellation), hence an absolute tolerance.
             for split in results.dropFirst() {
-                assertClose(split, results[0].map(Double.init), rtol: 1e-5, atol: 1e-6, "isa \(isa)")
+                assertClose(split, results[0].map(Double.init), rtol: 1e-5, atol: 1e-5, "isa \(isa)")
             }
         }
     }
