@@ -66,14 +66,21 @@ CK_ALWAYS_INLINE void input_run(const float *x, int64_t h, int64_t w, int64_t c,
         for (int64_t cb = 0; cb < c_padded; cb += CK_LANES) {
             const int64_t lanes = c - cb < CK_LANES ? (c - cb > 0 ? c - cb : 0) : CK_LANES;
             ck_lanes d[WINDOW][WINDOW];
-            for (int i = 0; i < WINDOW; ++i) {
-                const int64_t row = r0 + i;
-                for (int j = 0; j < WINDOW; ++j) {
-                    const int64_t col = c0 + j;
-                    if (lanes > 0 && (inside || (row >= 0 && row < h && col >= 0 && col < w))) {
-                        d[i][j] = LOAD_PARTIAL(base + (row * w + col) * c + cb, lanes);
-                    } else {
-                        d[i][j] = CK_SPLAT(0);
+            if (inside && lanes == CK_LANES) {
+                // The common case, straight-line: whole vectors, no bounds to test.
+                const float *p = base + (r0 * w + c0) * c + cb;
+                for (int i = 0; i < WINDOW; ++i)
+                    for (int j = 0; j < WINDOW; ++j) d[i][j] = CK_LOAD(p + (i * w + j) * c);
+            } else {
+                for (int i = 0; i < WINDOW; ++i) {
+                    const int64_t row = r0 + i;
+                    for (int j = 0; j < WINDOW; ++j) {
+                        const int64_t col = c0 + j;
+                        if (lanes > 0 && row >= 0 && row < h && col >= 0 && col < w) {
+                            d[i][j] = LOAD_PARTIAL(base + (row * w + col) * c + cb, lanes);
+                        } else {
+                            d[i][j] = CK_SPLAT(0);
+                        }
                     }
                 }
             }
@@ -124,10 +131,12 @@ CK_ALWAYS_INLINE void output_run(const float *m, int64_t position_stride, int64_
             }
             const ck_lanes b = bias ? LOAD_PARTIAL(bias + cb, lanes) : CK_SPLAT(0);
             const ck_lanes pb = post_bias ? LOAD_PARTIAL(post_bias + cb, lanes) : CK_SPLAT(0);
-            for (int j = 0; j < cols; ++j) {
+            for (int j = 0; j < TILE; ++j) {
+                if (j >= cols) break;
                 ck_lanes o[TILE];
                 WINO_OUTPUT_1D(s[0][j], s[1][j], s[2][j], s[3][j], s[4][j], s[5][j], o[0], o[1], o[2], o[3]);
-                for (int i = 0; i < rows; ++i) {
+                for (int i = 0; i < TILE; ++i) {
+                    if (i >= rows) break;
                     ck_lanes value = o[i];
                     if (bias) value = value + b;
                     if (post_bias) value = value + pb;
