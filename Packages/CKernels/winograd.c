@@ -40,6 +40,20 @@ enum { TILE = 4, WINDOW = 6, POSITIONS = 36 };
         o3 = b_ + CK_SPLAT(8) * e_ + (m5);                                                \
     } while (0)
 
+/// One-dimensional adjoint of the output transform, `m = A d` of 4 vectors into 6 (the kernel
+/// gradient's transform of an output-gradient tile).
+#define WINO_OUTPUT_ADJOINT_1D(d0, d1, d2, d3, m0, m1, m2, m3, m4, m5)                 \
+    do {                                                                              \
+        const ck_lanes e_ = (d0) + (d2), f_ = (d1) + (d3);                            \
+        const ck_lanes g_ = (d0) + CK_SPLAT(4) * (d2), h_ = CK_SPLAT(2) * (d1) + CK_SPLAT(8) * (d3); \
+        m0 = (d0);                                                                    \
+        m1 = e_ + f_;                                                                 \
+        m2 = e_ - f_;                                                                 \
+        m3 = g_ + h_;                                                                 \
+        m4 = g_ - h_;                                                                 \
+        m5 = (d3);                                                                    \
+    } while (0)
+
 /// Loads `lanes` (1 ... 16) floats from `p`, the other lanes 0 (a macro, as in ck_lanes.h: a
 /// 64-byte vector returned from a function changes the calling convention without AVX-512).
 #define LOAD_PARTIAL(p, lanes)                                                 \
@@ -164,4 +178,48 @@ void ck_winograd43_output(int isa, const float *m, int64_t position_stride, int6
                           const float *bias, const float *post_bias, int relu, float *y) {
     CK_LANE_DISPATCH(isa, winograd_output,
                      (m, position_stride, tile0, count, c_padded, c, tiles_h, tiles_w, oh, ow, bias, post_bias, relu, y))
+}
+
+CK_ALWAYS_INLINE void output_adjoint_run(const float *dy, int64_t oh, int64_t ow, int64_t c, int64_t tiles_h,
+                                         int64_t tiles_w, int64_t tile0, int64_t count, int64_t c_padded, float *m,
+                                         int64_t position_stride) {
+    const int64_t per_image = tiles_h * tiles_w;
+    for (int64_t t = tile0; t < tile0 + count; ++t) {
+        const int64_t image = t / per_image, ty = (t / tiles_w) % tiles_h, tx = t % tiles_w;
+        const int64_t r0 = ty * TILE, c0 = tx * TILE;
+        const float *base = dy + image * oh * ow * c;
+        float *out = m + (t - tile0) * c_padded;
+        for (int64_t cb = 0; cb < c_padded; cb += CK_LANES) {
+            const int64_t lanes = c - cb < CK_LANES ? (c - cb > 0 ? c - cb : 0) : CK_LANES;
+            ck_lanes d[TILE][TILE];
+            for (int i = 0; i < TILE; ++i)
+                for (int j = 0; j < TILE; ++j) {
+                    const int64_t row = r0 + i, col = c0 + j;
+                    d[i][j] = lanes > 0 && row < oh && col < ow ? LOAD_PARTIAL(base + (row * ow + col) * c + cb, lanes)
+                                                                : CK_SPLAT(0);
+                }
+            ck_lanes s[WINDOW][TILE];
+            for (int j = 0; j < TILE; ++j) {
+                WINO_OUTPUT_ADJOINT_1D(d[0][j], d[1][j], d[2][j], d[3][j], s[0][j], s[1][j], s[2][j], s[3][j], s[4][j],
+                                       s[5][j]);
+            }
+            for (int i = 0; i < WINDOW; ++i) {
+                ck_lanes r[WINDOW];
+                WINO_OUTPUT_ADJOINT_1D(s[i][0], s[i][1], s[i][2], s[i][3], r[0], r[1], r[2], r[3], r[4], r[5]);
+                for (int j = 0; j < WINDOW; ++j) CK_STORE(out + (i * WINDOW + j) * position_stride + cb, r[j]);
+            }
+        }
+    }
+}
+
+CK_LANE_PATHS(winograd_output_adjoint, output_adjoint_run,
+              (const float *dy, int64_t oh, int64_t ow, int64_t c, int64_t tiles_h, int64_t tiles_w, int64_t tile0,
+               int64_t count, int64_t c_padded, float *m, int64_t position_stride),
+              (dy, oh, ow, c, tiles_h, tiles_w, tile0, count, c_padded, m, position_stride))
+
+void ck_winograd43_output_adjoint(int isa, const float *dy, int64_t oh, int64_t ow, int64_t c, int64_t tiles_h,
+                                  int64_t tiles_w, int64_t tile0, int64_t count, int64_t c_padded, float *m,
+                                  int64_t position_stride) {
+    CK_LANE_DISPATCH(isa, winograd_output_adjoint,
+                     (dy, oh, ow, c, tiles_h, tiles_w, tile0, count, c_padded, m, position_stride))
 }

@@ -10,7 +10,8 @@ import CKernels
 /// How `Tensor.conv2D` and `Tensor.conv2DBackward` compute a convolution.
 ///
 /// ``automatic`` (the default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions with at
-/// least 16 input and output channels (forward and input gradient), the direct kernels for small kernels (at most 64Ki floats
+/// least 16 input and output channels and enough images (forward, input and kernel gradients), the
+/// direct kernels for small kernels (at most 64Ki floats
 /// once the output channels are rounded up to 16, and at most 128 output channels) and
 /// im2col + GEMM otherwise; the input gradient goes direct only for stride 1 and at least 8 input
 /// channels. Convolutions to at most 4 channels with stride 1 and at least 8 input channels (an
@@ -31,7 +32,8 @@ public enum ConvolutionAlgorithm: Sendable, Equatable {
     /// im2col + GEMM always.
     case im2col
     /// Winograd F(4x4, 3x3) wherever it applies (3x3 kernels, stride 1, no dilation: the forward
-    /// pass and the input gradient, any channel count), the ``automatic`` choice elsewhere.
+    /// pass, the input gradient and the kernel gradient, any channel count), the ``automatic``
+    /// choice elsewhere.
     /// ``automatic`` itself takes Winograd for those shapes with at least 16 input and output
     /// channels. Its results differ from the direct sums by a few roundings of the products'
     /// magnitude (the transforms scale by up to 8 and by fractions like 1/6).

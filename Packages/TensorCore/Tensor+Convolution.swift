@@ -638,6 +638,8 @@ extension Tensor {
             if g.isPointwise {
                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
                       alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout), beta: 0, c: dk, ldc: Swift.max(1, cout))
+            } else if WinogradConvolution.kernelGradientApplies(to: g, batch: n, outputChannels: cout) {
+                WinogradConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else if FewOutputChannelConvolution.kernelGradientApplies(to: g, outputChannels: cout) {
                 FewOutputChannelConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else if DirectConvolution.applies(to: g, outputChannels: cout) {

@@ -1,7 +1,9 @@
 import CKernels
 
 // Winograd F(4x4, 3x3) convolution (CKernels/winograd.c) for stride-1 3x3 convolutions with
-// enough channels that the products, not the memory traffic, bound the time.
+// enough channels that the products, not the memory traffic, bound the time: the forward pass,
+// the input gradient (the same algorithm on the flipped kernel) and the kernel gradient (its
+// adjoint: the output gradient's tiles transformed by `A`, products summed over the tiles).
 //
 // A direct 3x3 convolution spends 9 multiply-adds per output pixel, input channel and output
 // channel. Winograd's minimal filtering computes a 4x4 tile of outputs from a 6x6 tile of inputs
@@ -208,5 +210,108 @@ enum WinogradConvolution {
             pool.parallelFor(chunks, body)
         }
         withExtendedLifetime((scratch, u)) {}
+    }
+
+    /// Whether the kernel gradient of `n` images of geometry `g` to `cout` channels goes through
+    /// Winograd (the same shapes as the forward pass).
+    static func kernelGradientApplies(to g: Conv2DGeometry, batch n: Int, outputChannels cout: Int) -> Bool {
+        forwardApplies(to: g, batch: n, outputChannels: cout)
+    }
+
+    /// Blocks of the kernel gradient's partial sums (at most; fewer when there are fewer chunks of
+    /// tiles): a fixed number, so the blocks, and the order of every sum, do not depend on the
+    /// thread count, and enough that 2 to 8 threads share them evenly.
+    private static let kernelGradientBlocks = 8
+
+    /// The kernel gradient `[3, 3, Cin, Cout]` (added to `dk`) of `n` images `x` for output
+    /// gradient `dy` `[n, OH, OW, Cout]`, through the adjoint of the forward pass:
+    /// `dM = A dY A^T` per output tile, `dU[p] = Σ_tiles V[p]^T dM[p]` (36 GEMMs over the tiles
+    /// of a block), and `dk = G^T dU G`, the last in Float64. Blocks of tiles are summed in a
+    /// fixed order, so the bits do not depend on the thread count.
+    static func kernelGradient(_ x: UnsafePointer<Float>, n: Int, dy: UnsafePointer<Float>, cout: Int,
+                               geometry g: Conv2DGeometry, into dk: UnsafeMutablePointer<Float>) {
+        let cin = g.channels, oh = g.outputHeight, ow = g.outputWidth
+        let tilesH = (oh + 3) / 4, tilesW = (ow + 3) / 4
+        let tiles = n * tilesH * tilesW
+        guard tiles > 0 else { return }
+        let isa = KernelISA.current
+        var mr64: Int64 = 0, nr64: Int64 = 0
+        ck_sgemm_tile(isa.rawValue, &mr64, &nr64)
+        let cinP = roundedChannels(cin), coutP = roundedChannels(cout)
+        let chunk = chunkTiles(inputChannels: cin, outputChannels: cout, mr: Int(mr64)) * 4
+        let chunks = (tiles + chunk - 1) / chunk
+        let blocks = Swift.min(chunks, kernelGradientBlocks)
+        let vStride = chunk * cinP, mStride = chunk * coutP
+        let laneFloats = 36 * (vStride + mStride)
+        let blockFloats = 36 * cin * coutP
+        let pool = ThreadPool.shared
+        let lanes = Swift.min(pool.effectiveWidth, blocks)
+        let scratch = ScratchBuffer(count: lanes * laneFloats)
+        let partials = ScratchBuffer(count: blocks * blockFloats)
+        partials.base.update(repeating: 0, count: blocks * blockFloats)
+        let body = { (block: Int, lane: Int) in
+            let v = scratch.base + lane * laneFloats, m = v + 36 * vStride
+            let du = partials.base + block * blockFloats
+            for index in (chunks * block / blocks)..<(chunks * (block + 1) / blocks) {
+                let tile0 = index * chunk, count = Swift.min(chunk, tiles - tile0)
+                ck_winograd43_input(isa.rawValue, x, Int64(g.inputHeight), Int64(g.inputWidth), Int64(cin), Int64(g.padTop),
+                                    Int64(g.padLeft), Int64(tilesH), Int64(tilesW), Int64(tile0), Int64(count), Int64(cinP),
+                                    v, Int64(vStride))
+                ck_winograd43_output_adjoint(isa.rawValue, dy, Int64(oh), Int64(ow), Int64(cout), Int64(tilesH), Int64(tilesW),
+                                             Int64(tile0), Int64(count), Int64(coutP), m, Int64(mStride))
+                let plan = GemmPlan(m: cin, n: coutP, k: count, isa: isa, lanes: 1)
+                for p in 0..<36 {
+                    plan.run(transposeA: true, transposeB: false, alpha: 1, a: v + p * vStride, lda: cinP,
+                             b: m + p * mStride, ldb: coutP, beta: 1, c: du + p * cin * coutP, ldc: coutP)
+                }
+            }
+        }
+        if lanes <= 1 {
+            for block in 0..<blocks { body(block, 0) }
+        } else {
+            pool.parallelFor(blocks, body)
+        }
+        // dk[a][b][i][o] += Σ_{r,s} G[r][a] dU[r * 6 + s][i][o] G[s][b], blocks added in order.
+        let gm: [(Double, Double, Double)] = [(1.0 / 4, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
+                                              (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1)]
+        let coefficients = gm.flatMap { [$0.0, $0.1, $0.2] }  // G[r][a] at r * 3 + a
+        ThreadPool.shared.parallelChunks(cin, grain: Swift.max(1, 4096 / Swift.max(1, cout))) { inputs in
+            // Loops over o innermost: they run along memory and vectorise.
+            let du = UnsafeMutablePointer<Double>.allocate(capacity: 36 * cout)
+            let half = UnsafeMutablePointer<Double>.allocate(capacity: 18 * cout)
+            defer { du.deallocate(); half.deallocate() }
+            for i in inputs {
+                du.update(repeating: 0, count: 36 * cout)
+                for block in 0..<blocks {
+                    for p in 0..<36 {
+                        let src = partials.base + block * blockFloats + (p * cin + i) * coutP, dst = du + p * cout
+                        for o in 0..<cout { dst[o] += Double(src[o]) }
+                    }
+                }
+                // half[r][b] = Σ_s dU[r][s] G[s][b]; then dk[a][b] += Σ_r G[r][a] half[r][b].
+                half.update(repeating: 0, count: 18 * cout)
+                for r in 0..<6 {
+                    for s in 0..<6 {
+                        let row = du + (r * 6 + s) * cout
+                        for b in 0..<3 {
+                            let gsb = coefficients[s * 3 + b]
+                            let dst = half + (r * 3 + b) * cout
+                            for o in 0..<cout { dst[o] += row[o] * gsb }
+                        }
+                    }
+                }
+                for a in 0..<3 {
+                    for b in 0..<3 {
+                        let dst = dk + ((a * 3 + b) * cin + i) * cout
+                        for o in 0..<cout {
+                            var sum = 0.0
+                            for r in 0..<6 { sum += coefficients[r * 3 + a] * half[(r * 3 + b) * cout + o] }
+                            dst[o] += Float(sum)
+                        }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime((scratch, partials)) {}
     }
 }

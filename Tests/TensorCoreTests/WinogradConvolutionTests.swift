@@ -35,9 +35,8 @@ final class WinogradConvolutionTests: XCTestCase {
     /// Float32 rounding over a direct sum, which this allows and no more.
     private func tolerance(terms: Int) -> Double { 2e-5 * Double(terms).squareRoot() + 1e-6 }
 
-    /// Forward (with a bias, and with the layer's bias-and-relu epilogue) and input gradient on
-    /// every ISA path, against the Float64 direct convolution; the kernel and bias gradients of
-    /// `conv2DBackward` stay direct and keep their own tolerance.
+    /// Forward (with a bias, and with the layer's bias-and-relu epilogue), input gradient and
+    /// kernel gradient on every ISA path, against the Float64 direct convolution.
     func testWinogradMatchesTheFloat64ReferenceOnAwkwardShapesOnEveryPath() {
         for (index, c) in cases.enumerated() {
             let seed = UInt64(7_000 + 10 * index)
@@ -64,7 +63,13 @@ final class WinogradConvolutionTests: XCTestCase {
                                                       outputGradient: Tensor(shape: r.outputShape, scalars: dy),
                                                       padding: c.padding)
                     assertClose(grads.input.scalars, expected.dx, rtol: 1e-5, atol: backwardTolerance, "input gradient, \(what)")
-                    assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-4, atol: 1e-4, "kernel gradient, \(what)")
+                    // Each kernel-gradient entry sums N * OH * OW products.
+                    assertClose(grads.kernel.scalars, expected.dk, rtol: 1e-5,
+                                atol: tolerance(terms: r.outputShape[0] * r.outputShape[1] * r.outputShape[2]),
+                                "kernel gradient, \(what)")
+                    let kernelAlone = Tensor.conv2DBackwardKernel(input: input, outputGradient: Tensor(shape: r.outputShape, scalars: dy),
+                                                                  kernelShape: r.kernelShape, padding: c.padding)
+                    XCTAssertEqual(kernelAlone, grads.kernel, "conv2DBackwardKernel, \(what)")
                     assertClose(grads.bias.scalars, expected.db, rtol: 1e-5, atol: 1e-4, "bias gradient, \(what)")
                     let alone = Tensor.conv2DBackwardInput(outputGradient: Tensor(shape: r.outputShape, scalars: dy),
                                                            kernel: kernel, inputShape: r.inputShape, padding: c.padding)
@@ -72,6 +77,24 @@ final class WinogradConvolutionTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Chunks of tiles and the kernel gradient's blocks of partial sums do not depend on the
+    /// thread count: one thread and the whole pool give the same bits.
+    func testTheSameBitsOnAnyNumberOfThreads() {
+        let input = randomTensor([16, 13, 13, 32], seed: 7_600), kernel = randomTensor([3, 3, 32, 64], seed: 7_601)
+        let dy = randomTensor([16, 11, 11, 64], seed: 7_602)
+        let run = {
+            ConvolutionAlgorithm.with(.winograd) {
+                (Tensor.conv2D(input, kernel: kernel),
+                 Tensor.conv2DBackward(input: input, kernel: kernel, outputGradient: dy))
+            }
+        }
+        let (y1, g1) = ThreadPool.withWidthLimit(1) { run() }
+        let (y, g) = run()
+        XCTAssertEqual(y1, y, "forward")
+        XCTAssertEqual(g1.input, g.input, "input gradient")
+        XCTAssertEqual(g1.kernel, g.kernel, "kernel gradient")
     }
 
     /// The control: the Winograd path really runs (its sums differ from the direct kernels' in

@@ -642,6 +642,29 @@ static void check_winograd(void) {
                         if (!isnan(y[i])) FAIL("winograd output wrote past the end");
                     }
                 }
+                // Adjoint of the output transform (the kernel gradient's): A d A^T of the 4x4 tiles
+                // of an output gradient, zeros outside it, padding lanes zero.
+                float *dy = alloc_random(n * oh * ow * c);
+                for (int64_t i = 0; i < 36 * stride; ++i) v[i] = NAN;
+                ck_winograd43_output_adjoint(isa, dy, oh, ow, c, th, tw, tile0, count, cp, v, stride);
+                for (int64_t t = tile0; t < tiles; ++t) {
+                    const int64_t img = t / (th * tw), r0 = (t / tw) % th * 4, c0 = t % tw * 4;
+                    for (int64_t ch = 0; ch < cp; ++ch)
+                        for (int a = 0; a < 6; ++a)
+                            for (int b = 0; b < 6; ++b) {
+                                double want = 0;
+                                for (int i = 0; i < 4; ++i)
+                                    for (int j = 0; j < 4; ++j) {
+                                        const int64_t r = r0 + i, q = c0 + j;
+                                        if (ch < c && r < oh && q < ow)
+                                            want += wino_at[i][a] * dy[((img * oh + r) * ow + q) * c + ch] * wino_at[j][b];
+                                    }
+                                const float got = v[(a * 6 + b) * stride + (t - tile0) * cp + ch];
+                                if (!close_to(got, want, 1e-4)) FAIL("output adjoint isa %d c=%lld tile %lld pos %d: %g vs %g", isa,
+                                                                     (long long)c, (long long)t, a * 6 + b, got, want);
+                            }
+                }
+                free(dy);
                 free(bias), free(post), free(y), free(v);
             }
             free(x);

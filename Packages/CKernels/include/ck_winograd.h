@@ -28,4 +28,11 @@ void ck_winograd43_output(int isa, const float *m, int64_t position_stride, int6
                           int64_t c_padded, int64_t c, int64_t tiles_h, int64_t tiles_w, int64_t oh, int64_t ow,
                           const float *bias, const float *post_bias, int relu, float *y);
 
+/// The adjoint of the output transform, for the kernel gradient: `A d A^T` of the 4x4 tiles
+/// `tile0 ..< tile0 + count` of the output gradient `dy` `[N, oh, ow, c]` (pixels outside
+/// `oh x ow` read as zeros) into `m`, laid out as `v` above (lanes `c ..< c_padded` zeroed).
+void ck_winograd43_output_adjoint(int isa, const float *dy, int64_t oh, int64_t ow, int64_t c, int64_t tiles_h,
+                                  int64_t tiles_w, int64_t tile0, int64_t count, int64_t c_padded, float *m,
+                                  int64_t position_stride);
+
 #endif
