@@ -10,6 +10,11 @@
 
 enum { ROW_BLOCK = 64 };
 
+/// Whether `ck_channel_affine` with a relu let `a x + b` through (stored it above 0): the same
+/// expression as affine_run's, so it compiles to the same operations on each path (contracted to
+/// one fused multiply-add where the path has one) and gives the same bits, hence the same answer.
+#define RELU_PASSES(a, x, b) ((a) * (x) + (b) > 0)
+
 CK_ALWAYS_INLINE void moments_run(const float *x, int64_t rows, int64_t channels, const float *shift, double *sum,
                                   double *squares, float *block_sum, float *block_squares) {
     for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
@@ -46,9 +51,10 @@ void ck_channel_moments(int isa, const float *x, int64_t rows, int64_t channels,
     moments_dispatch(isa, x, rows, channels, shift, sum, squares, bs, bq);
 }
 
-CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, const float *mask, int64_t rows,
-                                        int64_t channels, const float *mean, const float *inv, double *dy_sum,
-                                        double *dy_dot, float *block_sum, float *block_dot) {
+CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, const float *mask, const float *relu_a,
+                                        const float *relu_b, int64_t rows, int64_t channels, const float *mean,
+                                        const float *inv, double *dy_sum, double *dy_dot, float *block_sum,
+                                        float *block_dot) {
     for (int64_t r0 = 0; r0 < rows; r0 += ROW_BLOCK) {
         const int64_t r1 = r0 + ROW_BLOCK < rows ? r0 + ROW_BLOCK : rows;
         for (int64_t c = 0; c < channels; ++c) block_sum[c] = block_dot[c] = 0;
@@ -58,6 +64,12 @@ CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, const f
                 const float *m = mask + r * channels;
                 for (int64_t c = 0; c < channels; ++c) {
                     const float gc = m[c] > 0 ? g[c] : 0.0f;
+                    block_sum[c] += gc;
+                    block_dot[c] += gc * ((row[c] - mean[c]) * inv[c]);
+                }
+            } else if (relu_a) {
+                for (int64_t c = 0; c < channels; ++c) {
+                    const float gc = RELU_PASSES(relu_a[c], row[c], relu_b[c]) ? g[c] : 0.0f;
                     block_sum[c] += gc;
                     block_dot[c] += gc * ((row[c] - mean[c]) * inv[c]);
                 }
@@ -76,21 +88,29 @@ CK_ALWAYS_INLINE void gradient_sums_run(const float *dy, const float *x, const f
 }
 
 CK_LANE_PATHS(gradient_sums, gradient_sums_run,
-              (const float *dy, const float *x, const float *mask, int64_t rows, int64_t channels, const float *mean,
-               const float *inv, double *dy_sum, double *dy_dot, float *bs, float *bd),
-              (dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+              (const float *dy, const float *x, const float *mask, const float *ra, const float *rb, int64_t rows,
+               int64_t channels, const float *mean, const float *inv, double *dy_sum, double *dy_dot, float *bs,
+               float *bd),
+              (dy, x, mask, ra, rb, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
 
-static void gradient_sums_dispatch(int isa, const float *dy, const float *x, const float *mask, int64_t rows,
-                                   int64_t channels, const float *mean, const float *inv, double *dy_sum,
-                                   double *dy_dot, float *bs, float *bd) {
-    CK_LANE_DISPATCH(isa, gradient_sums, (dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
+static void gradient_sums_dispatch(int isa, const float *dy, const float *x, const float *mask, const float *ra,
+                                   const float *rb, int64_t rows, int64_t channels, const float *mean,
+                                   const float *inv, double *dy_sum, double *dy_dot, float *bs, float *bd) {
+    CK_LANE_DISPATCH(isa, gradient_sums, (dy, x, mask, ra, rb, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd))
 }
 
 void ck_channel_gradient_sums(int isa, const float *dy, const float *x, const float *mask, int64_t rows,
                               int64_t channels, const float *mean, const float *inv, double *dy_sum, double *dy_dot,
                               float *scratch) {
     float *bs = scratch, *bd = scratch + channels;
-    gradient_sums_dispatch(isa, dy, x, mask, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
+    gradient_sums_dispatch(isa, dy, x, mask, NULL, NULL, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
+}
+
+void ck_channel_gradient_sums_relu(int isa, const float *dy, const float *x, const float *relu_a, const float *relu_b,
+                                   int64_t rows, int64_t channels, const float *mean, const float *inv,
+                                   double *dy_sum, double *dy_dot, float *scratch) {
+    float *bs = scratch, *bd = scratch + channels;
+    gradient_sums_dispatch(isa, dy, x, NULL, relu_a, relu_b, rows, channels, mean, inv, dy_sum, dy_dot, bs, bd);
 }
 
 CK_ALWAYS_INLINE void affine_run(const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
@@ -118,8 +138,9 @@ void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, 
     CK_LANE_DISPATCH(isa, affine, (x, rows, channels, a, b, relu, y))
 }
 
-CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
-                                  const float *a, const float *b, const float *d, float *y) {
+CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *mask, const float *relu_a,
+                                  const float *relu_b, int64_t rows, int64_t channels, const float *a, const float *b,
+                                  const float *d, float *y) {
     for (int64_t r = 0; r < rows; ++r) {
         const float *ur = u + r * channels, *vr = v + r * channels;
         float *out = y + r * channels;
@@ -129,6 +150,11 @@ CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *m
                 const float uc = m[c] > 0 ? ur[c] : 0.0f;
                 out[c] = a[c] * uc + b[c] * vr[c] + d[c];
             }
+        } else if (relu_a) {
+            for (int64_t c = 0; c < channels; ++c) {
+                const float uc = RELU_PASSES(relu_a[c], vr[c], relu_b[c]) ? ur[c] : 0.0f;
+                out[c] = a[c] * uc + b[c] * vr[c] + d[c];
+            }
         } else {
             for (int64_t c = 0; c < channels; ++c) out[c] = a[c] * ur[c] + b[c] * vr[c] + d[c];
         }
@@ -136,11 +162,22 @@ CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *m
 }
 
 CK_LANE_PATHS(affine2, affine2_run,
-              (const float *u, const float *v, const float *mask, int64_t rows, int64_t channels, const float *a,
-               const float *b, const float *d, float *y),
-              (u, v, mask, rows, channels, a, b, d, y))
+              (const float *u, const float *v, const float *mask, const float *ra, const float *rb, int64_t rows,
+               int64_t channels, const float *a, const float *b, const float *d, float *y),
+              (u, v, mask, ra, rb, rows, channels, a, b, d, y))
+
+static void affine2_dispatch(int isa, const float *u, const float *v, const float *mask, const float *ra,
+                             const float *rb, int64_t rows, int64_t channels, const float *a, const float *b,
+                             const float *d, float *y) {
+    CK_LANE_DISPATCH(isa, affine2, (u, v, mask, ra, rb, rows, channels, a, b, d, y))
+}
 
 void ck_channel_affine2(int isa, const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
                         const float *a, const float *b, const float *d, float *y) {
-    CK_LANE_DISPATCH(isa, affine2, (u, v, mask, rows, channels, a, b, d, y))
+    affine2_dispatch(isa, u, v, mask, NULL, NULL, rows, channels, a, b, d, y);
+}
+
+void ck_channel_affine2_relu(int isa, const float *u, const float *v, const float *relu_a, const float *relu_b,
+                             int64_t rows, int64_t channels, const float *a, const float *b, const float *d, float *y) {
+    affine2_dispatch(isa, u, v, NULL, relu_a, relu_b, rows, channels, a, b, d, y);
 }

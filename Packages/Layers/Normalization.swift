@@ -77,15 +77,17 @@ public final class BatchNormalization: Layer {
     /// `1 / sqrt(σ² + epsilon)` per channel, and the input viewed as `[outer, C, inner]`. The
     /// normalised input `x̂` is recomputed from them in the backward pass rather than kept: that
     /// saves a tensor the size of the input and a pass that writes it.
-    /// With a relu fused in (see `forward(_:training:fusingReLU:)`), also the output, whose
-    /// positive entries are where the relu let the gradient through.
+    /// With a relu fused in (see `forward(_:training:fusingReLU:)`), also the forward pass's
+    /// per-channel `factor` and `shift`: the backward pass recomputes where the relu let the
+    /// gradient through (`factor * x + shift > 0`, the same bits as the forward's test) instead of
+    /// keeping the output, a tensor the size of the input, until then.
     /// `elements` is the number of elements per channel the statistics were taken over: this
     /// batch's, or the global batch's when they were combined across replicas.
     ///
     /// `inference` marks what an inference-mode forward kept (see ``backward(_:)``): `mean` and
     /// `inverseDeviation` then come from the running statistics, and `elements` is unused.
     private var saved: (input: Tensor, mean: [Float], inverseDeviation: [Float], layout: ChannelLayout,
-                        reluOutput: Tensor?, elements: Int, inference: Bool)?
+                        relu: ReLUMask?, elements: Int, inference: Bool)?
 
     /// Set by `fit` with a ``DistributionStrategy`` that synchronises batch normalisation: the
     /// training-mode passes then combine their per-channel sums with the other replicas' (two
@@ -245,7 +247,8 @@ public final class BatchNormalization: Layer {
                 shift[c] = Float(Double(betaValues[c]) - Double(runningMean[c]) * Double(gammaValues[c]) * inverse)
             }
             let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
-            saved = (input, runningMean, inverseDeviation, layout, relu ? output : nil, layout.elementsPerChannel, true)
+            saved = (input, runningMean, inverseDeviation, layout, relu ? ReLUMask(factor: factor, shift: shift) : nil,
+                     layout.elementsPerChannel, true)
             return output
         }
         var (mean, variance) = layout.moments(input)
@@ -264,7 +267,8 @@ public final class BatchNormalization: Layer {
         }
         updateRunningStatistics(mean: mean, variance: variance)
         let output = layout.affine(input, factor: factor, shift: shift, relu: relu)
-        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? output : nil, elements, false)
+        saved = (input, mean.map { Float($0) }, inverseDeviation, layout, relu ? ReLUMask(factor: factor, shift: shift) : nil,
+                 elements, false)
         return output
     }
 
@@ -334,7 +338,7 @@ public final class BatchNormalization: Layer {
     /// `gamma` and `beta` accumulate `Σ dy * x̂` and `Σ dy`. `dy` is first taken back through a
     /// fused relu, as in training mode.
     private func inferenceBackward(_ outputGradient: Tensor, input: Tensor, mean: [Float], inverseDeviation: [Float],
-                                   layout: ChannelLayout, reluOutput: Tensor?) -> Tensor {
+                                   layout: ChannelLayout, reluOutput: ReLUMask?) -> Tensor {
         let channels = layout.channels
         let learnGamma = gamma?.isTrainable == true, learnBeta = beta?.isTrainable == true
         if learnGamma || learnBeta {
@@ -358,6 +362,13 @@ public final class BatchNormalization: Layer {
                             "\(label) forward: input \(input.shape) does not match [B] + \(built) (\(built[c - 1]) channels on axis \(axis))")
         return ChannelLayout(shape: input.shape, channelAxis: c)
     }
+}
+
+/// Where a relu fused into batch normalisation let the gradient through: the forward pass's
+/// per-channel affine map, whose value `factor[c] * x + shift[c]` was positive exactly there.
+private struct ReLUMask {
+    var factor: [Float]
+    var shift: [Float]
 }
 
 /// A tensor viewed as `[outer, channels, inner]` around its channel axis: element
@@ -453,11 +464,15 @@ private struct ChannelLayout {
     }
 
     /// Per-channel `Σ dy` and `Σ dy * x̂` in Float64, with `x̂ = (x - mean) * inverseDeviation`.
-    /// With a `reluOutput` (channels last only), `dy` is first taken back through that relu.
-    func gradientSums(_ dy: Tensor, _ x: Tensor, reluOutput: Tensor?, mean: [Float],
+    /// With a `reluOutput` mask (channels last only), `dy` is first taken back through that relu.
+    func gradientSums(_ dy: Tensor, _ x: Tensor, reluOutput: ReLUMask?, mean: [Float],
                       inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
         if inner == 1 {
-            return Tensor.channelGradientSums(dy, x, reluOutput: reluOutput, mean: mean, inverseDeviation: inverseDeviation)
+            guard let relu = reluOutput else {
+                return Tensor.channelGradientSums(dy, x, mean: mean, inverseDeviation: inverseDeviation)
+            }
+            return Tensor.channelGradientSums(dy, x, reluScale: relu.factor, reluShift: relu.shift, mean: mean,
+                                              inverseDeviation: inverseDeviation)
         }
         return dy.withUnsafeBufferPointer { g in
             x.withUnsafeBufferPointer { h in
@@ -467,9 +482,12 @@ private struct ChannelLayout {
         }
     }
 
-    /// `a[c] * dy + b[c] * x + d[c]` per channel (`dy` masked by a `reluOutput`, channels last only).
-    func inputGradient(_ dy: Tensor, _ x: Tensor, reluOutput: Tensor?, a: [Float], b: [Float], d: [Float]) -> Tensor {
-        if inner == 1 { return Tensor.channelAffine(dy, x, reluOutput: reluOutput, a: a, b: b, d: d) }
+    /// `a[c] * dy + b[c] * x + d[c]` per channel (`dy` masked by a `reluOutput` mask, channels last only).
+    func inputGradient(_ dy: Tensor, _ x: Tensor, reluOutput: ReLUMask?, a: [Float], b: [Float], d: [Float]) -> Tensor {
+        if inner == 1 {
+            guard let relu = reluOutput else { return Tensor.channelAffine(dy, x, a: a, b: b, d: d) }
+            return Tensor.channelAffine(dy, x, reluScale: relu.factor, reluShift: relu.shift, a: a, b: b, d: d)
+        }
         return dy.withUnsafeBufferPointer { g in
             x.withUnsafeBufferPointer { h in
                 perChannelMap(dy.shape) { c, i in a[c] * g[i] + b[c] * h[i] + d[c] }

@@ -23,7 +23,7 @@ enum FewOutputChannelConvolution {
     /// (so the GEMM's inner dimension is not trivial), stride 1, no dilation, a kernel larger than
     /// 1x1, and the automatic algorithm (forcing `.direct` or `.im2col` keeps those kernels).
     static func applies(to g: Conv2DGeometry, outputChannels cout: Int) -> Bool {
-        ConvolutionAlgorithm.current == .automatic && cout >= 1 && cout <= maximumOutputChannels
+        [.automatic, .winograd].contains(ConvolutionAlgorithm.current) && cout >= 1 && cout <= maximumOutputChannels
             && g.channels >= 8 && g.strideHeight == 1 && g.strideWidth == 1
             && g.dilationHeight == 1 && g.dilationWidth == 1 && !g.isPointwise
     }

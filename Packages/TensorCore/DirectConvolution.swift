@@ -9,7 +9,9 @@ import CKernels
 
 /// How `Tensor.conv2D` and `Tensor.conv2DBackward` compute a convolution.
 ///
-/// ``automatic`` (the default) takes the direct kernels for small kernels (at most 64Ki floats
+/// ``automatic`` (the default) takes Winograd F(4x4, 3x3) for 3x3 stride-1 convolutions with at
+/// least 16 input and output channels and enough images (forward, input and kernel gradients), the
+/// direct kernels for small kernels (at most 64Ki floats
 /// once the output channels are rounded up to 16, and at most 128 output channels) and
 /// im2col + GEMM otherwise; the input gradient goes direct only for stride 1 and at least 8 input
 /// channels. Convolutions to at most 4 channels with stride 1 and at least 8 input channels (an
@@ -29,6 +31,13 @@ public enum ConvolutionAlgorithm: Sendable, Equatable {
     case direct
     /// im2col + GEMM always.
     case im2col
+    /// Winograd F(4x4, 3x3) wherever it applies (3x3 kernels, stride 1, no dilation: the forward
+    /// pass, the input gradient and the kernel gradient, any channel count), the ``automatic``
+    /// choice elsewhere.
+    /// ``automatic`` itself takes Winograd for those shapes with at least 16 input and output
+    /// channels. Its results differ from the direct sums by a few roundings of the products'
+    /// magnitude (the transforms scale by up to 8 and by fractions like 1/6).
+    case winograd
 
     @TaskLocal private static var override: ConvolutionAlgorithm?
 
@@ -54,7 +63,7 @@ enum DirectConvolution {
         switch ConvolutionAlgorithm.current {
         case .direct: return true
         case .im2col: return false
-        case .automatic: return cout <= 128 && columnCount * roundedChannels(cout) <= 1 << 16
+        case .automatic, .winograd: return cout <= 128 && columnCount * roundedChannels(cout) <= 1 << 16
         }
     }
 

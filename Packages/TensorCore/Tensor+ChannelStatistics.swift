@@ -169,6 +169,77 @@ extension Tensor {
         }
     }
 
+    /// ``channelGradientSums(_:_:reluOutput:mean:inverseDeviation:)`` through the relu of
+    /// `input.channelAffine(scale: reluScale, shift: reluShift, relu: true)`, its mask recomputed
+    /// from `input` instead of read from that output (the same bits: the same expression on each
+    /// path), so a batch normalisation fused with a relu need not keep its output for backward.
+    /// - Precondition: `outputGradient` and `input` have one shape; the arrays hold one value per channel.
+    package static func channelGradientSums(_ outputGradient: Tensor, _ input: Tensor, reluScale: [Float], reluShift: [Float],
+                                            mean: [Float], inverseDeviation: [Float]) -> (sum: [Double], dot: [Double]) {
+        neuritePrecondition(outputGradient.shape == input.shape && input.rank >= 1,
+                            "channelGradientSums: output gradient \(outputGradient.shape) and input \(input.shape) differ")
+        let (rows, channels) = input.channelMatrix
+        neuritePrecondition([mean.count, inverseDeviation.count, reluScale.count, reluShift.count].allSatisfy { $0 == channels },
+                            "channelGradientSums: \(mean.count) means, \(inverseDeviation.count) deviations, \(reluScale.count) scales and \(reluShift.count) shifts for \(channels) channels of \(input.shape)")
+        let isa = KernelISA.current.rawValue
+        return outputGradient.withUnsafeBufferPointer { gb in
+            input.withUnsafeBufferPointer { xb in
+                reluScale.withUnsafeBufferPointer { rab in
+                    reluShift.withUnsafeBufferPointer { rbb in
+                        mean.withUnsafeBufferPointer { mb in
+                            inverseDeviation.withUnsafeBufferPointer { ib in
+                                chunkedChannelSums(rows: rows, channels: channels) { range, s, d in
+                                    let o = range.lowerBound * channels
+                                    withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * channels) { scratch in
+                                        ck_channel_gradient_sums_relu(isa, gb.baseAddress! + o, xb.baseAddress! + o,
+                                                                      rab.baseAddress!, rbb.baseAddress!, Int64(range.count),
+                                                                      Int64(channels), mb.baseAddress!, ib.baseAddress!, s, d,
+                                                                      scratch.baseAddress!)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ``channelAffine(_:_:reluOutput:a:b:d:)`` with `g = reluScale[c] * v + reluShift[c] > 0 ? u : 0`:
+    /// the relu mask of `v.channelAffine(scale: reluScale, shift: reluShift, relu: true)` recomputed
+    /// from `v` (see ``channelGradientSums(_:_:reluScale:reluShift:mean:inverseDeviation:)``).
+    /// - Precondition: `u` and `v` have one shape; the arrays hold one value per channel.
+    package static func channelAffine(_ u: Tensor, _ v: Tensor, reluScale: [Float], reluShift: [Float], a: [Float],
+                                      b: [Float], d: [Float]) -> Tensor {
+        neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
+        let (rows, channels) = u.channelMatrix
+        neuritePrecondition([a.count, b.count, d.count, reluScale.count, reluShift.count].allSatisfy { $0 == channels },
+                            "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count), \(reluScale.count), \(reluShift.count) for \(channels) channels of \(u.shape)")
+        let isa = KernelISA.current.rawValue
+        return u.withUnsafeBufferPointer { ub in
+            v.withUnsafeBufferPointer { vb in
+                reluScale.withUnsafeBufferPointer { rab in
+                    reluShift.withUnsafeBufferPointer { rbb in
+                        a.withUnsafeBufferPointer { ab in
+                            b.withUnsafeBufferPointer { bb in
+                                d.withUnsafeBufferPointer { db in
+                                    Tensor(shape: u.shape) { yb in
+                                        ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
+                                            let o = r.lowerBound * channels
+                                            ck_channel_affine2_relu(isa, ub.baseAddress! + o, vb.baseAddress! + o, rab.baseAddress!,
+                                                                    rbb.baseAddress!, Int64(r.count), Int64(channels), ab.baseAddress!,
+                                                                    bb.baseAddress!, db.baseAddress!, yb.baseAddress! + o)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// `body` with the tensor's storage, or with nil for no tensor.
     private static func withOptionalBuffer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let tensor else { return body(nil) }

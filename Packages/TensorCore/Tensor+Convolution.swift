@@ -427,6 +427,15 @@ extension Tensor {
                         sgemm(transposeA: false, transposeB: false, m: positions, n: cout, k: k,
                               alpha: 1, a: x, lda: Swift.max(1, k), b: w, ldb: Swift.max(1, cout),
                               beta: 0, c: y, ldc: Swift.max(1, cout))
+                    } else if positions > 0 && WinogradConvolution.forwardApplies(to: g, batch: n, outputChannels: cout) {
+                        withOptionalBuffer(bias) { b in
+                            withOptionalBuffer(postBias) { pb in
+                                WinogradConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, postBias: pb,
+                                                            relu: relu, geometry: g, into: y)
+                            }
+                        }
+                        fused = true
+                        return
                     } else if positions > 0 && FewOutputChannelConvolution.applies(to: g, outputChannels: cout) {
                         FewOutputChannelConvolution.forward(x, n: n, kernel: w, cout: cout, geometry: g, into: y)
                     } else if positions > 0 && DirectConvolution.applies(to: g, outputChannels: cout) {
@@ -603,6 +612,8 @@ extension Tensor {
             if g.isPointwise {
                 sgemm(transposeA: false, transposeB: true, m: positions, n: k, k: cout,
                       alpha: 1, a: dy, lda: Swift.max(1, cout), b: w, ldb: Swift.max(1, cout), beta: 0, c: dx, ldc: Swift.max(1, k))
+            } else if WinogradConvolution.inputGradientApplies(to: g, batch: n, outputChannels: cout) {
+                WinogradConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g, into: dx)
             } else if DirectConvolution.inputGradientApplies(to: g, outputChannels: cout) {
                 DirectConvolution.inputGradient(dy, n: n, kernel: w, cout: cout, geometry: g, into: dx)
             } else {
@@ -627,6 +638,8 @@ extension Tensor {
             if g.isPointwise {
                 sgemm(transposeA: true, transposeB: false, m: k, n: cout, k: positions,
                       alpha: 1, a: x, lda: Swift.max(1, k), b: dy, ldb: Swift.max(1, cout), beta: 0, c: dk, ldc: Swift.max(1, cout))
+            } else if WinogradConvolution.kernelGradientApplies(to: g, batch: n, outputChannels: cout) {
+                WinogradConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else if FewOutputChannelConvolution.kernelGradientApplies(to: g, outputChannels: cout) {
                 FewOutputChannelConvolution.kernelGradient(x, n: n, dy: dy, cout: cout, geometry: g, into: dk)
             } else if DirectConvolution.applies(to: g, outputChannels: cout) {

@@ -195,6 +195,56 @@ final class BatchNormalizationTests: XCTestCase {
         }
     }
 
+    /// The fused layer keeps no output for backward: its relu mask is recomputed from the input.
+    /// Its input gradient must match central finite differences of the model (training mode:
+    /// batch statistics), and a frozen layer (running statistics, the inference adjoint, which
+    /// takes the recomputed mask too) must give the bits of the two layers run one by one.
+    func testFusedReLUGradientMatchesFiniteDifferencesAndAFrozenLayerMatchesTheLayers() throws {
+        func model() -> Sequential {
+            Sequential(inputShape: [5, 6, 3]) {
+                BatchNormalization()
+                ActivationLayer(.relu)
+                Flatten()
+                Dense(4)
+            }
+        }
+        let x = Tensor(shape: [4, 5, 6, 3], scalars: randomScalars(360, seed: 13).map { $0 * 2 + 0.3 })
+        let weights = Tensor(shape: [4, 4], scalars: randomScalars(16, seed: 14))
+        try forEachISA { isa in
+            let fused = try { let m = model(); try m.build(seed: 19); return m }()
+            let bn = try XCTUnwrap(fused.layers[0] as? BatchNormalization)
+            bn.gamma!.value = randomTensor([3], seed: 15) + 1.5
+            bn.beta!.value = randomTensor([3], seed: 16)
+            _ = fused.forward(x, training: true)
+            let dx = fused.backward(weights)
+            checkGradient(of: { weightedSum(fused.forward($0, training: true), weights) }, at: x, analytic: dx,
+                          epsilon: 1e-3, "fused batch norm and relu, \(isa)")
+
+            let frozen = try { let m = model(); try m.build(seed: 19); return m }()
+            let separate = try { let m = model(); try m.build(seed: 19); return m }()
+            for m in [frozen, separate] {
+                let layer = try XCTUnwrap(m.layers[0] as? BatchNormalization)
+                layer.trainable = false
+                layer.gamma!.value = bn.gamma!.value
+                layer.beta!.value = randomTensor([3], seed: 17)
+                layer.movingMean!.value = randomTensor([3], seed: 18) * 0.3 + 0.3
+                layer.movingVariance!.value = randomTensor([3], seed: 20) * 0.5 + 1
+            }
+            let y = frozen.forward(x, training: true)
+            let dFrozen = frozen.backward(weights)
+            var z = x
+            for layer in separate.layers { z = layer.forward(z, training: true) }
+            var dz = weights
+            for layer in separate.layers.reversed() { dz = layer.backward(dz) }
+            XCTAssertEqual(y, z, "frozen, \(isa)")
+            XCTAssertEqual(dFrozen, dz, "frozen, \(isa)")
+            // The relu matters here too: it zeroes some of the normalised values.
+            XCTAssertNotEqual(separate.layers[1].forward(separate.layers[0].forward(x, training: true), training: true),
+                              separate.layers[0].forward(x, training: true), "relu zeroed nothing, \(isa)")
+            for (a, b) in zip(frozen.parameters, separate.parameters) { XCTAssertEqual(a.gradient, b.gradient, a.name) }
+        }
+    }
+
     func testConfigRoundTripAndDefaults() throws {
         convTestAssertConfigRoundTrip(BatchNormalization())
         convTestAssertConfigRoundTrip(BatchNormalization(axis: 1, momentum: 0.9, epsilon: 1e-5, center: false,

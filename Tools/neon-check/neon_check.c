@@ -528,9 +528,146 @@ static void check_norm(void) {
                         if (!isnan(y[i])) FAIL("affine2 wrote past the end");
                     }
                 }
+                // The relu variants recompute the mask from x: the same bits as passing the output
+                // of ck_channel_affine(x, mean, inv, relu: 1) as the mask (mean and inv serve as
+                // the affine map's scale and shift here).
+                float *relu_out = alloc_fill(rows * ch, NAN);
+                ck_channel_affine(isa, x, rows, ch, mean, inv, 1, relu_out);
+                {
+                    double *ds = (double *)calloc((size_t)ch, 8), *dd = (double *)calloc((size_t)ch, 8);
+                    double *ds2 = (double *)calloc((size_t)ch, 8), *dd2 = (double *)calloc((size_t)ch, 8);
+                    ck_channel_gradient_sums(isa, dy, x, relu_out, rows, ch, shift, inv, ds, dd, scratch);
+                    ck_channel_gradient_sums_relu(isa, dy, x, mean, inv, rows, ch, shift, inv, ds2, dd2, scratch);
+                    for (int64_t c = 0; c < ch; ++c) {
+                        ++checks;
+                        if (ds[c] != ds2[c] || dd[c] != dd2[c])
+                            FAIL("gradient sums relu isa %d rows=%lld ch=%lld c=%lld: %g %g, with the mask %g %g", isa,
+                                 (long long)rows, (long long)ch, (long long)c, ds2[c], dd2[c], ds[c], dd[c]);
+                    }
+                    free(ds), free(dd), free(ds2), free(dd2);
+                    float *y1 = alloc_fill(rows * ch + 4, NAN), *y2 = alloc_fill(rows * ch + 4, NAN);
+                    ck_channel_affine2(isa, dy, x, relu_out, rows, ch, inv, shift, mean, y1);
+                    ck_channel_affine2_relu(isa, dy, x, mean, inv, rows, ch, inv, shift, mean, y2);
+                    for (int64_t i = 0; i < rows * ch + 4; ++i)
+                        if (!same_bits(y1[i], y2[i])) FAIL("affine2 relu isa %d i=%lld: %g, with the mask %g", isa, (long long)i, y2[i], y1[i]);
+                    free(y1), free(y2);
+                }
+                free(relu_out);
                 free(y);
             }
             free(x), free(dy), free(mask), free(shift), free(mean), free(inv), free(scratch);
+        }
+    end();
+}
+
+// ---------------------------------------------------------------- Winograd F(4x4, 3x3) transforms
+
+static const double wino_bt[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                     {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const double wino_at[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+/// The input and output transforms on NEON and portable against B^T d B and A^T m A in double, on
+/// images whose tiles hang over every edge (padding 0 to 2, sizes 1 to 9), channel counts with
+/// partial vectors, and a range of tiles that starts mid-batch; padding lanes must be zero, and
+/// nothing outside the output images may be written.
+static void check_winograd(void) {
+    begin("winograd F(4x4, 3x3)");
+    const int64_t dims[][4] = {{1, 1, 0, 0}, {6, 6, 0, 0}, {7, 9, 1, 2}, {9, 5, 2, 1}, {3, 8, 2, 2}};
+    for (int di = 0; di < 5; ++di)
+        for (int ci = 0; ci < NSIZES; ++ci) {
+            const int64_t n = 2, h = dims[di][0], w = dims[di][1], pt = dims[di][2], pl = dims[di][3], c = sizes[ci];
+            const int64_t oh = h + 2 * pt - 2 > 0 ? h + 2 * pt - 2 : 1, ow = w + 2 * pl - 2 > 0 ? w + 2 * pl - 2 : 1;
+            const int64_t th = (oh + 3) / 4, tw = (ow + 3) / 4, tiles = n * th * tw, cp = (c + 15) / 16 * 16;
+            const int64_t tile0 = tiles > 1 ? 1 : 0, count = tiles - tile0, stride = count * cp + 5;
+            float *x = alloc_random(n * h * w * c);
+            for (int isa_i = 0; isa_i < 2; ++isa_i) {
+                const int isa = isa_i ? CK_ISA_PORTABLE : CK_ISA_NEON;
+                float *v = alloc_fill(36 * stride, NAN);
+                ck_winograd43_input(isa, x, h, w, c, pt, pl, th, tw, tile0, count, cp, v, stride);
+                for (int64_t t = tile0; t < tiles; ++t) {
+                    const int64_t img = t / (th * tw), r0 = (t / tw) % th * 4 - pt, c0 = t % tw * 4 - pl;
+                    for (int64_t ch = 0; ch < cp; ++ch) {
+                        double d[6][6], bd[6][6];
+                        for (int i = 0; i < 6; ++i)
+                            for (int j = 0; j < 6; ++j) {
+                                const int64_t r = r0 + i, q = c0 + j;
+                                d[i][j] = ch < c && r >= 0 && r < h && q >= 0 && q < w ? x[((img * h + r) * w + q) * c + ch] : 0;
+                            }
+                        for (int i = 0; i < 6; ++i)
+                            for (int j = 0; j < 6; ++j) {
+                                bd[i][j] = 0;
+                                for (int k = 0; k < 6; ++k) bd[i][j] += wino_bt[i][k] * d[k][j];
+                            }
+                        for (int i = 0; i < 6; ++i)
+                            for (int j = 0; j < 6; ++j) {
+                                double want = 0;
+                                for (int k = 0; k < 6; ++k) want += bd[i][k] * wino_bt[j][k];
+                                const float got = v[(i * 6 + j) * stride + (t - tile0) * cp + ch];
+                                if (!close_to(got, want, 1e-4)) FAIL("input isa %d h=%lld w=%lld c=%lld tile %lld ch %lld pos %d: %g vs %g",
+                                                                     isa, (long long)h, (long long)w, (long long)c, (long long)t, (long long)ch, i * 6 + j, got, want);
+                            }
+                    }
+                }
+                // Output: transform v back (any data serves), with a bias, a post bias and relu.
+                float *bias = alloc_random(c), *post = alloc_random(c);
+                float *y = alloc_fill(n * oh * ow * c + 4, NAN);
+                for (int relu = 0; relu < 2; ++relu) {
+                    for (int64_t i = 0; i < n * oh * ow * c + 4; ++i) y[i] = NAN;
+                    for (int64_t p = 0; p < 36; ++p)
+                        for (int64_t i = 0; i < count * cp; ++i) v[p * stride + i] = rnd();
+                    ck_winograd43_output(isa, v, stride, tile0, count, cp, c, th, tw, oh, ow, bias, relu ? post : NULL, relu, y);
+                    for (int64_t t = 0; t < tiles; ++t) {
+                        const int64_t img = t / (th * tw), r0 = (t / tw) % th * 4, c0 = t % tw * 4;
+                        for (int64_t ch = 0; ch < c; ++ch)
+                            for (int i = 0; i < 4; ++i)
+                                for (int j = 0; j < 4; ++j) {
+                                    if (r0 + i >= oh || c0 + j >= ow) continue;
+                                    const float got = y[((img * oh + r0 + i) * ow + c0 + j) * c + ch];
+                                    if (t < tile0) {
+                                        ++checks;
+                                        if (!isnan(got)) FAIL("output isa %d wrote tile %lld outside the range", isa, (long long)t);
+                                        continue;
+                                    }
+                                    double want = bias[ch] + (relu ? post[ch] : 0);
+                                    for (int a = 0; a < 6; ++a)
+                                        for (int b = 0; b < 6; ++b)
+                                            want += wino_at[i][a] * v[(a * 6 + b) * stride + (t - tile0) * cp + ch] * wino_at[j][b];
+                                    if (relu && want < 0) want = 0;
+                                    if (!close_to(got, want, 1e-4)) FAIL("output isa %d relu=%d c=%lld tile %lld: %g vs %g", isa, relu,
+                                                                         (long long)c, (long long)t, got, want);
+                                }
+                    }
+                    for (int64_t i = n * oh * ow * c; i < n * oh * ow * c + 4; ++i) {
+                        ++checks;
+                        if (!isnan(y[i])) FAIL("winograd output wrote past the end");
+                    }
+                }
+                // Adjoint of the output transform (the kernel gradient's): A d A^T of the 4x4 tiles
+                // of an output gradient, zeros outside it, padding lanes zero.
+                float *dy = alloc_random(n * oh * ow * c);
+                for (int64_t i = 0; i < 36 * stride; ++i) v[i] = NAN;
+                ck_winograd43_output_adjoint(isa, dy, oh, ow, c, th, tw, tile0, count, cp, v, stride);
+                for (int64_t t = tile0; t < tiles; ++t) {
+                    const int64_t img = t / (th * tw), r0 = (t / tw) % th * 4, c0 = t % tw * 4;
+                    for (int64_t ch = 0; ch < cp; ++ch)
+                        for (int a = 0; a < 6; ++a)
+                            for (int b = 0; b < 6; ++b) {
+                                double want = 0;
+                                for (int i = 0; i < 4; ++i)
+                                    for (int j = 0; j < 4; ++j) {
+                                        const int64_t r = r0 + i, q = c0 + j;
+                                        if (ch < c && r < oh && q < ow)
+                                            want += wino_at[i][a] * dy[((img * oh + r) * ow + q) * c + ch] * wino_at[j][b];
+                                    }
+                                const float got = v[(a * 6 + b) * stride + (t - tile0) * cp + ch];
+                                if (!close_to(got, want, 1e-4)) FAIL("output adjoint isa %d c=%lld tile %lld pos %d: %g vs %g", isa,
+                                                                     (long long)c, (long long)t, a * 6 + b, got, want);
+                            }
+                }
+                free(dy);
+                free(bias), free(post), free(y), free(v);
+            }
+            free(x);
         }
     end();
 }
@@ -1089,6 +1226,7 @@ int main(void) {
     check_conv();
     check_pool();
     check_norm();
+    check_winograd();
     check_optim();
     check_recurrent();
     check_vmath();

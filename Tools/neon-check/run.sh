@@ -62,6 +62,10 @@ controls_list=(
     "gemm.c|vst1q_f32(cr + 8, r2); }|}|GEMM micro-kernel: full tiles never store their last 4 columns"
     "vmath.c|p = vfmaq_f32(vdupq_n_f32(C_E1), p, r);|p = vfmaq_f32(vdupq_n_f32(C_E1 * 1.0001f), p, r);|NEON exp: one polynomial coefficient off by 1e-4"
     "vmath.c|for (; i + 4 <= n; i += 4) vst1q_f32(y + i, core(vld1q_f32(x + i)));|for (; i + 4 <= n; i += 4) (void)0;|NEON vector math: the single-vector step skipped"
+    "winograd.c|r1 = t1_ + t2_;|r1 = t1_ - t2_;|Winograd input transform: one row's sign flipped"
+    "winograd.c|o3 = b_ + CK_SPLAT(8) * e_ + (m5);|o3 = b_ + CK_SPLAT(8) * e_;|Winograd output transform: the last row misses its last term"
+    "winograd.c|m4 = g_ - h_;|m4 = g_ + h_;|Winograd output adjoint (kernel gradient): one row's sign flipped"
+    "norm.c|#define RELU_PASSES(a, x, b) ((a) * (x) + (b) > 0)|#define RELU_PASSES(a, x, b) ((a) * (x) + (b) < 0)|batch norm: the recomputed relu mask inverted"
     "conv.c|for (int64_t t = whole; t < taps; ++t)|for (int64_t t = whole; t < taps - 1; ++t)|NEON kernel gradient: the last tap left out"
     "ck_lanes.h|static void name##_neon params { neon_run args; }|static void name##_neon params { (void)0; }|every CK_LANE_PATHS NEON instance does nothing"
 )

@@ -14,5 +14,6 @@
 #include "ck_pool.h"
 #include "ck_norm.h"
 #include "ck_recurrent.h"
+#include "ck_winograd.h"
 
 #endif

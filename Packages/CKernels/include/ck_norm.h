@@ -21,6 +21,13 @@ void ck_channel_gradient_sums(int isa, const float *dy, const float *x, const fl
                               int64_t channels, const float *mean, const float *inv, double *dy_sum, double *dy_dot,
                               float *scratch);
 
+/// `ck_channel_gradient_sums` through the relu of `ck_channel_affine(x, relu_a, relu_b, relu: 1)`,
+/// recomputed from `x` rather than read from that output: `g = relu_a x + relu_b > 0 ? dy : 0`,
+/// the same mask bit for bit (the same expression, compiled the same way on each path).
+void ck_channel_gradient_sums_relu(int isa, const float *dy, const float *x, const float *relu_a, const float *relu_b,
+                                   int64_t rows, int64_t channels, const float *mean, const float *inv,
+                                   double *dy_sum, double *dy_dot, float *scratch);
+
 /// `y[r, c] = a[c] x[r, c] + b[c]`, followed by a relu when `relu` is not 0.
 void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, const float *a, const float *b,
                        int relu, float *y);
@@ -29,5 +36,11 @@ void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, 
 /// `g = mask > 0 ? u : 0`.
 void ck_channel_affine2(int isa, const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
                         const float *a, const float *b, const float *d, float *y);
+
+/// `ck_channel_affine2` with `g = relu_a v + relu_b > 0 ? u : 0`: the mask of
+/// `ck_channel_affine(v, relu_a, relu_b, relu: 1)` recomputed from `v`, as in
+/// `ck_channel_gradient_sums_relu`.
+void ck_channel_affine2_relu(int isa, const float *u, const float *v, const float *relu_a, const float *relu_b,
+                             int64_t rows, int64_t channels, const float *a, const float *b, const float *d, float *y);
 
 #endif
