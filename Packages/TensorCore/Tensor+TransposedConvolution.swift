@@ -26,6 +26,22 @@ extension Tensor {
     /// - Precondition: shapes as for `conv2DBackwardInput`; the messages name them.
     package static func transposedConvolution(_ input: Tensor, kernel: Tensor, outputShape: [Int],
                                               strides: (Int, Int), padding: Padding) -> Tensor {
+        transposedConvolution(input, kernel: kernel, outputShape: outputShape, strides: strides, padding: padding,
+                              biasAfterwards: nil, relu: false)
+    }
+
+    /// A `Conv2DTranspose` layer's forward pass: ``transposedConvolution(_:kernel:outputShape:strides:padding:)``,
+    /// then `bias` `[F]` added (when given) and relu applied (when `relu`), with the bits of
+    /// `addBias(bias, activation: .relu)` (or `relu()`) on its result. The phases' direct
+    /// convolution applies both as it stores each output; the general way runs that pass.
+    /// - Precondition: as for the plain form, and `bias` (if any) is `[F]`.
+    package static func transposedConvolution(_ input: Tensor, kernel: Tensor, outputShape: [Int],
+                                              strides: (Int, Int), padding: Padding, biasAfterwards bias: Tensor?,
+                                              relu: Bool) -> Tensor {
+        if let bias {
+            neuritePrecondition(kernel.rank == 4 && bias.shape == [kernel.shape[2]],
+                                "transposedConvolution bias \(bias.shape) does not match kernel \(kernel.shape)")
+        }
         // Anything the phases do not cover, including malformed shapes (whose messages
         // conv2DBackwardInput gives), goes the general way.
         guard strides.0 > 1 || strides.1 > 1, outputShape.count == 4, kernel.rank == 4, input.rank == 4,
@@ -36,13 +52,28 @@ extension Tensor {
               input.shape == [outputShape[0], plan.geometry.outputHeight, plan.geometry.outputWidth, kernel.shape[3]],
               DirectConvolution.applies(to: plan.phaseGeometry, outputChannels: plan.phaseChannels)
         else {
-            return conv2DBackwardInput(outputGradient: input, kernel: kernel, inputShape: outputShape, strides: strides,
-                                       padding: padding)
+            var output = conv2DBackwardInput(outputGradient: input, kernel: kernel, inputShape: outputShape,
+                                             strides: strides, padding: padding)
+            if let bias {
+                output.addBias(bias, activation: relu ? .relu : .linear)
+            } else if relu {
+                output = output.relu()
+            }
+            return output
         }
+        // The phases' channels are (phase, filter): the bias repeats once per phase.
+        let phaseBias = bias.map { b in Tensor(Array(repeating: b.scalars, count: plan.phaseChannels / plan.filters).flatMap { $0 }) }
         return input.withUnsafeBufferPointer { xb in
             kernel.withUnsafeBufferPointer { kb in
                 Tensor(shape: outputShape) { yb in
-                    plan.run(xb.baseAddress!, kernel: kb.baseAddress!, into: yb.baseAddress!)
+                    if let phaseBias {
+                        phaseBias.withUnsafeBufferPointer { pb in
+                            plan.run(xb.baseAddress!, kernel: kb.baseAddress!, postBias: pb.baseAddress!, relu: relu,
+                                     into: yb.baseAddress!)
+                        }
+                    } else {
+                        plan.run(xb.baseAddress!, kernel: kb.baseAddress!, postBias: nil, relu: relu, into: yb.baseAddress!)
+                    }
                 }
             }
         }
@@ -80,6 +111,32 @@ extension Tensor {
                 return gradient
             }
         }
+    }
+}
+
+extension Tensor {
+    /// A relu layer's output gradient taken back through relu (`gradient` where `output > 0`,
+    /// else 0, the bits of `reluBackward(gradient:input:)`) and its sums over every axis but the
+    /// last (the bias gradient `[C]`, Float blocks of 64 rows added in Float64), in one pass.
+    /// - Precondition: `gradient` and `output` have the same shape, of rank 1 or more.
+    package static func reluBackwardAndChannelSums(gradient: Tensor, output: Tensor) -> (gradient: Tensor, sums: Tensor) {
+        neuritePrecondition(gradient.shape == output.shape && gradient.rank >= 1,
+                            "reluBackwardAndChannelSums: gradient \(gradient.shape) and output \(output.shape) differ")
+        let channels = gradient.shape.last!
+        let rows = channels == 0 ? 0 : gradient.count / channels
+        var sums = Tensor.zeros([channels])
+        let masked = Tensor(shape: gradient.shape) { mb in
+            guard mb.count > 0 else { return }
+            gradient.withUnsafeBufferPointer { gb in
+                output.withUnsafeBufferPointer { yb in
+                    sums.withUnsafeMutableBufferPointer { sb in
+                        columnSums(gb.baseAddress!, rows: rows, columns: channels, into: sb.baseAddress!,
+                                   reluOutput: yb.baseAddress!, masked: mb.baseAddress!)
+                    }
+                }
+            }
+        }
+        return (masked, sums)
     }
 }
 
@@ -207,14 +264,17 @@ struct TransposedConvolutionPlan {
     }
 
     /// Computes the output `[N, OH, OW, F]` of input `x` `[N, H, W, Cin]` and kernel `[KH, KW, F, Cin]`.
-    func run(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>) {
+    /// With `postBias` (`[sh * sw * F]`, the bias once per phase) and `relu`, the layer's bias and
+    /// relu are applied as the phases are stored.
+    func run(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>, postBias: UnsafePointer<Float>?, relu: Bool,
+             into y: UnsafeMutablePointer<Float>) {
         let g = geometry, p = phaseGeometry
         let packed = phaseKernel(kernel)
         let padded = paddedInput(x)
         let channels = phaseChannels
         let phases = ScratchBuffer(count: Swift.max(1, batch * p.outputHeight * p.outputWidth * channels))
         DirectConvolution.forward(UnsafePointer(padded.base), n: batch, kernel: UnsafePointer(packed.base), cout: channels,
-                                  bias: nil, geometry: p, into: phases.base)
+                                  bias: nil, postBias: postBias, relu: relu, geometry: p, into: phases.base)
         // Output pixel (y, x) is phase ((y + padTop) % sh, (x + padLeft) % sw) of phase pixel
         // ((y + padTop) / sh, (x + padLeft) / sw).
         let (sh, sw, f) = (g.strideHeight, g.strideWidth, filters)
