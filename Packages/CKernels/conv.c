@@ -547,14 +547,13 @@ CK_ALWAYS_INLINE void dot_reduce8(const ck_lanes8c *a, ck_lanes8c *out) {
 /// channels over `taps` spatial taps, into `out` (lane `p C + c`; lanes past P * C are zero).
 /// VT is the vector type of L lanes, VTU its unaligned twin, REDUCE the butterfly for L.
 #define CK_DOT_BLOCK(NAME, VT, VTU, L, REDUCE, P, C)                                              \
-    CK_ALWAYS_INLINE void NAME(const ck_conv_args *a, const int64_t *offsets, int64_t taps,       \
-                               const float *xw, int64_t ps, VT *out) {                            \
+    CK_ALWAYS_INLINE void NAME(const ck_conv_args *a, const int64_t *offsets, const int64_t *koffsets, \
+                               int64_t taps, const float *xw, int64_t ps, VT *out) {              \
         VT acc[L];                                                                                \
         for (int i = 0; i < L; ++i) acc[i] = (VT){0};                                             \
         const int64_t cin = a->cin;                                                               \
-        const float *kp = a->k;                                                                   \
-        for (int64_t t = 0; t < taps; ++t, kp += (C) * cin) {                                     \
-            const float *xt = xw + offsets[t];                                                    \
+        for (int64_t t = 0; t < taps; ++t) {                                                      \
+            const float *xt = xw + offsets[t], *kp = a->k + koffsets[t];                          \
             for (int64_t v = 0; v < cin; v += (L)) {                                              \
                 VT xv[P];                                                                         \
                 for (int p = 0; p < (P); ++p) xv[p] = *(const VTU *)(xt + p * ps + v);            \
@@ -597,32 +596,63 @@ CK_DOT_BLOCK(dot8_1x4, ck_lanes8c, ck_lanes8c_u, 8, dot_reduce8, 1, 4)
         memcpy((yp), tmp_, (size_t)(count) * sizeof(float));                                      \
     } while (0)
 
-/// Output rows `row_start ..< row_start + row_count` with blocks BLOCK (P pixels) and lone pixels
-/// SINGLE: whole blocks along each row, the last one moved back to end at the row's end (it
-/// rewrites the same bits); rows narrower than a block pixel by pixel.
+/// Output rows `row_start ..< row_start + row_count` of the unpadded input (taps outside the
+/// image are left out, which is what adding the zeros of a padded copy did, bit for bit, for a
+/// finite kernel) with blocks BLOCK (P pixels) over the columns whose taps are all inside and lone
+/// pixels SINGLE at the edges: whole blocks, the last one moved back to end at the last inside
+/// column (it rewrites the same bits); fewer inside columns than a block go pixel by pixel.
 #define CK_DOT_ROWS(a, row_start, row_count, VT, VTI, L, P, BLOCK, SINGLE)                          \
     do {                                                                                          \
-        const int64_t ow_ = (a)->ow, ps_ = (a)->cin * (a)->sw, co_ = (a)->cout;                   \
+        const int64_t ow_ = (a)->ow, ps_ = (a)->cin * (a)->sw, co_ = (a)->cout, cin_ = (a)->cin;  \
         for (int64_t r_ = (row_start); r_ < (row_start) + (row_count); ++r_) {                    \
-            const int64_t n_ = r_ / (a)->oh, oh_ = r_ - n_ * (a)->oh;                             \
-            const float *xrow_ = (a)->x + (n_ * (a)->h + oh_ * (a)->sh) * (a)->w * (a)->cin;      \
+            const int64_t n_ = r_ / (a)->oh, i_ = r_ - n_ * (a)->oh;                              \
+            const float *ximg_ = (a)->x + n_ * (a)->h * (a)->w * cin_;                            \
             float *yrow_ = (a)->y + r_ * ow_ * co_;                                               \
             VT s_;                                                                                \
-            if (ow_ >= (P)) {                                                                     \
-                for (int64_t j_ = 0; j_ < ow_; j_ += (P)) {                                       \
-                    const int64_t at_ = j_ + (P) <= ow_ ? j_ : ow_ - (P);                         \
-                    /* A literal pixel stride for Cin = L and stride 1 or 2: constant displacements \
-                       from one pointer instead of P pointers (which spilled for P = 16). */      \
-                    if (ps_ == (L)) BLOCK(a, offsets, taps, xrow_ + at_ * (L), (L), &s_);         \
-                    else if (ps_ == 2 * (L)) BLOCK(a, offsets, taps, xrow_ + at_ * 2 * (L), 2 * (L), &s_); \
-                    else BLOCK(a, offsets, taps, xrow_ + at_ * ps_, ps_, &s_);                    \
-                    CK_DOT_STORE(VT, VTI, s_, bias, post, relu, yrow_ + at_ * co_, (L));          \
+            const int64_t ih0_ = i_ * (a)->sh - (a)->pad_top;                                     \
+            /* The row's taps inside the image, for a pixel whose window starts at column 0. */   \
+            int64_t taps_ = 0;                                                                    \
+            for (int64_t ka_ = 0; ka_ < (a)->kh; ++ka_) {                                         \
+                const int64_t ih_ = ih0_ + ka_ * (a)->dh;                                         \
+                if (ih_ < 0 || ih_ >= (a)->h) continue;                                           \
+                for (int64_t kb_ = 0; kb_ < (a)->kw; ++kb_, ++taps_) {                            \
+                    offsets[taps_] = (ih_ * (a)->w + kb_ * (a)->dw) * cin_;                       \
+                    koffsets[taps_] = (ka_ * (a)->kw + kb_) * co_ * cin_;                         \
                 }                                                                                 \
-            } else {                                                                              \
-                for (int64_t j_ = 0; j_ < ow_; ++j_) {                                            \
-                    SINGLE(a, offsets, taps, xrow_ + j_ * ps_, ps_, &s_);                         \
-                    CK_DOT_STORE(VT, VTI, s_, bias, post, relu, yrow_ + j_ * co_, co_);           \
+            }                                                                                     \
+            for (int64_t j_ = 0; j_ < ow_; ) {                                                    \
+                const int64_t jw_ = j_ * (a)->sw - (a)->pad_left;                                 \
+                const int inside_ = jw_ >= 0 && jw_ + ((a)->kw - 1) * (a)->dw < (a)->w;           \
+                int64_t run_ = 0; /* inside columns from j_ */                                    \
+                if (inside_) {                                                                    \
+                    while (j_ + run_ < ow_ && (j_ + run_) * (a)->sw - (a)->pad_left + ((a)->kw - 1) * (a)->dw < (a)->w) ++run_; \
                 }                                                                                 \
+                if (run_ >= (P)) {                                                                \
+                    const float *xcol_ = ximg_ + jw_ * cin_;                                      \
+                    for (int64_t q_ = 0; q_ < run_; q_ += (P)) {                                  \
+                        const int64_t at_ = q_ + (P) <= run_ ? q_ : run_ - (P);                   \
+                        /* A literal pixel stride for Cin = L and stride 1 or 2: constant          \
+                           displacements from one pointer instead of P pointers (which spilled). */ \
+                        if (ps_ == (L)) BLOCK(a, offsets, koffsets, taps_, xcol_ + at_ * (L), (L), &s_); \
+                        else if (ps_ == 2 * (L)) BLOCK(a, offsets, koffsets, taps_, xcol_ + at_ * 2 * (L), 2 * (L), &s_); \
+                        else BLOCK(a, offsets, koffsets, taps_, xcol_ + at_ * ps_, ps_, &s_);     \
+                        CK_DOT_STORE(VT, VTI, s_, bias, post, relu, yrow_ + (j_ + at_) * co_, (L)); \
+                    }                                                                             \
+                    j_ += run_;                                                                   \
+                    continue;                                                                     \
+                }                                                                                 \
+                /* One pixel: the row's taps whose column is inside, from the image's column 0. */ \
+                int64_t n1_ = 0;                                                                  \
+                for (int64_t t_ = 0; t_ < taps_; ++t_) {                                          \
+                    const int64_t kb_ = t_ % (a)->kw, jc_ = jw_ + kb_ * (a)->dw;                  \
+                    if (jc_ < 0 || jc_ >= (a)->w) continue;                                       \
+                    edge_offsets[n1_] = offsets[t_] + jw_ * cin_;                                 \
+                    edge_koffsets[n1_] = koffsets[t_];                                            \
+                    ++n1_;                                                                        \
+                }                                                                                 \
+                SINGLE(a, edge_offsets, edge_koffsets, n1_, ximg_, ps_, &s_);                     \
+                CK_DOT_STORE(VT, VTI, s_, bias, post, relu, yrow_ + j_ * co_, co_);               \
+                ++j_;                                                                             \
             }                                                                                     \
         }                                                                                         \
     } while (0)
@@ -651,12 +681,10 @@ CK_DOT_BLOCK(dot8_1x4, ck_lanes8c, ck_lanes8c_u, 8, dot_reduce8, 1, 4)
 /// Output rows `row_start ..< row_start + row_count`; `narrow` as in forward_rows (8 lanes always).
 CK_ALWAYS_INLINE void dot_rows(const ck_conv_args *args, int64_t row_start, int64_t row_count, int narrow) {
     const ck_conv_args a = *args;
-    const int64_t taps = a.kh * a.kw;
-    int64_t offsets[512];
+    int64_t offsets[512], koffsets[512], edge_offsets[512], edge_koffsets[512];
     float bias_lanes[16], post_lanes[16];
     // Spatial taps only (the lanes run over the channels); more than 512 is refused by the caller.
-    if (taps > 512 || (a.cout != 1 && a.cout != 2 && a.cout != 4 && a.cout != 8) || a.cin % 8 != 0) abort();
-    for (int64_t t = 0; t < taps; ++t) offsets[t] = ((t / a.kw) * a.dh * a.w + (t % a.kw) * a.dw) * a.cin;
+    if (a.kh * a.kw > 512 || (a.cout != 1 && a.cout != 2 && a.cout != 4 && a.cout != 8) || a.cin % 8 != 0) abort();
     for (int i = 0; i < 16; ++i) {
         bias_lanes[i] = a.bias ? a.bias[i % a.cout] : 0;
         post_lanes[i] = a.post_bias ? a.post_bias[i % a.cout] : 0;

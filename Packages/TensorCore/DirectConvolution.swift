@@ -12,11 +12,13 @@ import CKernels
 /// ``automatic`` (the default) takes the direct kernels for small kernels (at most 64Ki floats
 /// once the output channels are rounded up to 16, and at most 128 output channels) and
 /// im2col + GEMM otherwise; the input gradient goes direct only for stride 1 and at least 8 input
-/// channels. Convolutions to at most 4 channels with stride 1 and at least 8 input channels (an
-/// image decoder's last layer) vectorise over the input channels instead: a pointwise product
-/// with every tap, then shifted sums (forward), and a direct kernel gradient with the roles of
-/// input and output gradient swapped. The other cases force one method everywhere it applies, for
-/// tests and benchmarks:
+/// channels. Convolutions to 1, 2 or 4 channels (or 8 with a stride) from a multiple of 8 input
+/// channels (an image decoder's last layer, a transposed convolution's input gradient) run a
+/// direct kernel that vectorises over the input channels and reads the unpadded input; other
+/// convolutions to at most 4 channels with stride 1 and at least 8 input channels vectorise over
+/// the input channels another way: a pointwise product with every tap, then shifted sums
+/// (forward). Their kernel gradient is a direct one with the roles of input and output gradient
+/// swapped. The other cases force one method everywhere it applies, for tests and benchmarks:
 ///
 /// ```swift
 /// let y = ConvolutionAlgorithm.with(.im2col) { Tensor.conv2D(x, kernel: k) }
@@ -141,15 +143,21 @@ enum DirectConvolution {
         let packed = channels
             ? packKernelByInputChannel(kernel, taps: g.kernelHeight * g.kernelWidth, cin: g.channels, cout: cout)
             : packKernel(kernel, kh: g.kernelHeight, kw: g.kernelWidth, cin: g.channels, cout: cout, flipped: false)
-        let needsPadding = g.padTop + g.padBottom + g.padLeft + g.padRight > 0
+        // The kernel over input channels reads the unpadded input and leaves out the taps outside it.
+        let needsPadding = !channels && g.padTop + g.padBottom + g.padLeft + g.padRight > 0
         let padded = needsPadding
             ? padImages(x, n: n, h: g.inputHeight, w: g.inputWidth, c: g.channels, top: g.padTop, bottom: g.padBottom,
                         left: g.padLeft, right: g.padRight)
             : nil
         var args = ck_conv_args()
         args.x = padded.map { UnsafePointer($0.base) } ?? x
-        args.h = Int64(g.inputHeight + g.padTop + g.padBottom)
-        args.w = Int64(g.inputWidth + g.padLeft + g.padRight)
+        if channels {
+            args.h = Int64(g.inputHeight); args.w = Int64(g.inputWidth)
+            args.pad_top = Int64(g.padTop); args.pad_left = Int64(g.padLeft)
+        } else {
+            args.h = Int64(g.inputHeight + g.padTop + g.padBottom)
+            args.w = Int64(g.inputWidth + g.padLeft + g.padRight)
+        }
         args.cin = Int64(g.channels)
         args.k = UnsafePointer(packed.base)
         args.kh = Int64(g.kernelHeight); args.kw = Int64(g.kernelWidth)

@@ -304,7 +304,7 @@ static void check_conv_case(conv_case cc) {
     const int64_t ysize = cc.n * oh * ow * cc.cout;
     float *y = alloc_fill(ysize + 16, NAN), *yp = alloc_fill(ysize + 16, NAN);
     ck_conv_args args = {x, cc.h, cc.w, cc.cin, k, cc.kh, cc.kw, cc.cout, cp, cc.sh, cc.sw, cc.dh, cc.dw,
-                         oh, ow, y, bias, NULL, post, cc.epilogue};
+                         oh, ow, y, bias, NULL, post, cc.epilogue, 0, 0};
     // Two calls over a split of the output rows, as the thread pool makes them.
     const int64_t rows = cc.n * oh, split = rows / 3;
     ck_conv2d_forward(CK_ISA_NEON, &args, 0, split);
@@ -380,8 +380,10 @@ static void check_conv_case(conv_case cc) {
 /// (16 lanes where cin is a multiple of 16) against the Float64 reference; their lane counts
 /// differ, so the two agree within rounding, not in every bit.
 static void check_conv_channels_case(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t kh,
-                                     int64_t kw, int64_t sh, int64_t sw, int64_t dh, int with_bias, int epilogue) {
-    const int64_t oh = (h - (kh - 1) * dh - 1) / sh + 1, ow = (w - (kw - 1) * 1 - 1) / sw + 1;
+                                     int64_t kw, int64_t sh, int64_t sw, int64_t dh, int with_bias, int epilogue,
+                                     int64_t pad) {
+    // `pad` rows and columns of zeros on every side (taps outside the image are left out).
+    const int64_t oh = (h + 2 * pad - (kh - 1) * dh - 1) / sh + 1, ow = (w + 2 * pad - (kw - 1) * 1 - 1) / sw + 1;
     if (oh <= 0 || ow <= 0) return;
     float *x = alloc_random(n * h * w * cin), *k = alloc_random(kh * kw * cin * cout);
     float *bias = with_bias ? alloc_random(cout) : NULL, *post = epilogue ? alloc_random(cout) : NULL;
@@ -389,7 +391,8 @@ static void check_conv_channels_case(int64_t n, int64_t h, int64_t w, int64_t ci
     for (int isa_i = 0; isa_i < 2; ++isa_i) {
         const int isa = isa_i ? CK_ISA_PORTABLE : CK_ISA_NEON;
         float *y = alloc_fill(ysize + 16, NAN);
-        ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cout, sh, sw, dh, 1, oh, ow, y, bias, NULL, post, epilogue};
+        ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cout, sh, sw, dh, 1, oh, ow, y, bias, NULL, post, epilogue,
+                             pad, pad};
         const int64_t rows = n * oh, split = rows / 3;
         ck_conv2d_forward_channels(isa, &args, 0, split);
         ck_conv2d_forward_channels(isa, &args, split, rows - split);
@@ -405,7 +408,9 @@ static void check_conv_channels_case(int64_t n, int64_t h, int64_t w, int64_t ci
                         for (int64_t a = 0; a < kh; ++a)
                             for (int64_t b = 0; b < kw; ++b)
                                 for (int64_t ci = 0; ci < cin; ++ci) {
-                                    const double v = (double)x[((img * h + i * sh + a * dh) * w + j * sw + b) * cin + ci] *
+                                    const int64_t ih = i * sh - pad + a * dh, jw = j * sw - pad + b;
+                                    if (ih < 0 || ih >= h || jw < 0 || jw >= w) continue;
+                                    const double v = (double)x[((img * h + ih) * w + jw) * cin + ci] *
                                                      k[((a * kw + b) * cout + co) * cin + ci];
                                     s += v;
                                     mag += fabs(v);
@@ -436,7 +441,7 @@ static void check_conv_channels(void) {
                 ++counter;
                 check_conv_channels_case(1 + counter % 2, 6, widths[wi], cins[ci], couts[co], 3, 3 - counter % 2,
                                          1 + counter % 2, 1 + (counter / 2) % 2, 1 + (counter % 7 == 0), counter % 3 == 0,
-                                         counter % 2);
+                                         counter % 2, counter % 3);
             }
     end();
 }

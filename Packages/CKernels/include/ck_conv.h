@@ -28,6 +28,8 @@ typedef struct {
     const float *dy;        ///< kernel gradient: output gradient `[n, oh, ow, cout_padded]`
     const float *post_bias; ///< forward: `[cout]` added after the taps' sum (`(sum) + b`, not `b + sum`), or NULL
     int64_t relu;           ///< forward: nonzero to store `v < 0 ? 0 : v` (after `post_bias`), as `Tensor.relu()`
+    int64_t pad_top, pad_left; ///< `ck_conv2d_forward_channels` only: `x` is not padded; window rows start at
+                               ///< `i sh - pad_top` and columns at `j sw - pad_left`, and taps outside it are left out
 } ck_conv_args;
 
 /// Forward: writes output rows `[row_start, row_start + row_count)`, where row `r` is image
@@ -40,7 +42,9 @@ void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int
 /// Forward for 1, 2, 4 or 8 output channels and a multiple of 8 input channels, vectorised over
 /// the input channels: the same sums as `ck_conv2d_forward` (then `bias`, `post_bias` and relu as
 /// there, all added after the taps' sum), written for the same rows, but with `k` packed
-/// `[kh, kw, cout, cin]` (no padding) and `cout_padded` unused. At most 512 taps `kh kw`.
+/// `[kh, kw, cout, cin]` (no padding), `cout_padded` unused, and `x` the unpadded images
+/// `[n, h, w, cin]` read at `pad_top` and `pad_left` (taps outside the image count as zeros,
+/// whatever the padding below and right). At most 512 taps `kh kw`.
 void ck_conv2d_forward_channels(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count);
 
 /// Kernel gradient: adds, for images `[image_start, image_start + image_count)`,
