@@ -257,9 +257,13 @@ struct TransposedConvolutionPlan {
                     let u = i + g.padTop
                     let phaseRow = target + (u / sh) * pw * channels + (u % sh) * sw * f
                     let source = dy + (image * oh + i) * ow * f
+                    // Column v = j + padLeft is phase column v % sw of phase pixel v / sw, stepped
+                    // along instead of divided per pixel.
+                    var (q, r) = g.padLeft.quotientAndRemainder(dividingBy: sw)
                     for j in 0..<ow {
-                        let v = j + g.padLeft
-                        copyPixel(phaseRow + (v / sw) * channels + (v % sw) * f, from: source + j * f, count: f)
+                        copyPixel(phaseRow + q * channels + r * f, from: source + j * f, count: f)
+                        r += 1
+                        if r == sw { r = 0; q += 1 }
                     }
                 }
             }
@@ -300,9 +304,11 @@ struct TransposedConvolutionPlan {
                 let u = i + g.padTop
                 let phaseRow = source + ((image * ph + u / sh) * pw) * channels + (u % sh) * sw * f
                 let out = y + row * ow * f
+                var (q, r) = g.padLeft.quotientAndRemainder(dividingBy: sw)
                 for j in 0..<ow {
-                    let v = j + g.padLeft
-                    copyPixel(out + j * f, from: phaseRow + (v / sw) * channels + (v % sw) * f, count: f)
+                    copyPixel(out + j * f, from: phaseRow + q * channels + r * f, count: f)
+                    r += 1
+                    if r == sw { r = 0; q += 1 }
                 }
             }
         }
