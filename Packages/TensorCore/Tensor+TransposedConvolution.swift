@@ -290,20 +290,32 @@ struct TransposedConvolutionPlan {
         let packed = phaseKernel(kernel)
         let padded = paddedInput(x)
         let channels = phaseChannels
-        let phases = ScratchBuffer(count: Swift.max(1, batch * p.outputHeight * p.outputWidth * channels))
-        DirectConvolution.forward(UnsafePointer(padded.base), n: batch, kernel: UnsafePointer(packed.base), cout: channels,
-                                  bias: nil, postBias: postBias, relu: relu, geometry: p, into: phases.base)
+        // Chunks of images whose phase outputs (about 256 KiB) stay in L2 between the convolution
+        // that writes them and the shuffle that reads them, each thread in its own slice: the whole
+        // batch's phases (4 output images' worth for stride 2: 50 MB for a predict batch of 1000 of
+        // the autoencoder's last transposed layer) were written out and read back from memory.
+        let phaseImage = p.outputHeight * p.outputWidth * channels
+        let paddedImage = p.inputHeight * p.inputWidth * inputChannels
+        let imagesPerChunk = Swift.max(1, Swift.min(batch, (1 << 16) / Swift.max(1, phaseImage)))
+        let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
+        let lanes = ThreadPool.shared.effectiveWidth
+        let phases = ScratchBuffer(count: Swift.max(1, lanes * imagesPerChunk * phaseImage))
         // Output pixel (y, x) is phase ((y + padTop) % sh, (x + padLeft) % sw) of phase pixel
         // ((y + padTop) / sh, (x + padLeft) / sw).
         let (sh, sw, f) = (g.strideHeight, g.strideWidth, filters)
         let (oh, ow, ph, pw) = (g.inputHeight, g.inputWidth, p.outputHeight, p.outputWidth)
-        let source = UnsafePointer(phases.base)
-        ThreadPool.shared.parallelChunks(batch * oh, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, ow * f))) { rows in
-            for row in rows {
+        ThreadPool.shared.parallelFor(chunks) { chunk, lane in
+            let start = chunk * imagesPerChunk, count = Swift.min(imagesPerChunk, batch - start)
+            let slice = phases.base + lane * imagesPerChunk * phaseImage
+            // Nested in the pool, the convolution runs on this thread.
+            DirectConvolution.forward(UnsafePointer(padded.base + start * paddedImage), n: count,
+                                      kernel: UnsafePointer(packed.base), cout: channels, bias: nil, postBias: postBias,
+                                      relu: relu, geometry: p, into: slice)
+            for row in 0..<(count * oh) {
                 let image = row / oh, i = row % oh
                 let u = i + g.padTop
-                let phaseRow = source + ((image * ph + u / sh) * pw) * channels + (u % sh) * sw * f
-                let out = y + row * ow * f
+                let phaseRow = UnsafePointer(slice) + ((image * ph + u / sh) * pw) * channels + (u % sh) * sw * f
+                let out = y + (start * oh + row) * ow * f
                 var (q, r) = g.padLeft.quotientAndRemainder(dividingBy: sw)
                 for j in 0..<ow {
                     copyPixel(out + j * f, from: phaseRow + q * channels + r * f, count: f)

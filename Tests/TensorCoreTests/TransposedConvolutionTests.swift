@@ -46,6 +46,9 @@ final class TransposedConvolutionTests: XCTestCase {
             Case(batch: 3, h: 3, w: 3, cin: 2, filters: 33, kh: 1, kw: 1, strides: (2, 2), padding: .valid),
             Case(batch: 3, h: 7, w: 5, cin: 17, filters: 9, kh: 3, kw: 3, strides: (3, 3), padding: .same),
             Case(batch: 1, h: 5, w: 5, cin: 4, filters: 3, kh: 3, kw: 3, strides: (1, 1), padding: .same),
+            // Batches of several chunks of images (about 64Ki phase floats each), the last one partial.
+            Case(batch: 12, h: 14, w: 14, cin: 8, filters: 16, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            Case(batch: 45, h: 7, w: 7, cin: 8, filters: 8, kh: 3, kw: 3, strides: (2, 2), padding: .same),
         ]
         for (index, c) in cases.enumerated() {
             let seed = UInt64(3_000 + 10 * index)
