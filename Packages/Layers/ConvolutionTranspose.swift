@@ -165,9 +165,19 @@ public final class Conv2DTranspose: ConvolutionLayer {
         // input is this layer's output; with strides, TensorCore runs it as one stride-1 direct
         // convolution per output phase where it can (no scatter), else as that input gradient.
         let g = geometry(height: input.shape[1], width: input.shape[2])
-        var output = Tensor.transposedConvolution(input, kernel: k,
-                                                  outputShape: [input.shape[0], g.inputHeight, g.inputWidth, filters],
-                                                  strides: strides, padding: padding)
+        let outputShape = [input.shape[0], g.inputHeight, g.inputWidth, filters]
+        if activation == .relu || activation == .linear {
+            // Bias and relu in the phases' store (else in one pass after it): the bits of `activate`.
+            let output = Tensor.transposedConvolution(input, kernel: k, outputShape: outputShape, strides: strides,
+                                                      padding: padding, biasAfterwards: bias?.value,
+                                                      relu: activation == .relu)
+            if training {
+                tape.push(ActivationRecord(input: input, inputShape: input.shape, preActivation: nil, output: output))
+            }
+            return output
+        }
+        var output = Tensor.transposedConvolution(input, kernel: k, outputShape: outputShape, strides: strides,
+                                                  padding: padding)
         activate(&output, input: input, inputShape: input.shape, training: training)
         return output
     }
@@ -176,13 +186,22 @@ public final class Conv2DTranspose: ConvolutionLayer {
     /// - Precondition: a training-mode forward ran, and the gradient has its output's shape.
     public func backward(_ outputGradient: Tensor) -> Tensor {
         let kernel = builtKernel("backward")
-        let (saved, dz) = deactivate(outputGradient)
+        let saved: ActivationRecord, dz: Tensor
+        var biasGradient: Tensor?
+        if activation == .relu && bias != nil {
+            // Relu's mask and the bias gradient in one pass over the gradient (the masked values
+            // have the bits of `deactivate`'s; the bias sums are added in another order).
+            saved = popRecord(matching: outputGradient)
+            (dz, biasGradient) = Tensor.reluBackwardAndChannelSums(gradient: outputGradient, output: saved.output)
+        } else {
+            (saved, dz) = deactivate(outputGradient)
+        }
         // The reversed convolution's kernel gradient (its input is dz, its output gradient this
         // layer's input) and its forward pass (the input gradient here).
         kernel.accumulateGradient(Tensor.transposedConvolutionKernelGradient(input: saved.input, outputGradient: dz,
                                                                              kernelShape: kernel.value.shape,
                                                                              strides: strides, padding: padding))
-        if let bias { bias.accumulateGradient(dz.reshaped([-1, filters]).sum(alongAxis: 0)) }
+        if let bias { bias.accumulateGradient(biasGradient ?? dz.reshaped([-1, filters]).sum(alongAxis: 0)) }
         return Tensor.conv2D(dz, kernel: kernel.value, strides: strides, padding: padding)
     }
 }

@@ -14,11 +14,13 @@ import CKernels
 /// direct kernels for small kernels (at most 64Ki floats
 /// once the output channels are rounded up to 16, and at most 128 output channels) and
 /// im2col + GEMM otherwise; the input gradient goes direct only for stride 1 and at least 8 input
-/// channels. Convolutions to at most 4 channels with stride 1 and at least 8 input channels (an
-/// image decoder's last layer) vectorise over the input channels instead: a pointwise product
-/// with every tap, then shifted sums (forward), and a direct kernel gradient with the roles of
-/// input and output gradient swapped. The other cases force one method everywhere it applies, for
-/// tests and benchmarks:
+/// channels. Convolutions to 1, 2 or 4 channels (or 8 with a stride) from a multiple of 8 input
+/// channels (an image decoder's last layer, a transposed convolution's input gradient) run a
+/// direct kernel that vectorises over the input channels and reads the unpadded input; other
+/// convolutions to at most 4 channels with stride 1 and at least 8 input channels vectorise over
+/// the input channels another way: a pointwise product with every tap, then shifted sums
+/// (forward). Their kernel gradient is a direct one with the roles of input and output gradient
+/// swapped. The other cases force one method everywhere it applies, for tests and benchmarks:
 ///
 /// ```swift
 /// let y = ConvolutionAlgorithm.with(.im2col) { Tensor.conv2D(x, kernel: k) }
@@ -103,16 +105,25 @@ enum DirectConvolution {
         let ph = h + top + bottom, pw = w + left + right, cs = channelStride ?? c
         let padded = ScratchBuffer(count: Swift.max(1, n * ph * pw * cs))
         ThreadPool.shared.parallelChunks(n, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, ph * pw * cs))) { images in
+            // Only the padding is zeroed (rows above and below, columns left and right, channels
+            // past `c`): zeroing the whole buffer first wrote every interior float twice.
             for image in images {
                 let dst = padded.base + image * ph * pw * cs
-                dst.update(repeating: 0, count: ph * pw * cs)
+                dst.update(repeating: 0, count: top * pw * cs)
+                (dst + (top + h) * pw * cs).update(repeating: 0, count: bottom * pw * cs)
                 for row in 0..<h {
                     let src = x + (image * h + row) * w * c
-                    let out = dst + ((row + top) * pw + left) * cs
+                    let line = dst + (row + top) * pw * cs
+                    line.update(repeating: 0, count: left * cs)
+                    (line + (left + w) * cs).update(repeating: 0, count: right * cs)
+                    let out = line + left * cs
                     if cs == c {
                         out.update(from: src, count: w * c)
                     } else {
-                        for col in 0..<w { (out + col * cs).update(from: src + col * c, count: c) }
+                        for col in 0..<w {
+                            (out + col * cs).update(from: src + col * c, count: c)
+                            (out + col * cs + c).update(repeating: 0, count: cs - c)
+                        }
                     }
                 }
             }
@@ -124,19 +135,38 @@ enum DirectConvolution {
     /// unpadded input, padded here when the geometry asks for it. `bias` starts each sum;
     /// `postBias` (`[cout]`) is added after it and `relu` then applied as the output is stored,
     /// the same bits as a separate bias-and-activation pass over `y`.
+    /// Convolutions to 1, 2 or 4 output channels, or 8 with a stride, from a multiple of 8 input
+    /// channels (`ck_conv2d_forward_channels`): those go over the input channels. The stride-1
+    /// convolutions to 8 channels (the course CNN's second layer) keep the 8-lane half blocks and
+    /// their bits.
+    static func channelsApply(to g: Conv2DGeometry, outputChannels cout: Int) -> Bool {
+        ConvolutionAlgorithm.current != .im2col && g.channels % 8 == 0 && g.kernelHeight * g.kernelWidth <= 512
+            && g.kernelHeight * g.kernelWidth * g.channels * cout <= 1 << 16
+            && (cout == 1 || cout == 2 || cout == 4 || (cout == 8 && (g.strideHeight > 1 || g.strideWidth > 1)))
+    }
+
     static func forward(_ x: UnsafePointer<Float>, n: Int, kernel: UnsafePointer<Float>, cout: Int,
                         bias: UnsafePointer<Float>?, postBias: UnsafePointer<Float>? = nil, relu: Bool = false,
                         geometry g: Conv2DGeometry, into y: UnsafeMutablePointer<Float>) {
-        let packed = packKernel(kernel, kh: g.kernelHeight, kw: g.kernelWidth, cin: g.channels, cout: cout, flipped: false)
-        let needsPadding = g.padTop + g.padBottom + g.padLeft + g.padRight > 0
+        let channels = channelsApply(to: g, outputChannels: cout)
+        let packed = channels
+            ? packKernelByInputChannel(kernel, taps: g.kernelHeight * g.kernelWidth, cin: g.channels, cout: cout)
+            : packKernel(kernel, kh: g.kernelHeight, kw: g.kernelWidth, cin: g.channels, cout: cout, flipped: false)
+        // The kernel over input channels reads the unpadded input and leaves out the taps outside it.
+        let needsPadding = !channels && g.padTop + g.padBottom + g.padLeft + g.padRight > 0
         let padded = needsPadding
             ? padImages(x, n: n, h: g.inputHeight, w: g.inputWidth, c: g.channels, top: g.padTop, bottom: g.padBottom,
                         left: g.padLeft, right: g.padRight)
             : nil
         var args = ck_conv_args()
         args.x = padded.map { UnsafePointer($0.base) } ?? x
-        args.h = Int64(g.inputHeight + g.padTop + g.padBottom)
-        args.w = Int64(g.inputWidth + g.padLeft + g.padRight)
+        if channels {
+            args.h = Int64(g.inputHeight); args.w = Int64(g.inputWidth)
+            args.pad_top = Int64(g.padTop); args.pad_left = Int64(g.padLeft)
+        } else {
+            args.h = Int64(g.inputHeight + g.padTop + g.padBottom)
+            args.w = Int64(g.inputWidth + g.padLeft + g.padRight)
+        }
         args.cin = Int64(g.channels)
         args.k = UnsafePointer(packed.base)
         args.kh = Int64(g.kernelHeight); args.kw = Int64(g.kernelWidth)
@@ -148,24 +178,42 @@ enum DirectConvolution {
         args.bias = bias
         args.post_bias = postBias
         args.relu = relu ? 1 : 0
-        run(rows: n * g.outputHeight, rowWork: g.outputWidth * g.columnCount * roundedChannels(cout) / 16, args: args)
+        if channels {
+            run(rows: n * g.outputHeight, rowWork: g.outputWidth * g.columnCount * cout / 16, args: args,
+                kernel: ck_conv2d_forward_channels)
+        } else {
+            run(rows: n * g.outputHeight, rowWork: g.outputWidth * g.columnCount * roundedChannels(cout) / 16, args: args)
+        }
         withExtendedLifetime((packed, padded)) {}
     }
 
-    /// Runs the forward kernel over `rows` output rows, split over the pool in chunks of rows.
-    private static func run(rows: Int, rowWork: Int, args: ck_conv_args) {
+    /// `kernel` `[KH, KW, Cin, Cout]` as `[KH, KW, Cout, Cin]`, for `ck_conv2d_forward_channels`.
+    private static func packKernelByInputChannel(_ kernel: UnsafePointer<Float>, taps: Int, cin: Int,
+                                                 cout: Int) -> ScratchBuffer {
+        let packed = ScratchBuffer(count: Swift.max(1, taps * cin * cout))
+        for t in 0..<taps {
+            for i in 0..<cin {
+                for o in 0..<cout { packed.base[(t * cout + o) * cin + i] = kernel[(t * cin + i) * cout + o] }
+            }
+        }
+        return packed
+    }
+
+    /// Runs a forward kernel over `rows` output rows, split over the pool in chunks of rows.
+    private static func run(rows: Int, rowWork: Int, args: ck_conv_args,
+                            kernel: (Int32, UnsafePointer<ck_conv_args>?, Int64, Int64) -> Void = ck_conv2d_forward) {
         let isa = KernelISA.current.rawValue
         // Several chunks per thread, so a descheduled thread holds back less of the work.
         let grain = Swift.max(1, convolutionParallelGrain / Swift.max(1, rowWork))
         let chunks = Swift.min(rows / grain, 4 * ThreadPool.shared.effectiveWidth)
         withUnsafePointer(to: args) { a in
             if chunks <= 1 {
-                ck_conv2d_forward(isa, a, 0, Int64(rows))
+                kernel(isa, a, 0, Int64(rows))
                 return
             }
             ThreadPool.shared.parallelFor(chunks) { c, _ in
                 let lo = rows * c / chunks, hi = rows * (c + 1) / chunks
-                ck_conv2d_forward(isa, a, Int64(lo), Int64(hi - lo))
+                kernel(isa, a, Int64(lo), Int64(hi - lo))
             }
         }
     }

@@ -1,3 +1,5 @@
+import CKernels
+
 /// How a convolution or pooling window treats the border of an image (Keras semantics).
 ///
 /// For one spatial axis with input extent `in`, window extent `k` (after dilation:
@@ -436,9 +438,11 @@ extension Tensor {
                         }
                         fused = true
                         return
-                    } else if positions > 0 && FewOutputChannelConvolution.applies(to: g, outputChannels: cout) {
+                    } else if positions > 0 && !DirectConvolution.channelsApply(to: g, outputChannels: cout)
+                                && FewOutputChannelConvolution.applies(to: g, outputChannels: cout) {
                         FewOutputChannelConvolution.forward(x, n: n, kernel: w, cout: cout, geometry: g, into: y)
-                    } else if positions > 0 && DirectConvolution.applies(to: g, outputChannels: cout) {
+                    } else if positions > 0 && (DirectConvolution.channelsApply(to: g, outputChannels: cout)
+                                                || DirectConvolution.applies(to: g, outputChannels: cout)) {
                         withOptionalBuffer(bias) { b in
                             withOptionalBuffer(postBias) { pb in
                                 DirectConvolution.forward(x, n: n, kernel: w, cout: cout, bias: b, postBias: pb,
@@ -711,7 +715,13 @@ func columnSums(_ matrix: UnsafePointer<Float>, rows: Int, columns: Int, into su
             while r < end {
                 let blockEnd = min(end, r + 64)
                 block.update(repeating: 0, count: columns)
-                if let reluOutput, let masked {
+                if columns == 16 || columns == 8 {
+                    // A conv layer's 16 or 8 channels: one vector per row (CKernels), the same sums
+                    // in the same order as the loops below, which the compiler left scalar.
+                    ck_channel_sums(KernelISA.current.rawValue, matrix + r * columns, reluOutput.map { $0 + r * columns },
+                                    masked.map { $0 + r * columns }, Int64(blockEnd - r), Int64(columns), block)
+                    r = blockEnd
+                } else if let reluOutput, let masked {
                     while r < blockEnd {
                         let row = matrix + r * columns, y = reluOutput + r * columns, m = masked + r * columns
                         for c in 0..<columns {

@@ -415,6 +415,60 @@ final class ConvolutionTests: XCTestCase {
         }
     }
 
+    /// Convolutions to 1, 2, 4 or 8 output channels (8 with a stride) from a multiple of 8 input
+    /// channels run over the input channels (`ck_conv2d_forward_channels`: 16 lanes where `Cin`
+    /// is a multiple of 16 on the wide paths, else 8). Against the Float64 reference on every
+    /// path: rows narrower than a block (lone pixels), whole blocks with a moved-back last one,
+    /// strides, dilation, both paddings; the fused bias and relu give the bits of a pass after the
+    /// convolution. The conv autoencoder's shapes are among them.
+    func testConvolutionOverInputChannelsOnAwkwardShapes() {
+        var cases = [
+            ConvCase(batch: 3, h: 28, w: 28, cin: 16, cout: 1, kh: 3, kw: 3, padding: .same),
+            ConvCase(batch: 2, h: 28, w: 28, cin: 16, cout: 8, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            ConvCase(batch: 2, h: 14, w: 14, cin: 8, cout: 8, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+        ]
+        let extents = [(5, 3), (9, 17), (7, 21), (6, 16), (11, 33), (1, 40)]
+        let kernels = [(3, 3), (2, 3), (5, 5), (3, 1)]
+        var counter = 0
+        for cin in [8, 16, 24, 48] {
+            for cout in [1, 2, 4, 8] {
+                counter += 1
+                let (h, w) = extents[counter % extents.count], (kh, kw) = kernels[counter % kernels.count]
+                var c = ConvCase(batch: 1 + counter % 3, h: h, w: w, cin: cin, cout: cout, kh: kh, kw: kw)
+                c.strides = cout == 8 ? [(2, 2), (2, 1), (1, 3)][counter % 3] : [(1, 1), (2, 2), (1, 2)][counter % 3]
+                c.padding = counter % 2 == 0 || kh > h ? .same : .valid
+                c.dilation = counter % 5 == 0 ? (2, 1) : (1, 1)
+                cases.append(c)
+            }
+        }
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(3_000 + 10 * index)
+            let x = randomScalars(c.inputShape.reduce(1, *), seed: seed)
+            let k = randomScalars(c.kernelShape.reduce(1, *), seed: seed + 1)
+            let b = randomScalars(c.cout, seed: seed + 2)
+            let input = Tensor(shape: c.inputShape, scalars: x), kernel = Tensor(shape: c.kernelShape, scalars: k)
+            let bias = Tensor(b)
+            let withBias = c.reference(x: x, k: k, bias: b), plainReference = c.reference(x: x, k: k, bias: nil)
+            let depth = Double(c.kh * c.kw * c.cin)
+            let atol = 1e-6 * depth.squareRoot() + 1e-6
+            forEachAlgorithm {
+                let what = "\(ConvolutionAlgorithm.current) \(KernelISA.current), \(c)"
+                let y = Tensor.conv2D(input, kernel: kernel, bias: bias, strides: c.strides, padding: c.padding,
+                                      dilation: c.dilation)
+                XCTAssertEqual(y.shape, c.outputShape, what)
+                assertClose(y.scalars, withBias, rtol: 1e-5, atol: atol, "with bias, \(what)")
+                let plain = Tensor.conv2D(input, kernel: kernel, strides: c.strides, padding: c.padding, dilation: c.dilation)
+                assertClose(plain.scalars, plainReference, rtol: 1e-5, atol: atol, "without bias, \(what)")
+                var expected = plain
+                expected.addBias(bias, activation: .relu)
+                let fused = Tensor.conv2D(input, kernel: kernel, biasAfterwards: bias, relu: true, strides: c.strides,
+                                          padding: c.padding, dilation: c.dilation)
+                XCTAssertEqual(fused.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "bias + relu, \(what)")
+                XCTAssertGreaterThan(fused.scalars.filter { $0 == 0 }.count, 0, "relu zeroed nothing, \(what)")
+            }
+        }
+    }
+
     /// A relu convolution layer's backward (`conv2DBackward(...reluOutput:...)`: relu's mask
     /// applied in the pass that sums the bias gradient) gives the bits of `reluBackward` followed
     /// by `conv2DBackward`, and the Float64 reference gradients of the masked output gradient.

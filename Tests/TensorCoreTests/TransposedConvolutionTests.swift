@@ -46,6 +46,9 @@ final class TransposedConvolutionTests: XCTestCase {
             Case(batch: 3, h: 3, w: 3, cin: 2, filters: 33, kh: 1, kw: 1, strides: (2, 2), padding: .valid),
             Case(batch: 3, h: 7, w: 5, cin: 17, filters: 9, kh: 3, kw: 3, strides: (3, 3), padding: .same),
             Case(batch: 1, h: 5, w: 5, cin: 4, filters: 3, kh: 3, kw: 3, strides: (1, 1), padding: .same),
+            // Batches of several chunks of images (about 64Ki phase floats each), the last one partial.
+            Case(batch: 12, h: 14, w: 14, cin: 8, filters: 16, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            Case(batch: 45, h: 7, w: 7, cin: 8, filters: 8, kh: 3, kw: 3, strides: (2, 2), padding: .same),
         ]
         for (index, c) in cases.enumerated() {
             let seed = UInt64(3_000 + 10 * index)
@@ -79,6 +82,64 @@ final class TransposedConvolutionTests: XCTestCase {
                 assertClose(dk.scalars, expectedDK, rtol: 1e-4, atol: 2e-6 * pixels.squareRoot() + 1e-5,
                             "kernel gradient, \(ConvolutionAlgorithm.current) \(KernelISA.current), \(c)")
             }
+        }
+    }
+
+    /// A `Conv2DTranspose` layer's forward (`biasAfterwards:relu:`: the bias and relu in the
+    /// phases' store, or a pass after the general way) gives the bits of the transposed
+    /// convolution followed by the layer's bias-and-activation pass, on every algorithm and path.
+    func testFusedBiasAndReluMatchAPassAfterTheTransposedConvolution() {
+        let cases = [
+            Case(batch: 2, h: 7, w: 7, cin: 8, filters: 8, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            Case(batch: 3, h: 14, w: 14, cin: 8, filters: 16, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            Case(batch: 1, h: 4, w: 5, cin: 3, filters: 5, kh: 3, kw: 2, strides: (2, 1), padding: .valid),
+            Case(batch: 2, h: 5, w: 3, cin: 9, filters: 6, kh: 4, kw: 3, strides: (2, 3), padding: .same),
+            Case(batch: 1, h: 5, w: 5, cin: 4, filters: 3, kh: 3, kw: 3, strides: (1, 1), padding: .same),
+        ]
+        for (index, c) in cases.enumerated() {
+            let seed = UInt64(3_500 + 10 * index)
+            let x = randomTensor([c.batch, c.h, c.w, c.cin], seed: seed)
+            let k = randomTensor([c.kh, c.kw, c.filters, c.cin], seed: seed + 1)
+            let bias = randomTensor([c.filters], seed: seed + 2)
+            forEachAlgorithm {
+                let what = "\(ConvolutionAlgorithm.current) \(KernelISA.current), \(c)"
+                let plain = Tensor.transposedConvolution(x, kernel: k, outputShape: c.outputShape, strides: c.strides,
+                                                         padding: c.padding)
+                var expected = plain
+                expected.addBias(bias, activation: .relu)
+                let fused = Tensor.transposedConvolution(x, kernel: k, outputShape: c.outputShape, strides: c.strides,
+                                                         padding: c.padding, biasAfterwards: bias, relu: true)
+                XCTAssertEqual(fused.shape, c.outputShape, what)
+                XCTAssertEqual(fused.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "bias + relu, \(what)")
+                XCTAssertGreaterThan(fused.scalars.filter { $0 == 0 }.count, 0, "relu zeroed nothing, \(what)")
+                var linear = plain
+                linear.addBias(bias)
+                XCTAssertEqual(Tensor.transposedConvolution(x, kernel: k, outputShape: c.outputShape, strides: c.strides,
+                                                            padding: c.padding, biasAfterwards: bias, relu: false),
+                               linear, "bias alone, \(what)")
+                XCTAssertEqual(Tensor.transposedConvolution(x, kernel: k, outputShape: c.outputShape, strides: c.strides,
+                                                            padding: c.padding, biasAfterwards: nil, relu: true),
+                               plain.relu(), "relu alone, \(what)")
+            }
+        }
+    }
+
+    /// Relu's backward pass with the channel sums (a relu layer's bias gradient) in one pass: the
+    /// bits of `reluBackward`, and the sums of the masked gradient against Float64, for 16 and 8
+    /// channels (the vector rows), 5 and 1, and rows that split into several blocks and pieces.
+    func testReluBackwardAndChannelSums() {
+        for (index, shape) in [[3, 28, 28, 16], [2, 14, 14, 8], [5, 7, 3, 5], [70, 1], [1, 3, 2, 16]].enumerated() {
+            let gradient = randomTensor(shape, seed: UInt64(3_700 + 10 * index))
+            let output = randomTensor(shape, seed: UInt64(3_701 + 10 * index))
+            let (masked, sums) = Tensor.reluBackwardAndChannelSums(gradient: gradient, output: output)
+            let expected = Tensor.reluBackward(gradient: gradient, input: output)
+            XCTAssertEqual(masked.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "\(shape)")
+            let channels = shape.last!
+            var reference = [Double](repeating: 0, count: channels)
+            for (i, v) in expected.scalars.enumerated() { reference[i % channels] += Double(v) }
+            XCTAssertEqual(sums.shape, [channels])
+            assertClose(sums.scalars, reference, rtol: 1e-5, atol: 1e-5, "\(shape)")
+            XCTAssertNotEqual(sums.scalars, Array(repeating: 0, count: channels), "\(shape)")
         }
     }
 

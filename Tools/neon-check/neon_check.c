@@ -304,7 +304,7 @@ static void check_conv_case(conv_case cc) {
     const int64_t ysize = cc.n * oh * ow * cc.cout;
     float *y = alloc_fill(ysize + 16, NAN), *yp = alloc_fill(ysize + 16, NAN);
     ck_conv_args args = {x, cc.h, cc.w, cc.cin, k, cc.kh, cc.kw, cc.cout, cp, cc.sh, cc.sw, cc.dh, cc.dw,
-                         oh, ow, y, bias, NULL, post, cc.epilogue};
+                         oh, ow, y, bias, NULL, post, cc.epilogue, 0, 0};
     // Two calls over a split of the output rows, as the thread pool makes them.
     const int64_t rows = cc.n * oh, split = rows / 3;
     ck_conv2d_forward(CK_ISA_NEON, &args, 0, split);
@@ -374,6 +374,113 @@ static void check_conv_case(conv_case cc) {
         }
     }
     free(x), free(k), free(bias), free(post), free(y), free(yp), free(dy), free(dk), free(dkp);
+}
+
+/// ck_conv2d_forward_channels (kernel packed [kh, kw, cout, cin]): NEON (8 lanes) and portable
+/// (16 lanes where cin is a multiple of 16) against the Float64 reference; their lane counts
+/// differ, so the two agree within rounding, not in every bit.
+static void check_conv_channels_case(int64_t n, int64_t h, int64_t w, int64_t cin, int64_t cout, int64_t kh,
+                                     int64_t kw, int64_t sh, int64_t sw, int64_t dh, int with_bias, int epilogue,
+                                     int64_t pad) {
+    // `pad` rows and columns of zeros on every side (taps outside the image are left out).
+    const int64_t oh = (h + 2 * pad - (kh - 1) * dh - 1) / sh + 1, ow = (w + 2 * pad - (kw - 1) * 1 - 1) / sw + 1;
+    if (oh <= 0 || ow <= 0) return;
+    float *x = alloc_random(n * h * w * cin), *k = alloc_random(kh * kw * cin * cout);
+    float *bias = with_bias ? alloc_random(cout) : NULL, *post = epilogue ? alloc_random(cout) : NULL;
+    const int64_t ysize = n * oh * ow * cout;
+    for (int isa_i = 0; isa_i < 2; ++isa_i) {
+        const int isa = isa_i ? CK_ISA_PORTABLE : CK_ISA_NEON;
+        float *y = alloc_fill(ysize + 16, NAN);
+        ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cout, sh, sw, dh, 1, oh, ow, y, bias, NULL, post, epilogue,
+                             pad, pad};
+        const int64_t rows = n * oh, split = rows / 3;
+        ck_conv2d_forward_channels(isa, &args, 0, split);
+        ck_conv2d_forward_channels(isa, &args, split, rows - split);
+        for (int64_t i = ysize; i < ysize + 16; ++i) {
+            ++checks;
+            if (!isnan(y[i])) FAIL("forward over channels wrote past the output end");
+        }
+        for (int64_t img = 0; img < n; ++img)
+            for (int64_t i = 0; i < oh; ++i)
+                for (int64_t j = 0; j < ow; ++j)
+                    for (int64_t co = 0; co < cout; ++co) {
+                        double s = 0, mag = 0;
+                        for (int64_t a = 0; a < kh; ++a)
+                            for (int64_t b = 0; b < kw; ++b)
+                                for (int64_t ci = 0; ci < cin; ++ci) {
+                                    const int64_t ih = i * sh - pad + a * dh, jw = j * sw - pad + b;
+                                    if (ih < 0 || ih >= h || jw < 0 || jw >= w) continue;
+                                    const double v = (double)x[((img * h + ih) * w + jw) * cin + ci] *
+                                                     k[((a * kw + b) * cout + co) * cin + ci];
+                                    s += v;
+                                    mag += fabs(v);
+                                }
+                        if (bias) s += bias[co], mag += fabs(bias[co]);
+                        if (post) {
+                            s += post[co], mag += fabs(post[co]);
+                            if (s < 0) s = 0;
+                        }
+                        const int64_t at = ((img * oh + i) * ow + j) * cout + co;
+                        if (!close_to(y[at], s, 1e-6 * mag * 4 + 1e-7))
+                            FAIL("forward over channels (%s) h=%lld w=%lld cin=%lld k=%lldx%lld cout=%lld s=%lld,%lld: y[%lld] = %.9g, expected %.9g",
+                                 isa_i ? "portable" : "NEON", (long long)h, (long long)w, (long long)cin, (long long)kh,
+                                 (long long)kw, (long long)cout, (long long)sh, (long long)sw, (long long)at, y[at], s);
+                    }
+        free(y);
+    }
+    free(x), free(k), free(bias), free(post);
+}
+
+static void check_conv_channels(void) {
+    begin("conv2d over input channels");
+    const int64_t cins[] = {8, 16, 24, 48}, couts[] = {1, 2, 4, 8}, widths[] = {3, 7, 16, 17, 30};
+    int counter = 0;
+    for (int ci = 0; ci < 4; ++ci)
+        for (int co = 0; co < 4; ++co)
+            for (int wi = 0; wi < 5; ++wi) {
+                ++counter;
+                check_conv_channels_case(1 + counter % 2, 6, widths[wi], cins[ci], couts[co], 3, 3 - counter % 2,
+                                         1 + counter % 2, 1 + (counter / 2) % 2, 1 + (counter % 7 == 0), counter % 3 == 0,
+                                         counter % 2, counter % 3);
+            }
+    end();
+}
+
+/// ck_channel_sums: NEON against the portable path (the same bits: each channel's sum in row
+/// order) and against a scalar loop, with and without relu's mask, 8 and 16 channels.
+static void check_channel_sums(void) {
+    begin("channel sums (bias gradient)");
+    const int64_t row_counts[] = {1, 3, 64, 65};
+    for (int ci = 0; ci < 2; ++ci)
+        for (int ri = 0; ri < 4; ++ri)
+            for (int relu = 0; relu < 2; ++relu) {
+                const int64_t columns = ci ? 16 : 8, rows = row_counts[ri], size = rows * columns;
+                float *m = alloc_random(size), *out = alloc_random(size);
+                float *masked = alloc_fill(size, NAN), *masked_p = alloc_fill(size, NAN);
+                float *block = alloc_random(columns), *block_p = alloc_fill(columns, 0), *scalar = alloc_fill(columns, 0);
+                for (int64_t c = 0; c < columns; ++c) block_p[c] = scalar[c] = block[c];
+                ck_channel_sums(CK_ISA_NEON, m, relu ? out : NULL, masked, rows, columns, block);
+                ck_channel_sums(CK_ISA_PORTABLE, m, relu ? out : NULL, masked_p, rows, columns, block_p);
+                for (int64_t r = 0; r < rows; ++r)
+                    for (int64_t c = 0; c < columns; ++c) {
+                        const float v = relu ? (out[r * columns + c] > 0 ? m[r * columns + c] : 0) : m[r * columns + c];
+                        scalar[c] += v;
+                        if (relu) {
+                            ++checks;
+                            if (!same_bits(masked[r * columns + c], v) || !same_bits(masked_p[r * columns + c], v))
+                                FAIL("channel sums: masked (%lld, %lld) = %.9g / %.9g, expected %.9g", (long long)r,
+                                     (long long)c, masked[r * columns + c], masked_p[r * columns + c], v);
+                        }
+                    }
+                for (int64_t c = 0; c < columns; ++c) {
+                    ++checks;
+                    if (!same_bits(block[c], scalar[c]) || !same_bits(block_p[c], scalar[c]))
+                        FAIL("channel sums rows=%lld columns=%lld relu=%d: sum %lld = %.9g (NEON), %.9g (portable), %.9g (scalar)",
+                             (long long)rows, (long long)columns, relu, (long long)c, block[c], block_p[c], scalar[c]);
+                }
+                free(m), free(out), free(masked), free(masked_p), free(block), free(block_p), free(scalar);
+            }
+    end();
 }
 
 static void check_conv(void) {
@@ -1224,6 +1331,8 @@ int main(void) {
     check_blocked_gemm();
     check_gemm_small();
     check_conv();
+    check_conv_channels();
+    check_channel_sums();
     check_pool();
     check_norm();
     check_winograd();

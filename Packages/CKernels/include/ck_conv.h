@@ -28,6 +28,8 @@ typedef struct {
     const float *dy;        ///< kernel gradient: output gradient `[n, oh, ow, cout_padded]`
     const float *post_bias; ///< forward: `[cout]` added after the taps' sum (`(sum) + b`, not `b + sum`), or NULL
     int64_t relu;           ///< forward: nonzero to store `v < 0 ? 0 : v` (after `post_bias`), as `Tensor.relu()`
+    int64_t pad_top, pad_left; ///< `ck_conv2d_forward_channels` only: `x` is not padded; window rows start at
+                               ///< `i sh - pad_top` and columns at `j sw - pad_left`, and taps outside it are left out
 } ck_conv_args;
 
 /// Forward: writes output rows `[row_start, row_start + row_count)`, where row `r` is image
@@ -37,6 +39,14 @@ typedef struct {
 /// the store: the same bits as that pass over the stored sums).
 void ck_conv2d_forward(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count);
 
+/// Forward for 1, 2, 4 or 8 output channels and a multiple of 8 input channels, vectorised over
+/// the input channels: the same sums as `ck_conv2d_forward` (then `bias`, `post_bias` and relu as
+/// there, all added after the taps' sum), written for the same rows, but with `k` packed
+/// `[kh, kw, cout, cin]` (no padding), `cout_padded` unused, and `x` the unpadded images
+/// `[n, h, w, cin]` read at `pad_top` and `pad_left` (taps outside the image count as zeros,
+/// whatever the padding below and right). At most 512 taps `kh kw`.
+void ck_conv2d_forward_channels(int isa, const ck_conv_args *args, int64_t row_start, int64_t row_count);
+
 /// Kernel gradient: adds, for images `[image_start, image_start + image_count)`,
 /// `sum over i, j of x[n, i sh + a dh, j sw + b dw, ci] dy[n, i, j, co]` to
 /// `dk[(a kw + b) cin + ci, co]`, with `dk` laid out `[kh kw cin rounded up to 24, cout_padded]`
@@ -45,5 +55,11 @@ void ck_conv2d_kernel_grad(int isa, const ck_conv_args *args, float *dk, int64_t
 
 /// Rows the kernel-gradient buffer needs: `kh kw cin` rounded up to a multiple of 24 (the tap blocks).
 int64_t ck_conv2d_kernel_grad_rows(const ck_conv_args *args);
+
+/// `block[c] += sum over r < rows of m[r, c]` for `columns` 8 or 16, rows `columns` floats long,
+/// each channel's terms added in row order (the bits of a scalar loop). With `relu_output`, the
+/// terms are `relu_output[r, c] > 0 ? m[r, c] : 0`, also written to `masked[r, c]`.
+void ck_channel_sums(int isa, const float *m, const float *relu_output, float *masked, int64_t rows, int64_t columns,
+                     float *block);
 
 #endif
