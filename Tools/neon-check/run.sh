@@ -67,7 +67,7 @@ controls_list=(
     "winograd.c|m4 = g_ - h_;|m4 = g_ + h_;|Winograd output adjoint (kernel gradient): one row's sign flipped"
     "norm.c|#define RELU_PASSES(a, x, b) ((a) * (x) + (b) > 0)|#define RELU_PASSES(a, x, b) ((a) * (x) + (b) < 0)|batch norm: the recomputed relu mask inverted"
     "conv.c|for (int64_t t = whole; t < taps; ++t)|for (int64_t t = whole; t < taps - 1; ++t)|NEON kernel gradient: the last tap left out"
-    "ck_lanes.h|static void name##_neon params { neon_run args; }|static void name##_neon params { (void)0; }|every CK_LANE_PATHS NEON instance does nothing"
+    "ck_lanes.h|static void name##_neon params { narrow_run args; }|static void name##_neon params { (void)0; }|every CK_LANE_PATHS NEON instance does nothing"
 )
 status=0
 for entry in "${controls_list[@]}"; do
