@@ -55,6 +55,16 @@ public final class ThreadPool: @unchecked Sendable {
     /// training step follow each other within microseconds; waking a sleeping thread costs
     /// tens of them.
     private static let spinSeconds = 2e-4
+    /// For how much of that the worker polls without pause; after it, it calls `sched_yield` at
+    /// every check, so that while it waits it gives its core to any thread that wants one (on a
+    /// shared machine another program's; on an idle core the call returns at once). Spinning
+    /// flat out for the whole 200 us cost 30-45% more CPU time with two threads than with one
+    /// on a loaded machine, and the competing threads it held off then preempted the workers
+    /// in the middle of their work.
+    private static let hotSpinSeconds = 2e-5
+    /// How many times the caller polls for the workers still on their last indices before it
+    /// yields its core at every poll (to a worker that shares it, or to another program).
+    private static let callerSpinPolls = 64
     private let busy = Atomic<Bool>(false)
 
     /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
@@ -115,7 +125,7 @@ public final class ThreadPool: @unchecked Sendable {
             var polls = 0
             while job.active.load(ordering: .acquiring) > 0 {
                 polls += 1
-                if polls > 1000 { sched_yield() }
+                if polls > ThreadPool.callerSpinPolls { sched_yield() }
             }
             job.body = nil
         }
@@ -124,30 +134,54 @@ public final class ThreadPool: @unchecked Sendable {
     /// Splits `0..<total` into contiguous chunks of at least `grain` elements and runs them in
     /// parallel; stays on the calling thread when `total < 2 * grain`.
     ///
-    /// With more than one thread it makes up to four chunks per thread, claimed as threads come
-    /// free: on a shared machine a thread that is descheduled for a while then holds back only a
-    /// small piece, where one chunk per thread would make everyone wait for it.
+    /// With more than one thread the chunks shrink as they go (see `guidedBounds`: each a
+    /// `2 * width`-th of what is left, down to a sixteenth of a thread's share), about six per
+    /// thread, claimed as threads come free: the large first chunks keep the overhead low, and
+    /// a thread that runs slowly or is descheduled for a while on a shared machine holds back
+    /// only a small last piece, where one chunk per thread would make everyone wait for it. The
+    /// boundaries depend only on `total`, `grain` and the width, never on timing.
     public func parallelChunks(_ total: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let width = effectiveWidth
-        let chunks = width <= 1 ? 1 : min(4 * width, total / max(1, grain))
-        if chunks <= 1 {
+        if width <= 1 || total < 2 * max(1, grain) {
             if total > 0 { body(0..<total) }
             return
         }
-        parallelFor(chunks) { c, _ in
-            body((total * c / chunks)..<(total * (c + 1) / chunks))
+        let bounds = ThreadPool.guidedBounds(total: total, grain: max(1, grain), width: width)
+        parallelFor(bounds.count - 1) { c, _ in body(bounds[c]..<bounds[c + 1]) }
+    }
+
+    /// Chunk boundaries of `0..<total` that shrink as they go: each chunk is a `2 * width`-th of what
+    /// is left, down to a sixteenth-per-thread share (and never below `grain`), so the large first
+    /// chunks cost little in overhead and the small last ones leave little to wait for.
+    package static func guidedBounds(total: Int, grain: Int, width: Int) -> [Int] {
+        let smallest = max(grain, (total + 16 * width - 1) / (16 * width))
+        var bounds = [0]
+        var start = 0
+        while start < total {
+            let left = total - start
+            var size = max(smallest, left / (2 * width))
+            if left - size < smallest { size = left }
+            start += size
+            bounds.append(start)
         }
+        return bounds
     }
 
     private func workerLoop(lane: Int) {
         var seen = 0
         while true {
             if generation.load(ordering: .acquiring) == seen {
-                let deadline = ThreadPool.monotonicSeconds() + ThreadPool.spinSeconds
+                let start = ThreadPool.monotonicSeconds()
                 var polls = 0
                 while generation.load(ordering: .acquiring) == seen {
                     polls += 1
-                    if polls & 255 == 0 && ThreadPool.monotonicSeconds() > deadline { break }
+                    guard polls & 63 == 0 else { continue }
+                    let waited = ThreadPool.monotonicSeconds() - start
+                    if waited > ThreadPool.spinSeconds { break }
+                    // Past the first microseconds, offer the core to any thread waiting for it
+                    // (another program's, or this one's own caller on a shared core) at every
+                    // check; on an idle core sched_yield returns at once.
+                    if waited > ThreadPool.hotSpinSeconds { sched_yield() }
                 }
             }
             condition.lock()
