@@ -30,6 +30,8 @@ public final class ThreadPool: @unchecked Sendable {
         /// Workers running this job; incremented under the pool's lock, decremented atomically.
         let active = Atomic<Int>(0)
         var slots: Int  // workers that may still join; guarded by the pool's condition lock
+        /// Set by the caller, under the pool's `finished` lock, before it sleeps until `active` is 0.
+        let callerSleeps = Atomic<Bool>(false)
 
         init(count: Int, slots: Int, body: @escaping (Int, Int) -> Void) {
             self.count = count
@@ -53,18 +55,16 @@ public final class ThreadPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     /// How long an idle worker keeps watching for the next job before it sleeps. Kernels in a
     /// training step follow each other within microseconds; waking a sleeping thread costs
-    /// tens of them.
-    private static let spinSeconds = 2e-4
-    /// For how much of that the worker polls without pause; after it, it calls `sched_yield` at
-    /// every check, so that while it waits it gives its core to any thread that wants one (on a
-    /// shared machine another program's; on an idle core the call returns at once). Spinning
-    /// flat out for the whole 200 us cost 30-45% more CPU time with two threads than with one
-    /// on a loaded machine, and the competing threads it held off then preempted the workers
-    /// in the middle of their work.
-    private static let hotSpinSeconds = 2e-5
-    /// How many times the caller polls for the workers still on their last indices before it
-    /// yields its core at every poll (to a worker that shares it, or to another program).
-    private static let callerSpinPolls = 64
+    /// tens of them. The old 200 us of polling were 5% of a 2-thread course CNN profile, and
+    /// on a shared machine that time comes out of the worker's share of the core.
+    private static let spinSeconds = 5e-5
+    /// How long the caller polls for the workers still on their last indices before it sleeps
+    /// until the last of them wakes it. Sleeping, not `sched_yield`: a thread that yields to
+    /// another program's busy thread waits out that thread's whole time slice (milliseconds),
+    /// while one woken from sleep runs at once.
+    private static let callerSpinSeconds = 2e-5
+    /// Where the caller sleeps until a job's workers are done.
+    private let finished = NSCondition()
     private let busy = Atomic<Bool>(false)
 
     /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
@@ -121,11 +121,13 @@ public final class ThreadPool: @unchecked Sendable {
             condition.lock()
             self.job = nil  // no late joiners: every index is claimed already
             condition.unlock()
-            // The workers still running hold the last indices handed out; they finish soon.
-            var polls = 0
-            while job.active.load(ordering: .acquiring) > 0 {
-                polls += 1
-                if polls > ThreadPool.callerSpinPolls { sched_yield() }
+            // The workers still running hold the last indices handed out; they finish soon, unless
+            // one was preempted in the middle of its index: then sleep until it is done.
+            if !ThreadPool.poll(for: ThreadPool.callerSpinSeconds, until: { job.active.load(ordering: .acquiring) == 0 }) {
+                finished.lock()
+                job.callerSleeps.store(true, ordering: .sequentiallyConsistent)
+                while job.active.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
+                finished.unlock()
             }
             job.body = nil
         }
@@ -170,20 +172,7 @@ public final class ThreadPool: @unchecked Sendable {
     private func workerLoop(lane: Int) {
         var seen = 0
         while true {
-            if generation.load(ordering: .acquiring) == seen {
-                let start = ThreadPool.monotonicSeconds()
-                var polls = 0
-                while generation.load(ordering: .acquiring) == seen {
-                    polls += 1
-                    guard polls & 63 == 0 else { continue }
-                    let waited = ThreadPool.monotonicSeconds() - start
-                    if waited > ThreadPool.spinSeconds { break }
-                    // Past the first microseconds, offer the core to any thread waiting for it
-                    // (another program's, or this one's own caller on a shared core) at every
-                    // check; on an idle core sched_yield returns at once.
-                    if waited > ThreadPool.hotSpinSeconds { sched_yield() }
-                }
-            }
+            _ = ThreadPool.poll(for: ThreadPool.spinSeconds, until: { generation.load(ordering: .acquiring) != seen })
             condition.lock()
             while generation.load(ordering: .acquiring) == seen { condition.wait() }
             seen = generation.load(ordering: .acquiring)
@@ -195,8 +184,27 @@ public final class ThreadPool: @unchecked Sendable {
             job.active.wrappingAdd(1, ordering: .relaxed)
             condition.unlock()
             job.run(lane: lane)
-            job.active.wrappingSubtract(1, ordering: .releasing)
+            // The last worker out wakes a sleeping caller. Both sides are sequentially consistent:
+            // either this load sees the caller's flag, or the caller's check sees the count at 0.
+            if job.active.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0,
+               job.callerSleeps.load(ordering: .sequentiallyConsistent) {
+                finished.lock()
+                finished.broadcast()
+                finished.unlock()
+            }
         }
+    }
+
+    /// Polls `done` for up to `seconds`; whether it became true.
+    private static func poll(for seconds: Double, until done: () -> Bool) -> Bool {
+        if done() { return true }
+        let start = monotonicSeconds()
+        var polls = 0
+        while !done() {
+            polls += 1
+            if polls & 63 == 0 && monotonicSeconds() - start > seconds { return false }
+        }
+        return true
     }
 
     private static func monotonicSeconds() -> Double {
