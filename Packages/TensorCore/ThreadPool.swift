@@ -55,14 +55,15 @@ public final class ThreadPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     /// How long an idle worker keeps watching for the next job before it sleeps. Kernels in a
     /// training step follow each other within microseconds; waking a sleeping thread costs
-    /// tens of them. The old 200 us of polling were 5% of a 2-thread course CNN profile, and
-    /// on a shared machine that time comes out of the worker's share of the core.
-    private static let spinSeconds = 5e-5
+    /// tens of them. (50 us saved CPU time but lost 10-20% of the 2-thread wall time of the
+    /// course CNN and the shallow MLP to wake-ups.)
+    private static let spinSeconds = 2e-4
     /// How long the caller polls for the workers still on their last indices before it sleeps
-    /// until the last of them wakes it. Sleeping, not `sched_yield`: a thread that yields to
+    /// until the last of them wakes it: long enough that on a quiet machine it never sleeps,
+    /// short against a time slice. Sleeping, not `sched_yield`: a thread that yields to
     /// another program's busy thread waits out that thread's whole time slice (milliseconds),
     /// while one woken from sleep runs at once.
-    private static let callerSpinSeconds = 2e-5
+    private static let callerSpinSeconds = 2e-4
     /// Where the caller sleeps until a job's workers are done.
     private let finished = NSCondition()
     private let busy = Atomic<Bool>(false)
