@@ -15,7 +15,13 @@ import Synchronization
 /// turns to other sizes (training to evaluation, a batch of another size), the idle buffers of
 /// the old ones would only add to the resident memory of the new ones. Callers that know of
 /// such a turn call `releaseIdle()` (`Sequential` does before each inference pass and at each
-/// epoch's start), which costs one pass of page faults on the sizes that come back.
+/// epoch's start), which costs one pass of page faults on the sizes that come back. That cost
+/// is small: the BatchNorm CNN (2 epochs of Fashion-MNIST, 2 threads) takes 127,000 minor page
+/// faults with these releases and 127,000 without any (most are the data set's own pages), in
+/// the same CPU time within noise, while keeping everything raised its peak resident memory
+/// from 349 to 434 MB. Keeping the buffers of the phase that ended for the next one (and taking
+/// a kept buffer up to 1.5x the size for an epoch's smaller last batch) saved 4% of the faults
+/// and raised the peak by 9 MB, so the cache gives everything back.
 package enum BufferCache {
     static let minimumBytes = 256 << 10
     static let granule = 64 << 10

@@ -30,6 +30,8 @@ public final class ThreadPool: @unchecked Sendable {
         /// Workers running this job; incremented under the pool's lock, decremented atomically.
         let active = Atomic<Int>(0)
         var slots: Int  // workers that may still join; guarded by the pool's condition lock
+        /// Set by the caller, under the pool's `finished` lock, before it sleeps until `active` is 0.
+        let callerSleeps = Atomic<Bool>(false)
 
         init(count: Int, slots: Int, body: @escaping (Int, Int) -> Void) {
             self.count = count
@@ -53,8 +55,17 @@ public final class ThreadPool: @unchecked Sendable {
     private let generation = Atomic<Int>(0)
     /// How long an idle worker keeps watching for the next job before it sleeps. Kernels in a
     /// training step follow each other within microseconds; waking a sleeping thread costs
-    /// tens of them.
+    /// tens of them. (50 us saved CPU time but lost 10-20% of the 2-thread wall time of the
+    /// course CNN and the shallow MLP to wake-ups.)
     private static let spinSeconds = 2e-4
+    /// How long the caller polls for the workers still on their last indices before it sleeps
+    /// until the last of them wakes it: long enough that on a quiet machine it never sleeps,
+    /// short against a time slice. Sleeping, not `sched_yield`: a thread that yields to
+    /// another program's busy thread waits out that thread's whole time slice (milliseconds),
+    /// while one woken from sleep runs at once.
+    private static let callerSpinSeconds = 2e-4
+    /// Where the caller sleeps until a job's workers are done.
+    private let finished = NSCondition()
     private let busy = Atomic<Bool>(false)
 
     /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
@@ -111,11 +122,13 @@ public final class ThreadPool: @unchecked Sendable {
             condition.lock()
             self.job = nil  // no late joiners: every index is claimed already
             condition.unlock()
-            // The workers still running hold the last indices handed out; they finish soon.
-            var polls = 0
-            while job.active.load(ordering: .acquiring) > 0 {
-                polls += 1
-                if polls > 1000 { sched_yield() }
+            // The workers still running hold the last indices handed out; they finish soon, unless
+            // one was preempted in the middle of its index: then sleep until it is done.
+            if !ThreadPool.poll(for: ThreadPool.callerSpinSeconds, until: { job.active.load(ordering: .acquiring) == 0 }) {
+                finished.lock()
+                job.callerSleeps.store(true, ordering: .sequentiallyConsistent)
+                while job.active.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
+                finished.unlock()
             }
             job.body = nil
         }
@@ -124,32 +137,43 @@ public final class ThreadPool: @unchecked Sendable {
     /// Splits `0..<total` into contiguous chunks of at least `grain` elements and runs them in
     /// parallel; stays on the calling thread when `total < 2 * grain`.
     ///
-    /// With more than one thread it makes up to four chunks per thread, claimed as threads come
-    /// free: on a shared machine a thread that is descheduled for a while then holds back only a
-    /// small piece, where one chunk per thread would make everyone wait for it.
+    /// With more than one thread the chunks shrink as they go (see `guidedBounds`: each a
+    /// `2 * width`-th of what is left, down to a sixteenth of a thread's share), about six per
+    /// thread, claimed as threads come free: the large first chunks keep the overhead low, and
+    /// a thread that runs slowly or is descheduled for a while on a shared machine holds back
+    /// only a small last piece, where one chunk per thread would make everyone wait for it. The
+    /// boundaries depend only on `total`, `grain` and the width, never on timing.
     public func parallelChunks(_ total: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         let width = effectiveWidth
-        let chunks = width <= 1 ? 1 : min(4 * width, total / max(1, grain))
-        if chunks <= 1 {
+        if width <= 1 || total < 2 * max(1, grain) {
             if total > 0 { body(0..<total) }
             return
         }
-        parallelFor(chunks) { c, _ in
-            body((total * c / chunks)..<(total * (c + 1) / chunks))
+        let bounds = ThreadPool.guidedBounds(total: total, grain: max(1, grain), width: width)
+        parallelFor(bounds.count - 1) { c, _ in body(bounds[c]..<bounds[c + 1]) }
+    }
+
+    /// Chunk boundaries of `0..<total` that shrink as they go: each chunk is a `2 * width`-th of what
+    /// is left, down to a sixteenth-per-thread share (and never below `grain`), so the large first
+    /// chunks cost little in overhead and the small last ones leave little to wait for.
+    package static func guidedBounds(total: Int, grain: Int, width: Int) -> [Int] {
+        let smallest = max(grain, (total + 16 * width - 1) / (16 * width))
+        var bounds = [0]
+        var start = 0
+        while start < total {
+            let left = total - start
+            var size = max(smallest, left / (2 * width))
+            if left - size < smallest { size = left }
+            start += size
+            bounds.append(start)
         }
+        return bounds
     }
 
     private func workerLoop(lane: Int) {
         var seen = 0
         while true {
-            if generation.load(ordering: .acquiring) == seen {
-                let deadline = ThreadPool.monotonicSeconds() + ThreadPool.spinSeconds
-                var polls = 0
-                while generation.load(ordering: .acquiring) == seen {
-                    polls += 1
-                    if polls & 255 == 0 && ThreadPool.monotonicSeconds() > deadline { break }
-                }
-            }
+            _ = ThreadPool.poll(for: ThreadPool.spinSeconds, until: { generation.load(ordering: .acquiring) != seen })
             condition.lock()
             while generation.load(ordering: .acquiring) == seen { condition.wait() }
             seen = generation.load(ordering: .acquiring)
@@ -161,8 +185,27 @@ public final class ThreadPool: @unchecked Sendable {
             job.active.wrappingAdd(1, ordering: .relaxed)
             condition.unlock()
             job.run(lane: lane)
-            job.active.wrappingSubtract(1, ordering: .releasing)
+            // The last worker out wakes a sleeping caller. Both sides are sequentially consistent:
+            // either this load sees the caller's flag, or the caller's check sees the count at 0.
+            if job.active.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0,
+               job.callerSleeps.load(ordering: .sequentiallyConsistent) {
+                finished.lock()
+                finished.broadcast()
+                finished.unlock()
+            }
         }
+    }
+
+    /// Polls `done` for up to `seconds`; whether it became true.
+    private static func poll(for seconds: Double, until done: () -> Bool) -> Bool {
+        if done() { return true }
+        let start = monotonicSeconds()
+        var polls = 0
+        while !done() {
+            polls += 1
+            if polls & 63 == 0 && monotonicSeconds() - start > seconds { return false }
+        }
+        return true
     }
 
     private static func monotonicSeconds() -> Double {

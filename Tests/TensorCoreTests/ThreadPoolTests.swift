@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import TensorCore
 import XCTest
@@ -56,5 +57,62 @@ final class ThreadPoolTests: XCTestCase {
             }
             XCTAssertEqual(seen, [UInt8](repeating: 1, count: total), "total \(total)")
         }
+    }
+
+    /// `parallelChunks`' chunks shrink as they go (large first chunks for little overhead, small
+    /// last ones so a thread that runs late leaves little to wait for), cover the range exactly,
+    /// are never below the grain, and are not many more than sixteen per thread.
+    func testChunkBoundsShrinkCoverAndKeepTheGrain() {
+        for width in [2, 3, 8] {
+            for (total, grain) in [(2, 1), (17, 3), (1000, 100), (12345, 7), (1 << 20, 1 << 12), (999_983, 1)] {
+                let bounds = ThreadPool.guidedBounds(total: total, grain: grain, width: width)
+                let sizes = zip(bounds.dropFirst(), bounds).map { $0 - $1 }
+                let label = "width \(width), total \(total), grain \(grain): \(sizes)"
+                XCTAssertEqual(bounds.first, 0, label)
+                XCTAssertEqual(bounds.last, total, label)
+                XCTAssertTrue(sizes.allSatisfy { $0 >= grain }, label)
+                XCTAssertTrue(zip(sizes.dropFirst(), sizes).dropLast().allSatisfy { $0 <= $1 }, label)
+                XCTAssertLessThanOrEqual(sizes.count, 16 * width + 2 * width * 4, label)
+                if total >= 64 * width * grain { XCTAssertGreaterThanOrEqual(sizes.count, 2 * width, label) }
+            }
+        }
+    }
+
+    /// A lane held up inside one index holds up only that index: the other lanes run every other
+    /// index meanwhile, the caller included.
+    func testALaneHeldUpHoldsUpOnlyItsOwnIndex() {
+        let pool = ThreadPool.shared
+        guard pool.effectiveWidth > 1 else {
+            // One thread: the caller runs everything, in order.
+            var order: [Int] = []
+            pool.parallelFor(5) { i, lane in order.append(i * 10 + lane) }
+            XCTAssertEqual(order, [0, 10, 20, 30, 40])
+            return
+        }
+        // Each index takes about 50 us, so the workers join; the first index a worker takes stalls
+        // it for 100 ms, far longer than all the others together take.
+        let n = 200
+        var stalls = 0
+        for _ in 0..<5 where stalls == 0 {
+            let stalled = Atomic<Int>(-1)  // the lane that took the stalling index
+            let runs = Mutex<[Int: Int]>([:])  // lane -> indices it ran
+            pool.parallelFor(n) { i, lane in
+                if lane != 0, stalled.compareExchange(expected: -1, desired: lane, ordering: .relaxed).exchanged {
+                    usleep(100_000)
+                } else {
+                    let until = DispatchTime.now().uptimeNanoseconds + 50_000
+                    while DispatchTime.now().uptimeNanoseconds < until {}
+                }
+                runs.withLock { $0[lane, default: 0] += 1 }
+            }
+            let counts = runs.withLock { $0 }
+            XCTAssertEqual(counts.values.reduce(0, +), n)
+            let lane = stalled.load(ordering: .relaxed)
+            guard lane > 0 else { continue }
+            stalls += 1
+            XCTAssertEqual(counts[lane], 1, "the held-up lane ran more than its own index: \(counts)")
+            XCTAssertGreaterThan(counts[0] ?? 0, n / (2 * pool.effectiveWidth), "the caller did not take over: \(counts)")
+        }
+        XCTAssertGreaterThan(stalls, 0, "no worker joined any of five jobs of 10 ms")
     }
 }

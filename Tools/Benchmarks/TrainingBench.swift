@@ -172,12 +172,19 @@ enum TrainingBench {
         return Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
-    /// Runs `neurite-bench training --only NAME` and returns its JSON line, or prints why not.
-    static func runChild(_ name: String, epochs: Int, seed: UInt64, dataDirectory: String?, limit: Int?) -> [String: Any]? {
+    /// Runs `neurite-bench training --only NAME` (with `NEURITE_THREADS=threads` when given) and
+    /// returns its JSON line, or prints why not.
+    static func runChild(_ name: String, epochs: Int, seed: UInt64, dataDirectory: String?, limit: Int?,
+                         threads: Int? = nil) -> [String: Any]? {
         var arguments = ["training", "--only", name, "--epochs", "\(epochs)", "--seed", "\(seed)"]
         if let dataDirectory { arguments += ["--data", dataDirectory] }
         if let limit { arguments += ["--limit", "\(limit)"] }
-        let (status, output) = runProcess(executablePath, arguments)
+        var environment: [String: String]?
+        if let threads {
+            environment = ProcessInfo.processInfo.environment
+            environment?["NEURITE_THREADS"] = "\(threads)"
+        }
+        let (status, output) = runProcess(executablePath, arguments, environment: environment)
         let lines = output.split(separator: "\n").compactMap(parseJSON)
         guard status == 0, let line = lines.last(where: { $0["impl"] as? String == "neurite" }) else {
             emit([("bench", "training"), ("impl", "neurite"), ("model", name),
@@ -218,12 +225,13 @@ enum TrainingBench {
         return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
     }
 
-    /// Runs `executable` with `arguments` (standard error passes through) and returns its exit
-    /// status and standard output.
-    static func runProcess(_ executable: String, _ arguments: [String]) -> (Int32, String) {
+    /// Runs `executable` with `arguments` (standard error passes through) in `environment` (default:
+    /// this process's) and returns its exit status and standard output.
+    static func runProcess(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) -> (Int32, String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         let pipe = Pipe()
         process.standardOutput = pipe
         do { try process.run() } catch { return (-1, "could not start \(executable): \(error)") }
@@ -254,25 +262,33 @@ enum TrainingBench {
         case .rbm:
             let rbm = RBM(visibleCount: rbmVisible, hiddenCount: rbmHidden, learningRate: rbmLearningRate, batchSize: rbmBatch,
                           method: .persistent(steps: 1), seed: seed)
-            var seconds: [Double] = []
-            rbm.fit(x.reshaped([n, rbmVisible]), epochs: epochs) { _, s in seconds.append(s) }
-            fields += [("epoch_s", steadyEpochSeconds(seconds)),
+            var seconds: [Double] = [], cpuSeconds: [Double] = []
+            var cpuMark = processCPUSeconds()
+            rbm.fit(x.reshaped([n, rbmVisible]), epochs: epochs) { _, s in
+                seconds.append(s)
+                let cpu = processCPUSeconds()
+                cpuSeconds.append(cpu - cpuMark)
+                cpuMark = cpu
+            }
+            fields += [("epoch_s", steadyEpochSeconds(seconds)), ("epoch_cpu_s", steadyEpochSeconds(cpuSeconds)),
                        ("test_pseudo_likelihood", rbm.meanPseudoLikelihood(tx.reshaped([nt, rbmVisible]), seed: seed))]
         case .classify, .reconstruct:
             let network = model.make!()
             let shape = [n] + model.inputShape, testShape = [nt] + model.inputShape
             let (input, testInput) = (x.reshaped(shape), tx.reshaped(testShape))
-            let timer = EpochTimer(label: name, quiet: true)
+            let timer = EpochTimer(label: name, quiet: true), cpuTimer = EpochCPUTimer()
             if model.task == .classify {
                 network.compile(optimizer: Adam(learningRate: 1e-3), loss: SoftmaxCrossEntropy(), metrics: [.accuracy])
-                try network.fit(x: input, y: y, epochs: epochs, batchSize: 128, seed: seed, callbacks: [timer], verbose: 0)
+                try network.fit(x: input, y: y, epochs: epochs, batchSize: 128, seed: seed, callbacks: [timer, cpuTimer], verbose: 0)
                 let accuracy = try network.evaluate(x: testInput, y: ty, batchSize: 1000)["accuracy"] ?? .nan
-                fields += [("epoch_s", steadyEpochSeconds(timer.seconds)), ("test_accuracy", accuracy)]
+                fields += [("epoch_s", steadyEpochSeconds(timer.seconds)), ("epoch_cpu_s", steadyEpochSeconds(cpuTimer.seconds)),
+                           ("test_accuracy", accuracy)]
             } else {
                 network.compile(optimizer: Adam(learningRate: 1e-3), loss: MeanSquaredError())
-                try network.fit(x: input, y: input, epochs: epochs, batchSize: 128, seed: seed, callbacks: [timer], verbose: 0)
+                try network.fit(x: input, y: input, epochs: epochs, batchSize: 128, seed: seed, callbacks: [timer, cpuTimer], verbose: 0)
                 let mse = meanSquaredError(try network.predict(testInput, batchSize: 1000), testInput)
-                fields += [("epoch_s", steadyEpochSeconds(timer.seconds)), ("test_mse", mse)]
+                fields += [("epoch_s", steadyEpochSeconds(timer.seconds)), ("epoch_cpu_s", steadyEpochSeconds(cpuTimer.seconds)),
+                           ("test_mse", mse)]
             }
             let one = testInput.slice(0..<1)
             for _ in 0..<20 { _ = try network.predict(one, batchSize: 1) }

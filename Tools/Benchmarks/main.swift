@@ -2,6 +2,7 @@
 //
 //   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|sequence|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
 //   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--limit N] [--python PATH] [--torch-python PATH]
+//   swift run -c release neurite-bench training --threads 1,2 [--load 0,2] [--rounds R] [--models ...]   # thread scaling, under a competing load
 //   swift run -c release neurite-bench peak       # the FMA probe: GFLOP/s per ISA path, 1 thread and all threads
 //   swift run -c release neurite-bench flops      # the training suite's FLOP rule against hand counts (exits 1 on a mismatch)
 //   swift run -c release neurite-bench softmax-head [--epochs N] [--seed N] [--models shallow_mlp,course_cnn] [--data DIR]
@@ -88,6 +89,15 @@ struct NeuriteBench: ParsableCommand {
     @Option(help: "training: train and test on the first N images only (smoke runs; the figures mean little).")
     var limit: Int?
 
+    @Option(help: "training: thread scaling instead of the comparison with the peers: each model with NEURITE_THREADS set to each of these counts, comma-separated (e.g. 1,2), one child process per run, then a line with each count's best seconds per epoch and the speed-up over the first.")
+    var threads: String?
+
+    @Option(help: "training --threads: competing loads, comma-separated (e.g. 0,2): that many spinning threads run beside the children (default 0).")
+    var load: String?
+
+    @Option(help: "training --threads: rounds over the thread counts; the scaling line reports the best of them (default 1).")
+    var rounds: Int?
+
     @Option(help: "streaming: where the images come from: folder (decode an image folder), memory, or decode (the loader alone).")
     var source: StreamingSource = .folder
 
@@ -109,6 +119,29 @@ struct NeuriteBench: ParsableCommand {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit).") }
         if let only, suite != .training { throw ValidationError("--only \(only) is an option of the training suite.") }
         guard workers >= 1 else { throw ValidationError("--workers must be at least 1, got \(workers).") }
+        if let threads {
+            guard suite == .training else { throw ValidationError("--threads \(threads) is an option of the training suite.") }
+            guard only == nil else { throw ValidationError("--threads runs each model in child processes; it does not combine with --only.") }
+            guard let counts = Self.integers(threads), !counts.isEmpty, counts.allSatisfy({ $0 >= 1 }) else {
+                throw ValidationError("--threads must be comma-separated positive integers, got \"\(threads)\".")
+            }
+        }
+        if let load {
+            guard threads != nil else { throw ValidationError("--load \(load) is an option of training --threads.") }
+            guard let levels = Self.integers(load), !levels.isEmpty, levels.allSatisfy({ $0 >= 0 }) else {
+                throw ValidationError("--load must be comma-separated integers of at least 0, got \"\(load)\".")
+            }
+        }
+        if let rounds {
+            guard threads != nil else { throw ValidationError("--rounds \(rounds) is an option of training --threads.") }
+            guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds).") }
+        }
+    }
+
+    /// `text` as comma-separated integers, or nil when any of them is not one.
+    static func integers(_ text: String) -> [Int]? {
+        let values = text.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        return values.contains(where: { $0 == nil }) ? nil : values.compactMap { $0 }
     }
 }
 
@@ -266,6 +299,16 @@ if options.suites.contains("training") {
                                      limit: command.limit)
         } catch {
             print("training \(only) failed: \(error)")
+            exit(1)
+        }
+    } else if let threads = command.threads {
+        do {
+            try TrainingBench.runScaling(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory,
+                                         only: options.models, limit: command.limit,
+                                         threads: NeuriteBench.integers(threads) ?? [], loads: command.load.flatMap(NeuriteBench.integers) ?? [0],
+                                         rounds: command.rounds ?? 1)
+        } catch {
+            print("\(error)")
             exit(1)
         }
     } else {

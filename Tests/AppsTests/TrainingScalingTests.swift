@@ -1,0 +1,100 @@
+import Foundation
+import XCTest
+import _NeuriteTestSupport
+
+/// `neurite-bench training --threads 1,2 --load 0,1` (issue 14's thread-scaling measurement) on a
+/// smoke run: a small Fashion-MNIST-format data set written here, two epochs of the shallow MLP.
+/// The figures mean nothing at this size; the test checks that every run and every scaling line
+/// is there with its fields, that the figures are positive and agree with each other, and that
+/// one and two threads train to the same test accuracy (the pool's results do not depend on its width).
+final class TrainingScalingTests: XCTestCase {
+    private static let trainCount = 1024, testCount = 64
+
+    /// An IDX file of unsigned bytes: the magic, the dimensions as big-endian 32-bit integers, the bytes.
+    private func idx(_ dimensions: [Int], _ bytes: [UInt8]) -> Data {
+        var data = Data([0, 0, 0x08, UInt8(dimensions.count)])
+        for d in dimensions { data.append(contentsOf: withUnsafeBytes(of: UInt32(d).bigEndian, Array.init)) }
+        data.append(contentsOf: bytes)
+        return data
+    }
+
+    /// A folder with the four files; each image has a bright 4x4 block placed by its label.
+    private func tinyDataSet() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("training-scaling-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
+        func images(_ count: Int) -> [UInt8] {
+            var bytes = [UInt8](repeating: 0, count: count * 784)
+            for i in 0..<count {
+                let row = 4 + (i % 10) / 5 * 10, column = 2 + (i % 10) % 5 * 5
+                for y in row..<row + 4 { for x in column..<column + 4 { bytes[i * 784 + y * 28 + x] = 255 } }
+                bytes[i * 784 + 783] = UInt8(i % 251)
+            }
+            return bytes
+        }
+        let files: [(String, Data)] = [
+            ("train-images-idx3-ubyte", idx([Self.trainCount, 28, 28], images(Self.trainCount))),
+            ("train-labels-idx1-ubyte", idx([Self.trainCount], (0..<Self.trainCount).map { UInt8($0 % 10) })),
+            ("t10k-images-idx3-ubyte", idx([Self.testCount, 28, 28], images(Self.testCount))),
+            ("t10k-labels-idx1-ubyte", idx([Self.testCount], (0..<Self.testCount).map { UInt8($0 % 10) })),
+        ]
+        for (name, data) in files { try data.write(to: folder.appendingPathComponent(name)) }
+        return folder.path
+    }
+
+    func testThreadsAndLoadPrintRunsAndScalingLines() throws {
+        let folder = try tinyDataSet()
+        let run = try BuiltProducts.run("neurite-bench", ["training", "--models", "shallow_mlp", "--threads", "1,2",
+                                                          "--load", "0,1", "--rounds", "2", "--epochs", "2",
+                                                          "--limit", "1000", "--data", folder],
+                                        anchor: Self.self)
+        XCTAssertEqual(run.status, 0, "neurite-bench failed:\n\(run.output)\n\(run.errors)")
+        var runs: [[String: Any]] = [], scaling: [[String: Any]] = []
+        for text in run.output.split(separator: "\n") {
+            let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], String(text))
+            if object["scaling"] as? String == "threads" { scaling.append(object) } else { runs.append(object) }
+        }
+        // 2 loads x 2 rounds x 2 thread counts, each its own child process.
+        XCTAssertEqual(runs.count, 8, run.output)
+        for load in [0, 1] {
+            let mine = runs.filter { $0["load"] as? Int == load }
+            XCTAssertEqual(mine.map { $0["threads"] as? Int ?? 0 }.sorted(), [1, 1, 2, 2], "load \(load): \(mine)")
+            XCTAssertEqual(Set(mine.map { $0["round"] as? Int ?? -1 }), [0, 1], "load \(load): \(mine)")
+            for line in mine {
+                XCTAssertEqual(line["samples"] as? Int, 1000, "\(line)")
+                XCTAssertGreaterThan(line["epoch_s"] as? Double ?? 0, 0, "\(line)")
+                XCTAssertGreaterThan(line["epoch_cpu_s"] as? Double ?? 0, 0, "\(line)")
+                XCTAssertGreaterThan(line["peak_rss_mb"] as? Double ?? 0, 1, "\(line)")
+            }
+            // One thread or two, the same training: the same test accuracy, and a learnt one.
+            let accuracies = Set(mine.compactMap { $0["test_accuracy"] as? Double })
+            XCTAssertEqual(accuracies.count, 1, "load \(load): \(mine)")
+            XCTAssertGreaterThan(accuracies.first ?? 0, 0.3, "load \(load): \(mine)")
+
+            let line = try XCTUnwrap(scaling.first { $0["load"] as? Int == load }, "no scaling line for load \(load):\n\(run.output)")
+            XCTAssertEqual(line["model"] as? String, "shallow_mlp")
+            XCTAssertEqual(line["rounds"] as? Int, 2)
+            let t1 = try XCTUnwrap(line["epoch_s_t1"] as? Double), t2 = try XCTUnwrap(line["epoch_s_t2"] as? Double)
+            // The best of the rounds: no run of that count was faster.
+            XCTAssertEqual(t1, mine.filter { $0["threads"] as? Int == 1 }.compactMap { $0["epoch_s"] as? Double }.min() ?? -1)
+            XCTAssertEqual(t2, mine.filter { $0["threads"] as? Int == 2 }.compactMap { $0["epoch_s"] as? Double }.min() ?? -1)
+            let speedup = try XCTUnwrap(line["speedup_t2"] as? Double), cpuRatio = try XCTUnwrap(line["cpu_ratio_t2"] as? Double)
+            // Each figure is printed to 0.0005: speedup x t2 is t1 to within what that rounding allows.
+            XCTAssertEqual(speedup * t2, t1, accuracy: 0.0005 * (1 + speedup + t2) + 1e-9, "\(line)")
+            XCTAssertGreaterThan(cpuRatio, 0, "\(line)")
+            XCTAssertGreaterThan(line["epoch_cpu_s_t1"] as? Double ?? 0, 0, "\(line)")
+        }
+        XCTAssertEqual(scaling.count, 2, run.output)
+    }
+
+    /// The new options are refused where they mean nothing, as every other option is.
+    func testScalingOptionsAreCheckedBeforeAnythingRuns() throws {
+        for arguments in [["training", "--load", "1"], ["training", "--threads", "1,x"], ["training", "--threads", "0,2"],
+                          ["gemm", "--threads", "1,2"], ["training", "--threads", "1,2", "--rounds", "0"],
+                          ["training", "--threads", "1,2", "--load", "-1"], ["training", "--rounds", "2"]] {
+            let result = try BuiltProducts.run("neurite-bench", arguments, anchor: Self.self)
+            XCTAssertEqual(result.status, 64, "neurite-bench \(arguments): \(result.errors)")
+            XCTAssertEqual(result.output, "", "neurite-bench \(arguments) ran something")
+        }
+    }
+}
