@@ -87,11 +87,35 @@ final class TrainingScalingTests: XCTestCase {
         XCTAssertEqual(scaling.count, 2, run.output)
     }
 
+    /// `--isas portable`: the model trains in a child forced onto that path (not the best one this
+    /// CPU has), and the summary line names it; with no Python given, the peers are skipped.
+    func testIsasTrainsEachModelOnTheNamedPath() throws {
+        let folder = try tinyDataSet()
+        let run = try BuiltProducts.run("neurite-bench", ["training", "--models", "shallow_mlp", "--isas", "portable",
+                                                          "--epochs", "2", "--limit", "300", "--data", folder,
+                                                          "--python", "/nonexistent/python", "--torch-python", "/nonexistent/python"],
+                                        anchor: Self.self)
+        XCTAssertEqual(run.status, 0, "neurite-bench failed:\n\(run.output)\n\(run.errors)")
+        let lines = try run.output.split(separator: "\n").filter { $0.hasPrefix("{") }.map { text in
+            try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], String(text))
+        }
+        let ours = lines.filter { $0["impl"] as? String == "neurite" }
+        XCTAssertEqual(ours.count, 1, run.output)
+        XCTAssertEqual(ours.first?["isa"] as? String, "portable", run.output)
+        XCTAssertNil(ours.first?["failed"], run.output)
+        XCTAssertGreaterThan(ours.first?["epoch_s"] as? Double ?? 0, 0, run.output)
+        let summaries = lines.filter { $0["compare"] as? String == "summary" }
+        XCTAssertEqual(summaries.map { $0["isa"] as? String ?? "" }, ["portable"], run.output)
+        XCTAssertEqual(lines.filter { $0["skipped"] != nil }.count, 2, run.output)
+    }
+
     /// The new options are refused where they mean nothing, as every other option is.
     func testScalingOptionsAreCheckedBeforeAnythingRuns() throws {
         for arguments in [["training", "--load", "1"], ["training", "--threads", "1,x"], ["training", "--threads", "0,2"],
                           ["gemm", "--threads", "1,2"], ["training", "--threads", "1,2", "--rounds", "0"],
-                          ["training", "--threads", "1,2", "--load", "-1"], ["training", "--rounds", "2"]] {
+                          ["training", "--threads", "1,2", "--load", "-1"], ["training", "--rounds", "2"],
+                          ["training", "--isas", "sse"], ["training", "--isas", "portable,portable"], ["training", "--isas", ""],
+                          ["gemm", "--isas", "portable"], ["training", "--isas", "portable", "--threads", "1,2"]] {
             let result = try BuiltProducts.run("neurite-bench", arguments, anchor: Self.self)
             XCTAssertEqual(result.status, 64, "neurite-bench \(arguments): \(result.errors)")
             XCTAssertEqual(result.output, "", "neurite-bench \(arguments) ran something")

@@ -86,48 +86,64 @@ enum TrainingBench {
 
     /// Runs the whole suite (see the type's comment).
     /// - Throws: ``BenchError`` when `only` names a model the suite does not have.
+    /// - Parameter isas: the kernel paths to train on, each model once per path (a child with
+    ///   `NEURITE_ISA` set), before the peers run once; nil trains on the path in use.
     static func run(epochs: Int, seed: UInt64, dataDirectory: String?, only: Set<String>?, limit: Int?,
-                    python: String?, torchPython: String?) throws {
+                    python: String?, torchPython: String?, isas: [KernelISA]? = nil) throws {
         let known = models.map(\.name)
         if let only, !only.isSubset(of: known) {
             throw BenchError("training: no model \(only.subtracting(known).sorted().joined(separator: ", ")); "
                              + "the models are \(known.joined(separator: ", "))")
         }
-        let isa = KernelISA.current
+        let paths = isas ?? [KernelISA.current]
         let threads = ThreadPool.shared.effectiveWidth
         let peaks = PeakBench.run(minSeconds: 0.3, threadCounts: Array(Set([1, threads])).sorted())
-        // The floor's peak: the path in use, all threads.
-        let allThreads: PeakBench.Peak? = peaks.first { $0.isa == isa && $0.threads == threads }
-        let peak: Double = allThreads?.gflops ?? .nan
+        // Each floor's peak: that path, all threads.
+        var peakOf: [KernelISA: Double] = [:]
+        for isa in paths {
+            peakOf[isa] = peaks.first { $0.isa == isa && $0.threads == threads }?.gflops ?? .nan
+        }
         let chosen = models.filter { only?.contains($0.name) ?? true }
-        var ours: [String: [String: Any]] = [:]
+        var ours: [KernelISA: [String: [String: Any]]] = [:]
         var flops: [String: Double] = [:]
         var directory = dataDirectory
-        for model in chosen {
-            guard let line = runChild(model.name, epochs: epochs, seed: seed, dataDirectory: dataDirectory, limit: limit) else {
-                continue
+        for isa in paths {
+            let peak = peakOf[isa] ?? .nan
+            for model in chosen {
+                let forced = isas == nil ? nil : isa
+                guard let line = runChild(model.name, epochs: epochs, seed: seed, dataDirectory: dataDirectory, limit: limit,
+                                          isa: forced) else {
+                    continue
+                }
+                // A child that did not take the path asked for (NEURITE_ISA falls back silently) would be
+                // reported under the wrong name.
+                guard line["isa"] as? String == isa.description else {
+                    emit([("bench", "training"), ("impl", "neurite"), ("model", model.name),
+                          ("failed", "asked for the \(isa) path, the child ran \(line["isa"] as? String ?? "an unknown one")")])
+                    continue
+                }
+                let samples = line["samples"] as? Int ?? 60000
+                let perEpoch = (try? flopsPerEpoch(model, samples: samples)) ?? nil
+                let epochSeconds = line["epoch_s"] as? Double ?? .nan
+                if directory == nil { directory = line["data"] as? String }
+                var fields: [(String, Any)] = [("bench", "training"), ("impl", "neurite"), ("isa", isa.description),
+                                               ("model", model.name), ("epochs", epochs), ("seed", seed), ("threads", threads),
+                                               ("samples", samples), ("epoch_s", epochSeconds)]
+                for key in ["test_accuracy", "test_mse", "test_pseudo_likelihood", "predict_one_ms"] {
+                    if let value = line[key] as? Double { fields.append((key, value)) }
+                }
+                if let perEpoch {
+                    flops[model.name] = perEpoch
+                    fields += [("gflop_per_epoch", perEpoch / 1e9), ("peak_gflops", peak),
+                               ("floor_s", perEpoch / 1e9 / peak), ("ratio_to_floor", epochSeconds / (perEpoch / 1e9 / peak))]
+                }
+                fields += [("peak_rss_mb", line["peak_rss_mb"] as? Double ?? .nan), ("dataset_mb", line["dataset_mb"] as? Double ?? .nan)]
+                emit(fields)
+                ours[isa, default: [:]][model.name] = line
             }
-            let samples = line["samples"] as? Int ?? 60000
-            let perEpoch = (try? flopsPerEpoch(model, samples: samples)) ?? nil
-            let epochSeconds = line["epoch_s"] as? Double ?? .nan
-            if directory == nil { directory = line["data"] as? String }
-            var fields: [(String, Any)] = [("bench", "training"), ("impl", "neurite"), ("isa", isa.description),
-                                           ("model", model.name), ("epochs", epochs), ("seed", seed), ("threads", threads),
-                                           ("samples", samples), ("epoch_s", epochSeconds)]
-            for key in ["test_accuracy", "test_mse", "test_pseudo_likelihood", "predict_one_ms"] {
-                if let value = line[key] as? Double { fields.append((key, value)) }
-            }
-            if let perEpoch {
-                flops[model.name] = perEpoch
-                fields += [("gflop_per_epoch", perEpoch / 1e9), ("peak_gflops", peak),
-                           ("floor_s", perEpoch / 1e9 / peak), ("ratio_to_floor", epochSeconds / (perEpoch / 1e9 / peak))]
-            }
-            fields += [("peak_rss_mb", line["peak_rss_mb"] as? Double ?? .nan), ("dataset_mb", line["dataset_mb"] as? Double ?? .nan)]
-            emit(fields)
-            ours[model.name] = line
         }
-        guard !ours.isEmpty else { return }
-        let names = chosen.map(\.name).filter { ours[$0] != nil }
+        let names = chosen.map(\.name).filter { name in paths.contains { ours[$0]?[name] != nil } }
+        guard !names.isEmpty else { return }
         let home = FileManager.default.homeDirectoryForCurrentUser.path
         var peers: [String: [String: Double]] = [:]  // impl -> model -> epoch_s
         for (impl, script, interpreter, fallback) in [
@@ -143,24 +159,27 @@ enum TrainingBench {
                 }
             }
         }
-        for name in names {
-            guard let mine = ours[name]?["epoch_s"] as? Double else { continue }
-            let floor = flops[name].map { $0 / 1e9 / peak }
-            var fields: [(String, Any)] = [("bench", "training"), ("compare", "summary"), ("isa", isa.description),
-                                           ("model", name), ("neurite_s", mine)]
-            var best = Double.infinity
-            for impl in ["keras", "torch"] {
-                guard let theirs = peers[impl]?[name] else { continue }
-                best = min(best, theirs)
-                fields += [("\(impl)_s", theirs), ("neurite/\(impl)", mine / theirs)]
-                if let floor { fields.append(("\(impl)_ratio_to_floor", theirs / floor)) }
+        for isa in paths {
+            let peak = peakOf[isa] ?? .nan
+            for name in names {
+                guard let mine = ours[isa]?[name]?["epoch_s"] as? Double else { continue }
+                let floor = flops[name].map { $0 / 1e9 / peak }
+                var fields: [(String, Any)] = [("bench", "training"), ("compare", "summary"), ("isa", isa.description),
+                                               ("model", name), ("neurite_s", mine)]
+                var best = Double.infinity
+                for impl in ["keras", "torch"] {
+                    guard let theirs = peers[impl]?[name] else { continue }
+                    best = min(best, theirs)
+                    fields += [("\(impl)_s", theirs), ("neurite/\(impl)", mine / theirs)]
+                    if let floor { fields.append(("\(impl)_ratio_to_floor", theirs / floor)) }
+                }
+                if best.isFinite { fields.append(("neurite/best_peer", mine / best)) }
+                if let floor { fields += [("floor_s", floor), ("ratio_to_floor", mine / floor)] }
+                if let rss = ours[isa]?[name]?["peak_rss_mb"] as? Double, let data = ours[isa]?[name]?["dataset_mb"] as? Double {
+                    fields += [("peak_rss_mb", rss), ("dataset_mb", data), ("rss_over_data_mb", rss - data)]
+                }
+                emit(fields)
             }
-            if best.isFinite { fields.append(("neurite/best_peer", mine / best)) }
-            if let floor { fields += [("floor_s", floor), ("ratio_to_floor", mine / floor)] }
-            if let rss = ours[name]?["peak_rss_mb"] as? Double, let data = ours[name]?["dataset_mb"] as? Double {
-                fields += [("peak_rss_mb", rss), ("dataset_mb", data), ("rss_over_data_mb", rss - data)]
-            }
-            emit(fields)
         }
     }
 
@@ -172,18 +191,17 @@ enum TrainingBench {
         return Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
 
-    /// Runs `neurite-bench training --only NAME` (with `NEURITE_THREADS=threads` when given) and
+    /// Runs `neurite-bench training --only NAME` (with `NEURITE_THREADS=threads` and `NEURITE_ISA=isa` when given) and
     /// returns its JSON line, or prints why not.
     static func runChild(_ name: String, epochs: Int, seed: UInt64, dataDirectory: String?, limit: Int?,
-                         threads: Int? = nil) -> [String: Any]? {
+                         threads: Int? = nil, isa: KernelISA? = nil) -> [String: Any]? {
         var arguments = ["training", "--only", name, "--epochs", "\(epochs)", "--seed", "\(seed)"]
         if let dataDirectory { arguments += ["--data", dataDirectory] }
         if let limit { arguments += ["--limit", "\(limit)"] }
         var environment: [String: String]?
-        if let threads {
-            environment = ProcessInfo.processInfo.environment
-            environment?["NEURITE_THREADS"] = "\(threads)"
-        }
+        if threads != nil || isa != nil { environment = ProcessInfo.processInfo.environment }
+        if let threads { environment?["NEURITE_THREADS"] = "\(threads)" }
+        if let isa { environment?["NEURITE_ISA"] = isa.description }
         let (status, output) = runProcess(executablePath, arguments, environment: environment)
         let lines = output.split(separator: "\n").compactMap(parseJSON)
         guard status == 0, let line = lines.last(where: { $0["impl"] as? String == "neurite" }) else {

@@ -1,7 +1,7 @@
 // neurite-bench: measures TensorCore's kernels and the optimizers' update rules, one JSON line per case.
 //
 //   swift run -c release neurite-bench [gemm|microkernel|elementwise|optimizers|datasets|layers|recurrent|sequence|unsupervised|all] [--quick | --min-seconds S] [--sizes 1024,2048] [--data DIR]
-//   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--limit N] [--python PATH] [--torch-python PATH]
+//   swift run -c release neurite-bench training [--epochs N] [--seed N] [--models course_cnn,...] [--data DIR] [--limit N] [--python PATH] [--torch-python PATH] [--isas avx512,avx2]
 //   swift run -c release neurite-bench training --threads 1,2 [--load 0,2] [--rounds R] [--models ...]   # thread scaling, under a competing load
 //   swift run -c release neurite-bench peak       # the FMA probe: GFLOP/s per ISA path, 1 thread and all threads
 //   swift run -c release neurite-bench flops      # the training suite's FLOP rule against hand counts (exits 1 on a mismatch)
@@ -92,6 +92,9 @@ struct NeuriteBench: ParsableCommand {
     @Option(help: "training: thread scaling instead of the comparison with the peers: each model with NEURITE_THREADS set to each of these counts, comma-separated (e.g. 1,2), one child process per run, then a line with each count's best seconds per epoch and the speed-up over the first.")
     var threads: String?
 
+    @Option(help: "training: the kernel paths to train every model on, comma-separated (e.g. avx512,avx2): each model runs once per path (a child with NEURITE_ISA set), then the peers once, and a summary line per path and model; default: the path in use.")
+    var isas: String?
+
     @Option(help: "training --threads: competing loads, comma-separated (e.g. 0,2): that many spinning threads run beside the children (default 0).")
     var load: String?
 
@@ -126,6 +129,15 @@ struct NeuriteBench: ParsableCommand {
                 throw ValidationError("--threads must be comma-separated positive integers, got \"\(threads)\".")
             }
         }
+        if let isas {
+            guard suite == .training, threads == nil, only == nil else {
+                throw ValidationError("--isas \(isas) is an option of the training suite's comparison (not of --threads or --only).")
+            }
+            guard Self.kernelPaths(isas) != nil else {
+                let names = KernelISA.supported.map(\.description).joined(separator: ", ")
+                throw ValidationError("--isas must name kernel paths this CPU supports (\(names)), comma-separated, got \"\(isas)\".")
+            }
+        }
         if let load {
             guard threads != nil else { throw ValidationError("--load \(load) is an option of training --threads.") }
             guard let levels = Self.integers(load), !levels.isEmpty, levels.allSatisfy({ $0 >= 0 }) else {
@@ -136,6 +148,18 @@ struct NeuriteBench: ParsableCommand {
             guard threads != nil else { throw ValidationError("--rounds \(rounds) is an option of training --threads.") }
             guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1, got \(rounds).") }
         }
+    }
+
+    /// `text` as comma-separated kernel path names (`NEURITE_ISA`'s), or nil when one is unknown,
+    /// unsupported on this CPU or repeated, or none is given.
+    static func kernelPaths(_ text: String) -> [KernelISA]? {
+        var paths: [KernelISA] = []
+        for name in text.lowercased().split(separator: ",", omittingEmptySubsequences: false) {
+            guard let isa = KernelISA.allCases.first(where: { $0.description == name }), isa.isSupported,
+                  !paths.contains(isa) else { return nil }
+            paths.append(isa)
+        }
+        return paths.isEmpty ? nil : paths
     }
 
     /// `text` as comma-separated integers, or nil when any of them is not one.
@@ -315,7 +339,7 @@ if options.suites.contains("training") {
         do {
             try TrainingBench.run(epochs: options.epochs, seed: options.seed, dataDirectory: options.dataDirectory,
                                   only: options.models, limit: command.limit, python: options.python,
-                                  torchPython: command.torchPython)
+                                  torchPython: command.torchPython, isas: command.isas.flatMap(NeuriteBench.kernelPaths))
         } catch {
             print("\(error)")
             exit(1)
