@@ -12,38 +12,15 @@ import TensorCore
 final class ValidationSplitTests: XCTestCase {
     private static let trainCount = 300, testCount = 40
 
-    /// An IDX file: the magic (two zero bytes, u8 type 0x08, the rank), the dimensions as
-    /// big-endian 32-bit integers, then the bytes.
-    private func idx(_ dimensions: [Int], _ bytes: [UInt8]) -> Data {
-        var data = Data([0, 0, 0x08, UInt8(dimensions.count)])
-        for d in dimensions { data.append(contentsOf: withUnsafeBytes(of: UInt32(d).bigEndian, Array.init)) }
-        data.append(contentsOf: bytes)
-        return data
-    }
-
     /// A folder with the four files. Training image i has pixels (i % 256, i / 256, ...) and label
     /// i % 10; every image has a bright 4x4 block placed by its label, so a model can learn it.
     private func tinyDataSet() throws -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("validation-split-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
-        func images(_ count: Int) -> [UInt8] {
-            var bytes = [UInt8](repeating: 0, count: count * 784)
-            for i in 0..<count {
-                bytes[i * 784] = UInt8(i % 256)
-                bytes[i * 784 + 1] = UInt8(i / 256)
-                let row = 4 + (i % 10) / 5 * 10, column = 2 + (i % 10) % 5 * 5
-                for y in row..<row + 4 { for x in column..<column + 4 { bytes[i * 784 + y * 28 + x] = 255 } }
-            }
-            return bytes
+        let folder = try TinyIDXDataSet.write(prefix: "validation-split", trainCount: Self.trainCount,
+                                              testCount: Self.testCount) { i, pixels in
+            pixels[pixels.startIndex] = UInt8(i % 256)
+            pixels[pixels.startIndex + 1] = UInt8(i / 256)
         }
-        let files: [(String, Data)] = [
-            ("train-images-idx3-ubyte", idx([Self.trainCount, 28, 28], images(Self.trainCount))),
-            ("train-labels-idx1-ubyte", idx([Self.trainCount], (0..<Self.trainCount).map { UInt8($0 % 10) })),
-            ("t10k-images-idx3-ubyte", idx([Self.testCount, 28, 28], images(Self.testCount))),
-            ("t10k-labels-idx1-ubyte", idx([Self.testCount], (0..<Self.testCount).map { UInt8($0 % 10) })),
-        ]
-        for (name, data) in files { try data.write(to: folder.appendingPathComponent(name)) }
+        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
         return folder.path
     }
 
