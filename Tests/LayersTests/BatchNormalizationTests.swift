@@ -150,22 +150,25 @@ final class BatchNormalizationTests: XCTestCase {
         XCTAssertEqual(layer.movingMean!.gradient, Tensor.zeros([3]), "running statistics get no gradient")
     }
 
+    /// BatchNormalization then relu over 5x6x3 images, then Dense(4): the model whose two layers
+    /// `Sequential` fuses into one pass each way.
+    private static func bnReLUModel() -> Sequential {
+        Sequential(inputShape: [5, 6, 3]) {
+            BatchNormalization()
+            ActivationLayer(.relu)
+            Flatten()
+            Dense(4)
+        }
+    }
+
     /// A model fuses batch normalisation and a following relu into one pass each way: its outputs
     /// and every gradient must be those of the two layers run one after the other, bit for bit,
     /// in training and in inference, on every kernel path.
     func testFusedReLUInAModelEqualsTheLayersRunOneByOne() throws {
-        func model() -> Sequential {
-            Sequential(inputShape: [5, 6, 3]) {
-                BatchNormalization()
-                ActivationLayer(.relu)
-                Flatten()
-                Dense(4)
-            }
-        }
         let x = Tensor(shape: [4, 5, 6, 3], scalars: randomScalars(360, seed: 3).map { $0 * 2 + 0.3 })
         let upstream = Tensor(shape: [4, 4], scalars: randomScalars(16, seed: 4))
         try forEachISA { _ in
-            let fused = model(), separate = model()
+            let fused = Self.bnReLUModel(), separate = Self.bnReLUModel()
             try fused.build(seed: 9)
             try separate.build(seed: 9)
             let y = fused.forward(x, training: true)
@@ -200,18 +203,10 @@ final class BatchNormalizationTests: XCTestCase {
     /// batch statistics), and a frozen layer (running statistics, the inference adjoint, which
     /// takes the recomputed mask too) must give the bits of the two layers run one by one.
     func testFusedReLUGradientMatchesFiniteDifferencesAndAFrozenLayerMatchesTheLayers() throws {
-        func model() -> Sequential {
-            Sequential(inputShape: [5, 6, 3]) {
-                BatchNormalization()
-                ActivationLayer(.relu)
-                Flatten()
-                Dense(4)
-            }
-        }
         let x = Tensor(shape: [4, 5, 6, 3], scalars: randomScalars(360, seed: 13).map { $0 * 2 + 0.3 })
         let weights = Tensor(shape: [4, 4], scalars: randomScalars(16, seed: 14))
         try forEachISA { isa in
-            let fused = try { let m = model(); try m.build(seed: 19); return m }()
+            let fused = try { let m = Self.bnReLUModel(); try m.build(seed: 19); return m }()
             let bn = try XCTUnwrap(fused.layers[0] as? BatchNormalization)
             bn.gamma!.value = randomTensor([3], seed: 15) + 1.5
             bn.beta!.value = randomTensor([3], seed: 16)
@@ -220,8 +215,8 @@ final class BatchNormalizationTests: XCTestCase {
             checkGradient(of: { weightedSum(fused.forward($0, training: true), weights) }, at: x, analytic: dx,
                           epsilon: 1e-3, "fused batch norm and relu, \(isa)")
 
-            let frozen = try { let m = model(); try m.build(seed: 19); return m }()
-            let separate = try { let m = model(); try m.build(seed: 19); return m }()
+            let frozen = try { let m = Self.bnReLUModel(); try m.build(seed: 19); return m }()
+            let separate = try { let m = Self.bnReLUModel(); try m.build(seed: 19); return m }()
             for m in [frozen, separate] {
                 let layer = try XCTUnwrap(m.layers[0] as? BatchNormalization)
                 layer.trainable = false
