@@ -69,7 +69,7 @@
             }                                                                                     \
         }                                                                                         \
         for (int p = 0; p < P; ++p) {                                                             \
-            float *yp = a->y + (q0 + p) * a->cout + cb;                                           \
+            float *yp = pixel_output(a, q0 + p) + cb;                                             \
             for (int v = 0; v < V; ++v) CK_STORE_OUTPUT(a, yp, acc[p][v], cb, v, post, relu);     \
         }                                                                                         \
     }
@@ -79,6 +79,18 @@ CK_ALWAYS_INLINE const float *pixel_window(const ck_conv_args *a, int64_t q) {
     const int64_t per_image = a->oh * a->ow, n = q / per_image, rest = q - n * per_image;
     const int64_t oh = rest / a->ow, ow = rest - oh * a->ow;
     return a->x + ((n * a->h + oh * a->sh) * a->w + ow * a->sw) * a->cin;
+}
+
+/// Floats between adjacent output pixels of a row, and between output rows (counted over images
+/// and rows): `y_pixel_stride` and `y_row_stride` when set, else contiguous (`cout`, `ow cout`).
+#define CK_Y_PIXEL(a) ((a)->y_pixel_stride ? (a)->y_pixel_stride : (a)->cout)
+#define CK_Y_ROW(a) ((a)->y_pixel_stride ? (a)->y_row_stride : (a)->ow * (a)->cout)
+
+/// Where output pixel `q` (counted over images, rows, columns) is stored.
+CK_ALWAYS_INLINE float *pixel_output(const ck_conv_args *a, int64_t q) {
+    if (!a->y_pixel_stride) return a->y + q * a->cout;
+    const int64_t r = q / a->ow;
+    return a->y + r * a->y_row_stride + (q - r * a->ow) * a->y_pixel_stride;
 }
 
 CK_FORWARD_BLOCK(forward_6x4, 6, 4)
@@ -127,7 +139,7 @@ CK_FORWARD_BLOCK(forward_1x1, 1, 1)
             const ck_lanes wv = CK_LOAD(kp);                                                      \
             for (int p = 0; p < P; ++p) acc[p] = acc[p] + xt[p] * wv;                             \
         }                                                                                         \
-        for (int p = 0; p < P; ++p) CK_STORE_OUTPUT(a, yw + p * a->cout + cb, acc[p], cb, 0, post, relu); \
+        for (int p = 0; p < P; ++p) CK_STORE_OUTPUT(a, yw + p * CK_Y_PIXEL(a) + cb, acc[p], cb, 0, post, relu); \
     }
 
 CK_FORWARD_ROW_BLOCK(forward_row_16, 16)
@@ -144,19 +156,19 @@ CK_FORWARD_ROW_BLOCK(forward_row_1, 1)
         for (int64_t r_ = (row_start); r_ < (row_start) + (row_count); ++r_) {                    \
             const int64_t n_ = r_ / (a)->oh, oh_ = r_ - n_ * (a)->oh;                             \
             const float *xrow_ = (a)->x + (n_ * (a)->h + oh_ * (a)->sh) * (a)->w;                 \
-            float *yrow_ = (a)->y + r_ * ow_ * (a)->cout;                                         \
+            float *yrow_ = (a)->y + r_ * CK_Y_ROW(a);                                             \
             for (int64_t cb_ = 0; cb_ < (a)->cout_padded; cb_ += 16) {                            \
                 int64_t j_ = 0;                                                                   \
                 for (; j_ + (PB) <= ow_; j_ += (PB))                                              \
-                    BIG(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * (a)->cout, cb_, post, relu); \
+                    BIG(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * CK_Y_PIXEL(a), cb_, post, relu); \
                 for (; j_ + (PS) <= ow_; j_ += (PS))                                              \
-                    SMALL(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * (a)->cout, cb_, post, relu); \
+                    SMALL(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * CK_Y_PIXEL(a), cb_, post, relu); \
                 if (j_ < ow_ && ow_ >= (PS)) {                                                    \
                     j_ = ow_ - (PS);                                                              \
-                    SMALL(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * (a)->cout, cb_, post, relu); \
+                    SMALL(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * CK_Y_PIXEL(a), cb_, post, relu); \
                 } else {                                                                          \
                     for (; j_ < ow_; ++j_)                                                        \
-                        forward_row_1(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * (a)->cout, cb_, post, relu); \
+                        forward_row_1(a, offsets, taps, bias, xrow_ + j_, yrow_ + j_ * CK_Y_PIXEL(a), cb_, post, relu); \
                 }                                                                                 \
             }                                                                                     \
         }                                                                                         \
@@ -193,7 +205,7 @@ typedef int32_t ck_lanes8c_i __attribute__((vector_size(32)));
             ck_lanes8c out = acc[p];                                                              \
             if (post) out = out + *(const ck_lanes8c_u *)post;                                    \
             if (relu) out = (ck_lanes8c)(~(out < 0) & (ck_lanes8c_i)out); /* v < 0 ? 0 : v */ \
-            float *yp = yw + p * a->cout;                                                         \
+            float *yp = yw + p * CK_Y_PIXEL(a);                                                   \
             if (a->cout == 8) *(ck_lanes8c_u *)yp = out;                                          \
             else {                                                                                \
                 float tmp_[8];                                                                    \
@@ -215,14 +227,15 @@ CK_ALWAYS_INLINE void forward_half_rows(const ck_conv_args *a, const int64_t *of
     for (int64_t r = row_start; r < row_start + row_count; ++r) {
         const int64_t n = r / a->oh, oh = r - n * a->oh;
         const float *xrow = a->x + (n * a->h + oh * a->sh) * a->w * a->cin;
-        float *yrow = a->y + r * ow * a->cout;
+        float *yrow = a->y + r * CK_Y_ROW(a);
+        const int64_t yps = CK_Y_PIXEL(a);
         int64_t j = 0;
-        for (; j + 6 <= ow; j += 6) forward_half_6(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * a->cout, post, relu);
+        for (; j + 6 <= ow; j += 6) forward_half_6(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * yps, post, relu);
         if (j < ow && ow >= 6) {
             j = ow - 6;
-            forward_half_6(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * a->cout, post, relu);
+            forward_half_6(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * yps, post, relu);
         } else {
-            for (; j < ow; ++j) forward_half_1(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * a->cout, post, relu);
+            for (; j < ow; ++j) forward_half_1(a, offsets, taps, bias, xrow + j * ps, ps, yrow + j * yps, post, relu);
         }
     }
 }

@@ -280,7 +280,8 @@ struct WindowPoolingCore: PoolingCore {
                             "\(label) backward: output gradient \(outputGradient.shape) does not match output \(expected) of input \(inputShape)")
         let gradient = rank == .image ? outputGradient : outputGradient.reshaped(rank.imageShape(expected))
         let dx = switch statistic {
-        case .max: Tensor.maxPool2DBackward(outputGradient: gradient, indices: indices, inputShape: imageShape)
+        case .max: Tensor.maxPool2DBackward(outputGradient: gradient, indices: indices, inputShape: imageShape,
+                                            poolSize: poolSize, strides: strides, padding: padding)
         case .average: Tensor.averagePool2DBackward(outputGradient: gradient, inputShape: imageShape, poolSize: poolSize,
                                                     strides: strides, padding: padding)
         }

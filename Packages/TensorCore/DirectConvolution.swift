@@ -220,22 +220,30 @@ enum DirectConvolution {
 
     /// The kernel gradient `[KH, KW, Cin, Cout]` (accumulated into `dk`, which must hold zeros or
     /// earlier sums) of `n` images `x` for output gradient `dy` `[n, OH, OW, Cout]`.
+    ///
+    /// With `imageExtent`, `x`'s images are that many rows and columns (at least the geometry's
+    /// input, which has no padding) and `x` points at the geometry's input origin inside image 0:
+    /// a window of each image (a transposed convolution's phase reads its real taps that way).
+    /// With `dyChannelStride` (the channels rounded up to 16), `dy`'s pixels are that many floats apart.
     static func kernelGradient(_ x: UnsafePointer<Float>, n: Int, dy: UnsafePointer<Float>, cout: Int,
-                               geometry g: Conv2DGeometry, into dk: UnsafeMutablePointer<Float>) {
+                               geometry g: Conv2DGeometry, imageExtent: (height: Int, width: Int)? = nil,
+                               dyChannelStride: Int? = nil, into dk: UnsafeMutablePointer<Float>) {
         let cp = roundedChannels(cout)
         let needsPadding = g.padTop + g.padBottom + g.padLeft + g.padRight > 0
+        precondition(imageExtent == nil || !needsPadding, "kernelGradient: an image window has no padding")
+        precondition(dyChannelStride == nil || dyChannelStride == cp, "kernelGradient: dy's stride must be \(cp)")
         let padded = needsPadding
             ? padImages(x, n: n, h: g.inputHeight, w: g.inputWidth, c: g.channels, top: g.padTop, bottom: g.padBottom,
                         left: g.padLeft, right: g.padRight)
             : nil
         // The kernel loads whole vectors of output channels: give dy a row stride of `cp`.
-        let dyPadded = cp == cout ? nil
+        let dyPadded = cp == cout || dyChannelStride != nil ? nil
             : padImages(dy, n: n, h: g.outputHeight, w: g.outputWidth, c: cout, top: 0, bottom: 0, left: 0, right: 0,
                         channelStride: cp)
         var args = ck_conv_args()
         args.x = padded.map { UnsafePointer($0.base) } ?? x
-        args.h = Int64(g.inputHeight + g.padTop + g.padBottom)
-        args.w = Int64(g.inputWidth + g.padLeft + g.padRight)
+        args.h = Int64(imageExtent?.height ?? (g.inputHeight + g.padTop + g.padBottom))
+        args.w = Int64(imageExtent?.width ?? (g.inputWidth + g.padLeft + g.padRight))
         args.cin = Int64(g.channels)
         args.kh = Int64(g.kernelHeight); args.kw = Int64(g.kernelWidth)
         args.cout = Int64(cout); args.cout_padded = Int64(cp)

@@ -160,6 +160,47 @@ extension Tensor {
         }
     }
 
+    /// ``maxPool2DBackward(outputGradient:indices:inputShape:)`` for the `indices` that
+    /// ``maxPool2D(_:poolSize:strides:padding:)`` gave with these `poolSize`, `strides` and
+    /// `padding` (a pooling layer's own): the same bits. Where the windows do not overlap (strides
+    /// at least the window: the default), every input float is written once, by output rows of
+    /// the input split over the pool: the winner's gradient or zero. Otherwise as the general form.
+    /// - Precondition: as for the general form, and `indices` from `maxPool2D` with these parameters
+    ///   (the windows that do not overlap are not checked against the indices).
+    package static func maxPool2DBackward(outputGradient: Tensor, indices: [Int32], inputShape: [Int],
+                                          poolSize: (Int, Int), strides: (Int, Int)?, padding: Padding) -> Tensor {
+        let g = poolingGeometry("maxPool2DBackward", inputShape, poolSize: poolSize, strides: strides, padding: padding)
+        guard g.strideHeight >= g.kernelHeight, g.strideWidth >= g.kernelWidth,
+              Tensor.elementCount(of: inputShape) <= Int(Int32.max) else {
+            return maxPool2DBackward(outputGradient: outputGradient, indices: indices, inputShape: inputShape)
+        }
+        checkPoolingGradient("maxPool2DBackward", outputGradient, inputShape, g)
+        neuritePrecondition(indices.count == outputGradient.count,
+                     "maxPool2DBackward has \(indices.count) indices for output gradient \(outputGradient.shape) (\(outputGradient.count) elements)")
+        let rows = inputShape[0] * g.inputHeight
+        return Tensor(shape: inputShape) { dxb in
+            guard dxb.count > 0 else { return }
+            outputGradient.withUnsafeBufferPointer { dyb in
+                indices.withUnsafeBufferPointer { ib in
+                    var args = ck_maxpool_args()
+                    args.h = Int64(g.inputHeight); args.w = Int64(g.inputWidth); args.c = Int64(g.channels)
+                    args.ph = Int64(g.kernelHeight); args.pw = Int64(g.kernelWidth)
+                    args.sh = Int64(g.strideHeight); args.sw = Int64(g.strideWidth)
+                    args.pad_top = Int64(g.padTop); args.pad_left = Int64(g.padLeft)
+                    args.oh = Int64(g.outputHeight); args.ow = Int64(g.outputWidth)
+                    args.indices = UnsafeMutablePointer(mutating: ib.baseAddress)
+                    let isa = KernelISA.current.rawValue
+                    let dy = dyb.baseAddress, dx = dxb.baseAddress
+                    withUnsafePointer(to: args) { a in
+                        forEachRowChunk(rows, rowWork: 2 * g.inputWidth * g.channels) { range in
+                            ck_maxpool2d_backward(isa, a, dy, dx, Int64(range.lowerBound), Int64(range.count))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: Average pooling
 
     /// Average pooling over NHWC images (Keras `AveragePooling2D`): `[N, H, W, C]` to

@@ -1,3 +1,5 @@
+import CKernels
+
 // The transposed convolution (Keras' Conv2DTranspose) with strides, as one stride-1 convolution
 // per output phase, all phases at once.
 //
@@ -10,11 +12,12 @@
 // Output row y of a transposed convolution with stride s and padding padTop gathers input rows
 // q - t with kernel row a = r + s t, where q = (y + padTop) / s and r = (y + padTop) % s: for
 // each phase r it is a stride-1 convolution of the input with the kernel rows r, r + s, ...
-// Stacking the phases' kernels as output channels gives one stride-1 convolution with
-// `T = ceil(KH / s)` rows of taps and `sh * sw * F` output channels ("sub-pixel" convolution),
-// which the direct kernels run at full width (the autoencoder's 3x3 stride-2 layers: 64 and 32
-// channels); its output is then shuffled into place, each output pixel copying `F` floats.
-// Kernel taps past the kernel's edge are zeros (for 3x3 stride 2: 16 taps of which 9 are real).
+// ("sub-pixel" convolution). Each phase runs as its own stride-1 direct convolution with only its
+// real taps, over a window of the input padded for `T = ceil(KH / s)` rows of taps; the phases'
+// outputs are then shuffled into place, each output pixel copying `F` floats. Stacking the
+// phases' kernels as `sh * sw * F` output channels of one convolution with T x T taps (as this
+// file did before) multiplies the taps past the kernel's edge by zeros: for 3x3 stride 2, 16
+// taps of which 9 are real (the phases have 2x2, 2x1, 1x2 and 1x1).
 
 extension Tensor {
     /// Keras' `Conv2DTranspose` of `input` `[N, H, W, Cin]` with `kernel` `[KH, KW, F, Cin]`:
@@ -61,13 +64,11 @@ extension Tensor {
             }
             return output
         }
-        // The phases' channels are (phase, filter): the bias repeats once per phase.
-        let phaseBias = bias.map { b in Tensor(Array(repeating: b.scalars, count: plan.phaseChannels / plan.filters).flatMap { $0 }) }
         return input.withUnsafeBufferPointer { xb in
             kernel.withUnsafeBufferPointer { kb in
                 Tensor(shape: outputShape) { yb in
-                    if let phaseBias {
-                        phaseBias.withUnsafeBufferPointer { pb in
+                    if let bias {
+                        bias.withUnsafeBufferPointer { pb in
                             plan.run(xb.baseAddress!, kernel: kb.baseAddress!, postBias: pb.baseAddress!, relu: relu,
                                      into: yb.baseAddress!)
                         }
@@ -193,38 +194,58 @@ struct TransposedConvolutionPlan {
                                        kernelHeight: tapRows, kernelWidth: tapColumns)
     }
 
-    /// Calls `body(phaseOffset, kernelOffset)` for every (u, v, r, c, ci) whose kernel tap exists:
-    /// the offset of output channel 0 of phase (r, c) at phase tap (u, v) and input channel ci in
-    /// the phases' kernel `[T_h, T_w, Cin, sh * sw * F]` (its F channels follow one another), and
-    /// the offset of output channel 0 at kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)) and
-    /// input channel ci in the kernel `[KH, KW, F, Cin]` (its F channels `Cin` apart).
-    private func forEachPhaseTap(_ body: (_ phaseOffset: Int, _ kernelOffset: Int) -> Void) {
+    /// One output phase (r, c) and its real taps: phase tap rows `firstRow ..< tapRows` and
+    /// columns `firstColumn ..< tapColumns`, the ones whose kernel tap exists (a suffix, since
+    /// tap (u, v) is kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v))).
+    struct Phase {
+        let row: Int, column: Int
+        let firstRow: Int, firstColumn: Int
+        /// Real tap rows and columns (0 for a phase past the kernel's edge: a kernel smaller than the stride).
+        let rows: Int, columns: Int
+    }
+
+    /// The `sh * sw` phases in (r, c) order. For 3x3 stride 2: 2x2, 2x1, 1x2 and 1x1 real taps,
+    /// 9 of the 16 that the stacked phases' kernel multiplies.
+    var phases: [Phase] {
         let (sh, sw, kh, kw) = (geometry.strideHeight, geometry.strideWidth, geometry.kernelHeight, geometry.kernelWidth)
-        let (f, cin, channels) = (filters, inputChannels, phaseChannels)
-        for u in 0..<tapRows {
-            for v in 0..<tapColumns {
-                for r in 0..<sh {
-                    let a = r + sh * (tapRows - 1 - u)
-                    guard a < kh else { continue }
-                    for c in 0..<sw {
-                        let b = c + sw * (tapColumns - 1 - v)
-                        guard b < kw else { continue }
-                        for ci in 0..<cin {
-                            body(((u * tapColumns + v) * cin + ci) * channels + (r * sw + c) * f, (a * kw + b) * f * cin + ci)
-                        }
-                    }
+        var list: [Phase] = []
+        for r in 0..<sh {
+            let rows = r < kh ? (kh - 1 - r) / sh + 1 : 0
+            for c in 0..<sw {
+                let columns = c < kw ? (kw - 1 - c) / sw + 1 : 0
+                list.append(Phase(row: r, column: c, firstRow: tapRows - rows, firstColumn: tapColumns - columns,
+                                  rows: rows, columns: columns))
+            }
+        }
+        return list
+    }
+
+    /// Calls `body(phaseOffset, kernelOffset)` for every real tap (u, v) and input channel ci of
+    /// `phase`: the offset of output channel 0 of that tap in the phase's kernel
+    /// `[rows, columns, Cin, F rounded up to 16]` and of output channel 0 of its kernel tap in the
+    /// kernel `[KH, KW, F, Cin]` (its F channels `Cin` apart).
+    private func forEachTap(of phase: Phase, _ body: (_ phaseOffset: Int, _ kernelOffset: Int) -> Void) {
+        let (sh, sw, kw) = (geometry.strideHeight, geometry.strideWidth, geometry.kernelWidth)
+        let (f, cin, cp) = (filters, inputChannels, DirectConvolution.roundedChannels(filters))
+        for i in 0..<phase.rows {
+            let a = phase.row + sh * (tapRows - 1 - (phase.firstRow + i))
+            for j in 0..<phase.columns {
+                let b = phase.column + sw * (tapColumns - 1 - (phase.firstColumn + j))
+                for ci in 0..<cin {
+                    body(((i * phase.columns + j) * cin + ci) * cp, (a * kw + b) * f * cin + ci)
                 }
             }
         }
     }
 
-    /// The phases' kernel `[T_h, T_w, Cin, sh * sw * F]`: tap (u, v) of phase (r, c) is kernel
-    /// tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v)), or zero past the kernel's edge.
-    private func phaseKernel(_ kernel: UnsafePointer<Float>) -> ScratchBuffer {
-        let (f, cin, channels) = (filters, inputChannels, phaseChannels)
-        let packed = ScratchBuffer(count: tapRows * tapColumns * cin * channels)
-        packed.base.update(repeating: 0, count: tapRows * tapColumns * cin * channels)
-        forEachPhaseTap { phaseOffset, kernelOffset in
+    /// The kernel of `phase`'s real taps, `[rows, columns, Cin, F rounded up to 16]` (the direct
+    /// forward kernel's packing; zeros past F).
+    private func phaseKernel(_ kernel: UnsafePointer<Float>, _ phase: Phase) -> ScratchBuffer {
+        let (f, cin, cp) = (filters, inputChannels, DirectConvolution.roundedChannels(filters))
+        let count = Swift.max(1, phase.rows * phase.columns * cin * cp)
+        let packed = ScratchBuffer(count: count)
+        packed.base.update(repeating: 0, count: count)
+        forEachTap(of: phase) { phaseOffset, kernelOffset in
             let target = packed.base + phaseOffset
             for o in 0..<f { target[o] = kernel[kernelOffset + o * cin] }
         }
@@ -237,93 +258,171 @@ struct TransposedConvolutionPlan {
                                     top: tapRows - 1, bottom: extraBottom, left: tapColumns - 1, right: extraRight)
     }
 
+    /// `phase`'s real taps as a stride-1 convolution over a window of the padded input (which
+    /// starts at the phase's first real tap): it has the phases' output extent.
+    private func windowGeometry(_ phase: Phase) -> Conv2DGeometry {
+        let p = phaseGeometry
+        return Conv2DGeometry(inputHeight: p.outputHeight + phase.rows - 1, inputWidth: p.outputWidth + phase.columns - 1,
+                              channels: inputChannels, kernelHeight: phase.rows, kernelWidth: phase.columns)
+    }
+
+    /// Offset of `phase`'s window in a padded image: its first real tap.
+    private func windowOffset(_ phase: Phase) -> Int {
+        (phase.firstRow * phaseGeometry.inputWidth + phase.firstColumn) * inputChannels
+    }
+
+    /// Whether every phase pixel holds an output pixel (the phases tile the output exactly: no
+    /// padding before it, and the phases end where it does), so a gather into the phases'
+    /// layout writes every float (the autoencoder's `same` layers).
+    private var phasesTileTheOutput: Bool {
+        let g = geometry, p = phaseGeometry
+        return g.padTop == 0 && g.padLeft == 0 && p.outputHeight * g.strideHeight == g.inputHeight
+            && p.outputWidth * g.strideWidth == g.inputWidth
+    }
+
     /// Adds the kernel gradient `[KH, KW, F, Cin]` for input `x` `[N, H, W, Cin]` and output
-    /// gradient `dy` `[N, OH, OW, F]` into `dk`: the phases' kernel gradient over the padded
-    /// input, with `dy` gathered into the phases' layout (zeros where a phase pixel has no output
-    /// pixel), then each phase tap taken back to its kernel tap.
+    /// gradient `dy` `[N, OH, OW, F]` into `dk`: `dy` gathered in one pass into each phase's
+    /// layout `[N, PH, PW, F rounded up to 16]` (zeros where a phase pixel has no output pixel),
+    /// then phase by phase the kernel gradient of its real taps over the padded input, each tap
+    /// taken back to its kernel tap. Each sum runs over the same pixels in the same order as the
+    /// stacked phases' gradient (all `sh * sw * F` channels, zero taps included) did: the same
+    /// bits, for 9 of its 16 taps' multiply-adds at 3x3 stride 2.
     func kernelGradient(_ x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
                         into dk: UnsafeMutablePointer<Float>) {
         let g = geometry, p = phaseGeometry
-        let (sh, sw, f, cin, channels) = (g.strideHeight, g.strideWidth, filters, inputChannels, phaseChannels)
+        let (sh, sw, f, cin) = (g.strideHeight, g.strideWidth, filters, inputChannels)
+        let cp = DirectConvolution.roundedChannels(f)
         let (oh, ow, ph, pw) = (g.inputHeight, g.inputWidth, p.outputHeight, p.outputWidth)
         let padded = paddedInput(x)
-        let phases = ScratchBuffer(count: Swift.max(1, batch * ph * pw * channels))
-        let phaseImage = ph * pw * channels
-        ThreadPool.shared.parallelChunks(batch, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, phaseImage))) { images in
+        let phaseImage = ph * pw * cp, phaseSize = batch * phaseImage
+        let gathered = ScratchBuffer(count: Swift.max(1, sh * sw * phaseSize))
+        let zeroFirst = !phasesTileTheOutput || cp != f
+        ThreadPool.shared.parallelChunks(batch, grain: Swift.max(1, convolutionParallelGrain / Swift.max(1, sh * sw * phaseImage))) { images in
             for image in images {
-                let target = phases.base + image * phaseImage
-                target.update(repeating: 0, count: phaseImage)
+                if zeroFirst {
+                    for phase in 0..<(sh * sw) {
+                        (gathered.base + phase * phaseSize + image * phaseImage).update(repeating: 0, count: phaseImage)
+                    }
+                }
                 for i in 0..<oh {
                     let u = i + g.padTop
-                    let phaseRow = target + (u / sh) * pw * channels + (u % sh) * sw * f
+                    // Phase (u % sh, c) row u / sh; column v = j + padLeft is phase column v % sw,
+                    // pixel v / sw, stepped along instead of divided per pixel.
+                    let phaseRow = gathered.base + (u % sh) * sw * phaseSize + image * phaseImage + (u / sh) * pw * cp
                     let source = dy + (image * oh + i) * ow * f
-                    // Column v = j + padLeft is phase column v % sw of phase pixel v / sw, stepped
-                    // along instead of divided per pixel.
-                    var (q, r) = g.padLeft.quotientAndRemainder(dividingBy: sw)
+                    var (q, c) = g.padLeft.quotientAndRemainder(dividingBy: sw)
                     for j in 0..<ow {
-                        copyPixel(phaseRow + q * channels + r * f, from: source + j * f, count: f)
-                        r += 1
-                        if r == sw { r = 0; q += 1 }
+                        copyPixel(phaseRow + c * phaseSize + q * cp, from: source + j * f, count: f)
+                        c += 1
+                        if c == sw { c = 0; q += 1 }
                     }
                 }
             }
         }
-        let taps = tapRows * tapColumns * cin
-        let phaseGradient = ScratchBuffer(count: taps * channels)
-        phaseGradient.base.update(repeating: 0, count: taps * channels)
-        DirectConvolution.kernelGradient(UnsafePointer(padded.base), n: batch, dy: UnsafePointer(phases.base),
-                                         cout: channels, geometry: p, into: phaseGradient.base)
-        // Phase tap (u, v, ci, (r, c, o)) is kernel tap (r + sh (T_h - 1 - u), c + sw (T_w - 1 - v), o, ci).
-        forEachPhaseTap { phaseOffset, kernelOffset in
-            let source = phaseGradient.base + phaseOffset
-            for o in 0..<f { dk[kernelOffset + o * cin] += source[o] }
+        for (index, phase) in phases.enumerated() where phase.rows > 0 && phase.columns > 0 {
+            let window = windowGeometry(phase)
+            let taps = window.columnCount
+            let phaseGradient = ScratchBuffer(count: taps * f)
+            phaseGradient.base.update(repeating: 0, count: taps * f)
+            DirectConvolution.kernelGradient(UnsafePointer(padded.base + windowOffset(phase)), n: batch,
+                                             dy: UnsafePointer(gathered.base + index * phaseSize), cout: f,
+                                             geometry: window, imageExtent: (p.inputHeight, p.inputWidth),
+                                             dyChannelStride: cp, into: phaseGradient.base)
+            // Tap (u, v, ci, o) of the phase is kernel tap (a, b, o, ci).
+            forEachTap(of: phase) { phaseOffset, kernelOffset in
+                let source = phaseGradient.base + phaseOffset / cp * f
+                for o in 0..<f { dk[kernelOffset + o * cin] += source[o] }
+            }
+            withExtendedLifetime(phaseGradient) {}
         }
-        withExtendedLifetime((padded, phases, phaseGradient)) {}
+        withExtendedLifetime((padded, gathered)) {}
     }
 
     /// Computes the output `[N, OH, OW, F]` of input `x` `[N, H, W, Cin]` and kernel `[KH, KW, F, Cin]`.
-    /// With `postBias` (`[sh * sw * F]`, the bias once per phase) and `relu`, the layer's bias and
-    /// relu are applied as the phases are stored.
+    /// With `postBias` (`[F]`) and `relu`, the layer's bias and relu are applied as the phases are stored.
+    ///
+    /// Each phase convolves only its real taps (for 3x3 stride 2: 9 taps in all, where the phases
+    /// stacked as `sh * sw * F` output channels of one convolution multiplied 16, the rest by
+    /// zeros), over a window of the padded input that starts at its first real tap. The zero taps
+    /// added nothing, so the sums are the same, in the same order: the same bits. Where the phases
+    /// tile the output (the autoencoder's `same` layers), each phase stores its pixels straight
+    /// into place (the kernel's output strides); otherwise into a slice that is then shuffled.
     func run(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>, postBias: UnsafePointer<Float>?, relu: Bool,
              into y: UnsafeMutablePointer<Float>) {
         let g = geometry, p = phaseGeometry
-        let packed = phaseKernel(kernel)
+        let phases = self.phases
+        let packed = phases.map { phaseKernel(kernel, $0) }
         let padded = paddedInput(x)
-        let channels = phaseChannels
+        let (f, cp) = (filters, DirectConvolution.roundedChannels(filters))
+        let direct = phasesTileTheOutput
         // Chunks of images whose phase outputs (about 256 KiB) stay in L2 between the convolution
         // that writes them and the shuffle that reads them, each thread in its own slice: the whole
         // batch's phases (4 output images' worth for stride 2: 50 MB for a predict batch of 1000 of
         // the autoencoder's last transposed layer) were written out and read back from memory.
-        let phaseImage = p.outputHeight * p.outputWidth * channels
+        // A slice holds each phase's outputs `[images, PH, PW, F]` one after another.
+        let phaseImage = p.outputHeight * p.outputWidth * phaseChannels
         let paddedImage = p.inputHeight * p.inputWidth * inputChannels
         let imagesPerChunk = Swift.max(1, Swift.min(batch, (1 << 16) / Swift.max(1, phaseImage)))
         let chunks = (batch + imagesPerChunk - 1) / imagesPerChunk
         let lanes = ThreadPool.shared.effectiveWidth
-        let phases = ScratchBuffer(count: Swift.max(1, lanes * imagesPerChunk * phaseImage))
+        let phaseOutputs = ScratchBuffer(count: direct ? 1 : Swift.max(1, lanes * imagesPerChunk * phaseImage))
         // Output pixel (y, x) is phase ((y + padTop) % sh, (x + padLeft) % sw) of phase pixel
         // ((y + padTop) / sh, (x + padLeft) / sw).
-        let (sh, sw, f) = (g.strideHeight, g.strideWidth, filters)
+        let (sh, sw) = (g.strideHeight, g.strideWidth)
         let (oh, ow, ph, pw) = (g.inputHeight, g.inputWidth, p.outputHeight, p.outputWidth)
+        let isa = KernelISA.current.rawValue
         ThreadPool.shared.parallelFor(chunks) { chunk, lane in
             let start = chunk * imagesPerChunk, count = Swift.min(imagesPerChunk, batch - start)
-            let slice = phases.base + lane * imagesPerChunk * phaseImage
-            // Nested in the pool, the convolution runs on this thread.
-            DirectConvolution.forward(UnsafePointer(padded.base + start * paddedImage), n: count,
-                                      kernel: UnsafePointer(packed.base), cout: channels, bias: nil, postBias: postBias,
-                                      relu: relu, geometry: p, into: slice)
+            let slice = phaseOutputs.base + lane * imagesPerChunk * phaseImage
+            let phaseSize = count * ph * pw * f
+            for (index, phase) in phases.enumerated() {
+                // Phase row R (over the chunk's images) and column j: with `direct`, output row
+                // (start * oh + R sh + r) and column (j sw + c), as padTop = padLeft = 0 and oh = PH sh.
+                let (out, pixelStride, rowStride) = direct
+                    ? (y + (start * oh + phase.row) * ow * f + phase.column * f, sw * f, sh * ow * f)
+                    : (slice + index * phaseSize, f, pw * f)
+                guard phase.rows > 0 && phase.columns > 0 else {
+                    // No taps: the sum is 0, then the bias and relu as the kernel would store them.
+                    for row in 0..<(count * ph) {
+                        for column in 0..<pw {
+                            let pixel = out + row * rowStride + column * pixelStride
+                            for o in 0..<f {
+                                var v: Float = 0
+                                if let postBias { v = v + postBias[o] }
+                                pixel[o] = relu && v < 0 ? 0 : v
+                            }
+                        }
+                    }
+                    continue
+                }
+                var args = ck_conv_args()
+                args.x = UnsafePointer(padded.base + start * paddedImage + windowOffset(phase))
+                args.h = Int64(p.inputHeight); args.w = Int64(p.inputWidth); args.cin = Int64(inputChannels)
+                args.k = UnsafePointer(packed[index].base)
+                args.kh = Int64(phase.rows); args.kw = Int64(phase.columns)
+                args.cout = Int64(f); args.cout_padded = Int64(cp)
+                args.sh = 1; args.sw = 1; args.dh = 1; args.dw = 1
+                args.oh = Int64(ph); args.ow = Int64(pw)
+                args.y = out
+                args.y_pixel_stride = Int64(pixelStride); args.y_row_stride = Int64(rowStride)
+                args.post_bias = postBias
+                args.relu = relu ? 1 : 0
+                withUnsafePointer(to: args) { ck_conv2d_forward(isa, $0, 0, Int64(count * ph)) }
+            }
+            guard !direct else { return }
             for row in 0..<(count * oh) {
                 let image = row / oh, i = row % oh
                 let u = i + g.padTop
-                let phaseRow = UnsafePointer(slice) + ((image * ph + u / sh) * pw) * channels + (u % sh) * sw * f
+                let phaseRow = UnsafePointer(slice) + (u % sh) * sw * phaseSize + ((image * ph + u / sh) * pw) * f
                 let out = y + (start * oh + row) * ow * f
-                var (q, r) = g.padLeft.quotientAndRemainder(dividingBy: sw)
+                var (q, c) = g.padLeft.quotientAndRemainder(dividingBy: sw)
                 for j in 0..<ow {
-                    copyPixel(out + j * f, from: phaseRow + q * channels + r * f, count: f)
-                    r += 1
-                    if r == sw { r = 0; q += 1 }
+                    copyPixel(out + j * f, from: phaseRow + c * phaseSize + q * f, count: f)
+                    c += 1
+                    if c == sw { c = 0; q += 1 }
                 }
             }
         }
-        withExtendedLifetime((packed, padded, phases)) {}
+        withExtendedLifetime((packed, padded, phaseOutputs)) {}
     }
 }

@@ -125,6 +125,30 @@ final class PoolingTests: XCTestCase {
         }
     }
 
+    /// The pooling layers' backward (`maxPool2DBackward` with the window: written densely where
+    /// the windows do not overlap) gives the bits of the general scatter, on every ISA path: every
+    /// case above (overlapping ones go the general way), inputs with ties, and output gradients
+    /// with -0 (stored as +0 by the scatter's add onto zero) and a NaN.
+    func testMaxPoolBackwardWithTheWindowMatchesTheScatterBitForBit() {
+        forEachISA { isa in
+            for (index, c) in poolCases.enumerated() {
+                let count = c.shape.reduce(1, *), outputCount = c.outputShape.reduce(1, *)
+                let x = c.tensor(randomScalars(count, seed: UInt64(900 + index)).map { ($0 * 3).rounded() })
+                var dy = randomScalars(outputCount, seed: UInt64(950 + index))
+                dy[0] = -0.0
+                if outputCount > 2 { dy[outputCount - 1] = .nan }
+                let gradient = Tensor(shape: c.outputShape, scalars: dy)
+                let indices = Tensor.maxPool2D(x, poolSize: c.pool, strides: c.strides, padding: c.padding).indices
+                let general = Tensor.maxPool2DBackward(outputGradient: gradient, indices: indices, inputShape: c.shape)
+                let windowed = Tensor.maxPool2DBackward(outputGradient: gradient, indices: indices, inputShape: c.shape,
+                                                        poolSize: c.pool, strides: c.strides, padding: c.padding)
+                XCTAssertEqual(windowed.shape, c.shape, "\(isa) \(c)")
+                XCTAssertEqual(windowed.scalars.map(\.bitPattern), general.scalars.map(\.bitPattern), "\(isa) \(c)")
+                XCTAssertEqual(windowed.scalars.filter { $0 != 0 }.count, general.scalars.filter { $0 != 0 }.count, "\(isa) \(c)")
+            }
+        }
+    }
+
     func testMaxPoolTiesRouteTheGradientToExactlyOneElementPerWindow() {
         forEachISA { _ in
             // Flat input and an input of many ties, with non-overlapping and overlapping windows.

@@ -304,7 +304,7 @@ static void check_conv_case(conv_case cc) {
     const int64_t ysize = cc.n * oh * ow * cc.cout;
     float *y = alloc_fill(ysize + 16, NAN), *yp = alloc_fill(ysize + 16, NAN);
     ck_conv_args args = {x, cc.h, cc.w, cc.cin, k, cc.kh, cc.kw, cc.cout, cp, cc.sh, cc.sw, cc.dh, cc.dw,
-                         oh, ow, y, bias, NULL, post, cc.epilogue, 0, 0};
+                         oh, ow, y, bias, NULL, post, cc.epilogue, 0, 0, 0, 0};
     // Two calls over a split of the output rows, as the thread pool makes them.
     const int64_t rows = cc.n * oh, split = rows / 3;
     ck_conv2d_forward(CK_ISA_NEON, &args, 0, split);
@@ -392,7 +392,7 @@ static void check_conv_channels_case(int64_t n, int64_t h, int64_t w, int64_t ci
         const int isa = isa_i ? CK_ISA_PORTABLE : CK_ISA_NEON;
         float *y = alloc_fill(ysize + 16, NAN);
         ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cout, sh, sw, dh, 1, oh, ow, y, bias, NULL, post, epilogue,
-                             pad, pad};
+                             pad, pad, 0, 0};
         const int64_t rows = n * oh, split = rows / 3;
         ck_conv2d_forward_channels(isa, &args, 0, split);
         ck_conv2d_forward_channels(isa, &args, split, rows - split);
@@ -479,6 +479,49 @@ static void check_channel_sums(void) {
                              (long long)rows, (long long)columns, relu, (long long)c, block[c], block_p[c], scalar[c]);
                 }
                 free(m), free(out), free(masked), free(masked_p), free(block), free(block_p), free(scalar);
+            }
+    end();
+}
+
+/// ck_conv2d_forward with output strides (a transposed convolution's phases storing into
+/// place): on NEON and portable, each pixel's `cout` floats have the bits of the contiguous
+/// forward, the gaps between pixels and rows stay untouched (NaN), over every block kind (one
+/// input channel's row blocks, the 8-lane half blocks, the pixel blocks of 1 to 5 vectors).
+static void check_conv_strided_output(void) {
+    begin("conv2d forward, output strides");
+    const int64_t cins[] = {1, 8, 3}, couts[] = {5, 8, 16, 17, 40, 70};
+    for (int ci = 0; ci < 3; ++ci)
+        for (int co = 0; co < 6; ++co)
+            for (int epilogue = 0; epilogue < 2; ++epilogue) {
+                const int64_t n = 2, h = 6, w = 11, cin = cins[ci], cout = couts[co], kh = 2, kw = 2;
+                const int64_t cp = (cout + 15) / 16 * 16, oh = h - kh + 1, ow = w - kw + 1;
+                float *x = alloc_random(n * h * w * cin), *k = alloc_fill(kh * kw * cin * cp, 0);
+                for (int64_t t = 0; t < kh * kw * cin; ++t)
+                    for (int64_t o = 0; o < cout; ++o) k[t * cp + o] = rnd();
+                float *post = epilogue ? alloc_random(cout) : NULL;
+                const int64_t ysize = n * oh * ow * cout, pixel = cout + 3, row = ow * pixel + 5;
+                const int64_t ssize = n * oh * row;
+                float *y = alloc_fill(ysize, NAN), *ys = alloc_fill(ssize, NAN), *ysp = alloc_fill(ssize, NAN);
+                ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cp, 1, 1, 1, 1, oh, ow, y, NULL, NULL, post, epilogue, 0, 0, 0, 0};
+                ck_conv2d_forward(CK_ISA_PORTABLE, &args, 0, n * oh);
+                args.y_pixel_stride = pixel, args.y_row_stride = row;
+                args.y = ys;
+                ck_conv2d_forward(CK_ISA_NEON, &args, 0, 3);
+                ck_conv2d_forward(CK_ISA_NEON, &args, 3, n * oh - 3);
+                args.y = ysp;
+                ck_conv2d_forward(CK_ISA_PORTABLE, &args, 0, n * oh);
+                for (int64_t r = 0; r < n * oh; ++r)
+                    for (int64_t at = 0; at < row; ++at) {
+                        const int64_t j = at / pixel, o = at % pixel;
+                        const int inside = j < ow && o < cout;
+                        const float expected = inside ? y[(r * ow + j) * cout + o] : NAN;
+                        ++checks;
+                        if (!same_bits(ys[r * row + at], expected) || !same_bits(ysp[r * row + at], expected))
+                            FAIL("strided forward cin=%lld cout=%lld: row %lld float %lld = %g (NEON), %g (portable), expected %g",
+                                 (long long)cin, (long long)cout, (long long)r, (long long)at, ys[r * row + at],
+                                 ysp[r * row + at], expected);
+                    }
+                free(x), free(k), free(post), free(y), free(ys), free(ysp);
             }
     end();
 }
@@ -1300,6 +1343,48 @@ static void check_vmath(void) {
     free(x), free(y), free(yp);
 }
 
+/// ck_maxpool2d_backward (windows that do not overlap): NEON and portable against zeroing the
+/// input gradient and adding each output gradient at its winner (the same bits, -0 included),
+/// with the winners from the portable forward; every float written (NaN-filled first), channel
+/// counts across the 16- and 8-lane vectors and the scalar tail, windows with gaps between them,
+/// padding, uncovered rows and columns, and the rows split into two calls.
+static void check_pool_backward(void) {
+    begin("maxpool2d backward");
+    const int64_t cs[] = {1, 3, 8, 16, 17, 24, 33};
+    for (int ci = 0; ci < 7; ++ci)
+        for (int kind = 0; kind < 4; ++kind) {
+            const int64_t n = 2, h = 7, w = 6, c = cs[ci];
+            int64_t ph = 2, pw = 2, sh = 2, sw = 2, pt = 0, pl = 0;
+            if (kind == 1) ph = 3, pw = 2, sh = 3, sw = 3, pt = 1, pl = 0;
+            if (kind == 2) ph = pw = 1, sh = sw = 1;
+            if (kind == 3) ph = 2, pw = 1, sh = 3, sw = 2;
+            const int64_t oh = (h + 2 * pt - ph) / sh + 1, ow = (w + 2 * pl - pw) / sw + 1;
+            const int64_t xsize = n * h * w * c, ysize = n * oh * ow * c;
+            float *x = alloc_fill(xsize, 0), *y = alloc_fill(ysize, 0), *dy = alloc_random(ysize);
+            for (int64_t i = 0; i < xsize; ++i) x[i] = (float)(int)(rnd() * 3);
+            dy[0] = -0.0f;
+            int32_t *idx = (int32_t *)malloc((size_t)ysize * 4);
+            ck_maxpool_args args = {x, h, w, c, ph, pw, sh, sw, pt, pl, oh, ow, y, idx};
+            ck_maxpool2d_forward(CK_ISA_PORTABLE, &args, 0, n * oh);
+            float *expected = alloc_fill(xsize, 0);
+            for (int64_t o = 0; o < ysize; ++o) expected[idx[o]] += dy[o];
+            float *dx = alloc_fill(xsize + 4, NAN), *dxp = alloc_fill(xsize + 4, NAN);
+            ck_maxpool2d_backward(CK_ISA_NEON, &args, dy, dx, 0, 5);
+            ck_maxpool2d_backward(CK_ISA_NEON, &args, dy, dx, 5, n * h - 5);
+            ck_maxpool2d_backward(CK_ISA_PORTABLE, &args, dy, dxp, 0, n * h);
+            for (int64_t i = 0; i < xsize + 4; ++i) {
+                ++checks;
+                const int past = i >= xsize;
+                if (past ? !isnan(dx[i]) || !isnan(dxp[i])
+                         : !same_bits(dx[i], expected[i]) || !same_bits(dxp[i], expected[i]))
+                    FAIL("pool backward c=%lld kind %d: dx[%lld] = %g (NEON), %g (portable), expected %g", (long long)c,
+                         kind, (long long)i, dx[i], dxp[i], past ? NAN : expected[i]);
+            }
+            free(x), free(y), free(dy), free(idx), free(expected), free(dx), free(dxp);
+        }
+    end();
+}
+
 // ---------------------------------------------------------------- streaming copies
 
 /// ck_stream_store (non-temporal stores, stnp on arm64) from every alignment, then the fence;
@@ -1331,9 +1416,11 @@ int main(void) {
     check_blocked_gemm();
     check_gemm_small();
     check_conv();
+    check_conv_strided_output();
     check_conv_channels();
     check_channel_sums();
     check_pool();
+    check_pool_backward();
     check_norm();
     check_winograd();
     check_optim();

@@ -30,6 +30,10 @@ typedef struct {
     int64_t relu;           ///< forward: nonzero to store `v < 0 ? 0 : v` (after `post_bias`), as `Tensor.relu()`
     int64_t pad_top, pad_left; ///< `ck_conv2d_forward_channels` only: `x` is not padded; window rows start at
                                ///< `i sh - pad_top` and columns at `j sw - pad_left`, and taps outside it are left out
+    int64_t y_pixel_stride, y_row_stride; ///< `ck_conv2d_forward` only: when `y_pixel_stride` is nonzero, output pixel
+                               ///< `j` of row `r` (counted over images and rows) is stored at
+                               ///< `y + r y_row_stride + j y_pixel_stride` (its `cout` floats in a row), else at
+                               ///< `y + (r ow + j) cout`: a transposed convolution's phases store straight into place
 } ck_conv_args;
 
 /// Forward: writes output rows `[row_start, row_start + row_count)`, where row `r` is image

@@ -23,4 +23,12 @@ typedef struct {
 /// hold at least one input cell, and `x` must have fewer than 2^31 elements.
 void ck_maxpool2d_forward(int isa, const ck_maxpool_args *args, int64_t row_start, int64_t row_count);
 
+/// The input gradient of a max pooling whose windows do not overlap (`sh >= ph`, `sw >= pw`), for
+/// input rows `[row_start, row_start + row_count)` (row `r` is image `r / h`, row `r % h`) of `dx`
+/// `[n, h, w, c]`, every float written: `0 + dy[o]` at the cell that `indices[o]` names (the
+/// winners `ck_maxpool2d_forward` gave for these arguments), 0 everywhere else. `x` and `y` are
+/// not read. The bits of zeroing `dx` and then adding each `dy[o]` at `indices[o]`.
+void ck_maxpool2d_backward(int isa, const ck_maxpool_args *args, const float *dy, float *dx, int64_t row_start,
+                           int64_t row_count);
+
 #endif
