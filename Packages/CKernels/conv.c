@@ -174,6 +174,71 @@ CK_FORWARD_ROW_BLOCK(forward_row_1, 1)
         }                                                                                         \
     } while (0)
 
+// One vector of 9 to 16 output channels from more than one input channel (a transposed
+// convolution's phases, 8 -> 16; the input gradient of a convolution to 8 channels, 8 -> 16): P
+// pixels along one output row, `ps` floats apart (cin * sw), so one window pointer per block and
+// no per-pixel division for its image and row, as the pixel blocks (forward_8x1) need: with the
+// few taps of a phase (8 to 32) those divisions, done twice per pixel for the window and the
+// store, cost as much as the multiply-adds. The same taps in the same order: the same bits.
+// AVX-512: 16 pixels, then 7 (a 14-wide row in two blocks, 12 in two that overlap by 2); AVX2
+// and NEON: 6 (12 ymm or 24 q of accumulators). `ps` 8 and 16 are passed as literals, so the
+// P inputs are constant displacements from one pointer.
+#define CK_FORWARD_STRIDED_BLOCK(NAME, P)                                                         \
+    CK_ALWAYS_INLINE void NAME(const ck_conv_args *a, const int64_t *offsets, int64_t taps,       \
+                               const float *bias, const float *xw, int64_t ps, float *yw,         \
+                               int64_t yps, const float *post, int relu) {                        \
+        ck_lanes acc[P];                                                                          \
+        const ck_lanes init = CK_LOAD(bias);                                                      \
+        for (int p = 0; p < P; ++p) acc[p] = init;                                                \
+        const int64_t cp = a->cout_padded;                                                        \
+        const float *kp = a->k;                                                                   \
+        for (int64_t t = 0; t < taps; ++t, kp += cp) {                                            \
+            const float *xt = xw + offsets[t];                                                    \
+            const ck_lanes wv = CK_LOAD(kp);                                                      \
+            for (int p = 0; p < P; ++p) acc[p] = acc[p] + xt[p * ps] * wv;                        \
+        }                                                                                         \
+        for (int p = 0; p < P; ++p) CK_STORE_OUTPUT(a, yw + p * yps, acc[p], 0, 0, post, relu);   \
+    }
+
+CK_FORWARD_STRIDED_BLOCK(forward_strided_16, 16)
+CK_FORWARD_STRIDED_BLOCK(forward_strided_7, 7)
+CK_FORWARD_STRIDED_BLOCK(forward_strided_6, 6)
+CK_FORWARD_STRIDED_BLOCK(forward_strided_1, 1)
+
+/// One output row `r` with the strided blocks: `BIG` (PB pixels), then `SMALL` (PS), the last
+/// one moved back to end at the row's end (it rewrites the same bits); rows narrower than PS go
+/// pixel by pixel. `ps` is a literal at each use.
+#define CK_FORWARD_STRIDED_ROW(a, r, ps, PB, BIG, PS, SMALL)                                      \
+    do {                                                                                          \
+        const int64_t ow_ = (a)->ow, yps_ = CK_Y_PIXEL(a);                                        \
+        const int64_t n_ = (r) / (a)->oh, oh_ = (r) - n_ * (a)->oh;                               \
+        const float *xrow_ = (a)->x + (n_ * (a)->h + oh_ * (a)->sh) * (a)->w * (a)->cin;          \
+        float *yrow_ = (a)->y + (r) * CK_Y_ROW(a);                                                \
+        int64_t j_ = 0;                                                                           \
+        for (; j_ + (PB) <= ow_; j_ += (PB))                                                      \
+            BIG(a, offsets, taps, bias, xrow_ + j_ * (ps), (ps), yrow_ + j_ * yps_, yps_, post, relu); \
+        for (; j_ + (PS) <= ow_; j_ += (PS))                                                      \
+            SMALL(a, offsets, taps, bias, xrow_ + j_ * (ps), (ps), yrow_ + j_ * yps_, yps_, post, relu); \
+        if (j_ < ow_ && ow_ >= (PS)) {                                                            \
+            j_ = ow_ - (PS);                                                                      \
+            SMALL(a, offsets, taps, bias, xrow_ + j_ * (ps), (ps), yrow_ + j_ * yps_, yps_, post, relu); \
+        } else {                                                                                  \
+            for (; j_ < ow_; ++j_)                                                                \
+                forward_strided_1(a, offsets, taps, bias, xrow_ + j_ * (ps), (ps), yrow_ + j_ * yps_, yps_, post, relu); \
+        }                                                                                         \
+    } while (0)
+
+/// Output rows `row_start ..< row_start + row_count` with the strided blocks.
+#define CK_FORWARD_STRIDED_ROWS(a, row_start, row_count, PB, BIG, PS, SMALL)                      \
+    do {                                                                                          \
+        const int64_t ps__ = (a)->cin * (a)->sw;                                                  \
+        for (int64_t r__ = (row_start); r__ < (row_start) + (row_count); ++r__) {                 \
+            if (ps__ == 8) CK_FORWARD_STRIDED_ROW(a, r__, 8, PB, BIG, PS, SMALL);                 \
+            else if (ps__ == 16) CK_FORWARD_STRIDED_ROW(a, r__, 16, PB, BIG, PS, SMALL);          \
+            else CK_FORWARD_STRIDED_ROW(a, r__, ps__, PB, BIG, PS, SMALL);                        \
+        }                                                                                         \
+    } while (0)
+
 // Eight output channels or fewer (the course CNN's second convolution has 8): a 16-lane vector
 // would be half padding, so these blocks hold 8-lane vectors (one ymm on AVX-512 and AVX2, two q
 // on NEON) and do half the multiply-adds. P pixels along one output row, `ps` floats apart
@@ -291,6 +356,9 @@ CK_ALWAYS_INLINE void forward_rows(const ck_conv_args *args, int64_t row_start, 
         // blocks below reuse each broadcast input across more weight vectors.
         if (narrow) CK_FORWARD_UNIT_ROWS(&a, row_start, row_count, 6, forward_row_6, 6, forward_row_6);
         else CK_FORWARD_UNIT_ROWS(&a, row_start, row_count, 16, forward_row_16, 8, forward_row_8);
+    } else if (a.cout_padded == 16) {
+        if (narrow) CK_FORWARD_STRIDED_ROWS(&a, row_start, row_count, 6, forward_strided_6, 6, forward_strided_6);
+        else CK_FORWARD_STRIDED_ROWS(&a, row_start, row_count, 16, forward_strided_16, 7, forward_strided_7);
     } else if (narrow) {
         for (int64_t cb = 0; cb < a.cout_padded; cb += 16)
             CK_FORWARD_PIXELS(&a, q0, q1, cb, 6, forward_narrow_6x1, forward_1x1);

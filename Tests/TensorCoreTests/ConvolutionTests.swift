@@ -328,6 +328,13 @@ final class ConvolutionTests: XCTestCase {
             ConvCase(batch: 3, h: 6, w: 11, cin: 8, cout: 33, kh: 2, kw: 3, padding: .same),
             ConvCase(batch: 1, h: 10, w: 10, cin: 12, cout: 47, kh: 3, kw: 3, dilation: (2, 1)),
             ConvCase(batch: 2, h: 9, w: 9, cin: 2, cout: 21, kh: 3, kw: 3, strides: (2, 2), padding: .same),
+            // One vector of 9 to 16 output channels from several input channels (the strided row
+            // blocks): rows of 14 (two blocks of 7), 20 (16, then a moved-back 7) and 5 (pixel by
+            // pixel), pixel strides 8, 16 (stride 2) and others; their input gradients too.
+            ConvCase(batch: 2, h: 14, w: 14, cin: 8, cout: 16, kh: 3, kw: 3, padding: .same),
+            ConvCase(batch: 1, h: 7, w: 22, cin: 3, cout: 9, kh: 2, kw: 3),
+            ConvCase(batch: 2, h: 9, w: 11, cin: 8, cout: 13, kh: 3, kw: 2, strides: (1, 2)),
+            ConvCase(batch: 3, h: 6, w: 5, cin: 16, cout: 16, kh: 2, kw: 2, padding: .same),
         ]
         for (index, c) in cases.enumerated() {
             let seed = UInt64(1_000 + 10 * index)

@@ -486,7 +486,8 @@ static void check_channel_sums(void) {
 /// ck_conv2d_forward with output strides (a transposed convolution's phases storing into
 /// place): on NEON and portable, each pixel's `cout` floats have the bits of the contiguous
 /// forward, the gaps between pixels and rows stay untouched (NaN), over every block kind (one
-/// input channel's row blocks, the 8-lane half blocks, the pixel blocks of 1 to 5 vectors).
+/// input channel's row blocks, the 8-lane half blocks, the strided row blocks of one vector with
+/// pixel strides 8, 16 and others, the pixel blocks of 2 to 5 vectors), column strides 1 and 2.
 static void check_conv_strided_output(void) {
     begin("conv2d forward, output strides");
     const int64_t cins[] = {1, 8, 3}, couts[] = {5, 8, 16, 17, 40, 70};
@@ -494,7 +495,8 @@ static void check_conv_strided_output(void) {
         for (int co = 0; co < 6; ++co)
             for (int epilogue = 0; epilogue < 2; ++epilogue) {
                 const int64_t n = 2, h = 6, w = 11, cin = cins[ci], cout = couts[co], kh = 2, kw = 2;
-                const int64_t cp = (cout + 15) / 16 * 16, oh = h - kh + 1, ow = w - kw + 1;
+                const int64_t sw = 1 + epilogue;  // pixel strides cin and 2 cin (8 and 16: the literal ones)
+                const int64_t cp = (cout + 15) / 16 * 16, oh = h - kh + 1, ow = (w - kw) / sw + 1;
                 float *x = alloc_random(n * h * w * cin), *k = alloc_fill(kh * kw * cin * cp, 0);
                 for (int64_t t = 0; t < kh * kw * cin; ++t)
                     for (int64_t o = 0; o < cout; ++o) k[t * cp + o] = rnd();
@@ -502,7 +504,7 @@ static void check_conv_strided_output(void) {
                 const int64_t ysize = n * oh * ow * cout, pixel = cout + 3, row = ow * pixel + 5;
                 const int64_t ssize = n * oh * row;
                 float *y = alloc_fill(ysize, NAN), *ys = alloc_fill(ssize, NAN), *ysp = alloc_fill(ssize, NAN);
-                ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cp, 1, 1, 1, 1, oh, ow, y, NULL, NULL, post, epilogue, 0, 0, 0, 0};
+                ck_conv_args args = {x, h, w, cin, k, kh, kw, cout, cp, 1, sw, 1, 1, oh, ow, y, NULL, NULL, post, epilogue, 0, 0, 0, 0};
                 ck_conv2d_forward(CK_ISA_PORTABLE, &args, 0, n * oh);
                 args.y_pixel_stride = pixel, args.y_row_stride = row;
                 args.y = ys;
