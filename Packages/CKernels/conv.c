@@ -759,6 +759,32 @@ CK_DOT_BLOCK(dot8_1x4, ck_lanes8c, ck_lanes8c_u, 8, dot_reduce8, 1, 4)
 #define dot8_8x4_block dot8_2x4
 #define dot8_8x8_block dot8_1x8
 
+// Eight output channels over 8-lane vectors (AVX2 and NEON, and AVX-512 when Cin is not a
+// multiple of 16: the input gradients of the autoencoder's strided transposed convolutions): one
+// pixel x 8 channels per butterfly (dot8_1x8) loads 8 kernel vectors for each input vector, 9
+// loads per 8 multiply-adds. Two passes of 2 pixels x 4 channels (dot8_2x4, the kernel's channels
+// 0-3, then 4-7) load 2 input and 4 kernel vectors per 8: 0.75 loads per multiply-add. Each
+// accumulator still sums one (pixel, channel) over the same lanes and taps in the same order, and
+// the butterfly's tree is the same for every accumulator: the bits of dot8_1x8. The block's two
+// pixels are 16 adjacent outputs, returned as one 16-lane vector (lane p 8 + c); a lone pixel
+// (dot8_single8) fills lanes 0-7.
+CK_ALWAYS_INLINE void dot8_pair8(const ck_conv_args *a, const int64_t *offsets, const int64_t *koffsets, int64_t taps,
+                                 const float *xw, int64_t ps, ck_lanes *out) {
+    ck_lanes8c low, high;
+    dot8_2x4(a, offsets, koffsets, taps, xw, ps, &low);
+    ck_conv_args upper = *a;
+    upper.k = a->k + 4 * a->cin;
+    dot8_2x4(&upper, offsets, koffsets, taps, xw, ps, &high);
+    *out = __builtin_shufflevector(low, high, 0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+CK_ALWAYS_INLINE void dot8_single8(const ck_conv_args *a, const int64_t *offsets, const int64_t *koffsets,
+                                   int64_t taps, const float *xw, int64_t ps, ck_lanes *out) {
+    ck_lanes8c s;
+    dot8_1x8(a, offsets, koffsets, taps, xw, ps, &s);
+    *out = __builtin_shufflevector(s, s, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
 /// Output rows `row_start ..< row_start + row_count`; `narrow` as in forward_rows (8 lanes always).
 CK_ALWAYS_INLINE void dot_rows(const ck_conv_args *args, int64_t row_start, int64_t row_count, int narrow) {
     const ck_conv_args a = *args;
@@ -773,6 +799,7 @@ CK_ALWAYS_INLINE void dot_rows(const ck_conv_args *args, int64_t row_start, int6
     const float *bias = a.bias ? bias_lanes : NULL, *post = a.post_bias ? post_lanes : NULL;
     const int relu = a.relu != 0;
     if (!narrow && a.cin % 16 == 0) CK_DOT_RUN(&a, row_start, row_count, ck_lanes, ck_lanes_i, 16, dot16);
+    else if (a.cout == 8) CK_DOT_ROWS(&a, row_start, row_count, ck_lanes, ck_lanes_i, 16, 2, dot8_pair8, dot8_single8);
     else CK_DOT_RUN(&a, row_start, row_count, ck_lanes8c, ck_lanes8c_i, 8, dot8);
 }
 
