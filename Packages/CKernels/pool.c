@@ -138,8 +138,11 @@ CK_ALWAYS_INLINE void maxpool_backward_run(const ck_maxpool_args *args, const fl
             memset(row, 0, (size_t)(a.w * a.c) * sizeof(float));  // a row no window covers
             continue;
         }
-        for (int64_t iw = 0; iw < a.w; ++iw) {
-            const int64_t u = iw + a.pad_left, j = u / a.sw, wb = u - j * a.sw;
+        // Column iw is window column wb of output column j: stepped along, not divided per pixel
+        // (a 64-bit division per pixel took most of this kernel's time).
+        int64_t j = a.pad_left / a.sw, wb = a.pad_left - j * a.sw;
+        for (int64_t iw = 0; iw < a.w; ++iw, ++wb) {
+            if (wb == a.sw) wb = 0, ++j;
             float *cell = row + iw * a.c;
             if (wb >= a.pw || j >= a.ow) {
                 memset(cell, 0, (size_t)a.c * sizeof(float));
