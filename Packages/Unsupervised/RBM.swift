@@ -166,6 +166,7 @@ public final class RBM {
     static func bernoulli(_ probabilities: Tensor, using generator: inout SeededGenerator) -> Tensor {
         probabilities.withUnsafeBufferPointer { p in
             Tensor(shape: probabilities.shape) { out in
+                guard out.count > 0 else { return }
                 bernoulli(p.baseAddress!, into: out.baseAddress!, count: out.count, using: &generator)
             }
         }
@@ -391,6 +392,12 @@ public final class RBM {
         // The last step samples v_k straight into the rows after the batch's in the block
         // [batch; v_k] that the update multiplies (the draws in the same order as sampleVisible's).
         let b = batch.shape[0], m = h.shape[0], vc = visibleCount
+        guard b > 0, m > 0 else {
+            // Nothing to update: the step's draws as ever, and (as before) no chains kept.
+            _ = sampleVisible(h)
+            if case .persistent = method { chains = nil }
+            return
+        }
         let means = visibleMeans(h)
         let stacked = batch.withUnsafeBufferPointer { x in
             means.withUnsafeBufferPointer { p in
@@ -409,7 +416,6 @@ public final class RBM {
                 }
             }
         }
-        guard b > 0, m > 0 else { return }
         if case .persistent = method {
             // The chains continue from h ~ P(h | v_k), sampled before the update (scikit-learn's h_samples_).
             chains = applyUpdate(stacked: stacked, batch: b, sampleChains: true)

@@ -239,6 +239,11 @@ final class RBMTests: XCTestCase {
                 XCTAssertNotEqual(a.weights, smallRBM(units: units).weights, "\(units) \(method) trained")
             }
         }
+        // An empty batch changes nothing (and draws what the step draws).
+        let (a, b) = (smallRBM(), smallRBM())
+        a.partialFit(Tensor.zeros([0, 5]))
+        XCTAssertEqual(a.weights, b.weights)
+        XCTAssertNil(a.chains)
     }
 
     func testPseudoLikelihoodFlipsOneRandomBitPerRowAsScikitLearn() {
