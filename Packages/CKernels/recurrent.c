@@ -51,9 +51,23 @@ CK_ALWAYS_INLINE void lstm_backward_run(int isa, const ck_lstm_backward_args *ar
     for (int64_t r = 0; r < p.rows; ++r) {
         float *dh = p.dh + r * u, *dc = p.dc + r * u, *dz = p.dz + r * g;
         const float *dn = p.dh_next + r * u;
+        // The step's hidden gradient dh + dh_next: summed into dh, or with a zero output
+        // gradient 0 + dh_next (not -0 + x, which would keep a -0: the same bits as the sum),
+        // read from dh_next itself where no mask needs it in dh.
+        const float *d_sum = dh;
         int64_t j = 0;
-        for (; j + CK_LANES <= u; j += CK_LANES) CK_STORE(dh + j, CK_LOAD(dh + j) + CK_LOAD(dn + j));
-        for (; j < u; ++j) dh[j] += dn[j];
+        if (!p.dh_zero) {
+            for (; j + CK_LANES <= u; j += CK_LANES) CK_STORE(dh + j, CK_LOAD(dh + j) + CK_LOAD(dn + j));
+            for (; j < u; ++j) dh[j] += dn[j];
+        } else if (p.mask) {
+            const ck_lanes zero = CK_SPLAT(0.0f);
+            for (; j + CK_LANES <= u; j += CK_LANES) CK_STORE(dh + j, zero + CK_LOAD(dn + j));
+            for (; j < u; ++j) dh[j] = 0.0f + dn[j];
+        } else {
+            d_sum = dn;
+        }
+        const ck_lanes dzero = CK_SPLAT(0.0f);
+        const int sum_zero = p.dh_zero && !p.mask;
         if (p.mask && p.mask[r] == 0.0f) {
             memset(dz, 0, (size_t)g * sizeof(float));
             continue;
@@ -72,7 +86,7 @@ CK_ALWAYS_INLINE void lstm_backward_run(int isa, const ck_lstm_backward_args *ar
         j = 0;
         for (; j + CK_LANES <= u; j += CK_LANES) {
             const ck_lanes i = CK_LOAD(zi + j), f = CK_LOAD(zf + j), gg = CK_LOAD(zg + j), o = CK_LOAD(zo + j);
-            const ck_lanes tc = CK_LOAD(tcs + j), d = CK_LOAD(dh + j);
+            const ck_lanes tc = CK_LOAD(tcs + j), d = sum_zero ? dzero + CK_LOAD(d_sum + j) : CK_LOAD(d_sum + j);
             const ck_lanes dcell = CK_LOAD(dc + j) + d * o * (one - tc * tc);
             CK_STORE(di + j, dcell * gg * i * (one - i));
             CK_STORE(df + j, dcell * CK_LOAD(cp + j) * f * (one - f));
@@ -81,7 +95,8 @@ CK_ALWAYS_INLINE void lstm_backward_run(int isa, const ck_lstm_backward_args *ar
             CK_STORE(dc + j, dcell * f);
         }
         for (; j < u; ++j) {
-            const float i = zi[j], f = zf[j], gg = zg[j], o = zo[j], tc = tcs[j], d = dh[j];
+            const float i = zi[j], f = zf[j], gg = zg[j], o = zo[j], tc = tcs[j];
+            const float d = sum_zero ? 0.0f + d_sum[j] : d_sum[j];
             const float dcell = dc[j] + d * o * (1.0f - tc * tc);
             di[j] = dcell * gg * i * (1.0f - i);
             df[j] = dcell * cp[j] * f * (1.0f - f);

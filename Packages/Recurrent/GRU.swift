@@ -111,7 +111,7 @@ struct GRUCell: RecurrentCell {
     func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 3 * u
-        let dh = p.dH + t * b * u, zx = p.gates + t * b * g, q = p.recurrent + t * b * g
+        let dh = p.outputGradient(t: t, rows: rows), zx = p.gates + t * b * g, q = p.recurrent + t * b * g
         let dz = p.dZ + t * b * g, dq = p.dR + t * b * g
         let r0 = rows.lowerBound
         if p.gate == .sigmoid && p.outputGate == .tanh {

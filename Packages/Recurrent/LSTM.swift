@@ -122,15 +122,18 @@ struct LSTMCell: RecurrentCell {
     func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
         let g = 4 * u
-        let dh = p.dH + t * b * u, z = p.gates + t * b * g, dz = p.dZ + t * b * g
+        let z = p.gates + t * b * g, dz = p.dZ + t * b * g
         let standard = p.gate == .sigmoid && p.outputGate == .tanh
         let r0 = rows.lowerBound
+        // The fused kernel takes a zero output gradient as zero without reading it.
+        let dh = standard ? p.dH + t * b * u : p.outputGradient(t: t, rows: rows)
         if standard {
             LSTMKernels.backwardRows(gates: z + r0 * g, cellPrevious: p.cells + (t * b + r0) * u,
                                      cell: p.cells + ((t + 1) * b + r0) * u, hiddenGradient: dh + r0 * u,
                                      nextHiddenGradient: p.dhNext + r0 * u, cellGradient: p.dcNext + r0 * u,
                                      gateGradient: dz + r0 * g, mask: p.mask.map { UnsafePointer($0 + t * b + r0) },
-                                     units: u, rows: rows.count, cellTanh: p.cellTanh + (t * b + r0) * u, isa: p.isa)
+                                     units: u, rows: rows.count, cellTanh: p.cellTanh + (t * b + r0) * u,
+                                     hiddenGradientIsZero: t < p.zeroGradientSteps, isa: p.isa)
         } else {
             backwardRowsGeneric(p, t: t, rows: rows)
         }

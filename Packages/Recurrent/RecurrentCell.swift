@@ -35,7 +35,8 @@ protocol RecurrentCell {
     /// `t`, writing `h` (and `c`) after the step into the pass's state rows; a masked sample carries
     /// its state through unchanged.
     func forwardStep(_ p: StepPointers, t: Int, rows: Range<Int>)
-    /// One step back: `dh` is the output gradient in `p.dH`'s row block `t` plus the gradient from
+    /// One step back: `dh` is the output gradient in `p.dH`'s row block `t` (zero and unwritten
+    /// for `t < p.zeroGradientSteps`: read it through `p.outputGradient(t:rows:)`) plus the gradient from
     /// step `t + 1` in `p.dhNext` (the cell adds them); the gates' gradients go into `p.dZ` (and
     /// `p.dR`), and the state gradients for step `t - 1` into `p.dhNext`/`p.dcNext`.
     func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>)

@@ -50,7 +50,8 @@ extension RecurrentLayer {
                     for r in 0..<b { (dH + (t * b + r) * u).update(from: s + (r * steps + t) * u, count: u) }
                 }
             } else {
-                dH.update(repeating: 0, count: (steps - 1) * b * u)
+                // Only the last step has an output gradient: the cells take the others as zero
+                // (StepPointers.zeroGradientSteps) instead of reading a zero-filled block.
                 (dH + (steps - 1) * b * u).update(from: s, count: b * u)
             }
         }
@@ -70,7 +71,9 @@ extension RecurrentLayer {
         }
         let dZ = work.dZ.pointer
         // The recurrent kernel, transposed, packed once for every step's dZ·Uᵀ.
-        withSteps(of: pass, recurrentKernel: recurrentKernel.value, backward: true) { step in
+        withSteps(of: pass, recurrentKernel: recurrentKernel.value, backward: true) { pointers in
+            var step = pointers
+            step.zeroGradientSteps = returnSequences ? 0 : steps - 1
             let chunks = step.batchChunks
             let partials = work.biasGradient.reserve(chunks * 2 * g)
             partials.update(repeating: 0, count: chunks * 2 * g)

@@ -74,7 +74,7 @@ struct SimpleRNNCell: RecurrentCell {
 
     func backwardStep(_ p: StepPointers, t: Int, rows: Range<Int>) {
         let (b, u) = (p.batch, p.units)
-        let dh = p.dH + t * b * u, z = p.gates + t * b * u, dz = p.dZ + t * b * u
+        let dh = p.outputGradient(t: t, rows: rows), z = p.gates + t * b * u, dz = p.dZ + t * b * u
         for r in rows {
             let dhr = dh + r * u, dzr = dz + r * u, zr = z + r * u, next = p.dhNext + r * u
             for j in 0..<u { dhr[j] += next[j] }

@@ -39,6 +39,11 @@ struct StepPointers {
     let isa = KernelISA.current
     /// The input bias `[G·U]`, added to each row's gates in the step (where the row is in cache).
     let inputBias: UnsafePointer<Float>?
+    /// In a backward pass, the steps `t < zeroGradientSteps` whose output gradient is zero (a
+    /// layer without `returnSequences` has one only at its last step): their blocks of ``dH``
+    /// are not filled by the layer; a cell reads them through ``outputGradient(t:rows:)``, or
+    /// takes them as zero itself.
+    var zeroGradientSteps = 0
 
     /// How many row ranges a batch is cut into: samples are independent through time, so each
     /// range runs the whole loop over the steps on its own (up to two ranges of at least 32 rows
@@ -118,6 +123,17 @@ struct StepPointers {
         self.recurrentBias = recurrentBias
         self.outputGate = outputGate
         self.gate = gate
+    }
+
+    /// Step `t`'s output gradient (block `t` of ``dH``), with rows `rows` zero-filled first
+    /// where the layer left them unwritten (``zeroGradientSteps``).
+    @inline(__always)
+    func outputGradient(t: Int, rows: Range<Int>) -> UnsafeMutablePointer<Float> {
+        let dh = dH + t * batch * units
+        if t < zeroGradientSteps {
+            (dh + rows.lowerBound * units).update(repeating: 0, count: rows.count * units)
+        }
+        return dh
     }
 
     /// The recurrent part of step `t` for the samples `rows`: `c = h_(t-1)·U + beta·c` in rows

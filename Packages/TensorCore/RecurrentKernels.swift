@@ -28,16 +28,20 @@ package enum LSTMKernels {
     /// pre-activation gradients `gateGradient`. A masked row only gets the addition, a zero
     /// gradient row, and keeps its cell gradient. Rows as in ``forwardRows(gates:bias:cellPrevious:cell:hiddenPrevious:hidden:hiddenStride:mask:units:rows:cellTanh:isa:)``
     /// (gradient rows of `units` floats). With `cellTanh`, the forward's `tanh(cell)` is read
-    /// from there instead of computed again (the same values; one tanh per unit saved).
+    /// from there instead of computed again (the same values; one tanh per unit saved). With
+    /// `hiddenGradientIsZero` the step's output gradient is taken as zero: `hiddenGradient` is not
+    /// read, and only written (with the sum) where there is a `mask`; the results are the same
+    /// bits as with a zero-filled `hiddenGradient`, without reading or filling it.
     package static func backwardRows(gates: UnsafePointer<Float>, cellPrevious: UnsafePointer<Float>,
                                     cell: UnsafePointer<Float>, hiddenGradient: UnsafeMutablePointer<Float>,
                                     nextHiddenGradient: UnsafePointer<Float>, cellGradient: UnsafeMutablePointer<Float>,
                                     gateGradient: UnsafeMutablePointer<Float>, mask: UnsafePointer<Float>?,
                                     units: Int, rows: Int, cellTanh: UnsafePointer<Float>? = nil,
-                                    isa: KernelISA = .current) {
+                                    hiddenGradientIsZero: Bool = false, isa: KernelISA = .current) {
         var args = ck_lstm_backward_args(z: gates, c_prev: cellPrevious, c: cell, dh: hiddenGradient,
                                          dh_next: nextHiddenGradient, dc: cellGradient, dz: gateGradient, mask: mask,
-                                         units: Int64(units), rows: Int64(rows), tanh_c: cellTanh)
+                                         units: Int64(units), rows: Int64(rows), tanh_c: cellTanh,
+                                         dh_zero: hiddenGradientIsZero ? 1 : 0)
         ck_lstm_backward_rows(isa.rawValue, &args)
     }
 }

@@ -129,9 +129,25 @@ public final class RBM {
     /// `P(h = 1 | v) = σ(v·W + c)`, `[N, H]` for `[N, V]`: the features `transform` returns.
     public func hiddenProbabilities(_ visible: Tensor) -> Tensor {
         checkVisible(visible, "hiddenProbabilities")
-        var z = Tensor.matmul(visible, weights)
+        var z = product(visible, transposeWeights: false)
         z.addBias(hiddenBias, activation: .sigmoid)
         return z
+    }
+
+    /// `a·W` (`a` `[N, V]`) or `a·Wᵀ` (`a` `[N, H]`) into a new tensor that the product writes
+    /// straight away (`Tensor.matmul` would fill it with zeros first; with beta 0 nothing is read).
+    private func product(_ a: Tensor, transposeWeights: Bool) -> Tensor {
+        let n = a.shape[0], k = a.shape[1], cols = transposeWeights ? visibleCount : hiddenCount
+        return a.withUnsafeBufferPointer { pa in
+            weights.withUnsafeBufferPointer { pw in
+                Tensor(shape: [n, cols]) { out in
+                    guard n > 0 else { return }
+                    sgemm(transposeA: false, transposeB: transposeWeights, m: n, n: cols, k: k, alpha: 1,
+                          a: pa.baseAddress!, lda: k, b: pw.baseAddress!, ldb: hiddenCount,
+                          beta: 0, c: out.baseAddress!, ldc: cols)
+                }
+            }
+        }
     }
 
     /// The features of `visible` `[N, V]`: the hidden probabilities `[N, H]` (scikit-learn's `transform`).
@@ -141,7 +157,7 @@ public final class RBM {
     public func visibleMeans(_ hidden: Tensor) -> Tensor {
         neuritePrecondition(hidden.rank == 2 && hidden.shape[1] == hiddenCount,
                             "RBM.visibleMeans needs hidden rows [N, \(hiddenCount)], got \(hidden.shape)")
-        var z = Tensor.matmul(hidden, weights, transposeB: true)
+        var z = product(hidden, transposeWeights: true)
         z.addBias(visibleBias, activation: visibleUnits == .bernoulli ? .sigmoid : .linear)
         return z
     }
@@ -150,18 +166,24 @@ public final class RBM {
     static func bernoulli(_ probabilities: Tensor, using generator: inout SeededGenerator) -> Tensor {
         probabilities.withUnsafeBufferPointer { p in
             Tensor(shape: probabilities.shape) { out in
-                var i = 0
-                let n = out.count
-                // Two 24-bit uniforms from each 64-bit draw.
-                while i + 1 < n {
-                    let bits = generator.next()
-                    out[i] = Float(bits >> 40) * 0x1p-24 < p[i] ? 1 : 0
-                    out[i + 1] = Float((bits >> 8) & 0xFF_FFFF) * 0x1p-24 < p[i + 1] ? 1 : 0
-                    i += 2
-                }
-                if i < n { out[i] = generator.nextUnitFloat() < p[i] ? 1 : 0 }
+                guard out.count > 0 else { return }
+                bernoulli(p.baseAddress!, into: out.baseAddress!, count: out.count, using: &generator)
             }
         }
+    }
+
+    /// `out[i] = 1` where a uniform draw is below `p[i]`, else 0, for `i < count`.
+    static func bernoulli(_ p: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, count n: Int,
+                          using generator: inout SeededGenerator) {
+        var i = 0
+        // Two 24-bit uniforms from each 64-bit draw.
+        while i + 1 < n {
+            let bits = generator.next()
+            out[i] = Float(bits >> 40) * 0x1p-24 < p[i] ? 1 : 0
+            out[i + 1] = Float((bits >> 8) & 0xFF_FFFF) * 0x1p-24 < p[i + 1] ? 1 : 0
+            i += 2
+        }
+        if i < n { out[i] = generator.nextUnitFloat() < p[i] ? 1 : 0 }
     }
 
     /// Samples `h ~ P(h | v)`, `[N, H]`.
@@ -268,18 +290,19 @@ public final class RBM {
     public func update(positive: Tensor, negative: Tensor) {
         checkVisible(positive, "update(positive:)")
         checkVisible(negative, "update(negative:)")
-        _ = applyUpdate(positive: positive, negative: negative, sampleChains: false)
+        let (b, m) = (positive.shape[0], negative.shape[0])
+        guard b > 0, m > 0 else { return }
+        _ = applyUpdate(stacked: Tensor.concatenate([positive, negative], axis: 0), batch: b, sampleChains: false)
     }
 
-    /// The update; with `sampleChains`, also returns binary samples of `P(h | negative)` drawn
-    /// from the probabilities computed before the update (PCD's next chain states, as
-    /// scikit-learn's `h_samples_`), so no second product is needed for them.
-    private func applyUpdate(positive: Tensor, negative: Tensor, sampleChains: Bool) -> Tensor? {
-        let b = positive.shape[0], m = negative.shape[0]
-        guard b > 0, m > 0 else { return nil }
+    /// The update from `stacked` `[B + M, V]`: the batch's `B` rows, then the negative states;
+    /// with `sampleChains`, also returns binary samples of `P(h | negative)` drawn from the
+    /// probabilities computed before the update (PCD's next chain states, as scikit-learn's
+    /// `h_samples_`), so no second product is needed for them.
+    private func applyUpdate(stacked: Tensor, batch b: Int, sampleChains: Bool) -> Tensor? {
+        let m = stacked.shape[0] - b
         let vc = visibleCount, hc = hiddenCount
         // The hidden probabilities of batch and chains in one product.
-        let stacked = Tensor.concatenate([positive, negative], axis: 0)          // [B + M, V]
         var hidden = hiddenProbabilities(stacked)                                 // [B + M, H]
         var chainStates: Tensor?
         if sampleChains {
@@ -363,16 +386,41 @@ public final class RBM {
         case .persistent:
             h = chains ?? Tensor.zeros([batchSize, hiddenCount])
         }
-        var v = sampleVisible(h)
         for _ in 1..<steps {
-            h = sampleHidden(v)
-            v = sampleVisible(h)
+            h = sampleHidden(sampleVisible(h))
+        }
+        // The last step samples v_k straight into the rows after the batch's in the block
+        // [batch; v_k] that the update multiplies (the draws in the same order as sampleVisible's).
+        let b = batch.shape[0], m = h.shape[0], vc = visibleCount
+        guard b > 0, m > 0 else {
+            // Nothing to update: the step's draws as ever, and (as before) no chains kept.
+            _ = sampleVisible(h)
+            if case .persistent = method { chains = nil }
+            return
+        }
+        let means = visibleMeans(h)
+        let stacked = batch.withUnsafeBufferPointer { x in
+            means.withUnsafeBufferPointer { p in
+                Tensor(shape: [b + m, vc]) { out in
+                    let o = out.baseAddress!
+                    o.update(from: x.baseAddress!, count: b * vc)
+                    switch visibleUnits {
+                    case .bernoulli:
+                        RBM.bernoulli(p.baseAddress!, into: o + b * vc, count: m * vc, using: &generator)
+                    case .gaussian:
+                        let noise = Tensor.randomNormal([m, vc], using: &generator)
+                        noise.withUnsafeBufferPointer { e in
+                            for i in 0..<(m * vc) { o[b * vc + i] = p[i] + e[i] }
+                        }
+                    }
+                }
+            }
         }
         if case .persistent = method {
             // The chains continue from h ~ P(h | v_k), sampled before the update (scikit-learn's h_samples_).
-            chains = applyUpdate(positive: batch, negative: v, sampleChains: true)
+            chains = applyUpdate(stacked: stacked, batch: b, sampleChains: true)
         } else {
-            _ = applyUpdate(positive: batch, negative: v, sampleChains: false)
+            _ = applyUpdate(stacked: stacked, batch: b, sampleChains: false)
         }
     }
 

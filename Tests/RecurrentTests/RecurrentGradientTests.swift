@@ -15,6 +15,49 @@ final class RecurrentGradientTests: XCTestCase {
         (0..<count).map { randomTensor([3, units], seed: 30 + UInt64($0), scale: 0.5) }
     }
 
+    func testLastOutputGradientIsTheSequenceGradientWithZerosBefore() throws {
+        // Without sequences, the steps before the last take their output gradient as zero
+        // without a zero-filled block (the LSTM's fused kernel does not even read it): the same
+        // bits as the layer with sequences given zeros before the last step, for every cell,
+        // masked or not, on every ISA path.
+        let makers: [(String, (Bool) -> RecurrentLayer)] = [
+            ("LSTM", { LSTM(6, returnSequences: $0) }),
+            ("LSTM masked", { LSTM(6, returnSequences: $0, maskValue: 0) }),
+            ("LSTM relu/tanh", { LSTM(units: 6, activation: .relu, recurrentActivation: .tanh, returnSequences: $0) }),
+            ("GRU", { GRU(6, returnSequences: $0) }),
+            ("GRU masked", { GRU(6, returnSequences: $0, maskValue: 0) }),
+            ("SimpleRNN", { SimpleRNN(6, returnSequences: $0) }),
+        ]
+        var x = input.scalars
+        for j in 0..<4 { x[(1 * 5 + 2) * 4 + j] = 0 }  // sample 1, step 2: masked where masks are on
+        let masked = Tensor(shape: input.shape, scalars: x)
+        let g = randomTensor([3, 6], seed: 21)
+        var sequenceScalars = [Float](repeating: 0, count: 3 * 5 * 6)
+        for r in 0..<3 { for j in 0..<6 { sequenceScalars[(r * 5 + 4) * 6 + j] = g.scalars[r * 6 + j] } }
+        let sequenceGradient = Tensor(shape: [3, 5, 6], scalars: sequenceScalars)
+        try forEachISA { isa in
+            for (name, make) in makers {
+                let (last, sequences) = (make(false), make(true))
+                var g1 = SeededGenerator(seed: 5), g2 = SeededGenerator(seed: 5)
+                _ = try last.build(inputShape: [5, 4], generator: &g1)
+                _ = try sequences.build(inputShape: [5, 4], generator: &g2)
+                for _ in 0..<2 {  // twice: the second pass reuses the first one's scratch blocks
+                    _ = last.forward(masked, training: true)
+                    _ = sequences.forward(masked, training: true)
+                    let dxLast = last.backward(g), dxSequences = sequences.backward(sequenceGradient)
+                    XCTAssertEqual(dxLast.scalars.map(\.bitPattern), dxSequences.scalars.map(\.bitPattern), "\(name) dx \(isa)")
+                    for (a, b) in zip(last.parameters, sequences.parameters) {
+                        XCTAssertEqual(a.gradient.scalars.map(\.bitPattern), b.gradient.scalars.map(\.bitPattern),
+                                       "\(name) \(a.name) \(isa)")
+                    }
+                    XCTAssertEqual(last.initialStateGradient.map { $0.scalars.map(\.bitPattern) },
+                                   sequences.initialStateGradient.map { $0.scalars.map(\.bitPattern) }, "\(name) state \(isa)")
+                }
+                XCTAssertNotEqual(last.parameters[0].gradient.scalars, Array(repeating: 0, count: last.parameters[0].gradient.count), name)
+            }
+        }
+    }
+
     func testLSTMLastOutput() throws {
         try checkLayerGradients(LSTM(6), input: input, initialState: states(2, units: 6))
     }

@@ -199,6 +199,53 @@ final class RBMTests: XCTestCase {
         }
     }
 
+    func testPartialFitIsTheGibbsChainThenUpdateForMoreStepsAndGaussianUnits() {
+        // partialFit samples its last v_k straight into the block it multiplies: the same draws
+        // and bits as the public steps, for k = 2 and 3 and for Gaussian visible units, over
+        // several batches (PCD continues its chains, CD restarts from each batch).
+        let methods: [(RBM.Method, Int)] = [(.contrastiveDivergence(steps: 2), 2), (.contrastiveDivergence(steps: 3), 3),
+                                            (.persistent(steps: 2), 2)]
+        for units in [RBM.VisibleUnits.bernoulli, .gaussian] {
+            for (method, k) in methods {
+                let (a, b) = (smallRBM(units: units), smallRBM(units: units))
+                a.method = method
+                let persistent = method == .persistent(steps: k)
+                var chains = Tensor.zeros([4, 3])
+                for step in 0..<3 {
+                    let label = "\(units) \(method) batch \(step)"
+                    let batch = units == .bernoulli ? binaryRows(4, 5, seed: 60 + UInt64(step))
+                        : Tensor(shape: [4, 5], scalars: randomScalars(20, seed: 70 + UInt64(step)))
+                    a.partialFit(batch)
+                    var h = persistent ? chains : b.sampleHidden(batch)
+                    var v = b.sampleVisible(h)
+                    for _ in 1..<k {
+                        h = b.sampleHidden(v)
+                        v = b.sampleVisible(h)
+                    }
+                    if persistent {
+                        // The next chains: samples of P(h | v_k) under the weights before the
+                        // update, drawn right after v_k.
+                        let p = b.hiddenProbabilities(v).scalars
+                        var g = b.generator
+                        chains = Tensor(shape: [4, 3], scalars: p.map { g.nextUnitFloat() < $0 ? 1 : 0 })
+                        b.generator = g
+                        XCTAssertEqual(a.chains, chains, label)
+                    }
+                    b.update(positive: batch, negative: v)
+                    XCTAssertEqual(a.weights, b.weights, label)
+                    XCTAssertEqual(a.visibleBias, b.visibleBias, label)
+                    XCTAssertEqual(a.hiddenBias, b.hiddenBias, label)
+                }
+                XCTAssertNotEqual(a.weights, smallRBM(units: units).weights, "\(units) \(method) trained")
+            }
+        }
+        // An empty batch changes nothing (and draws what the step draws).
+        let (a, b) = (smallRBM(), smallRBM())
+        a.partialFit(Tensor.zeros([0, 5]))
+        XCTAssertEqual(a.weights, b.weights)
+        XCTAssertNil(a.chains)
+    }
+
     func testPseudoLikelihoodFlipsOneRandomBitPerRowAsScikitLearn() {
         let rbm = smallRBM()
         let v = binaryRows(6, 5, seed: 31)

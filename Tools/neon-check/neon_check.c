@@ -1053,7 +1053,7 @@ static void check_recurrent(void) {
                 float *dh = alloc_fill(rows * u, 0), *dc = alloc_fill(rows * u, 0), *dz = alloc_fill(rows * 4 * u, NAN);
                 memcpy(dh, dh0, (size_t)(rows * u) * 4);
                 memcpy(dc, dc0, (size_t)(rows * u) * 4);
-                ck_lstm_backward_args a = {za, cprev, cc, dh, dn, dc, dz, mk, u, rows, k >= 2 ? tanh_kept[0] : NULL};
+                ck_lstm_backward_args a = {za, cprev, cc, dh, dn, dc, dz, mk, u, rows, k >= 2 ? tanh_kept[0] : NULL, 0};
                 ck_lstm_backward_rows(isas[k % 2], &a);
                 bo[k][0] = dh, bo[k][1] = dc, bo[k][2] = dz;
             }
@@ -1061,6 +1061,29 @@ static void check_recurrent(void) {
                 ++checks;
                 if (memcmp(bo[2][q], bo[0][q], (size_t)((q == 2 ? 4 : 1) * rows * u) * 4) != 0)
                     FAIL("lstm backward on NEON with the kept tanh(c) differs from computing it (output %d)", q);
+            }
+            // dh_zero: the output gradient taken as zero without reading dh (NaN here) must give
+            // the bits of a zero-filled dh, on each path; dh gets 0 + dh_next only with a mask.
+            for (int k = 0; k < 2; ++k) {
+                float *dhz = alloc_fill(rows * u, 0), *dcz = alloc_fill(rows * u, 0), *dzz = alloc_fill(rows * 4 * u, NAN);
+                float *dhn = alloc_fill(rows * u, NAN), *dcn = alloc_fill(rows * u, 0), *dzn = alloc_fill(rows * 4 * u, NAN);
+                memcpy(dcz, dc0, (size_t)(rows * u) * 4);
+                memcpy(dcn, dc0, (size_t)(rows * u) * 4);
+                ck_lstm_backward_args az = {za, cprev, cc, dhz, dn, dcz, dzz, mk, u, rows, tanh_kept[0], 0};
+                ck_lstm_backward_args an = {za, cprev, cc, dhn, dn, dcn, dzn, mk, u, rows, tanh_kept[0], 1};
+                ck_lstm_backward_rows(isas[k], &az);
+                ck_lstm_backward_rows(isas[k], &an);
+                checks += 3;
+                if (memcmp(dzn, dzz, (size_t)(rows * 4 * u) * 4) != 0) FAIL("lstm backward isa %d dh_zero changed dz", isas[k]);
+                if (memcmp(dcn, dcz, (size_t)(rows * u) * 4) != 0) FAIL("lstm backward isa %d dh_zero changed dc", isas[k]);
+                for (int64_t i = 0; i < rows * u; ++i) {
+                    const int written = mk != NULL;
+                    if (written ? memcmp(&dhn[i], &dhz[i], 4) != 0 : !isnan(dhn[i])) {
+                        FAIL("lstm backward isa %d dh_zero: dh[%lld] %.9g (mask %d)", isas[k], (long long)i, dhn[i], written);
+                        break;
+                    }
+                }
+                free(dhz); free(dcz); free(dzz); free(dhn); free(dcn); free(dzn);
             }
             for (int64_t r = 0; r < rows; ++r)
                 for (int64_t j = 0; j < u; ++j) {

@@ -36,7 +36,8 @@ void ck_lstm_forward_rows(int isa, const ck_lstm_forward_args *args);
 /// replaced by the one for the previous step), writes the gates' pre-activation gradients `dz`.
 /// A masked row gets dh += dh_next, a zero dz row, and keeps dc. Strides as in the forward
 /// (dh, dh_next, dc rows `units` apart; dz rows 4 * units). With `tanh_c` (the forward's, NULL
-/// for none) tanh(c) is read from there instead of computed again from c: the same bits.
+/// for none) tanh(c) is read from there instead of computed again from c: the same bits. With
+/// `dh_zero` nonzero, dh's incoming values are taken as 0.
 typedef struct {
     const float *z;
     const float *c_prev;
@@ -49,6 +50,9 @@ typedef struct {
     int64_t units;
     int64_t rows;
     const float *tanh_c;  ///< tanh(c) kept by the forward, or NULL
+    /// Nonzero: the step's output gradient is zero, so dh is not read (the sum is 0 + dh_next,
+    /// the same bits) and, without a mask, not written either; with a mask it receives the sum.
+    int64_t dh_zero;
 } ck_lstm_backward_args;
 
 void ck_lstm_backward_rows(int isa, const ck_lstm_backward_args *args);
