@@ -138,9 +138,39 @@ void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, 
     CK_LANE_DISPATCH(isa, affine, (x, rows, channels, a, b, relu, y))
 }
 
+/// affine2_run with `y == u` (the input gradient written over the output gradient): one pointer
+/// read and written at the same element, which the compiler can vectorise without the overlap
+/// checks that two possibly overlapping pointers need; the same expressions, so the same bits.
+CK_ALWAYS_INLINE void affine2_inplace_run(float *g, const float *v, const float *mask, const float *relu_a,
+                                          const float *relu_b, int64_t rows, int64_t channels, const float *a,
+                                          const float *b, const float *d) {
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *vr = v + r * channels;
+        float *io = g + r * channels;
+        if (mask) {
+            const float *m = mask + r * channels;
+            for (int64_t c = 0; c < channels; ++c) {
+                const float uc = m[c] > 0 ? io[c] : 0.0f;
+                io[c] = a[c] * uc + b[c] * vr[c] + d[c];
+            }
+        } else if (relu_a) {
+            for (int64_t c = 0; c < channels; ++c) {
+                const float uc = RELU_PASSES(relu_a[c], vr[c], relu_b[c]) ? io[c] : 0.0f;
+                io[c] = a[c] * uc + b[c] * vr[c] + d[c];
+            }
+        } else {
+            for (int64_t c = 0; c < channels; ++c) io[c] = a[c] * io[c] + b[c] * vr[c] + d[c];
+        }
+    }
+}
+
 CK_ALWAYS_INLINE void affine2_run(const float *u, const float *v, const float *mask, const float *relu_a,
                                   const float *relu_b, int64_t rows, int64_t channels, const float *a, const float *b,
                                   const float *d, float *y) {
+    if (y == u) {
+        affine2_inplace_run(y, v, mask, relu_a, relu_b, rows, channels, a, b, d);
+        return;
+    }
     for (int64_t r = 0; r < rows; ++r) {
         const float *ur = u + r * channels, *vr = v + r * channels;
         float *out = y + r * channels;

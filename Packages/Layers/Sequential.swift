@@ -553,6 +553,9 @@ public final class Sequential: LayerContainer {
         for i in stride(from: lastIndex, to: first, by: -1) {
             if i == lastIndex, let fusedLast {
                 g = fusedLast.backwardSkippingActivation(g, inputGradient: true)!
+            } else if let layer = layers[i] as? GradientConsumingBackward {
+                // Nothing reads g after this layer, which may write its input gradient over it.
+                g = layer.backward(consuming: consume g)
             } else {
                 g = layers[i].backward(g)
             }

@@ -347,6 +347,10 @@ extension Sequential {
                         gradient = gradient * Float(Double(b.count) / Double(Swift.max(globalSamples, 1)))
                     }
                     backwardForTraining(gradient, skippingOutputActivation: fused)
+                    // No second backward pass follows: what the layers saved for this one goes
+                    // now, not at the next step's forward (an epoch's smaller last batch, and the
+                    // validation or evaluation after it, would otherwise run beside it).
+                    clearTrainingCaches()
                     try statistics?.rethrowFailure()
                     try strategy?.sumGradients(of: params)
                     setup.optimizer.step(params)

@@ -162,7 +162,9 @@ extension Sequential {
 
     /// One optimisation step on one batch, as Keras' `train_on_batch`: zeroes the gradients, runs
     /// the training-mode forward pass, the loss, the backward pass (skipping the first layer's
-    /// input gradient) and `optimizer.step`, and returns the batch's loss and metrics.
+    /// input gradient) and `optimizer.step`, and returns the batch's loss and metrics. What the
+    /// layers kept for the backward pass is dropped after it (as in `fit`), so nothing of the
+    /// batch stays in memory until the next call.
     ///
     /// For training loops of your own; `fit` does the same per batch and adds shuffling,
     /// callbacks and history. The model must be compiled and built (or have an input shape, in
@@ -200,6 +202,7 @@ extension Sequential {
             throw TrainingError("trainOnBatch: loss became \(result.loss); lower the learning rate, or check the data for NaN or infinite values")
         }
         backwardForTraining(result.gradient, skippingOutputActivation: fused)
+        clearTrainingCaches()  // no second backward pass follows: free the saved activations now
         setup.optimizer.step(params)
         var logs = ["loss": Double(result.loss)]
         let logits = (setup.loss as? BinaryCrossEntropy)?.fromLogits ?? false

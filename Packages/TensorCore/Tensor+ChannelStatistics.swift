@@ -240,6 +240,60 @@ extension Tensor {
         }
     }
 
+    /// ``channelAffine(_:_:reluOutput:a:b:d:)`` (with `reluScale` and `reluShift`,
+    /// ``channelAffine(_:_:reluScale:reluShift:a:b:d:)``) stored in `u`: written over `u`'s own
+    /// storage when `u` holds the only reference to it (batch normalisation's input gradient over
+    /// the output gradient it no longer needs, saving a tensor of that size), otherwise into a new
+    /// one, as the returning forms do. The same bits either way.
+    /// - Precondition: as for the returning forms; `reluScale` and `reluShift` come together.
+    package static func channelAffine(overwriting u: inout Tensor, _ v: Tensor, reluScale: [Float]?, reluShift: [Float]?,
+                                      a: [Float], b: [Float], d: [Float]) {
+        neuritePrecondition((reluScale == nil) == (reluShift == nil), "channelAffine: a relu scale needs a relu shift")
+        guard isKnownUniquelyReferenced(&u.storage) else {
+            if let reluScale, let reluShift {
+                u = channelAffine(u, v, reluScale: reluScale, reluShift: reluShift, a: a, b: b, d: d)
+            } else {
+                u = channelAffine(u, v, a: a, b: b, d: d)
+            }
+            return
+        }
+        neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
+        let (rows, channels) = u.channelMatrix
+        neuritePrecondition([a.count, b.count, d.count, reluScale?.count ?? channels, reluShift?.count ?? channels].allSatisfy { $0 == channels },
+                            "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count), \(reluScale?.count ?? channels), \(reluShift?.count ?? channels) for \(channels) channels of \(u.shape)")
+        let isa = KernelISA.current.rawValue
+        let io = u.storage.base
+        v.withUnsafeBufferPointer { vb in
+            withOptionalArray(reluScale) { rab in
+                withOptionalArray(reluShift) { rbb in
+                    a.withUnsafeBufferPointer { ab in
+                        b.withUnsafeBufferPointer { bb in
+                            d.withUnsafeBufferPointer { db in
+                                ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
+                                    let o = r.lowerBound * channels
+                                    if let rab, let rbb {
+                                        ck_channel_affine2_relu(isa, io + o, vb.baseAddress! + o, rab, rbb, Int64(r.count),
+                                                                Int64(channels), ab.baseAddress!, bb.baseAddress!, db.baseAddress!, io + o)
+                                    } else {
+                                        ck_channel_affine2(isa, io + o, vb.baseAddress! + o, nil, Int64(r.count), Int64(channels),
+                                                           ab.baseAddress!, bb.baseAddress!, db.baseAddress!, io + o)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        withExtendedLifetime(u.storage) {}
+    }
+
+    /// `body` with the array's elements, or with nil for no array.
+    private static func withOptionalArray<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let array else { return body(nil) }
+        return array.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+
     /// `body` with the tensor's storage, or with nil for no tensor.
     private static func withOptionalBuffer<R>(_ tensor: Tensor?, _ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let tensor else { return body(nil) }

@@ -240,6 +240,84 @@ final class BatchNormalizationTests: XCTestCase {
         }
     }
 
+    /// A training step hands batch normalisation the only reference to its output gradient, and
+    /// the layer writes its input gradient over it: one large tensor fewer per step, with the bits
+    /// of the public backward pass (which leaves its argument alone), in training mode and frozen
+    /// (the inference adjoint), on every kernel path.
+    func testATrainingStepWritesTheInputGradientOverTheOutputGradientWithTheSameBits() throws {
+        guard BufferCache.limitBytes > 0 else {
+            throw unavailable("the buffer cache is off here (NEURITE_BUFFER_CACHE_MB=0): its counters count the tensors")
+        }
+        let x = Tensor(shape: [64, 16], scalars: randomScalars(64 * 16, seed: 31))
+        let t = Tensor(shape: [64, 4], scalars: randomScalars(64 * 4, seed: 32))
+        // Large tensors (the cache counts those of 256 KiB and more): [64, 2048] floats, 512 KiB.
+        func model(frozen: Bool) throws -> Sequential {
+            let m = Sequential(inputShape: [16]) {
+                Dense(2048)
+                BatchNormalization()
+                ActivationLayer(.relu)
+                Dense(4)
+            }
+            try m.build(seed: 33)
+            try XCTUnwrap(m.layers[1] as? BatchNormalization).trainable = !frozen
+            return m
+        }
+        func requests() -> Int { BufferCache.statistics.hits + BufferCache.statistics.misses }
+        try forEachISA { isa in
+            for frozen in [false, true] {
+                let stepped = try model(frozen: frozen), byHand = try model(frozen: frozen)
+                stepped.compile(optimizer: SGD(learningRate: 0.1), loss: MeanSquaredError())
+                let r0 = requests()
+                try stepped.trainOnBatch(x: x, y: t)
+                let stepRequests = requests() - r0
+
+                let r1 = requests()
+                for p in byHand.parameters { p.zeroGradient() }
+                let out = byHand.forward(x, training: true)
+                let gradient = MeanSquaredError().compute(out, .values(t), sampleWeights: nil).gradient
+                _ = byHand.backward(gradient)
+                SGD(learningRate: 0.1).step(byHand.parameters)
+                let handRequests = requests() - r1
+
+                for (a, b) in zip(stepped.parameters, byHand.parameters) {
+                    XCTAssertEqual(a.value.scalars.map(\.bitPattern), b.value.scalars.map(\.bitPattern), "\(a.name), \(isa), frozen \(frozen)")
+                }
+                XCTAssertNotEqual(stepped.parameters[0].value, try model(frozen: frozen).parameters[0].value, "the step changed nothing")
+                XCTAssertEqual(handRequests - stepRequests, 1,
+                               "\(isa), frozen \(frozen): the public backward pass makes one large tensor more (\(handRequests) against \(stepRequests))")
+            }
+        }
+    }
+
+    /// After a training step (`trainOnBatch`, and each step of `fit`) the layers hold nothing of
+    /// the batch: what they saved for the backward pass is dropped after it, so an epoch's last,
+    /// smaller batch or the evaluation after training does not run beside the last step's
+    /// activations (issue 14's memory goal). A training-mode forward alone keeps them.
+    func testATrainingStepLeavesNoSavedActivationsBehind() throws {
+        guard BufferCache.limitBytes > 0 else {
+            throw unavailable("the buffer cache is off here (NEURITE_BUFFER_CACHE_MB=0): its counters count the tensors")
+        }
+        let x = Tensor(shape: [128, 2048], scalars: randomScalars(128 * 2048, seed: 41))
+        let y = Tensor(shape: [128, 4], scalars: randomScalars(128 * 4, seed: 42))
+        // The tanh output (512 KiB for 64 samples) is kept by the tanh layer, which is before the
+        // first trainable layer and so never runs backward, and by the batch normalisation.
+        let model = Sequential(inputShape: [2048]) {
+            ActivationLayer(.tanh)
+            BatchNormalization()
+            ActivationLayer(.relu)
+            Dense(4)
+        }
+        try model.build(seed: 43)
+        model.compile(optimizer: SGD(learningRate: 0.01), loss: MeanSquaredError())
+        let live = BufferCache.statistics.liveBytes
+        try model.trainOnBatch(x: x.slice(0..<64), y: y.slice(0..<64))
+        XCTAssertEqual(BufferCache.statistics.liveBytes, live, "trainOnBatch left \(BufferCache.statistics.liveBytes - live) bytes")
+        try model.fit(x: x, y: y, epochs: 2, batchSize: 64, verbose: 0)
+        XCTAssertEqual(BufferCache.statistics.liveBytes, live, "fit left \(BufferCache.statistics.liveBytes - live) bytes")
+        _ = model.forward(x.slice(0..<64), training: true)
+        XCTAssertGreaterThan(BufferCache.statistics.liveBytes, live, "a training-mode forward keeps what its backward needs")
+    }
+
     func testConfigRoundTripAndDefaults() throws {
         convTestAssertConfigRoundTrip(BatchNormalization())
         convTestAssertConfigRoundTrip(BatchNormalization(axis: 1, momentum: 0.9, epsilon: 1e-5, center: false,

@@ -80,6 +80,42 @@ final class ChannelStatisticsTests: XCTestCase {
         }
     }
 
+    /// Batch normalisation's input gradient written over the output gradient: the same bits as
+    /// the returning forms (with and without the relu mask), in the output gradient's own storage
+    /// when nothing else holds it, and into a new one, the other holder's values untouched, when
+    /// something does.
+    func testOverwritingAffineGivesTheSameBitsInPlaceAndLeavesSharedStorageAlone() {
+        forEachISA { isa in
+            for (index, shape) in shapes.enumerated() {
+                let channels = shape.last!, count = shape.reduce(1, *)
+                let x = Tensor(shape: shape, scalars: randomScalars(count, seed: UInt64(60 + index)))
+                let dyScalars = randomScalars(count, seed: UInt64(70 + index))
+                let a = randomScalars(channels, seed: 71), b = randomScalars(channels, seed: 72), d = randomScalars(channels, seed: 73)
+                let scale = randomScalars(channels, seed: 74), shift = randomScalars(channels, seed: 75)
+                for relu in [false, true] {
+                    let dy = Tensor(shape: shape, scalars: dyScalars)
+                    let expected = relu ? Tensor.channelAffine(dy, x, reluScale: scale, reluShift: shift, a: a, b: b, d: d)
+                                        : Tensor.channelAffine(dy, x, a: a, b: b, d: d)
+                    // Unique: written in place.
+                    var unique = Tensor(shape: shape, scalars: dyScalars)
+                    let before = unique.withUnsafeBufferPointer { $0.baseAddress }
+                    Tensor.channelAffine(overwriting: &unique, x, reluScale: relu ? scale : nil, reluShift: relu ? shift : nil,
+                                         a: a, b: b, d: d)
+                    XCTAssertEqual(unique.withUnsafeBufferPointer { $0.baseAddress }, before, "\(isa) \(shape) relu \(relu): not in place")
+                    XCTAssertEqual(unique.shape, shape)
+                    XCTAssertEqual(unique.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "\(isa) \(shape) relu \(relu) in place")
+                    // Shared: a new tensor, the other holder unchanged.
+                    var shared = Tensor(shape: shape, scalars: dyScalars)
+                    let holder = shared
+                    Tensor.channelAffine(overwriting: &shared, x, reluScale: relu ? scale : nil, reluShift: relu ? shift : nil,
+                                         a: a, b: b, d: d)
+                    XCTAssertEqual(holder.scalars, dyScalars, "\(isa) \(shape) relu \(relu): a shared tensor was written")
+                    XCTAssertEqual(shared.scalars.map(\.bitPattern), expected.scalars.map(\.bitPattern), "\(isa) \(shape) relu \(relu) shared")
+                }
+            }
+        }
+    }
+
     func testSumsAreTheSameBitsOnOneThreadAndOnAll() {
         let shape = [16, 26, 26, 32]
         let x = Tensor(shape: shape, scalars: randomScalars(shape.reduce(1, *), seed: 9))

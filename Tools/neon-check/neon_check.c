@@ -679,6 +679,16 @@ static void check_norm(void) {
                         ++checks;
                         if (!isnan(y[i])) FAIL("affine2 wrote past the end");
                     }
+                    // In place (y == u, batch normalisation's input gradient over the output
+                    // gradient): the same bits.
+                    float *io = alloc_fill(rows * ch, NAN);
+                    memcpy(io, dy, (size_t)(rows * ch) * sizeof(float));
+                    ck_channel_affine2(isa, io, x, masked ? mask : NULL, rows, ch, mean, inv, shift, io);
+                    for (int64_t i = 0; i < rows * ch; ++i) {
+                        ++checks;
+                        if (!same_bits(io[i], y[i])) FAIL("affine2 in place isa %d masked=%d i=%lld: %g vs %g", isa, masked, (long long)i, io[i], y[i]);
+                    }
+                    free(io);
                 }
                 // The relu variants recompute the mask from x: the same bits as passing the output
                 // of ck_channel_affine(x, mean, inv, relu: 1) as the mask (mean and inv serve as
@@ -702,6 +712,14 @@ static void check_norm(void) {
                     ck_channel_affine2_relu(isa, dy, x, mean, inv, rows, ch, inv, shift, mean, y2);
                     for (int64_t i = 0; i < rows * ch + 4; ++i)
                         if (!same_bits(y1[i], y2[i])) FAIL("affine2 relu isa %d i=%lld: %g, with the mask %g", isa, (long long)i, y2[i], y1[i]);
+                    float *io = alloc_fill(rows * ch, NAN);
+                    memcpy(io, dy, (size_t)(rows * ch) * sizeof(float));
+                    ck_channel_affine2_relu(isa, io, x, mean, inv, rows, ch, inv, shift, mean, io);
+                    for (int64_t i = 0; i < rows * ch; ++i) {
+                        ++checks;
+                        if (!same_bits(io[i], y2[i])) FAIL("affine2 relu in place isa %d i=%lld: %g vs %g", isa, (long long)i, io[i], y2[i]);
+                    }
+                    free(io);
                     free(y1), free(y2);
                 }
                 free(relu_out);

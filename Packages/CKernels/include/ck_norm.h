@@ -33,13 +33,14 @@ void ck_channel_affine(int isa, const float *x, int64_t rows, int64_t channels, 
                        int relu, float *y);
 
 /// `y[r, c] = a[c] g[r, c] + b[c] v[r, c] + d[c]` with `g = u`, or with a `mask` (not NULL)
-/// `g = mask > 0 ? u : 0`.
+/// `g = mask > 0 ? u : 0`. `y` may be `u` itself (then written in place, the same bits); it must
+/// not otherwise overlap an input.
 void ck_channel_affine2(int isa, const float *u, const float *v, const float *mask, int64_t rows, int64_t channels,
                         const float *a, const float *b, const float *d, float *y);
 
 /// `ck_channel_affine2` with `g = relu_a v + relu_b > 0 ? u : 0`: the mask of
 /// `ck_channel_affine(v, relu_a, relu_b, relu: 1)` recomputed from `v`, as in
-/// `ck_channel_gradient_sums_relu`.
+/// `ck_channel_gradient_sums_relu`. `y` may be `u`, as in `ck_channel_affine2`.
 void ck_channel_affine2_relu(int isa, const float *u, const float *v, const float *relu_a, const float *relu_b,
                              int64_t rows, int64_t channels, const float *a, const float *b, const float *d, float *y);
 
