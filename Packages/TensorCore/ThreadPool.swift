@@ -74,12 +74,6 @@ public final class ThreadPool: @unchecked Sendable {
     /// tens of them. (50 us saved CPU time but lost 10-20% of the 2-thread wall time of the
     /// course CNN and the shallow MLP to wake-ups.)
     private static let spinSeconds = 2e-4
-    /// After this long without a job an idle worker yields its core between polls: a gap this
-    /// long is serial work on the caller (a loss, a batch's copy), not the hand-off between two
-    /// kernels, and another program may want the core. (Yielding from the first poll left the
-    /// worker behind the other program's threads at every job on a loaded machine, so that two
-    /// threads ran as one.)
-    private static let yieldAfterSeconds = 5e-5
     /// How long the caller polls for the workers still on their last indices before it sleeps
     /// until the last of them wakes it: long enough that on a quiet machine it never sleeps,
     /// short against a time slice. Sleeping, not `sched_yield`: a thread that yields to
@@ -193,7 +187,7 @@ public final class ThreadPool: @unchecked Sendable {
     private func workerLoop() {
         var seen = 0
         while true {
-            _ = ThreadPool.poll(for: ThreadPool.spinSeconds, yieldingAfter: ThreadPool.yieldAfterSeconds, until: { generation.load(ordering: .acquiring) != seen })
+            _ = ThreadPool.poll(for: ThreadPool.spinSeconds, until: { generation.load(ordering: .acquiring) != seen })
             condition.lock()
             while generation.load(ordering: .acquiring) == seen { condition.wait() }
             seen = generation.load(ordering: .acquiring)
@@ -217,22 +211,20 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
-    /// Polls `done` for up to `seconds`; whether it became true. After `yieldingAfter` seconds
-    /// (if given) the thread offers its core to any other runnable thread every few polls
-    /// (`sched_yield`, which returns at once when there is none), so a long watch costs a shared
-    /// machine little, while the short gaps between a step's kernels are watched without a pause.
-    private static func poll(for seconds: Double, yieldingAfter: Double? = nil, until done: () -> Bool) -> Bool {
+    /// Polls `done` for up to `seconds`; whether it became true.
+    ///
+    /// Never `sched_yield`: on a loaded machine a thread that yields goes behind the other
+    /// programs' threads and comes back only after their time slices, so the caller has done the
+    /// job alone by then, while a thread woken from sleep runs at once. (An idle worker that
+    /// yielded while it watched for the next job, even only after 50 us, ran under 5% of the
+    /// shallow MLP's GEMM work beside other builds, against 40% without: two threads ran as one.)
+    private static func poll(for seconds: Double, until done: () -> Bool) -> Bool {
         if done() { return true }
         let start = monotonicSeconds()
-        let yieldAfter = yieldingAfter ?? .infinity
         var polls = 0
         while !done() {
             polls += 1
-            if polls & 63 == 0 {
-                let waited = monotonicSeconds() - start
-                if waited > seconds { return false }
-                if waited > yieldAfter { sched_yield() }
-            }
+            if polls & 63 == 0 && monotonicSeconds() - start > seconds { return false }
         }
         return true
     }
