@@ -335,25 +335,16 @@ private func elementwiseLoss(_ predictions: Tensor, _ targets: Targets, _ sample
     let batch = predictions.shape[0]
     let perSample = predictions.count / Swift.max(batch, 1)
     checkWeights(sampleWeights, batch)
-    // One partial sum per sample, added in sample order at the end: the samples can be spread
-    // over the pool (an autoencoder's 128 x 784 batch) and the loss is the same on any number of
-    // threads.
-    var sampleLosses = [Double](repeating: 0, count: batch)
+    var total = 0.0
     let gradient = predictions.withUnsafeBufferPointer { p in
         Tensor(shape: predictions.shape) { g in
             func run(_ target: (Int) -> Double) {
-                sampleLosses.withUnsafeMutableBufferPointer { losses in
-                    ThreadPool.shared.parallelChunks(batch, grain: Swift.max(1, lossGrain / Swift.max(perSample, 1))) { samples in
-                        for s in samples {
-                            let scale = Double(sampleWeights?[s] ?? 1) / Double(batch * perSample)
-                            var sum = 0.0
-                            for j in (s * perSample)..<((s + 1) * perSample) {
-                                let (l, d) = f(p[j], target(j))
-                                sum += scale * l
-                                g[j] = Float(scale * d)
-                            }
-                            losses[s] = sum
-                        }
+                for s in 0..<batch {
+                    let scale = Double(sampleWeights?[s] ?? 1) / Double(batch * perSample)
+                    for j in (s * perSample)..<((s + 1) * perSample) {
+                        let (l, d) = f(p[j], target(j))
+                        total += scale * l
+                        g[j] = Float(scale * d)
                     }
                 }
             }
@@ -368,9 +359,5 @@ private func elementwiseLoss(_ predictions: Tensor, _ targets: Targets, _ sample
             }
         }
     }
-    return LossResult(loss: Float(sampleLosses.reduce(0, +)), gradient: gradient)
+    return LossResult(loss: Float(total), gradient: gradient)
 }
-
-/// Element-wise losses spread their samples over the pool in chunks of at least this many
-/// elements, so a batch under 32Ki elements stays on the calling thread.
-private let lossGrain = 1 << 14
