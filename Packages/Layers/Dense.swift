@@ -164,7 +164,12 @@ public final class Dense: Layer {
         let dy = outputGradient.rank == 2 ? outputGradient : outputGradient.reshaped([-1, units])
         let dz = throughActivation ? activation.backward(dy, input: saved.preActivation, output: saved.output) : dy
         // A frozen weight gets no gradient: nothing would apply it (a GEMM saved).
-        if kernel.isTrainable { Tensor.gemm(saved.input, transposeA: true, dz, beta: 1, into: &kernel.gradient) }
+        if kernel.isTrainable {
+            let input = saved.input
+            kernel.updateGradient { gradient, isZero in
+                Tensor.gemm(input, transposeA: true, dz, beta: isZero ? 0 : 1, into: &gradient)
+            }
+        }
         if let bias, bias.isTrainable { bias.gradient += dz.sum(alongAxis: 0) }
         guard inputGradient else { return nil }
         let dx = Tensor.matmul(dz, kernel.value, transposeB: true)

@@ -20,7 +20,7 @@ import TensorCore
 /// Cost of `step`: one pass over each trainable parameter by the rule, a fused vectorised kernel
 /// on the current `KernelISA` path (TensorCore's `OptimizerKernels`): bound by memory bandwidth
 /// once a parameter leaves the caches, and by the square root and division in cache (Adam: about
-/// 0.5 ns per element on one AVX-512 core). Parameters of 64Ki elements or more are split over
+/// 0.5 ns per element on one AVX-512 core). Parameters of 32Ki elements or more are split over
 /// `ThreadPool.shared`; every rule is element-wise and no kernel path fuses a multiply-add, so
 /// neither the split nor the path changes a bit. Clipping adds one read pass per gradient for
 /// the norms and one pass to write the clipped gradient into a scratch buffer the optimizer
@@ -233,8 +233,8 @@ struct StepContext {
 }
 
 /// Gradient clipping splits its passes over the pool in chunks of at least this many elements,
-/// so gradients under 64Ki elements stay on the calling thread (as the update kernels do).
-let updateGrain = 1 << 16
+/// so gradients under 32Ki elements (two chunks) stay on the calling thread (as the update kernels do).
+let updateGrain = 1 << 14
 
 /// Calls `body` over `0..<count` in contiguous chunks, spread over `ThreadPool.shared` when
 /// the count is large. For element-wise work the result does not depend on the split.

@@ -67,6 +67,20 @@ public final class Parameter {
         }
     }
 
+    /// Calls `body` with the gradient's storage, in place, and whether the gradient is zero: then
+    /// the storage holds stale values of the right shape, which `body` must overwrite (a GEMM with
+    /// beta 0), not add to. A layer whose contribution is a product saves the zero fill of a
+    /// fresh gradient and a read of it at the first contribution of every step (a serial pass over
+    /// the kernel: 400 KB for the shallow MLP's first Dense, 1.6 MB for the deep MLP's).
+    package func updateGradient(_ body: (_ gradient: inout Tensor, _ isZero: Bool) -> Void) {
+        let isZero = gradientIsZero
+        if isZero && storedGradient.shape != value.shape {
+            storedGradient = Tensor(shape: value.shape, repeating: 0)
+        }
+        gradientIsZero = false
+        body(&storedGradient, isZero)
+    }
+
     /// Sets the gradient to zero (in O(1): the next contribution replaces it).
     public func zeroGradient() {
         gradientIsZero = true

@@ -211,12 +211,21 @@ extension Tensor {
 
     /// Calls `body(block, firstColumn, columns)` for tiles of up to 1024 columns of each of the
     /// `outer` blocks of an `[outer, length, inner]` view; in parallel when `total` is large.
+    ///
+    /// When that gives fewer than two tiles per thread (a bias gradient: the column sums of one
+    /// `[128, 512]` block, one tile), the tiles narrow, down to 64 columns, so every thread gets
+    /// some: each column is still reduced on its own, so the results do not change.
     @inline(__always)
     internal func forEachTile(outer: Int, inner: Int, total: Int, _ body: (Int, Int, Int) -> Void) {
-        let tile = 1024
+        let parallel = total >= 2 * elementwiseGrain
+        var tile = 1024
+        if parallel {
+            let wanted = 2 * ThreadPool.shared.effectiveWidth
+            while tile > 64 && outer * ((inner + tile - 1) / tile) < wanted { tile /= 2 }
+        }
         let tilesPerBlock = (inner + tile - 1) / tile
         let tasks = outer * tilesPerBlock
-        if total >= 2 * elementwiseGrain && tasks > 1 {
+        if parallel && tasks > 1 {
             ThreadPool.shared.parallelFor(tasks) { t, _ in
                 let i0 = (t % tilesPerBlock) * tile
                 body(t / tilesPerBlock, i0, Swift.min(tile, inner - i0))

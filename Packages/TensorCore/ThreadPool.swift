@@ -23,29 +23,45 @@ public final class ThreadPool: @unchecked Sendable {
 
     private final class Job: @unchecked Sendable {
         let count: Int
-        /// Cleared by the submitter once every worker is done, so that no reference to the
-        /// (non-escaping) body outlives `parallelFor`, even while a worker still holds the job.
+        /// The lanes this job may use, the caller's included.
+        let lanes: Int
+        /// Read only by a thread that has claimed an index below `count`, and cleared by the
+        /// submitter once all `count` indices are done: so no call, and no copy of the
+        /// (non-escaping) body, outlives `parallelFor`, while a worker that joins late, or is
+        /// descheduled between joining and claiming, holds up nobody (it claims nothing).
         var body: ((Int, Int) -> Void)?
         let next = Atomic<Int>(0)
-        /// Workers running this job; incremented under the pool's lock, decremented atomically.
-        let active = Atomic<Int>(0)
+        /// Indices whose call has returned.
+        let done = Atomic<Int>(0)
         var slots: Int  // workers that may still join; guarded by the pool's condition lock
-        /// Set by the caller, under the pool's `finished` lock, before it sleeps until `active` is 0.
+        /// Set by the caller, under the pool's `finished` lock, before it sleeps until `done` is `count`.
         let callerSleeps = Atomic<Bool>(false)
 
-        init(count: Int, slots: Int, body: @escaping (Int, Int) -> Void) {
+        init(count: Int, lanes: Int, body: @escaping (Int, Int) -> Void) {
             self.count = count
-            self.slots = slots
+            self.lanes = lanes
+            self.slots = lanes - 1
             self.body = body
         }
 
-        func run(lane: Int) {
-            guard let body else { return }
+        /// Claims and runs indices until none is left; whether this thread finished the job's last index.
+        func run(lane: Int) -> Bool {
+            var finishedLast = false
             while true {
                 let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
-                if i >= count { return }
-                body(i, lane)
+                if i >= count { return finishedLast }
+                call(i, lane: lane)
+                // Sequentially consistent, paired with the caller's `callerSleeps` (see `workerLoop`);
+                // also releases the call's writes to the caller, which acquires `done`.
+                finishedLast = done.wrappingAdd(1, ordering: .sequentiallyConsistent).newValue == count
             }
+        }
+
+        /// One call of the body, in a function of its own so that the copy of the body it makes
+        /// is released before `done` counts the index.
+        @inline(never)
+        private func call(_ i: Int, lane: Int) {
+            body.unsafelyUnwrapped(i, lane)
         }
     }
 
@@ -69,11 +85,11 @@ public final class ThreadPool: @unchecked Sendable {
     private let busy = Atomic<Bool>(false)
 
     /// Makes a pool that runs work on `width` threads (the caller's included). Its threads live as
-    /// long as the process, which is why there is only one pool.
-    init(width: Int) {
+    /// long as the process, which is why kernels share one pool (tests make another of a chosen width).
+    package init(width: Int) {
         self.width = max(1, width)
         for lane in 1..<self.width {
-            let thread = Thread { [unowned self] in self.workerLoop(lane: lane) }
+            let thread = Thread { [unowned self] in self.workerLoop() }
             thread.name = "neurite-worker-\(lane)"
             thread.stackSize = 1 << 20
             thread.start()
@@ -110,24 +126,22 @@ public final class ThreadPool: @unchecked Sendable {
         }
         defer { busy.store(false, ordering: .releasing) }
         withoutActuallyEscaping(body) { escapable in
-            let job = Job(count: count, slots: lanes - 1, body: escapable)
+            let job = Job(count: count, lanes: lanes, body: escapable)
             condition.lock()
             self.job = job
             generation.wrappingAdd(1, ordering: .releasing)
             condition.broadcast()
             condition.unlock()
 
-            job.run(lane: 0)
+            _ = job.run(lane: 0)
 
-            condition.lock()
-            self.job = nil  // no late joiners: every index is claimed already
-            condition.unlock()
-            // The workers still running hold the last indices handed out; they finish soon, unless
-            // one was preempted in the middle of its index: then sleep until it is done.
-            if !ThreadPool.poll(for: ThreadPool.callerSpinSeconds, until: { job.active.load(ordering: .acquiring) == 0 }) {
+            // Every index is claimed now. The workers still running hold the last ones; they finish
+            // soon, unless one was preempted in the middle of its index: then sleep until it is done.
+            // A worker that joined but claimed nothing is not waited for.
+            if !ThreadPool.poll(for: ThreadPool.callerSpinSeconds, until: { job.done.load(ordering: .acquiring) == count }) {
                 finished.lock()
                 job.callerSleeps.store(true, ordering: .sequentiallyConsistent)
-                while job.active.load(ordering: .sequentiallyConsistent) > 0 { finished.wait() }
+                while job.done.load(ordering: .sequentiallyConsistent) < count { finished.wait() }
                 finished.unlock()
             }
             job.body = nil
@@ -170,7 +184,7 @@ public final class ThreadPool: @unchecked Sendable {
         return bounds
     }
 
-    private func workerLoop(lane: Int) {
+    private func workerLoop() {
         var seen = 0
         while true {
             _ = ThreadPool.poll(for: ThreadPool.spinSeconds, until: { generation.load(ordering: .acquiring) != seen })
@@ -181,14 +195,15 @@ public final class ThreadPool: @unchecked Sendable {
                 condition.unlock()
                 continue
             }
+            // Lanes 1..<job.lanes, one per joining worker: unique within the job and below its width
+            // (a pool wider than a `withWidthLimit` never hands out a lane past the limit).
+            let lane = job.lanes - job.slots
             job.slots -= 1
-            job.active.wrappingAdd(1, ordering: .relaxed)
             condition.unlock()
-            job.run(lane: lane)
-            // The last worker out wakes a sleeping caller. Both sides are sequentially consistent:
-            // either this load sees the caller's flag, or the caller's check sees the count at 0.
-            if job.active.wrappingSubtract(1, ordering: .sequentiallyConsistent).newValue == 0,
-               job.callerSleeps.load(ordering: .sequentiallyConsistent) {
+            // The thread that finishes the last index wakes a sleeping caller. Both sides are
+            // sequentially consistent: either this load sees the caller's flag, or the caller's
+            // check sees `done` at `count`.
+            if job.run(lane: lane), job.callerSleeps.load(ordering: .sequentiallyConsistent) {
                 finished.lock()
                 finished.broadcast()
                 finished.unlock()
@@ -197,6 +212,12 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     /// Polls `done` for up to `seconds`; whether it became true.
+    ///
+    /// Never `sched_yield`: on a loaded machine a thread that yields goes behind the other
+    /// programs' threads and comes back only after their time slices, so the caller has done the
+    /// job alone by then, while a thread woken from sleep runs at once. (An idle worker that
+    /// yielded while it watched for the next job, even only after 50 us, ran under 5% of the
+    /// shallow MLP's GEMM work beside other builds, against 40% without: two threads ran as one.)
     private static func poll(for seconds: Double, until done: () -> Bool) -> Bool {
         if done() { return true }
         let start = monotonicSeconds()

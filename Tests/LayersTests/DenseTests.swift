@@ -75,6 +75,37 @@ final class DenseTests: XCTestCase {
         XCTAssertNotEqual(once, Tensor.zeros([2, 3]))
     }
 
+    /// After `zeroGradient()` the next backward pass's kernel gradient is its own contribution,
+    /// though the gradient's storage still holds the last step's values (it is overwritten, not
+    /// added to, and not zero-filled first), and a second contribution adds to it.
+    func testAZeroedGradientIsOverwrittenByTheNextContribution() throws {
+        let dense = Dense(5)
+        var g = SeededGenerator(seed: 6)
+        _ = try dense.build(inputShape: [7], generator: &g)
+        let x = Tensor(shape: [3, 7], scalars: randomScalars(21, seed: 8))
+        let dy = Tensor(shape: [3, 5], scalars: randomScalars(15, seed: 5))
+        let kernel = try XCTUnwrap(dense.kernel)
+        _ = dense.forward(x, training: true)
+        _ = dense.backward(dy)
+        let once = kernel.gradient.scalars  // a copy: the gradient's storage stays the only reference
+        var expected = [Double](repeating: 0, count: 35)
+        for k in 0..<7 {
+            for u in 0..<5 {
+                for r in 0..<3 { expected[k * 5 + u] += Double(x[r, k]) * Double(dy[r, u]) }
+            }
+        }
+        assertClose(once, expected)
+        for _ in 0..<2 {
+            kernel.zeroGradient()
+            _ = dense.forward(x, training: true)
+            _ = dense.backward(dy)
+            XCTAssertEqual(kernel.gradient.scalars, once, "the stale gradient was added to")
+        }
+        _ = dense.forward(x, training: true)
+        _ = dense.backward(dy)
+        assertClose(kernel.gradient.scalars, expected.map { 2 * $0 })
+    }
+
     func testInitialisersAreSeededAndScaled() throws {
         func kernel(_ initializer: Initializer, seed: UInt64) throws -> Tensor {
             let dense = Dense(256, kernelInitializer: initializer)

@@ -101,6 +101,38 @@ final class LossTests: XCTestCase {
         checkGradient(of: { Double(mae($0, targets: t).loss) }, at: p, analytic: mae(p, targets: t).gradient, epsilon: 1e-3)
     }
 
+    /// A batch large enough to be spread over the pool (an autoencoder's 128 x 784): the loss and
+    /// gradient of each element-wise loss match a Float64 reference, with sample weights, and are
+    /// the same bits on one thread as on all.
+    func testRegressionLossesOfALargeBatchMatchTheReferenceOnAnyThreadCount() {
+        var generator = SeededGenerator(seed: 7)
+        let (batch, perSample) = (131, 397)
+        let p = Tensor(shape: [batch, perSample], scalars: (0..<batch * perSample).map { _ in Float.random(in: -2...2, using: &generator) })
+        let t = Tensor(shape: [batch, perSample], scalars: (0..<batch * perSample).map { _ in Float.random(in: -2...2, using: &generator) })
+        let weights = (0..<batch).map { Float($0 % 5) * 0.5 }
+        let pv = p.scalars, tv = t.scalars
+        for (loss, f) in [(MeanSquaredError() as any Loss, { (d: Double) in (d * d, 2 * d) }),
+                          (MeanAbsoluteError() as any Loss, { (d: Double) in (abs(d), d > 0 ? 1.0 : d < 0 ? -1.0 : 0.0) })] {
+            let all = loss(p, targets: t, sampleWeights: weights)
+            let one = ThreadPool.withWidthLimit(1) { loss(p, targets: t, sampleWeights: weights) }
+            XCTAssertEqual(all.loss.bitPattern, one.loss.bitPattern, "\(loss.name): the loss differs between 1 and all threads")
+            XCTAssertEqual(all.gradient.scalars.map(\.bitPattern), one.gradient.scalars.map(\.bitPattern), "\(loss.name): gradient")
+            var expected = 0.0
+            var mismatches = 0
+            let gradient = all.gradient.scalars
+            for s in 0..<batch {
+                let scale = Double(weights[s]) / Double(batch * perSample)
+                for j in (s * perSample)..<((s + 1) * perSample) {
+                    let (l, d) = f(Double(pv[j]) - Double(tv[j]))
+                    expected += scale * l
+                    if gradient[j] != Float(scale * d) { mismatches += 1 }
+                }
+            }
+            XCTAssertEqual(Double(all.loss), expected, accuracy: 1e-6 * abs(expected), loss.name)
+            XCTAssertEqual(mismatches, 0, "\(loss.name): gradient elements that differ from the reference")
+        }
+    }
+
     func testSampleWeightsScaleEachSamplesLoss() {
         let weights: [Float] = [2, 0, 1, 0.5]
         let plain = SoftmaxCrossEntropy()(logits, labels: labels)

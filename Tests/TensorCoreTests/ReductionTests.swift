@@ -81,6 +81,9 @@ final class ReductionTests: XCTestCase {
                     XCTAssertEqual(sk.shape, kept, label)
                     assertClose(s.scalars, want.sums, rtol: 1e-6, atol: 1e-6, label)
                     XCTAssertEqual(sk.scalars, s.scalars, label)
+                    // The split over threads (narrower column tiles for few rows) changes no bit.
+                    XCTAssertEqual(ThreadPool.withWidthLimit(1) { x.sum(alongAxis: axis) }.scalars, s.scalars, label)
+                    XCTAssertEqual(ThreadPool.withWidthLimit(1) { x.max(alongAxis: axis) }.scalars, x.max(alongAxis: axis).scalars, label)
 
                     let m = x.mean(alongAxis: axis, keepingDimension: true)
                     XCTAssertEqual(m.shape, kept, label)

@@ -115,4 +115,70 @@ final class ThreadPoolTests: XCTestCase {
         }
         XCTAssertGreaterThan(stalls, 0, "no worker joined any of five jobs of 10 ms")
     }
+
+    /// `parallelFor` returns only once every call has returned, also a call that a worker is
+    /// still in long after the caller ran out of indices (the caller waits for the indices that
+    /// are done, not for the ones claimed).
+    func testReturnsOnlyAfterTheLastCallReturns() {
+        let pool = ThreadPool.shared
+        for _ in 0..<20 {
+            let finished = Atomic<Int>(0)
+            let slowLane = Atomic<Int>(-1)
+            pool.parallelFor(64) { i, lane in
+                if lane != 0, slowLane.compareExchange(expected: -1, desired: lane, ordering: .relaxed).exchanged {
+                    usleep(5_000)
+                } else {
+                    let until = DispatchTime.now().uptimeNanoseconds + 20_000
+                    while DispatchTime.now().uptimeNanoseconds < until {}
+                }
+                finished.wrappingAdd(1, ordering: .relaxed)
+            }
+            XCTAssertEqual(finished.load(ordering: .relaxed), 64, "parallelFor returned before its calls did")
+        }
+    }
+
+    /// A pool wider than a `withWidthLimit` hands out only lanes below the limit (lanes index
+    /// per-thread scratch space sized by `effectiveWidth`), and never one lane to two calls at once.
+    func testLanesStayBelowTheWidthLimit() {
+        let pool = ThreadPool.wide
+        for limit in [2, 3] {
+            ThreadPool.withWidthLimit(limit) {
+                XCTAssertEqual(pool.effectiveWidth, limit)
+                for _ in 0..<50 {
+                    let lanes = Mutex<Set<Int>>([])
+                    let busy = Mutex<Set<Int>>([])
+                    let collisions = Atomic<Int>(0)
+                    pool.parallelFor(40) { _, lane in
+                        if !busy.withLock({ $0.insert(lane).inserted }) { collisions.wrappingAdd(1, ordering: .relaxed) }
+                        let until = DispatchTime.now().uptimeNanoseconds + 10_000
+                        while DispatchTime.now().uptimeNanoseconds < until {}
+                        lanes.withLock { _ = $0.insert(lane) }
+                        busy.withLock { _ = $0.remove(lane) }
+                    }
+                    let seen = lanes.withLock { $0 }
+                    XCTAssertTrue(seen.allSatisfy { (0..<limit).contains($0) }, "limit \(limit): lanes \(seen.sorted())")
+                    XCTAssertEqual(collisions.load(ordering: .relaxed), 0, "limit \(limit): two calls shared a lane")
+                }
+            }
+        }
+    }
+
+    /// Short jobs in quick succession (a training step's kernels): every index of every job runs
+    /// exactly once, workers that come late to a job finding nothing left to do.
+    func testManyShortJobsEachRunEveryIndexOnce() {
+        let pool = ThreadPool.wide
+        var hits = [Int](repeating: 0, count: 5 * 1000)
+        hits.withUnsafeMutableBufferPointer { h in
+            let base = h.baseAddress!
+            for job in 0..<1000 {
+                pool.parallelFor(5) { i, _ in base[job * 5 + i] += 1 }
+            }
+        }
+        XCTAssertEqual(hits, [Int](repeating: 1, count: hits.count))
+    }
+}
+
+extension ThreadPool {
+    /// A pool of four threads, whatever this machine's width: its lanes can exceed a width limit.
+    fileprivate static let wide = ThreadPool(width: 4)
 }
