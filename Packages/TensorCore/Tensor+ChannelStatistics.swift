@@ -146,25 +146,14 @@ extension Tensor {
         let (rows, channels) = u.channelMatrix
         neuritePrecondition(a.count == channels && b.count == channels && d.count == channels,
                             "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count) for \(channels) channels of \(u.shape)")
-        let isa = KernelISA.current.rawValue
         return u.withUnsafeBufferPointer { ub in
             v.withUnsafeBufferPointer { vb in
-              withOptionalBuffer(reluOutput) { mask in
-                a.withUnsafeBufferPointer { ab in
-                    b.withUnsafeBufferPointer { bb in
-                        d.withUnsafeBufferPointer { db in
-                            Tensor(shape: u.shape) { yb in
-                                ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
-                                    let o = r.lowerBound * channels
-                                    ck_channel_affine2(isa, ub.baseAddress! + o, vb.baseAddress! + o, mask.map { $0 + o },
-                                                       Int64(r.count), Int64(channels), ab.baseAddress!, bb.baseAddress!,
-                                                       db.baseAddress!, yb.baseAddress! + o)
-                                }
-                            }
-                        }
+                withOptionalBuffer(reluOutput) { mask in
+                    Tensor(shape: u.shape) { yb in
+                        channelAffineRows(ub.baseAddress!, vb.baseAddress!, mask: mask, reluScale: nil, reluShift: nil,
+                                          a: a, b: b, d: d, rows: rows, channels: channels, into: yb.baseAddress!)
                     }
                 }
-              }
             }
         }
     }
@@ -211,30 +200,12 @@ extension Tensor {
     /// - Precondition: `u` and `v` have one shape; the arrays hold one value per channel.
     package static func channelAffine(_ u: Tensor, _ v: Tensor, reluScale: [Float], reluShift: [Float], a: [Float],
                                       b: [Float], d: [Float]) -> Tensor {
-        neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
-        let (rows, channels) = u.channelMatrix
-        neuritePrecondition([a.count, b.count, d.count, reluScale.count, reluShift.count].allSatisfy { $0 == channels },
-                            "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count), \(reluScale.count), \(reluShift.count) for \(channels) channels of \(u.shape)")
-        let isa = KernelISA.current.rawValue
+        let (rows, channels) = checkChannelAffine(u, v, reluScale: reluScale, reluShift: reluShift, a: a, b: b, d: d)
         return u.withUnsafeBufferPointer { ub in
             v.withUnsafeBufferPointer { vb in
-                reluScale.withUnsafeBufferPointer { rab in
-                    reluShift.withUnsafeBufferPointer { rbb in
-                        a.withUnsafeBufferPointer { ab in
-                            b.withUnsafeBufferPointer { bb in
-                                d.withUnsafeBufferPointer { db in
-                                    Tensor(shape: u.shape) { yb in
-                                        ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
-                                            let o = r.lowerBound * channels
-                                            ck_channel_affine2_relu(isa, ub.baseAddress! + o, vb.baseAddress! + o, rab.baseAddress!,
-                                                                    rbb.baseAddress!, Int64(r.count), Int64(channels), ab.baseAddress!,
-                                                                    bb.baseAddress!, db.baseAddress!, yb.baseAddress! + o)
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
+                Tensor(shape: u.shape) { yb in
+                    channelAffineRows(ub.baseAddress!, vb.baseAddress!, mask: nil, reluScale: reluScale, reluShift: reluShift,
+                                      a: a, b: b, d: d, rows: rows, channels: channels, into: yb.baseAddress!)
                 }
             }
         }
@@ -248,36 +219,57 @@ extension Tensor {
     /// - Precondition: as for the returning forms; `reluScale` and `reluShift` come together.
     package static func channelAffine(overwriting u: inout Tensor, _ v: Tensor, reluScale: [Float]?, reluShift: [Float]?,
                                       a: [Float], b: [Float], d: [Float]) {
-        neuritePrecondition((reluScale == nil) == (reluShift == nil), "channelAffine: a relu scale needs a relu shift")
         guard isKnownUniquelyReferenced(&u.storage) else {
             if let reluScale, let reluShift {
                 u = channelAffine(u, v, reluScale: reluScale, reluShift: reluShift, a: a, b: b, d: d)
             } else {
+                neuritePrecondition(reluScale == nil && reluShift == nil, "channelAffine: a relu scale needs a relu shift")
                 u = channelAffine(u, v, a: a, b: b, d: d)
             }
             return
         }
+        let (rows, channels) = checkChannelAffine(u, v, reluScale: reluScale, reluShift: reluShift, a: a, b: b, d: d)
+        let io = u.storage.base
+        v.withUnsafeBufferPointer { vb in
+            channelAffineRows(io, vb.baseAddress!, mask: nil, reluScale: reluScale, reluShift: reluShift,
+                              a: a, b: b, d: d, rows: rows, channels: channels, into: io)
+        }
+        withExtendedLifetime(u.storage) {}
+    }
+
+    /// The checks of the `channelAffine` forms with `reluScale` and `reluShift` (both or neither);
+    /// the channel matrix's rows and channels.
+    private static func checkChannelAffine(_ u: Tensor, _ v: Tensor, reluScale: [Float]?, reluShift: [Float]?,
+                                           a: [Float], b: [Float], d: [Float]) -> (rows: Int, channels: Int) {
+        neuritePrecondition((reluScale == nil) == (reluShift == nil), "channelAffine: a relu scale needs a relu shift")
         neuritePrecondition(u.shape == v.shape && u.rank >= 1, "channelAffine: shapes \(u.shape) and \(v.shape) differ")
         let (rows, channels) = u.channelMatrix
         neuritePrecondition([a.count, b.count, d.count, reluScale?.count ?? channels, reluShift?.count ?? channels].allSatisfy { $0 == channels },
                             "channelAffine: coefficient counts \(a.count), \(b.count), \(d.count), \(reluScale?.count ?? channels), \(reluShift?.count ?? channels) for \(channels) channels of \(u.shape)")
+        return (rows, channels)
+    }
+
+    /// The one parallel pass of every `channelAffine` form: `y = a[c] * g + b[c] * v + d[c]` over
+    /// `rows` rows of `channels`, with `g = u` masked by `mask > 0`, or by
+    /// `reluScale[c] * v + reluShift[c] > 0`, or not at all. `y` may be `u` (the kernels read each
+    /// element before they write it).
+    private static func channelAffineRows(_ u: UnsafePointer<Float>, _ v: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+                                          reluScale: [Float]?, reluShift: [Float]?, a: [Float], b: [Float], d: [Float],
+                                          rows: Int, channels: Int, into y: UnsafeMutablePointer<Float>) {
         let isa = KernelISA.current.rawValue
-        let io = u.storage.base
-        v.withUnsafeBufferPointer { vb in
-            withOptionalArray(reluScale) { rab in
-                withOptionalArray(reluShift) { rbb in
-                    a.withUnsafeBufferPointer { ab in
-                        b.withUnsafeBufferPointer { bb in
-                            d.withUnsafeBufferPointer { db in
-                                ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
-                                    let o = r.lowerBound * channels
-                                    if let rab, let rbb {
-                                        ck_channel_affine2_relu(isa, io + o, vb.baseAddress! + o, rab, rbb, Int64(r.count),
-                                                                Int64(channels), ab.baseAddress!, bb.baseAddress!, db.baseAddress!, io + o)
-                                    } else {
-                                        ck_channel_affine2(isa, io + o, vb.baseAddress! + o, nil, Int64(r.count), Int64(channels),
-                                                           ab.baseAddress!, bb.baseAddress!, db.baseAddress!, io + o)
-                                    }
+        withOptionalArray(reluScale) { rab in
+            withOptionalArray(reluShift) { rbb in
+                a.withUnsafeBufferPointer { ab in
+                    b.withUnsafeBufferPointer { bb in
+                        d.withUnsafeBufferPointer { db in
+                            ThreadPool.shared.parallelChunks(rows, grain: Swift.max(1, elementwiseGrain / Swift.max(1, channels))) { r in
+                                let o = r.lowerBound * channels
+                                if let rab, let rbb {
+                                    ck_channel_affine2_relu(isa, u + o, v + o, rab, rbb, Int64(r.count), Int64(channels),
+                                                            ab.baseAddress!, bb.baseAddress!, db.baseAddress!, y + o)
+                                } else {
+                                    ck_channel_affine2(isa, u + o, v + o, mask.map { $0 + o }, Int64(r.count), Int64(channels),
+                                                       ab.baseAddress!, bb.baseAddress!, db.baseAddress!, y + o)
                                 }
                             }
                         }
@@ -285,7 +277,6 @@ extension Tensor {
                 }
             }
         }
-        withExtendedLifetime(u.storage) {}
     }
 
     /// `body` with the array's elements, or with nil for no array.
